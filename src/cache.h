@@ -1,0 +1,31 @@
+/* cache.h - the read side of cache-aside: key syntax, the hit path, and
+ * answering requests from a Redis reply or a fill's outcome. */
+#ifndef CS_CACHE_H
+#define CS_CACHE_H
+
+#include "core.h"
+
+struct outcome;
+struct req_slot;
+
+#define CACHE_ID_MAX 512
+#define CACHE_KEY_MAX 1024
+
+enum read_kind { RK_NONE, RK_HGETALL, RK_HGET, RK_HMGET, RK_GET, RK_MGET };
+
+void cache_init(void);
+void cache_free(void);
+
+/* NAMESPACE:ID -> namespace and id; on CS_ERR, err holds the reply text. */
+int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
+                    struct cs_str *id, char *err, size_t errsz) CS_WUR;
+/* <prefix><ns>:{<id>} or, with lock, <prefix>lock:<ns>:{<id>}. */
+size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, bool lock);
+
+void cache_answer(struct req_slot *s, struct outcome *o);
+
+void cache_cmd_read(struct req *r);
+void cache_cmd_mget(struct req *r);
+void cache_cmd_ttl(struct req *r);
+
+#endif

@@ -1,0 +1,222 @@
+/* command.c - the command table, dispatch, and the commands that need no
+ * cache: PING, ECHO, AUTH, QUIT, STATS and the compatibility replies that
+ * let stock clients (redis-cli, redis-benchmark, client libraries) connect. */
+#include "core.h"
+#include "command.h"
+#include "cache.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "resp.h"
+#include "stats.h"
+#include "writes.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static void cmd_reply_done(struct req *r)
+{
+    req_done(r);
+}
+
+static void cmd_ping(struct req *r)
+{
+    if (r->argc > 1)
+        resp_bulk(req_out(r), r->argv[1].p, r->argv[1].len);
+    else
+        resp_simple(req_out(r), "PONG");
+    cmd_reply_done(r);
+}
+
+static void cmd_echo(struct req *r)
+{
+    resp_bulk(req_out(r), r->argv[1].p, r->argv[1].len);
+    cmd_reply_done(r);
+}
+
+static void cmd_quit(struct req *r)
+{
+    resp_simple(req_out(r), "OK");
+    if (r->conn)
+        conn_drain(r->conn);
+    cmd_reply_done(r);
+}
+
+/* Compare without an early exit, so timing does not leak the password. */
+static bool cmd_secret_eq(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    unsigned char diff = alen != blen;
+
+    for (size_t i = 0; i < alen; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
+    return diff == 0;
+}
+
+static void cmd_auth(struct req *r)
+{
+    const struct cs_str *pw = &r->argv[r->argc - 1];
+
+    if (r->argc > 3) {
+        resp_error(req_out(r), "ERR syntax error");
+    } else if (!r->conf->requirepass[0]) {
+        resp_error(req_out(r), "ERR AUTH <password> called without any password configured for the default user. "
+                               "Are you sure your configuration is correct?");
+    } else if (cmd_secret_eq(pw->p, pw->len, r->conf->requirepass)) {
+        if (r->conn)
+            r->conn->authed = true;
+        resp_simple(req_out(r), "OK");
+    } else {
+        if (r->conn)
+            clog_info(r->conn, "AUTH failed");
+        resp_error(req_out(r), "WRONGPASS invalid username-password pair or user is disabled.");
+    }
+    cmd_reply_done(r);
+}
+
+static void cmd_select(struct req *r)
+{
+    if (r->argv[1].len == 1 && r->argv[1].p[0] == '0')
+        resp_simple(req_out(r), "OK");
+    else
+        resp_error(req_out(r), "ERR DB index is out of range");
+    cmd_reply_done(r);
+}
+
+static void cmd_hello(struct req *r)
+{
+    /* RESP3 is not spoken; clients fall back to RESP2 on this error. */
+    resp_error(req_out(r), "NOPROTO this server speaks RESP2 only");
+    cmd_reply_done(r);
+}
+
+static void cmd_client(struct req *r)
+{
+    const struct cs_str *sub = &r->argv[1];
+
+    if (sub->len == 2 && strncasecmp(sub->p, "id", 2) == 0)
+        resp_int(req_out(r), r->conn ? (long long)r->conn->id : 0);
+    else if (sub->len == 7 && strncasecmp(sub->p, "getname", 7) == 0)
+        resp_nil(req_out(r));
+    else
+        resp_simple(req_out(r), "OK");  /* SETNAME, SETINFO, NO-EVICT, ... */
+    cmd_reply_done(r);
+}
+
+static void cmd_config(struct req *r)
+{
+    struct evbuffer *out = req_out(r);
+    int n = 0;
+
+    if (r->argv[1].len != 3 || strncasecmp(r->argv[1].p, "get", 3) != 0) {
+        resp_error(out, "ERR only CONFIG GET is supported");
+        cmd_reply_done(r);
+        return;
+    }
+    /* What redis-benchmark asks for, with harmless values. */
+    for (int i = 2; i < r->argc; i++)
+        if (strcasecmp(r->argv[i].p, "save") == 0 || strcasecmp(r->argv[i].p, "appendonly") == 0)
+            n++;
+    resp_array(out, 2LL * n);
+    for (int i = 2; i < r->argc; i++) {
+        if (strcasecmp(r->argv[i].p, "save") == 0) {
+            resp_bulk(out, "save", 4);
+            resp_bulk(out, "", 0);
+        } else if (strcasecmp(r->argv[i].p, "appendonly") == 0) {
+            resp_bulk(out, "appendonly", 10);
+            resp_bulk(out, "no", 2);
+        }
+    }
+    cmd_reply_done(r);
+}
+
+static void cmd_command(struct req *r)
+{
+    resp_array(req_out(r), 0);      /* COMMAND, COMMAND DOCS: nothing to describe */
+    cmd_reply_done(r);
+}
+
+static void cmd_stats(struct req *r)
+{
+    struct evbuffer *out = req_out(r);
+
+    if (r->argc == 2 && strcasecmp(r->argv[1].p, "reset") == 0 && r->cmd->name[0] == 's') {
+        stats_reset();
+        resp_simple(out, "OK");
+    } else if (r->argc > 1 && r->cmd->name[0] == 's') {
+        resp_error(out, "ERR unknown STATS subcommand (STATS or STATS RESET)");
+    } else {
+        struct evbuffer *body = evbuffer_new();
+        stats_render(body);
+        evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
+        evbuffer_add_buffer(out, body);
+        evbuffer_add(out, "\r\n", 2);
+        evbuffer_free(body);
+    }
+    cmd_reply_done(r);
+}
+
+static const struct cmd_def cmd_table[] = {
+    { "ping", -1, CMD_NOAUTH, cmd_ping, RK_NONE },
+    { "echo", 2, 0, cmd_echo, RK_NONE },
+    { "quit", -1, CMD_NOAUTH, cmd_quit, RK_NONE },
+    { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE },
+    { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE },
+    { "select", 2, 0, cmd_select, RK_NONE },
+    { "client", -2, 0, cmd_client, RK_NONE },
+    { "config", -2, 0, cmd_config, RK_NONE },
+    { "command", -1, 0, cmd_command, RK_NONE },
+    { "stats", -1, 0, cmd_stats, RK_NONE },
+    { "info", -1, 0, cmd_stats, RK_NONE },
+    { "hgetall", 2, CMD_ASYNC, cache_cmd_read, RK_HGETALL },
+    { "hget", 3, CMD_ASYNC, cache_cmd_read, RK_HGET },
+    { "hmget", -3, CMD_ASYNC, cache_cmd_read, RK_HMGET },
+    { "get", 2, CMD_ASYNC, cache_cmd_read, RK_GET },
+    { "mget", -2, CMD_ASYNC, cache_cmd_mget, RK_MGET },
+    { "ttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE },
+    { "pttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE },
+    { "del", -2, CMD_ASYNC, writes_cmd_del, RK_NONE },
+    { "unlink", -2, CMD_ASYNC, writes_cmd_del, RK_NONE },
+    { "invalidate", 2, CMD_ASYNC, writes_cmd_invalidate, RK_NONE },
+    { "hset", -4, CMD_ASYNC, writes_cmd_hset, RK_NONE },
+};
+
+const struct cmd_def *command_lookup(const char *name, size_t len)
+{
+    for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
+        if (strlen(cmd_table[i].name) == len && strncasecmp(cmd_table[i].name, name, len) == 0)
+            return &cmd_table[i];
+    return NULL;
+}
+
+void command_dispatch(struct req *r)
+{
+    const struct cmd_def *def = command_lookup(r->argv[0].p, r->argv[0].len);
+    struct evbuffer *out;
+
+    if (!def) {
+        char name[64];
+        size_t n = r->argv[0].len < sizeof(name) - 1 ? r->argv[0].len : sizeof(name) - 1;
+        for (size_t i = 0; i < n; i++)
+            name[i] = (unsigned char)r->argv[0].p[i] < ' ' || r->argv[0].p[i] == '\'' ? '?' : r->argv[0].p[i];
+        name[n] = '\0';
+        resp_errorf(req_out(r), "ERR unknown command '%s'", name);
+        req_done(r);
+        return;
+    }
+    r->cmd = def;
+    if (r->conn && !r->conn->authed && !(def->flags & CMD_NOAUTH)) {
+        resp_error(req_out(r), "NOAUTH Authentication required.");
+        req_done(r);
+        return;
+    }
+    if ((def->arity > 0 && r->argc != def->arity) || (def->arity < 0 && r->argc < -def->arity)) {
+        out = req_out(r);
+        resp_errorf(out, "ERR wrong number of arguments for '%s' command", def->name);
+        req_done(r);
+        return;
+    }
+    def->proc(r);
+}

@@ -1,0 +1,22 @@
+/* command.h - the command table and dispatch. */
+#ifndef CS_COMMAND_H
+#define CS_COMMAND_H
+
+#include "core.h"
+
+#define CMD_NOAUTH 0x01     /* allowed before AUTH */
+#define CMD_ASYNC  0x02     /* keeps its arguments past dispatch */
+
+struct cmd_def {
+    const char *name;
+    int arity;              /* like Redis: n exact, -n at least n (with the name) */
+    unsigned flags;
+    void (*proc)(struct req *r);
+    int rk;                 /* enum read_kind of the read commands */
+};
+
+const struct cmd_def *command_lookup(const char *name, size_t len);
+/* Runs r; the command answers through req_out/req_done now or later. */
+void command_dispatch(struct req *r);
+
+#endif

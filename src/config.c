@@ -1,0 +1,585 @@
+/* config.c - cachasided.ini through inih, driven by one table of keys.
+ *
+ * inih (Debian's build) does not tell the handler the line number, so the
+ * reader we hand to ini_parse_stream counts lines; the handler runs right
+ * after the reader returns each line, so "current line" is exact. */
+#include "core.h"
+#include "config.h"
+#include "log.h"
+
+#include <ini.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cs_config *cs_conf;
+
+enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_URL };
+enum csec { S_SERVER, S_REDIS, S_CACHE, S_NS };
+
+struct ckey {
+    enum csec sec;
+    const char *key;
+    enum ctype type;
+    size_t off;                 /* into cs_config, cs_cache_conf.v or cs_ns */
+    const char *def;
+    long long min, max;
+    bool reload;                /* SIGHUP applies it */
+};
+
+#define SRV(k, t, f, d, mn, mx, r) { S_SERVER, k, t, offsetof(struct cs_config, f), d, mn, mx, r }
+#define RDS(k, t, f, d, mn, mx) { S_REDIS, k, t, offsetof(struct cs_config, f), d, mn, mx, false }
+#define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true }
+#define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true }
+#define BIG 2147483647LL
+
+static const struct ckey conf_keys[] = {
+    SRV("listen", T_ADDR, listen, "127.0.0.1:7379", 0, 0, false),
+    SRV("unix_socket", T_STR, unix_socket, "", 0, 0, false),
+    SRV("unix_socket_mode", T_MODE, unix_socket_mode, "0660", 0, 0777, false),
+    SRV("admin_listen", T_ADDR, admin_listen, "127.0.0.1:7380", 0, 0, false),
+    SRV("requirepass", T_STR, requirepass, "", 0, 0, true),
+    SRV("max_clients", T_INT, max_clients, "10000", 1, 1000000, true),
+    SRV("max_request_bytes", T_INT, max_request_bytes, "65536", 64, 512LL << 20, true),
+    SRV("client_idle_timeout_s", T_INT, client_idle_timeout_s, "300", 0, 31536000, true),
+    SRV("max_inflight_per_client", T_INT, max_inflight_per_client, "1024", 1, 1000000, true),
+    SRV("max_output_bytes_per_client", T_INT, max_output_bytes_per_client, "67108864", 1024, 1LL << 40, true),
+    SRV("shutdown_grace_ms", T_INT, shutdown_grace_ms, "5000", 0, 3600000, true),
+    SRV("log_level", T_LEVEL, log_level, "info", 0, 0, true),
+    RDS("host", T_STR, redis_host, "127.0.0.1", 0, 0),
+    RDS("port", T_INT, redis_port, "6379", 1, 65535),
+    RDS("unix_socket", T_STR, redis_unix_socket, "", 0, 0),
+    RDS("username", T_STR, redis_username, "", 0, 0),
+    RDS("password", T_STR, redis_password, "", 0, 0),
+    RDS("db", T_INT, redis_db, "0", 0, 1000000),
+    RDS("key_prefix", T_STR, key_prefix, "cache:", 0, 0),
+    RDS("connect_timeout_ms", T_INT, connect_timeout_ms, "1000", 1, 3600000),
+    RDS("command_timeout_ms", T_INT, command_timeout_ms, "500", 1, 3600000),
+    CCH("ttl_s", CK_TTL, "300", 1, 315360000),
+    CCH("ttl_jitter_pct", CK_JITTER, "10", 0, 100),
+    CCH("negative_ttl_s", CK_NEG_TTL, "30", 1, 315360000),
+    CCH("grace_s", CK_GRACE, "0", 0, 315360000),
+    CCH("lock_ttl_ms", CK_LOCK_TTL, "5000", 1, 3600000),
+    CCH("lock_poll_ms", CK_LOCK_POLL, "50", 1, 3600000),
+    CCH("upstream_timeout_ms", CK_UP_TIMEOUT, "2000", 1, 3600000),
+    CCH("upstream_connections", CK_UP_CONNS, "16", 1, 10000),
+    CCH("max_body_bytes", CK_MAX_BODY, "1048576", 1, 1LL << 30),
+    NSK("upstream", T_URL, upstream, NULL),
+    NSK("format", T_FORMAT, format, "hash"),
+};
+
+static const char *const sec_names[] = { "server", "redis", "cache", "namespace" };
+
+/* Parse state shared by the reader and the handler. */
+struct cparse {
+    FILE *fp;
+    const char *path;
+    int line;
+    struct cs_config *conf;
+    struct config_errors *errs;
+    char *buf;
+    size_t bufsz;
+    int bad_line;               /* the reader already reported this line */
+};
+
+static void cerr(struct cparse *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void cerr(struct cparse *p, int line, const char *fmt, ...)
+{
+    char msg[512];
+    char *full;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    n = snprintf(NULL, 0, "%s:%d: %s", p->path, line, msg);
+    full = cs_malloc((size_t)n + 1);
+    snprintf(full, (size_t)n + 1, "%s:%d: %s", p->path, line, msg);
+    p->errs->msg = cs_realloc(p->errs->msg, sizeof(char *) * (size_t)(p->errs->n + 1));
+    p->errs->msg[p->errs->n++] = full;
+}
+
+/* Reads whole lines itself so it can reject what inih would silently
+ * mangle: over-long lines (inih splits them) and continuation lines. */
+static char *config_reader(char *str, int num, void *stream)
+{
+    struct cparse *p = stream;
+    ssize_t n = getline(&p->buf, &p->bufsz, p->fp);
+    const char *s;
+
+    if (n < 0)
+        return NULL;
+    p->line++;
+    while (n > 0 && (p->buf[n - 1] == '\n' || p->buf[n - 1] == '\r'))
+        p->buf[--n] = '\0';
+    s = p->buf;
+    if (n > num - 3) {
+        cerr(p, p->line, "line too long (%d bytes, at most %d)", (int)n, num - 3);
+        p->bad_line = p->line;
+        strcpy(str, "\n");
+        return str;
+    }
+    if (n > 0 && (s[0] == ' ' || s[0] == '\t')) {
+        s += strspn(s, " \t");
+        if (*s && *s != ';' && *s != '#') {
+            cerr(p, p->line, "continuation lines are not supported (line starts with whitespace)");
+            p->bad_line = p->line;
+            strcpy(str, "\n");
+            return str;
+        }
+    }
+    memcpy(str, p->buf, (size_t)n);
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+int config_parse_addr(const char *s, char *host, size_t hostsz, int *port)
+{
+    const char *colon, *h = s;
+    size_t hl;
+    char *end;
+    long v;
+
+    if (*s == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return CS_ERR;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return CS_ERR;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostsz)
+        return CS_ERR;
+    errno = 0;
+    v = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || v < 1 || v > 65535)
+        return CS_ERR;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return CS_OK;
+}
+
+/* http://host[:port]/path with one or more {id}: split into parts. */
+static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t errsz)
+{
+    const char *p, *path, *q;
+    char hostport[300];
+    size_t hl;
+
+    if (strncasecmp(v, "https://", 8) == 0) {
+        snprintf(err, errsz, "https upstreams are not supported (use http://, e.g. through a local TLS proxy)");
+        return CS_ERR;
+    }
+    if (strncasecmp(v, "http://", 7) != 0) {
+        snprintf(err, errsz, "upstream must start with http://");
+        return CS_ERR;
+    }
+    p = v + 7;
+    path = strchr(p, '/');
+    if (!path) {
+        snprintf(err, errsz, "upstream has no path (http://host:port/path/{id})");
+        return CS_ERR;
+    }
+    hl = (size_t)(path - p);
+    if (hl == 0 || hl >= sizeof(hostport) || memchr(p, '{', hl) || memchr(p, '@', hl)) {
+        snprintf(err, errsz, "upstream has a bad host part");
+        return CS_ERR;
+    }
+    memcpy(hostport, p, hl);
+    hostport[hl] = '\0';
+    free(ns->host);
+    ns->host = NULL;
+    {
+        char host[300];
+        int port = 80;
+        if (strchr(hostport, ':') && hostport[hl - 1] != ']') {
+            if (config_parse_addr(hostport, host, sizeof(host), &port) != CS_OK) {
+                snprintf(err, errsz, "upstream has a bad host:port");
+                return CS_ERR;
+            }
+        } else if (hostport[0] == '[') {
+            snprintf(host, sizeof(host), "%.*s", (int)hl - 2, hostport + 1);
+        } else {
+            snprintf(host, sizeof(host), "%s", hostport);
+        }
+        ns->host = strdup(host);
+        ns->port = port;
+    }
+    if (!strstr(path, "{id}")) {
+        snprintf(err, errsz, "upstream must contain {id}");
+        return CS_ERR;
+    }
+    for (q = path; *q; q++) {
+        if ((unsigned char)*q <= ' ' || *q == 0x7f || *q == '#') {
+            snprintf(err, errsz, "upstream path has a space, control character or '#'");
+            return CS_ERR;
+        }
+    }
+    for (int i = 0; i < ns->nparts; i++)
+        free(ns->parts[i]);
+    free(ns->parts);
+    ns->parts = NULL;
+    ns->nparts = 0;
+    for (q = path;;) {
+        const char *m = strstr(q, "{id}");
+        size_t len = m ? (size_t)(m - q) : strlen(q);
+        ns->parts = cs_realloc(ns->parts, sizeof(char *) * (size_t)(ns->nparts + 1));
+        ns->parts[ns->nparts++] = cs_strndup(q, len);
+        if (!m)
+            break;
+        q = m + 4;
+    }
+    return CS_OK;
+}
+
+static int config_set(const struct ckey *k, void *base, const char *v, char *err, size_t errsz)
+{
+    void *field = (char *)base + k->off;
+    long long n;
+    char *end;
+
+    switch (k->type) {
+    case T_INT:
+    case T_MODE:
+        if (!*v || !isdigit((unsigned char)*v)) {
+            snprintf(err, errsz, "'%s' must be a %s number, got '%s'", k->key,
+                     k->type == T_MODE ? "octal" : "whole", v);
+            return CS_ERR;
+        }
+        errno = 0;
+        n = strtoll(v, &end, k->type == T_MODE ? 8 : 10);
+        if (errno || *end) {
+            snprintf(err, errsz, "'%s' must be a %s number, got '%s'", k->key,
+                     k->type == T_MODE ? "octal" : "whole", v);
+            return CS_ERR;
+        }
+        if (n < k->min || n > k->max) {
+            if (k->type == T_MODE)
+                snprintf(err, errsz, "'%s' must be an octal mode up to 0777, got '%s'", k->key, v);
+            else
+                snprintf(err, errsz, "'%s' must be between %lld and %lld, got %lld", k->key, k->min, k->max, n);
+            return CS_ERR;
+        }
+        *(long long *)field = n;
+        return CS_OK;
+    case T_LEVEL: {
+        enum log_level l;
+        if (log_level_parse(v, &l) != CS_OK) {
+            snprintf(err, errsz, "'%s' must be debug, info, notice, warning or error, got '%s'", k->key, v);
+            return CS_ERR;
+        }
+        *(long long *)field = l;
+        return CS_OK;
+    }
+    case T_FORMAT:
+        if (strcmp(v, "hash") == 0)
+            *(enum ns_format *)field = NS_HASH;
+        else if (strcmp(v, "raw") == 0)
+            *(enum ns_format *)field = NS_RAW;
+        else {
+            snprintf(err, errsz, "'format' must be hash or raw, got '%s'", v);
+            return CS_ERR;
+        }
+        return CS_OK;
+    case T_ADDR:
+        if (*v) {
+            char host[256];
+            int port;
+            if (config_parse_addr(v, host, sizeof(host), &port) != CS_OK) {
+                snprintf(err, errsz, "'%s' must be host:port (or empty for off), got '%s'", k->key, v);
+                return CS_ERR;
+            }
+        }
+        /* fall through */
+    case T_STR:
+        free(*(char **)field);
+        *(char **)field = strdup(v);
+        return CS_OK;
+    case T_URL:
+        if (config_parse_url(base, v, err, errsz) != CS_OK)
+            return CS_ERR;
+        free(*(char **)field);
+        *(char **)field = strdup(v);
+        return CS_OK;
+    }
+    return CS_ERR;
+}
+
+static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int line)
+{
+    struct cs_ns *ns;
+
+    for (int i = 0; i < c->nns; i++)
+        if (strcmp(c->ns[i]->name, name) == 0)
+            return c->ns[i];
+    ns = cs_calloc(1, sizeof(*ns));
+    ns->name = strdup(name);
+    ns->namelen = strlen(name);
+    ns->line = line;
+    ns->format = NS_HASH;
+    c->ns = cs_realloc(c->ns, sizeof(*c->ns) * (size_t)(c->nns + 1));
+    c->ns[c->nns++] = ns;
+    return ns;
+}
+
+static int config_ns_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+
+    if (len < 1 || len > 64 || strcmp(n, "lock") == 0)
+        return 0;
+    return strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct cparse *p = user;
+    struct cs_config *c = p->conf;
+    enum csec sec;
+    struct cs_ns *ns = NULL;
+    char err[400];
+    int *lines;
+
+    if (strcmp(section, "server") == 0)
+        sec = S_SERVER;
+    else if (strcmp(section, "redis") == 0)
+        sec = S_REDIS;
+    else if (strcmp(section, "cache") == 0)
+        sec = S_CACHE;
+    else if (strncmp(section, "namespace:", 10) == 0) {
+        if (!config_ns_name_ok(section + 10)) {
+            cerr(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", section + 10);
+            return 1;
+        }
+        sec = S_NS;
+        ns = config_ns_get(c, section + 10, p->line);
+    } else {
+        cerr(p, p->line, section[0] ? "unknown section [%s]" : "key outside any section%s", section);
+        return 1;
+    }
+    lines = ns ? ns->keyline : c->keyline;
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        void *base;
+
+        if (strcmp(k->key, name) != 0)
+            continue;
+        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE)))
+            continue;
+        if (lines[i]) {
+            cerr(p, p->line, "duplicate key '%s' (first set at line %d)", name, lines[i]);
+            return 1;
+        }
+        lines[i] = p->line;
+        if (k->sec == S_CACHE) {
+            struct cs_cache_conf *cc = ns ? &ns->c : &c->cache;
+            base = cc->v;
+            if (config_set(&(struct ckey){ k->sec, k->key, T_INT, sizeof(long long) * k->off,
+                                            k->def, k->min, k->max, k->reload },
+                           base, value, err, sizeof(err)) != CS_OK)
+                cerr(p, p->line, "%s", err);
+            else
+                cc->line[k->off] = p->line;
+            return 1;
+        }
+        base = ns ? (void *)ns : (void *)c;
+        if (config_set(k, base, value, err, sizeof(err)) != CS_OK)
+            cerr(p, p->line, "%s", err);
+        return 1;
+    }
+    cerr(p, p->line, "unknown key '%s' in [%s]", name, sec == S_NS ? "namespace:..." : sec_names[sec]);
+    return 1;
+}
+
+static void config_defaults(struct cs_config *c)
+{
+    char err[256];
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        if (k->sec == S_CACHE)
+            c->cache.v[k->off] = strtoll(k->def, NULL, 10);
+        else if (k->sec != S_NS && config_set(k, c, k->def, err, sizeof(err)) != CS_OK)
+            abort();            /* a bad default is a bug in the table */
+    }
+}
+
+/* The line to blame for a cache key of a namespace: where it was set. */
+static int config_blame(const struct cs_config *c, const struct cs_ns *ns, int k)
+{
+    if (ns && ns->c.line[k])
+        return ns->c.line[k];
+    if (c->cache.line[k])
+        return c->cache.line[k];
+    return ns ? ns->line : 1;
+}
+
+static void config_check_cache(struct cparse *p, const struct cs_cache_conf *cc, const struct cs_ns *ns)
+{
+    const char *where = ns ? ns->name : "[cache]";
+
+    if (cc->v[CK_NEG_TTL] >= cc->v[CK_TTL])
+        cerr(p, config_blame(p->conf, ns, CK_NEG_TTL), "negative_ttl_s (%lld) must be less than ttl_s (%lld) for %s",
+             cc->v[CK_NEG_TTL], cc->v[CK_TTL], where);
+    if (cc->v[CK_LOCK_TTL] <= cc->v[CK_UP_TIMEOUT])
+        cerr(p, config_blame(p->conf, ns, CK_LOCK_TTL), "lock_ttl_ms (%lld) must exceed upstream_timeout_ms (%lld) for %s",
+             cc->v[CK_LOCK_TTL], cc->v[CK_UP_TIMEOUT], where);
+}
+
+static void config_finish(struct cparse *p)
+{
+    struct cs_config *c = p->conf;
+
+    config_check_cache(p, &c->cache, NULL);
+    for (int i = 0; i < c->nns; i++) {
+        struct cs_ns *ns = c->ns[i];
+        for (int k = 0; k < CK_COUNT; k++)
+            if (!ns->c.line[k])
+                ns->c.v[k] = c->cache.v[k];
+        if (!ns->upstream)
+            cerr(p, ns->line, "namespace '%s' has no upstream", ns->name);
+        /* Only blame namespaces for what they override, not [cache] twice. */
+        for (int k = 0; k < CK_COUNT; k++) {
+            if (ns->c.line[k]) {
+                config_check_cache(p, &ns->c, ns);
+                break;
+            }
+        }
+    }
+    if (!*c->listen && !*c->unix_socket)
+        log_warn("%s: neither listen nor unix_socket is set: no client can connect", p->path);
+}
+
+struct cs_config *config_load(const char *path, struct config_errors *errs)
+{
+    struct cparse p = { .path = path, .errs = errs };
+    struct cs_config *c;
+    int rc;
+
+    errs->msg = NULL;
+    errs->n = 0;
+    p.fp = fopen(path, "r");
+    if (!p.fp) {
+        cerr(&p, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    c = cs_calloc(1, sizeof(*c));
+    c->refcnt = 1;
+    c->path = strdup(path);
+    config_defaults(c);
+    p.conf = c;
+    rc = ini_parse_stream(config_reader, &p, config_handler, &p);
+    if (rc > 0 && rc != p.bad_line)
+        cerr(&p, rc, "syntax error: expected '[section]', 'key = value' or a comment");
+    else if (rc < 0)
+        cerr(&p, p.line, "cannot parse (out of memory?)");
+    fclose(p.fp);
+    free(p.buf);
+    if (errs->n == 0)
+        config_finish(&p);
+    if (errs->n) {
+        config_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct cs_config *config_ref(struct cs_config *c)
+{
+    c->refcnt++;
+    return c;
+}
+
+static void config_ns_free(struct cs_ns *ns)
+{
+    for (int i = 0; i < ns->nparts; i++)
+        free(ns->parts[i]);
+    free(ns->parts);
+    free(ns->host);
+    free(ns->upstream);
+    free(ns->name);
+    free(ns);
+}
+
+void config_unref(struct cs_config *c)
+{
+    if (!c || --c->refcnt > 0)
+        return;
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        if (k->sec != S_CACHE && k->sec != S_NS && (k->type == T_STR || k->type == T_ADDR))
+            free(*(char **)((char *)c + k->off));
+    }
+    for (int i = 0; i < c->nns; i++)
+        config_ns_free(c->ns[i]);
+    free(c->ns);
+    free(c->path);
+    free(c);
+}
+
+void config_errors_free(struct config_errors *errs)
+{
+    for (int i = 0; i < errs->n; i++)
+        free(errs->msg[i]);
+    free(errs->msg);
+    errs->msg = NULL;
+    errs->n = 0;
+}
+
+const struct cs_ns *config_ns_find(const struct cs_config *c, const char *name, size_t len)
+{
+    for (int i = 0; i < c->nns; i++)
+        if (c->ns[i]->namelen == len && memcmp(c->ns[i]->name, name, len) == 0)
+            return c->ns[i];
+    return NULL;
+}
+
+void config_warn_restart(const struct cs_config *old, const struct cs_config *neu)
+{
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        const char *a, *b;
+        long long x, y;
+
+        if (k->reload)
+            continue;
+        if (k->type == T_STR || k->type == T_ADDR) {
+            a = *(char *const *)((const char *)old + k->off);
+            b = *(char *const *)((const char *)neu + k->off);
+            if (strcmp(a, b) == 0)
+                continue;
+        } else {
+            x = *(const long long *)((const char *)old + k->off);
+            y = *(const long long *)((const char *)neu + k->off);
+            if (x == y)
+                continue;
+        }
+        log_warn("reload: [%s] %s changed; it takes effect after a restart", sec_names[k->sec], k->key);
+    }
+}
+
+int config_key_list(const struct config_key_info **out)
+{
+    static struct config_key_info list[CS_ARRAY_LEN(conf_keys)];
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        list[i].section = sec_names[conf_keys[i].sec];
+        list[i].key = conf_keys[i].key;
+    }
+    *out = list;
+    return (int)CS_ARRAY_LEN(conf_keys);
+}

@@ -1,0 +1,77 @@
+/* config.h - cachasided.ini: table-driven parsing, validation, reload. */
+#ifndef CS_CONFIG_H
+#define CS_CONFIG_H
+
+#include "core.h"
+
+enum ns_format { NS_HASH, NS_RAW };
+
+/* Keys of [cache] that every namespace inherits and may override. */
+enum cache_key {
+    CK_TTL, CK_JITTER, CK_NEG_TTL, CK_GRACE, CK_LOCK_TTL, CK_LOCK_POLL,
+    CK_UP_TIMEOUT, CK_UP_CONNS, CK_MAX_BODY, CK_COUNT
+};
+
+struct cs_cache_conf {
+    long long v[CK_COUNT];
+    int line[CK_COUNT];         /* where each was set, 0 = default */
+};
+
+struct cs_ns {
+    char *name;
+    size_t namelen;
+    int line;                   /* of its [namespace:...] header */
+    char *upstream;             /* the template as written */
+    char *host;                 /* parsed from the template */
+    int port;
+    char **parts;               /* template split at each {id}: nparts-1 ids */
+    int nparts;
+    enum ns_format format;
+    struct cs_cache_conf c;
+    int keyline[64];            /* duplicate detection, per table row */
+};
+
+struct cs_config {
+    int refcnt;
+    char *path;
+    /* [server] */
+    char *listen, *unix_socket, *admin_listen, *requirepass;
+    long long unix_socket_mode, max_clients, max_request_bytes, client_idle_timeout_s,
+        max_inflight_per_client, max_output_bytes_per_client, shutdown_grace_ms;
+    long long log_level;
+    /* [redis] */
+    char *redis_host, *redis_unix_socket, *redis_username, *redis_password, *key_prefix;
+    long long redis_port, redis_db, connect_timeout_ms, command_timeout_ms;
+    /* [cache] and namespaces */
+    struct cs_cache_conf cache;
+    struct cs_ns **ns;
+    int nns;
+    int keyline[64];            /* duplicate detection for global keys */
+};
+
+/* Messages of a failed load, each "FILE:LINE: message". */
+struct config_errors {
+    char **msg;
+    int n;
+};
+
+/* The configuration new requests use. In-flight work holds its own ref. */
+extern struct cs_config *cs_conf;
+
+struct cs_config *config_load(const char *path, struct config_errors *errs) CS_WUR;
+struct cs_config *config_ref(struct cs_config *c);
+void config_unref(struct cs_config *c);
+void config_errors_free(struct config_errors *errs);
+const struct cs_ns *config_ns_find(const struct cs_config *c, const char *name, size_t len);
+/* Warn about changed keys that only a restart applies. */
+int config_parse_addr(const char *s, char *host, size_t hostsz, int *port) CS_WUR;
+void config_warn_restart(const struct cs_config *old, const struct cs_config *neu);
+
+/* The table, for tests and documentation checks. */
+struct config_key_info {
+    const char *section;
+    const char *key;
+};
+int config_key_list(const struct config_key_info **out);
+
+#endif

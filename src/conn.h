@@ -1,0 +1,73 @@
+/* conn.h - one client connection and the requests it has in flight. */
+#ifndef CS_CONN_H
+#define CS_CONN_H
+
+#include "core.h"
+#include "resp.h"
+
+struct cmd_def;
+
+/* One key's lookup within a request: MGET has one per key, every other
+ * key command uses the request's own. */
+struct req_slot {
+    struct req *r;
+    int i;
+    struct evbuffer *el;        /* MGET: this key's element of the reply */
+};
+
+/* A request moves parsed -> (Redis lookup | flight) -> done. It is owned by
+ * its connection's queue; when the client goes away first, conn is set to
+ * NULL and whoever holds the request (a Redis callback, a flight) frees it
+ * with req_done when its answer arrives. */
+struct req {
+    TAILQ_ENTRY(req) q;
+    struct conn *conn;
+    struct evbuffer *stash;         /* reply finished before its turn */
+    const struct cmd_def *cmd;
+    struct cs_config *conf;         /* the config it started under (a ref) */
+    const struct cs_ns *ns;         /* of argv[1], for key commands */
+    int argc;
+    struct cs_str *argv;            /* copies, in the same allocation */
+    bool done;
+    struct req_slot one;
+    /* Per-command state of asynchronous commands (MGET, INVALIDATE). */
+    int pending;
+    long long count;
+    void *state;
+    void (*state_free)(void *);
+};
+
+struct conn {
+    uint64_t id;
+    char peer[80];
+    int fd;
+    struct event *rev, *wev;
+    char *ibuf;
+    size_t ibuf_size, ilen, ipos;   /* allocated, received, parsed */
+    struct evbuffer *out;
+    TAILQ_HEAD(, req) reqs;
+    int inflight;                   /* requests not yet answered */
+    bool authed;
+    bool closing;                   /* QUIT or protocol error: close when flushed */
+    bool reading;                   /* read event armed */
+    int64_t last_active;
+    struct resp_args args;
+    TAILQ_ENTRY(conn) link;
+};
+
+TAILQ_HEAD(conn_list, conn);
+extern struct conn_list conn_all;
+extern int conn_count;
+
+void conn_new(int fd, const char *peer);
+void conn_close(struct conn *c, const char *why);
+/* Stop reading new requests; close as soon as everything is answered. */
+void conn_drain(struct conn *c);
+void conn_sweep_idle(int64_t now, long long idle_ms);
+
+/* Where the reply to r goes: the socket's buffer when it is r's turn. */
+struct evbuffer *req_out(struct req *r);
+/* r's reply is complete: send what is in order, free r. */
+void req_done(struct req *r);
+
+#endif

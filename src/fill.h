@@ -1,0 +1,15 @@
+/* fill.h - one flight's way to a record: lock, fetch, store, or wait for
+ * another daemon's fill (SPEC section 5, steps 3-5). */
+#ifndef CS_FILL_H
+#define CS_FILL_H
+
+#include "core.h"
+
+struct flight;
+
+void fill_init(void);
+void fill_start(struct flight *f);
+/* A fill notice for f's key arrived on the subscriber connection. */
+void fill_notice(struct flight *f);
+
+#endif

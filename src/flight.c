@@ -1,0 +1,281 @@
+/* flight.c - the table of fills under way in this daemon. A request that
+ * misses joins the key's flight if there is one (coalesced), so one fill
+ * answers them all with one shared, once-encoded outcome. */
+#include "core.h"
+#include "flight.h"
+#include "cache.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "resp.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct flight **ft_buckets;
+static size_t ft_size, ft_count;
+static TAILQ_HEAD(, flight) ft_all = TAILQ_HEAD_INITIALIZER(ft_all);
+
+static uint64_t flight_hash(const char *p, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void flight_grow(void)
+{
+    size_t nsize = ft_size ? ft_size * 2 : 256;
+    struct flight **nb = cs_calloc(nsize, sizeof(*nb));
+
+    for (size_t i = 0; i < ft_size; i++) {
+        struct flight *f = ft_buckets[i], *next;
+        for (; f; f = next) {
+            size_t b = flight_hash(f->key, f->keylen) & (nsize - 1);
+            next = f->hnext;
+            f->hnext = nb[b];
+            nb[b] = f;
+        }
+    }
+    free(ft_buckets);
+    ft_buckets = nb;
+    ft_size = nsize;
+}
+
+struct flight *flight_find(const char *key, size_t len)
+{
+    struct flight *f;
+
+    if (!ft_size)
+        return NULL;
+    for (f = ft_buckets[flight_hash(key, len) & (ft_size - 1)]; f; f = f->hnext)
+        if (f->keylen == len && memcmp(f->key, key, len) == 0)
+            return f;
+    return NULL;
+}
+
+static void flight_unlink(struct flight *f)
+{
+    struct flight **pp;
+
+    if (!f->in_table)
+        return;
+    pp = &ft_buckets[flight_hash(f->key, f->keylen) & (ft_size - 1)];
+    while (*pp != f)
+        pp = &(*pp)->hnext;
+    *pp = f->hnext;
+    f->in_table = false;
+    ft_count--;
+}
+
+struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, const char *key, size_t keylen,
+                             const char *lock, size_t locklen, const char *id, size_t idlen)
+{
+    struct flight *f = cs_calloc(1, sizeof(*f));
+    size_t b;
+
+    f->key = cs_strndup(key, keylen);
+    f->keylen = keylen;
+    f->lock = cs_strndup(lock, locklen);
+    f->locklen = locklen;
+    f->id = cs_strndup(id, idlen);
+    f->idlen = idlen;
+    f->conf = config_ref(conf);
+    f->ns = ns;
+    f->wtail = &f->waiters;
+    if (ft_count + 1 > ft_size / 2)
+        flight_grow();
+    b = flight_hash(key, keylen) & (ft_size - 1);
+    f->hnext = ft_buckets[b];
+    ft_buckets[b] = f;
+    f->in_table = true;
+    ft_count++;
+    TAILQ_INSERT_TAIL(&ft_all, f, all);
+    return f;
+}
+
+void flight_add_waiter(struct flight *f, struct req_slot *s)
+{
+    struct waiter *w = cs_malloc(sizeof(*w));
+
+    w->slot = s;
+    w->next = NULL;
+    *f->wtail = w;
+    f->wtail = &w->next;
+}
+
+void flight_detach(const char *key, size_t len)
+{
+    struct flight *f = flight_find(key, len);
+
+    if (f)
+        flight_unlink(f);
+}
+
+void flight_detach_ns(const struct cs_ns *ns)
+{
+    struct flight *f;
+
+    TAILQ_FOREACH(f, &ft_all, all)
+        if (f->ns->namelen == ns->namelen && memcmp(f->ns->name, ns->name, ns->namelen) == 0)
+            flight_unlink(f);
+}
+
+static void flight_free(struct flight *f)
+{
+    TAILQ_REMOVE(&ft_all, f, all);
+    if (f->timer)
+        event_free(f->timer);
+    config_unref(f->conf);
+    free(f->key);
+    free(f->lock);
+    free(f->id);
+    free(f);
+}
+
+void flight_finish(struct flight *f, struct outcome *o)
+{
+    struct waiter *w, *next;
+
+    flight_unlink(f);
+    f->finished = true;
+    f->state = FS_DONE;
+    if (f->timer)
+        evtimer_del(f->timer);
+    for (w = f->waiters; w; w = next) {
+        next = w->next;
+        cache_answer(w->slot, o);
+        free(w);
+    }
+    f->waiters = NULL;
+    f->wtail = &f->waiters;
+    outcome_unref(o);
+}
+
+void flight_put(struct flight *f)
+{
+    if (f->finished && f->ops == 0)
+        flight_free(f);
+}
+
+void flight_free_all(void)
+{
+    struct flight *f, *next;
+
+    for (f = TAILQ_FIRST(&ft_all); f; f = next) {
+        next = TAILQ_NEXT(f, all);
+        if (!f->finished)
+            flight_finish(f, outcome_error("ERR shutting down"));
+        if (f->ops == 0)
+            flight_free(f);
+    }
+    free(ft_buckets);
+    ft_buckets = NULL;
+    ft_size = ft_count = 0;
+}
+
+struct outcome *outcome_new(enum oc_kind kind)
+{
+    struct outcome *o = cs_calloc(1, sizeof(*o));
+
+    o->refcnt = 1;
+    o->kind = kind;
+    return o;
+}
+
+struct outcome *outcome_error(const char *msg)
+{
+    struct outcome *o = outcome_new(OC_ERROR);
+
+    o->err = strdup(msg);
+    return o;
+}
+
+static void blob_unref(struct blob *b)
+{
+    if (b && --b->refcnt == 0)
+        free(b);
+}
+
+void outcome_unref(struct outcome *o)
+{
+    if (--o->refcnt > 0)
+        return;
+    record_free(&o->rec);
+    free(o->err);
+    blob_unref(o->all);
+    blob_unref(o->body);
+    blob_unref(o->errb);
+    free(o);
+}
+
+/* Moves an encoded evbuffer into a blob: one copy per flight, not per waiter. */
+static struct blob *blob_from(struct evbuffer *b)
+{
+    size_t len = evbuffer_get_length(b);
+    struct blob *bl = cs_malloc(sizeof(*bl) + len);
+
+    bl->refcnt = 1;
+    bl->len = len;
+    evbuffer_remove(b, bl->data, len);
+    evbuffer_free(b);
+    return bl;
+}
+
+static void blob_cleanup(const void *data, size_t len, void *arg)
+{
+    CS_UNUSED(data);
+    CS_UNUSED(len);
+    blob_unref(arg);
+}
+
+void blob_append(struct evbuffer *dst, struct blob *b)
+{
+    b->refcnt++;
+    evbuffer_add_reference(dst, b->data, b->len, blob_cleanup, b);
+}
+
+struct blob *outcome_err(struct outcome *o)
+{
+    if (!o->errb) {
+        struct evbuffer *b = evbuffer_new();
+        resp_error(b, o->err);
+        o->errb = blob_from(b);
+    }
+    return o->errb;
+}
+
+struct blob *outcome_all(struct outcome *o)
+{
+    if (o->kind == OC_ERROR)
+        return outcome_err(o);
+    if (!o->all) {
+        struct evbuffer *b = evbuffer_new();
+        resp_array(b, o->kind == OC_RECORD ? 2LL * o->rec.n : 0);
+        for (int i = 0; o->kind == OC_RECORD && i < o->rec.n; i++) {
+            resp_bulk(b, o->rec.f[i].p, o->rec.f[i].len);
+            resp_bulk(b, o->rec.v[i].p, o->rec.v[i].len);
+        }
+        o->all = blob_from(b);
+    }
+    return o->all;
+}
+
+struct blob *outcome_body(struct outcome *o)
+{
+    if (o->kind == OC_ERROR)
+        return outcome_err(o);
+    if (!o->body) {
+        struct evbuffer *b = evbuffer_new();
+        if (o->kind == OC_RECORD && o->rec.has_body)
+            resp_bulk(b, o->rec.body.p, o->rec.body.len);
+        else
+            resp_nil(b);
+        o->body = blob_from(b);
+    }
+    return o->body;
+}

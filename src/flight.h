@@ -1,0 +1,74 @@
+/* flight.h - in-process single-flight: one fill per key, its waiters, and
+ * the outcome they all share. */
+#ifndef CS_FLIGHT_H
+#define CS_FLIGHT_H
+
+#include "core.h"
+#include "record.h"
+
+/* An encoded reply shared by every waiter (evbuffer_add_reference). */
+struct blob {
+    int refcnt;
+    size_t len;
+    char data[];
+};
+
+enum oc_kind { OC_RECORD, OC_NOTFOUND, OC_ERROR };
+
+struct outcome {
+    int refcnt;
+    enum oc_kind kind;
+    struct record rec;
+    char *err;                          /* e.g. "UPSTREAM timeout" */
+    struct blob *all, *body, *errb;     /* encoded on first use */
+};
+
+struct waiter {
+    struct req_slot *slot;
+    struct waiter *next;
+};
+
+enum fill_state { FS_NEW, FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
+
+struct flight {
+    char *key, *lock, *id;
+    size_t keylen, locklen, idlen;
+    struct cs_config *conf;             /* a ref: ns lives in it */
+    const struct cs_ns *ns;
+    struct waiter *waiters, **wtail;
+    int ops;                            /* callbacks still to come */
+    bool in_table, finished, suppressed, refresh;
+    enum fill_state state;
+    char token[40];
+    struct event *timer;
+    int64_t deadline;
+    int attempts;
+    int store_mode;                     /* how fill.c may store its fetch */
+    struct flight *hnext;
+    TAILQ_ENTRY(flight) all;
+};
+
+struct flight *flight_find(const char *key, size_t len);
+struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, const char *key, size_t keylen,
+                             const char *lock, size_t locklen, const char *id, size_t idlen);
+void flight_add_waiter(struct flight *f, struct req_slot *s);
+/* Invalidation: later requests must not join these flights. */
+void flight_detach(const char *key, size_t len);
+void flight_detach_ns(const struct cs_ns *ns);
+/* Answer every waiter with o (the flight takes o's reference). */
+void flight_finish(struct flight *f, struct outcome *o);
+/* An operation on f has called back: free f once finished and idle. */
+void flight_put(struct flight *f);
+/* Exit: finish every flight with an error and free what is idle. */
+void flight_free_all(void);
+
+struct outcome *outcome_new(enum oc_kind kind);
+struct outcome *outcome_error(const char *msg);
+void outcome_unref(struct outcome *o);
+/* Shared encodings: HGETALL's array, GET's bulk, the error line. */
+struct blob *outcome_all(struct outcome *o);
+struct blob *outcome_body(struct outcome *o);
+struct blob *outcome_err(struct outcome *o);
+void blob_append(struct evbuffer *dst, struct blob *b);
+
+#endif

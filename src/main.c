@@ -1,0 +1,192 @@
+/* main.c - command line, signals, start-up and shutdown. */
+#include "config.h"
+#include "core.h"
+#include "cache.h"
+#include "log.h"
+#include "notify.h"
+#include "rstore.h"
+#include "server.h"
+#include "stats.h"
+#include "upstream.h"
+
+#include "autoconf.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+
+struct event_base *cs_base;
+bool cs_exiting;
+static const char *main_conf_path = SYSCONFDIR "/cachasided/cachasided.ini";
+static const char *main_level_override;
+static int main_exit_code;
+
+static void main_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: cachasided [-c FILE] [-t] [-l LEVEL] [-h] [-V]\n"
+            "  -c FILE   configuration file (default %s)\n"
+            "  -t        check the configuration and exit\n"
+            "  -l LEVEL  log level: debug, info, notice, warning, error\n"
+            "  -h        this help\n"
+            "  -V        version\n",
+            SYSCONFDIR "/cachasided/cachasided.ini");
+}
+
+static struct cs_config *main_load(void)
+{
+    struct config_errors errs;
+    struct cs_config *c = config_load(main_conf_path, &errs);
+
+    for (int i = 0; i < errs.n; i++)
+        log_error("%s", errs.msg[i]);
+    config_errors_free(&errs);
+    return c;
+}
+
+static void main_apply_level(void)
+{
+    enum log_level l = (enum log_level)cs_conf->log_level;
+
+    if (main_level_override)
+        (void)log_level_parse(main_level_override, &l);
+    log_min_level = l;
+}
+
+static void main_reload(void)
+{
+    struct cs_config *neu;
+
+    notify_send("RELOADING=1");
+    log_notice("SIGHUP: reloading %s", main_conf_path);
+    neu = main_load();
+    if (!neu) {
+        log_error("reload: %s has errors, keeping the running configuration", main_conf_path);
+    } else {
+        config_warn_restart(cs_conf, neu);
+        config_unref(cs_conf);
+        cs_conf = neu;
+        main_apply_level();
+        upstream_reconfigure();
+        log_notice("reload: configuration applied (%d namespace(s))", cs_conf->nns);
+    }
+    notify_send("READY=1");
+}
+
+static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    if (sig == SIGHUP) {
+        main_reload();
+        return;
+    }
+    if (server_stopping()) {
+        log_warn("second %s: exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        event_base_loopbreak(cs_base);
+        return;
+    }
+    log_notice("%s: shutting down (grace %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+               cs_conf->shutdown_grace_ms);
+    notify_send("STOPPING=1");
+    server_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+    struct event *sigs[3];
+    const int signums[3] = { SIGHUP, SIGTERM, SIGINT };
+    bool check_only = false;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:tl:hV")) != -1) {
+        switch (opt) {
+        case 'c':
+            main_conf_path = optarg;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'l': {
+            enum log_level l;
+            if (log_level_parse(optarg, &l) != CS_OK) {
+                fprintf(stderr, "cachasided: -l: unknown level '%s' (debug, info, notice, warning, error)\n", optarg);
+                return 1;
+            }
+            main_level_override = optarg;
+            log_min_level = l;
+            break;
+        }
+        case 'h':
+            main_usage(stdout);
+            return 0;
+        case 'V':
+            printf("cachasided %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            main_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind != argc) {
+        main_usage(stderr);
+        return 1;
+    }
+    if (check_only) {
+        struct config_errors errs;
+        struct cs_config *c = config_load(main_conf_path, &errs);
+        for (int i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msg[i]);
+        config_errors_free(&errs);
+        if (!c)
+            return 1;
+        printf("%s: configuration is valid (%d namespace(s))\n", main_conf_path, c->nns);
+        config_unref(c);
+        return 0;
+    }
+
+    cs_conf = main_load();
+    if (!cs_conf)
+        return 1;
+    main_apply_level();
+    signal(SIGPIPE, SIG_IGN);
+    cs_base = event_base_new();
+    if (!cs_base) {
+        log_error("event_base_new failed");
+        return 1;
+    }
+    stats_init();
+    upstream_init();
+    cache_init();
+    if (server_start() != CS_OK) {
+        main_exit_code = 2;
+        goto out;
+    }
+    rstore_init();
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(cs_base, signums[i], main_signal_cb, NULL);
+        event_add(sigs[i], NULL);
+    }
+    log_notice("cachasided %s started (pid %d, %d namespace(s))", PACKAGE_VERSION, (int)getpid(), cs_conf->nns);
+    notify_send("READY=1");
+    event_base_dispatch(cs_base);
+    log_notice("stopped");
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+out:
+    cs_exiting = true;
+    server_free();
+    cache_free();
+    rstore_free();
+    upstream_free();
+    event_base_free(cs_base);
+    config_unref(cs_conf);
+    return main_exit_code;
+}

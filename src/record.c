@@ -1,0 +1,209 @@
+/* record.c - JSON object to hash fields (jansson), and hash replies back to
+ * records. Strings stay as they are, numbers and booleans become their JSON
+ * text, null fields are left out, nested values become compact JSON. */
+#include "core.h"
+#include "record.h"
+#include "log.h"
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fields are gathered as offsets into one growing buffer and turned into
+ * pointers at the end, so a record is two allocations however big. */
+struct rbuild {
+    char *mem;
+    size_t len, cap;
+    size_t *off;                /* pairs: field offset, value offset */
+    size_t *lens;
+    int n, ncap;
+};
+
+static size_t rb_add(struct rbuild *b, const char *p, size_t len)
+{
+    size_t at = b->len;
+
+    if (b->len + len + 1 > b->cap) {
+        while (b->len + len + 1 > b->cap)
+            b->cap = b->cap ? b->cap * 2 : 256;
+        b->mem = cs_realloc(b->mem, b->cap);
+    }
+    memcpy(b->mem + b->len, p, len);
+    b->mem[b->len + len] = '\0';
+    b->len += len + 1;
+    return at;
+}
+
+static void rb_pair(struct rbuild *b, const char *f, size_t fl, const char *v, size_t vl)
+{
+    if (b->n == b->ncap) {
+        b->ncap = b->ncap ? b->ncap * 2 : 16;
+        b->off = cs_realloc(b->off, sizeof(size_t) * 2 * (size_t)b->ncap);
+        b->lens = cs_realloc(b->lens, sizeof(size_t) * 2 * (size_t)b->ncap);
+    }
+    b->off[2 * b->n] = rb_add(b, f, fl);
+    b->lens[2 * b->n] = fl;
+    b->off[2 * b->n + 1] = rb_add(b, v, vl);
+    b->lens[2 * b->n + 1] = vl;
+    b->n++;
+}
+
+static void rb_finish(struct rbuild *b, struct record *rec)
+{
+    rec->n = b->n;
+    rec->mem = b->mem;
+    rec->f = cs_malloc(sizeof(struct cs_str) * 2 * (size_t)(b->n ? b->n : 1));
+    rec->v = rec->f + b->n;
+    for (int i = 0; i < b->n; i++) {
+        rec->f[i].p = b->mem + b->off[2 * i];
+        rec->f[i].len = b->lens[2 * i];
+        rec->v[i].p = b->mem + b->off[2 * i + 1];
+        rec->v[i].len = b->lens[2 * i + 1];
+    }
+    free(b->off);
+    free(b->lens);
+}
+
+/* The shortest text that reads back as the same double (1.1, not
+ * 1.1000000000000001 as a fixed 17 digits would give). */
+static int record_real(double d, char *buf, size_t sz)
+{
+    int n = 0;
+
+    for (int prec = 1; prec <= 17; prec++) {
+        n = snprintf(buf, sz, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    /* Keep it a JSON real: 1e+20 is fine, but 3 would read as an integer. */
+    if (!strpbrk(buf, ".eEn") && (size_t)n + 2 < sz) {
+        strcat(buf, ".0");
+        n += 2;
+    }
+    return n;
+}
+
+int record_from_json(struct record *rec, const char *body, size_t len, char *err, size_t errsz)
+{
+    struct rbuild b = { 0 };
+    json_error_t jerr;
+    json_t *root, *v;
+    const char *key;
+    char num[64];
+
+    memset(rec, 0, sizeof(*rec));
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errsz, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        return CS_ERR;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errsz, "JSON body is not an object");
+        json_decref(root);
+        return CS_ERR;
+    }
+    json_object_foreach(root, key, v) {
+        size_t kl = strlen(key);
+        char *dump;
+        int n;
+
+        if (record_field_reserved(key, kl)) {
+            log_debug("upstream field '%s' dropped: names starting with __ are reserved", key);
+            continue;
+        }
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+            rb_pair(&b, key, kl, json_string_value(v), json_string_length(v));
+            break;
+        case JSON_INTEGER:
+            n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            rb_pair(&b, key, kl, num, (size_t)n);
+            break;
+        case JSON_REAL:
+            n = record_real(json_real_value(v), num, sizeof(num));
+            rb_pair(&b, key, kl, num, (size_t)n);
+            break;
+        case JSON_TRUE:
+            rb_pair(&b, key, kl, "true", 4);
+            break;
+        case JSON_FALSE:
+            rb_pair(&b, key, kl, "false", 5);
+            break;
+        case JSON_NULL:
+            break;
+        case JSON_OBJECT:
+        case JSON_ARRAY:
+            dump = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+            if (!dump) {
+                snprintf(err, errsz, "cannot encode field '%s'", key);
+                json_decref(root);
+                free(b.mem);
+                free(b.off);
+                free(b.lens);
+                return CS_ERR;
+            }
+            rb_pair(&b, key, kl, dump, strlen(dump));
+            free(dump);
+            break;
+        }
+    }
+    json_decref(root);
+    rb_finish(&b, rec);
+    return CS_OK;
+}
+
+void record_from_raw(struct record *rec, const char *body, size_t len)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->mem = cs_strndup(body, len);
+    rec->f = NULL;
+    rec->has_body = true;
+    rec->body.p = rec->mem;
+    rec->body.len = len;
+}
+
+void record_not_found(struct record *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->nf = true;
+}
+
+void record_from_reply(struct record *rec, const redisReply *r)
+{
+    struct rbuild b = { 0 };
+    size_t body_off = 0, body_len = 0;
+    bool body = false;
+
+    memset(rec, 0, sizeof(*rec));
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (!record_field_reserved(f->str, (size_t)f->len)) {
+            rb_pair(&b, f->str, (size_t)f->len, v->str, (size_t)v->len);
+        } else if (strcmp(f->str, "__exp") == 0) {
+            rec->exp_ms = strtoll(v->str, NULL, 10);
+        } else if (strcmp(f->str, "__nf") == 0) {
+            rec->nf = true;
+        } else if (strcmp(f->str, "__body") == 0) {
+            body = true;
+            body_off = rb_add(&b, v->str, (size_t)v->len);
+            body_len = (size_t)v->len;
+        }
+    }
+    rb_finish(&b, rec);
+    if (body) {
+        rec->has_body = true;
+        rec->body.p = rec->mem + body_off;
+        rec->body.len = body_len;
+    }
+}
+
+void record_free(struct record *rec)
+{
+    free(rec->f);
+    free(rec->mem);
+    memset(rec, 0, sizeof(*rec));
+}

@@ -1,0 +1,35 @@
+/* record.h - a cached record: upstream JSON or raw body <-> hash fields. */
+#ifndef CS_RECORD_H
+#define CS_RECORD_H
+
+#include "core.h"
+
+struct redisReply;
+
+/* User-visible fields, plus the bookkeeping the hash carries in "__" fields:
+ * __exp (logical expiry, unix ms), __nf (not-found sentinel), __body (raw). */
+struct record {
+    bool nf;
+    bool has_body;
+    int64_t exp_ms;
+    int n;
+    struct cs_str *f, *v;
+    struct cs_str body;
+    char *mem;                  /* owns every byte the views point at */
+};
+
+/* A JSON object flattened as SPEC section 5 says; CS_ERR when the body is
+ * not one (err says why, for the log). */
+int record_from_json(struct record *rec, const char *body, size_t len, char *err, size_t errsz) CS_WUR;
+void record_from_raw(struct record *rec, const char *body, size_t len);
+void record_not_found(struct record *rec);
+/* Copies an HGETALL reply. */
+void record_from_reply(struct record *rec, const struct redisReply *r);
+void record_free(struct record *rec);
+
+static inline bool record_field_reserved(const char *p, size_t len)
+{
+    return len >= 2 && p[0] == '_' && p[1] == '_';
+}
+
+#endif

@@ -1,0 +1,28 @@
+/* rstore.h - the Redis side: one pipelined command connection, one
+ * subscriber connection for fill notices, scripts, timeouts, reconnects. */
+#ifndef CS_RSTORE_H
+#define CS_RSTORE_H
+
+#include "core.h"
+
+struct redisReply;
+
+enum rscript { RS_LOCK, RS_FILL, RS_RELEASE, RS_HSET, RS_DEL, RS_NSCRIPTS };
+
+/* reply is NULL when the command failed without one (connection lost,
+ * timed out, shutting down); error replies arrive as REDIS_REPLY_ERROR. */
+typedef void (*rstore_cb)(void *priv, const struct redisReply *reply);
+
+void rstore_init(void);
+void rstore_free(void);
+/* The command connection is up and has loaded the scripts. */
+bool rstore_ready(void);
+/* CS_ERR: not sent, and cb will not be called. CS_OK: cb runs exactly once. */
+int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
+int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
+                const char **argv, const size_t *lens) CS_WUR;
+
+/* Set by the cache: a fill notice (the record key) arrived. */
+extern void (*rstore_on_notice)(const char *key, size_t len);
+
+#endif

@@ -1,0 +1,55 @@
+/* util.c - allocation that never returns NULL, and clocks. */
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A daemon that cannot allocate a few bytes cannot answer anybody usefully:
+ * like Redis's zmalloc, abort with a message instead of limping on. */
+static void *cs_oom(size_t n)
+{
+    fprintf(stderr, "cachasided: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *cs_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    return p ? p : cs_oom(n);
+}
+
+void *cs_calloc(size_t n, size_t sz)
+{
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    return p ? p : cs_oom(n * sz);
+}
+
+void *cs_realloc(void *old, size_t n)
+{
+    void *p = realloc(old, n ? n : 1);
+    return p ? p : cs_oom(n);
+}
+
+char *cs_strndup(const char *s, size_t n)
+{
+    char *p = cs_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+int64_t cs_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t cs_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,250 @@
+/* writes.c - keeping the cache correct when the primary changes: DEL and
+ * INVALIDATE remove entries (and fill locks, so a fill already under way
+ * cannot write old data back), HSET updates fields of a cached entry. */
+#include "core.h"
+#include "writes.h"
+#include "cache.h"
+#include "command.h"
+#include "config.h"
+#include "conn.h"
+#include "flight.h"
+#include "log.h"
+#include "record.h"
+#include "resp.h"
+#include "rstore.h"
+#include "stats.h"
+
+#include <hiredis/hiredis.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WRITES_SCAN_COUNT "1000"
+
+static const char writes_tryagain[] = "TRYAGAIN cache unavailable";
+
+static void writes_fail(struct req *r, const char *msg)
+{
+    resp_error(req_out(r), msg);
+    req_done(r);
+}
+
+static void writes_int_cb(void *priv, const redisReply *rep)
+{
+    struct req *r = priv;
+
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+        writes_fail(r, writes_tryagain);
+        return;
+    }
+    if (strcmp(r->cmd->name, "del") == 0)
+        stats.invalidations += (uint64_t)rep->integer;
+    else
+        stats.field_updates += (uint64_t)rep->integer;
+    resp_int(req_out(r), rep->integer);
+    req_done(r);
+}
+
+void writes_cmd_del(struct req *r)
+{
+    int nkeys = 2 * (r->argc - 1), argc = 0;
+    const char **argv;
+    size_t *lens;
+    char *keys, err[200];
+    int rc;
+
+    for (int i = 1; i < r->argc; i++) {
+        const struct cs_ns *ns;
+        struct cs_str id;
+        if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
+            writes_fail(r, err);
+            return;
+        }
+    }
+    if (!rstore_ready()) {
+        writes_fail(r, writes_tryagain);
+        return;
+    }
+    argv = cs_malloc(sizeof(*argv) * (size_t)nkeys);
+    lens = cs_malloc(sizeof(*lens) * (size_t)nkeys);
+    keys = cs_malloc((size_t)nkeys * CACHE_KEY_MAX);
+    for (int i = 1; i < r->argc; i++) {
+        const struct cs_ns *ns;
+        struct cs_str id;
+        char *rec = keys + (size_t)argc * CACHE_KEY_MAX;
+        char *lock = rec + CACHE_KEY_MAX;
+        if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK)
+            abort();
+        argv[argc] = rec;
+        lens[argc++] = cache_key(rec, r->conf, ns, id, false);
+        argv[argc] = lock;
+        lens[argc++] = cache_key(lock, r->conf, ns, id, true);
+        /* Requests from now on start a new fill, not join the old one. */
+        flight_detach(rec, lens[argc - 2]);
+    }
+    rc = rstore_eval(RS_DEL, writes_int_cb, r, nkeys, argc, argv, lens);
+    free(argv);
+    free(lens);
+    free(keys);
+    if (rc != CS_OK)
+        writes_fail(r, writes_tryagain);
+}
+
+/* INVALIDATE walks SCAN MATCH in batches, UNLINKing each; lock keys first,
+ * then records, so no fill under way writes back into the swept range. */
+struct inval {
+    char pattern[2][CACHE_KEY_MAX];
+    int phase;                  /* 0: locks, 1: records, 2: done */
+    int batch_phase;            /* of the UNLINK under way */
+    char cursor[32];
+};
+
+static void writes_scan(struct req *r);
+
+static void writes_unlink_cb(void *priv, const redisReply *rep)
+{
+    struct req *r = priv;
+    struct inval *iv = r->state;
+
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+        writes_fail(r, writes_tryagain);
+        return;
+    }
+    if (iv->batch_phase == 1)
+        r->count += rep->integer;
+    writes_scan(r);
+}
+
+static void writes_scan_cb(void *priv, const redisReply *rep)
+{
+    struct req *r = priv;
+    struct inval *iv = r->state;
+    const redisReply *keys;
+    const char **argv;
+    size_t *lens;
+    int rc;
+
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        writes_fail(r, writes_tryagain);
+        return;
+    }
+    iv->batch_phase = iv->phase;
+    snprintf(iv->cursor, sizeof(iv->cursor), "%s", rep->element[0]->str);
+    if (strcmp(iv->cursor, "0") == 0)
+        iv->phase++;            /* this pattern is swept after this batch */
+    keys = rep->element[1];
+    if (keys->elements == 0) {
+        writes_scan(r);
+        return;
+    }
+    argv = cs_malloc(sizeof(*argv) * (keys->elements + 1));
+    lens = cs_malloc(sizeof(*lens) * (keys->elements + 1));
+    argv[0] = "UNLINK";
+    lens[0] = 6;
+    for (size_t i = 0; i < keys->elements; i++) {
+        argv[i + 1] = keys->element[i]->str;
+        lens[i + 1] = (size_t)keys->element[i]->len;
+    }
+    rc = rstore_cmd(writes_unlink_cb, r, (int)keys->elements + 1, argv, lens);
+    free(argv);
+    free(lens);
+    if (rc != CS_OK)
+        writes_fail(r, writes_tryagain);
+}
+
+static void writes_scan(struct req *r)
+{
+    struct inval *iv = r->state;
+    const char *argv[6];
+    size_t lens[6];
+
+    if (iv->phase >= 2) {
+        stats.invalidations += (uint64_t)r->count;
+        resp_int(req_out(r), r->count);
+        req_done(r);
+        return;
+    }
+    argv[0] = "SCAN";
+    argv[1] = iv->cursor;
+    argv[2] = "MATCH";
+    argv[3] = iv->pattern[iv->phase];
+    argv[4] = "COUNT";
+    argv[5] = WRITES_SCAN_COUNT;
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    if (rstore_cmd(writes_scan_cb, r, 6, argv, lens) != CS_OK)
+        writes_fail(r, writes_tryagain);
+}
+
+void writes_cmd_invalidate(struct req *r)
+{
+    const struct cs_ns *ns;
+    struct cs_str glob;
+    struct inval *iv;
+    char err[200];
+
+    if (cache_parse_key(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
+        writes_fail(r, err);
+        return;
+    }
+    if (!rstore_ready()) {
+        writes_fail(r, writes_tryagain);
+        return;
+    }
+    iv = cs_calloc(1, sizeof(*iv));
+    cache_key(iv->pattern[0], r->conf, ns, glob, true);
+    cache_key(iv->pattern[1], r->conf, ns, glob, false);
+    strcpy(iv->cursor, "0");
+    r->state = iv;
+    r->state_free = free;
+    flight_detach_ns(ns);
+    writes_scan(r);
+}
+
+void writes_cmd_hset(struct req *r)
+{
+    const struct cs_ns *ns;
+    struct cs_str id;
+    char err[200], key[CACHE_KEY_MAX];
+    const char **argv;
+    size_t *lens;
+    int rc;
+
+    if ((r->argc - 2) % 2 != 0) {
+        writes_fail(r, "ERR wrong number of arguments for 'hset' command");
+        return;
+    }
+    if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
+        writes_fail(r, err);
+        return;
+    }
+    if (ns->format != NS_HASH) {
+        writes_fail(r, "WRONGTYPE Operation against a key holding the wrong kind of value");
+        return;
+    }
+    for (int i = 2; i < r->argc; i += 2) {
+        if (record_field_reserved(r->argv[i].p, r->argv[i].len)) {
+            writes_fail(r, "ERR field names starting with '__' are reserved");
+            return;
+        }
+    }
+    if (!rstore_ready()) {
+        writes_fail(r, writes_tryagain);
+        return;
+    }
+    argv = cs_malloc(sizeof(*argv) * (size_t)(r->argc - 1));
+    lens = cs_malloc(sizeof(*lens) * (size_t)(r->argc - 1));
+    argv[0] = key;
+    lens[0] = cache_key(key, r->conf, ns, id, false);
+    for (int i = 2; i < r->argc; i++) {
+        argv[i - 1] = r->argv[i].p;
+        lens[i - 1] = r->argv[i].len;
+    }
+    rc = rstore_eval(RS_HSET, writes_int_cb, r, 1, r->argc - 1, argv, lens);
+    free(argv);
+    free(lens);
+    if (rc != CS_OK)
+        writes_fail(r, writes_tryagain);
+}
