@@ -84,7 +84,11 @@ struct cparse {
     char *buf;
     size_t bufsz;
     int bad_line;               /* the reader already reported this line */
+    bool section_bad;           /* ... or the header of the current section */
 };
+
+static int config_ns_name_ok(const char *n);
+static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int line);
 
 static void cerr(struct cparse *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -133,6 +137,28 @@ static char *config_reader(char *str, int num, void *stream)
             p->bad_line = p->line;
             strcpy(str, "\n");
             return str;
+        }
+    }
+    if (s[0] == '[') {
+        /* inih only reports sections through their keys: check headers here
+         * so an empty [bogus] or a bare [namespace:x] is caught too. */
+        const char *rb = strchr(s, ']');
+        char name[200];
+        p->section_bad = false;
+        if (rb && (size_t)(rb - s - 1) < sizeof(name)) {
+            memcpy(name, s + 1, (size_t)(rb - s - 1));
+            name[rb - s - 1] = '\0';
+            if (strncmp(name, "namespace:", 10) == 0) {
+                if (config_ns_name_ok(name + 10)) {
+                    config_ns_get(p->conf, name + 10, p->line);
+                } else {
+                    cerr(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", name + 10);
+                    p->section_bad = true;
+                }
+            } else if (strcmp(name, "server") != 0 && strcmp(name, "redis") != 0 && strcmp(name, "cache") != 0) {
+                cerr(p, p->line, "unknown section [%s]", name);
+                p->section_bad = true;
+            }
         }
     }
     memcpy(str, p->buf, (size_t)n);
@@ -360,6 +386,8 @@ static int config_handler(void *user, const char *section, const char *name, con
         sec = S_REDIS;
     else if (strcmp(section, "cache") == 0)
         sec = S_CACHE;
+    else if (p->section_bad)
+        return 1;               /* its header was reported */
     else if (strncmp(section, "namespace:", 10) == 0) {
         if (!config_ns_name_ok(section + 10)) {
             cerr(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", section + 10);
@@ -489,8 +517,7 @@ struct cs_config *config_load(const char *path, struct config_errors *errs)
         cerr(&p, p.line, "cannot parse (out of memory?)");
     fclose(p.fp);
     free(p.buf);
-    if (errs->n == 0)
-        config_finish(&p);
+    config_finish(&p);
     if (errs->n) {
         config_unref(c);
         return NULL;

@@ -9,7 +9,13 @@
  *   (often including the tail of a process log) and do not return on
  *   failure.  Functions documented "returns" report failure through their
  *   return value and never abort.  Misuse (NULL struct, bad arguments) always
- *   aborts.
+ *   aborts.  Failures are reported at the TEST's file:line (see the macros
+ *   at the end of this header), with a message naming the h_ function.
+ *   Summary - abort: tmpdir/path/write_file, free_port, spawn*, *_start*,
+ *   redis_restart, upstream control helpers, daemon_init/rewrite_conf,
+ *   connect/connect_unix, read_reply(_len), cmd, inline (protocol errors only),
+ *   parse_reply*, reply_int.  Return: everything else (wait_*, stop*, kill,
+ *   send*, http, is_closed, log_*, try_connect, daemon_try_start...).
  *
  * TIMEOUTS
  *   Nothing blocks without a deadline.  Every read is a poll() with a
@@ -41,9 +47,13 @@
  * CLEANUP - how test files must use the harness
  *     TCase *tc = tcase_create("x");
  *     tcase_add_checked_fixture(tc, NULL, h_cleanup);
+ *     tcase_set_timeout(tc, 30);  // Check's default is only 4 s per test,
+ *                                 // less than one 5 s startup timeout
+ *   and in main():  h_tmpdir();  before srunner_run_all().
  *   h_cleanup() terminates (SIGTERM, then SIGKILL after 2 s) and reaps every
  *   process spawned by THIS process through the harness, closes every fd
- *   opened by h_connect*, and frees read buffers.  It is also run by atexit
+ *   the harness has a read buffer for (h_connect*, or any fd passed to
+ *   h_read_reply/h_is_closed), and frees those buffers.  It is also run by atexit
  *   in every process that used the harness.  Processes spawned by a parent
  *   (e.g. from an unchecked fixture) are never touched by a child's cleanup.
  *   When a test fails in CK_FORK mode Check _exit()s the test child and
@@ -130,7 +140,8 @@ int h_wait_exit(pid_t pid, int timeout_ms, int *status);
 void h_kill(pid_t pid, int sig);
 /* SIGTERM, wait timeout_ms, SIGKILL if still alive, reap.  Returns the exit
  * status: WEXITSTATUS, or 128+signal if killed by a signal (137 when the
- * SIGKILL was needed), or -1 if pid is not a live child.  Returns. */
+ * SIGKILL was needed), or -1 if pid is not an unreaped child of this
+ * process (it is then never signalled: safe to call twice).  Returns. */
 int h_stop(pid_t pid, int timeout_ms);
 /* Encodes a raw wait status like h_stop does. */
 int h_exit_code(int wait_status);

@@ -60,6 +60,7 @@ START_TEST(t_spawn_wait_stop)
     long long t0 = h_now_ms();
     ck_assert_int_eq(h_stop(pid, 2000), 128 + SIGTERM);
     ck_assert_int_lt(h_now_ms() - t0, 1000);
+    ck_assert_int_eq(h_stop(pid, 100), -1); /* reaped: not signalled again */
 
     /* ignores SIGTERM -> SIGKILL after the timeout */
     const char *a3[] = { "/bin/sh", "-c",
@@ -298,8 +299,8 @@ START_TEST(t_http_client)
     const char *resp[] = {
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n17\n",
         "HTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nhello",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\n\r\n",
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\n\r\n"),
         "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n",
     };
     int port = serve_http(resp, 4);

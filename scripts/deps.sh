@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian 12 packages cachasided needs to build, test and run
+# its demo. Needs root (or sudo); does nothing when everything is there.
+set -eu
+PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libinih-dev
+libjansson-dev check redis-server redis-tools systemd"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# redis-server's package starts a service on 6379 where systemd runs; the
+# demo and the tests start their own servers on free ports instead.
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
