@@ -44,10 +44,20 @@ format = hash
 upstream = http://127.0.0.1:$UPSTREAM_PORT/pages/{id}
 format = raw
 INI
-sleep 0.3
-"$dir/src/cachasided" -c "$run/cachasided.ini" &
+# Wait (up to 5 s) for a port to answer, or say which log to read.
+wait_port() {
+    i=0
+    until redis-cli -p "$1" PING 2>/dev/null | grep -q PONG || curl -sf -o /dev/null "127.0.0.1:$1/_count"; do
+        i=$((i + 1))
+        [ $i -lt 50 ] || { echo "$2 did not start; see its log:"; cat "$run/$2.log"; exit 1; }
+        sleep 0.1
+    done
+}
+wait_port "$REDIS_PORT" redis
+wait_port "$UPSTREAM_PORT" upstream
+"$dir/src/cachasided" -c "$run/cachasided.ini" 2>"$run/cachasided.log" &
 pids="$pids $!"
-sleep 0.5
+wait_port "$PORT" cachasided
 cat <<TXT
 
 cachasided is listening on 127.0.0.1:$PORT (Redis on $REDIS_PORT, example upstream on $UPSTREAM_PORT).
@@ -62,6 +72,6 @@ Try, in another terminal:
   for i in \$(seq 50); do redis-cli -p $PORT HGET product:p-050 name & done; wait   # a stampede
   curl -s 127.0.0.1:$UPSTREAM_PORT/_count; echo    # how many reads reached the upstream: 1 per key
   redis-cli -p $PORT STATS
-Press Ctrl-C to stop everything.
+Logs: $run/{redis,upstream,cachasided}.log. Press Ctrl-C to stop everything.
 TXT
 wait

@@ -159,7 +159,7 @@ static void cmd_stats(struct req *r)
 }
 
 static const struct cmd_def cmd_table[] = {
-    { "ping", -1, CMD_NOAUTH, cmd_ping, RK_NONE },
+    { "ping", -1, 0, cmd_ping, RK_NONE },
     { "echo", 2, 0, cmd_echo, RK_NONE },
     { "quit", -1, CMD_NOAUTH, cmd_quit, RK_NONE },
     { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE },

@@ -182,10 +182,12 @@ int main(int argc, char **argv)
         event_free(sigs[i]);
 out:
     cs_exiting = true;
+    /* Clients first, then the links whose callbacks settle the flights,
+     * then whatever flights are left. */
     server_free();
-    cache_free();
     rstore_free();
     upstream_free();
+    cache_free();
     event_base_free(cs_base);
     config_unref(cs_conf);
     return main_exit_code;

@@ -466,6 +466,8 @@ static void eu_generate(struct eu_state *st, long n)
 		width++;	/* the bound lets gcc see that id[] cannot overflow */
 	for (i = 1; i <= n; i++) {
 		snprintf(id, sizeof(id), "p-%0*ld", width, i);
+		if (json_object_get(st->records, id))
+			continue;	/* a record from -f wins over a generated one */
 		len = snprintf(body, sizeof(body),
 			       "{\"id\":\"%s\",\"name\":\"Product %ld\",\"price\":\"%ld.99\","
 			       "\"stock\":%ld,\"tags\":[\"demo\"]}", id, i, i, (i * 7) % 100);
