@@ -447,12 +447,22 @@ static void config_defaults(struct cs_config *c)
 }
 
 /* The line to blame for a cache key of a namespace: where it was set. */
-static int config_blame(const struct cs_config *c, const struct cs_ns *ns, int k)
+/* A cross-key rule is blamed on the later of its two keys as set where the
+ * rule broke: the namespace's own lines first, else [cache]'s, else the
+ * namespace header (or line 1 when both keys are defaults). */
+static int config_blame(const struct cs_config *c, const struct cs_ns *ns, int a, int b)
 {
-    if (ns && ns->c.line[k])
-        return ns->c.line[k];
-    if (c->cache.line[k])
-        return c->cache.line[k];
+    int la, lb;
+
+    if (ns && (ns->c.line[a] || ns->c.line[b])) {
+        la = ns->c.line[a];
+        lb = ns->c.line[b];
+    } else {
+        la = c->cache.line[a];
+        lb = c->cache.line[b];
+    }
+    if (la || lb)
+        return la > lb ? la : lb;
     return ns ? ns->line : 1;
 }
 
@@ -461,11 +471,19 @@ static void config_check_cache(struct cparse *p, const struct cs_cache_conf *cc,
     const char *where = ns ? ns->name : "[cache]";
 
     if (cc->v[CK_NEG_TTL] >= cc->v[CK_TTL])
-        cerr(p, config_blame(p->conf, ns, CK_NEG_TTL), "negative_ttl_s (%lld) must be less than ttl_s (%lld) for %s",
+        cerr(p, config_blame(p->conf, ns, CK_NEG_TTL, CK_TTL), "negative_ttl_s (%lld) must be less than ttl_s (%lld) for %s",
              cc->v[CK_NEG_TTL], cc->v[CK_TTL], where);
     if (cc->v[CK_LOCK_TTL] <= cc->v[CK_UP_TIMEOUT])
-        cerr(p, config_blame(p->conf, ns, CK_LOCK_TTL), "lock_ttl_ms (%lld) must exceed upstream_timeout_ms (%lld) for %s",
+        cerr(p, config_blame(p->conf, ns, CK_LOCK_TTL, CK_UP_TIMEOUT), "lock_ttl_ms (%lld) must exceed upstream_timeout_ms (%lld) for %s",
              cc->v[CK_LOCK_TTL], cc->v[CK_UP_TIMEOUT], where);
+}
+
+static size_t config_row(const char *key)
+{
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++)
+        if (strcmp(conf_keys[i].key, key) == 0)
+            return i;
+    abort();
 }
 
 static void config_finish(struct cparse *p)
@@ -478,7 +496,7 @@ static void config_finish(struct cparse *p)
         for (int k = 0; k < CK_COUNT; k++)
             if (!ns->c.line[k])
                 ns->c.v[k] = c->cache.v[k];
-        if (!ns->upstream)
+        if (!ns->upstream && !ns->keyline[config_row("upstream")])
             cerr(p, ns->line, "namespace '%s' has no upstream", ns->name);
         /* Only blame namespaces for what they override, not [cache] twice. */
         for (int k = 0; k < CK_COUNT; k++) {

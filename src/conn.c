@@ -80,10 +80,21 @@ void conn_close(struct conn *c, const char *why)
     free(c);
 }
 
-/* Arm the write event; the write callback also does deferred closes. */
+/* Arm the write event; the write callback also does deferred closes. A
+ * client over its output limit is closed from there even when its socket
+ * never becomes writable (it does not read): the event is made active. */
 static void conn_want_write(struct conn *c)
 {
     event_add(c->wev, NULL);
+    if (!c->overflow && (long long)evbuffer_get_length(c->out) > cs_conf->max_output_bytes_per_client) {
+        c->overflow = true;
+        c->closing = true;
+        if (c->reading) {
+            event_del(c->rev);
+            c->reading = false;
+        }
+        event_active(c->wev, EV_WRITE, 1);
+    }
 }
 
 static void conn_pause(struct conn *c)
@@ -224,7 +235,7 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
 
     CS_UNUSED(what);
-    if ((long long)evbuffer_get_length(c->out) > cs_conf->max_output_bytes_per_client) {
+    if (c->overflow) {
         clog_warn(c, "output buffer over max_output_bytes_per_client: disconnecting a slow reader");
         conn_close(c, "output limit");
         return;

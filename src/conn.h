@@ -50,6 +50,7 @@ struct conn {
     bool authed;
     bool closing;                   /* QUIT or protocol error: close when flushed */
     bool reading;                   /* read event armed */
+    bool overflow;                  /* over max_output_bytes_per_client: closing */
     int64_t last_active;
     struct resp_args args;
     TAILQ_ENTRY(conn) link;

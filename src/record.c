@@ -68,14 +68,30 @@ static void rb_finish(struct rbuild *b, struct record *rec)
 
 /* The shortest text that reads back as the same double (1.1, not
  * 1.1000000000000001 as a fixed 17 digits would give). */
+/* The shortest text that reads back as d, kept a JSON real: "0.1", "150.0",
+ * "1e+300". %g alone picks the fewest digits, which can be longer text
+ * (1.5e+02), so plain notation competes where it can be short. */
 static int record_real(double d, char *buf, size_t sz)
 {
-    int n = 0;
+    char alt[64];
+    int n = 0, m;
 
     for (int prec = 1; prec <= 17; prec++) {
         n = snprintf(buf, sz, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
             break;
+    }
+    if (strchr(buf, 'e') && (d < 0 ? -d : d) >= 1e-5 && (d < 0 ? -d : d) < 1e17) {
+        for (int prec = 0; prec <= 17; prec++) {
+            m = snprintf(alt, sizeof(alt), "%.*f", prec, d);
+            if (strtod(alt, NULL) == d) {
+                if (m + (prec == 0 ? 2 : 0) < n && (size_t)m < sz) {
+                    memcpy(buf, alt, (size_t)m + 1);
+                    n = m;
+                }
+                break;
+            }
+        }
     }
     /* Keep it a JSON real: 1e+20 is fine, but 3 would read as an integer. */
     if (!strpbrk(buf, ".eEn") && (size_t)n + 2 < sz) {
@@ -83,6 +99,49 @@ static int record_real(double d, char *buf, size_t sz)
         n += 2;
     }
     return n;
+}
+
+/* Compact JSON of a nested value, reals in the same shortest form as
+ * top-level ones (jansson would print them with 17 digits). */
+static int record_dump(FILE *out, json_t *v)
+{
+    const char *key;
+    json_t *e;
+    size_t i;
+    char num[64];
+    int rc = 0;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        fputc('{', out);
+        i = 0;
+        json_object_foreach(v, key, e) {
+            json_t *k = json_string(key);
+            if (i++)
+                fputc(',', out);
+            rc |= k ? json_dumpf(k, out, JSON_ENCODE_ANY) : -1;
+            json_decref(k);
+            fputc(':', out);
+            rc |= record_dump(out, e);
+        }
+        fputc('}', out);
+        return rc;
+    case JSON_ARRAY:
+        fputc('[', out);
+        json_array_foreach(v, i, e) {
+            if (i)
+                fputc(',', out);
+            rc |= record_dump(out, e);
+        }
+        fputc(']', out);
+        return rc;
+    case JSON_REAL:
+        record_real(json_real_value(v), num, sizeof(num));
+        fputs(num, out);
+        return 0;
+    default:
+        return json_dumpf(v, out, JSON_ENCODE_ANY | JSON_COMPACT);
+    }
 }
 
 int record_from_json(struct record *rec, const char *body, size_t len, char *err, size_t errsz)
@@ -94,7 +153,7 @@ int record_from_json(struct record *rec, const char *body, size_t len, char *err
     char num[64];
 
     memset(rec, 0, sizeof(*rec));
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
         snprintf(err, errsz, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
         return CS_ERR;
@@ -107,6 +166,9 @@ int record_from_json(struct record *rec, const char *body, size_t len, char *err
     json_object_foreach(root, key, v) {
         size_t kl = strlen(key);
         char *dump;
+        size_t dlen;
+        FILE *out;
+        bool bad = false;
         int n;
 
         if (record_field_reserved(key, kl)) {
@@ -135,8 +197,13 @@ int record_from_json(struct record *rec, const char *body, size_t len, char *err
             break;
         case JSON_OBJECT:
         case JSON_ARRAY:
-            dump = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-            if (!dump) {
+            dump = NULL;
+            if ((out = open_memstream(&dump, &dlen)) != NULL) {
+                bad = record_dump(out, v) != 0;
+                bad |= fclose(out) != 0;
+            }
+            if (!dump || bad) {
+                free(dump);
                 snprintf(err, errsz, "cannot encode field '%s'", key);
                 json_decref(root);
                 free(b.mem);
@@ -144,7 +211,7 @@ int record_from_json(struct record *rec, const char *body, size_t len, char *err
                 free(b.lens);
                 return CS_ERR;
             }
-            rb_pair(&b, key, kl, dump, strlen(dump));
+            rb_pair(&b, key, kl, dump, dlen);
             free(dump);
             break;
         }

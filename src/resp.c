@@ -109,6 +109,10 @@ static enum resp_status resp_parse_array(const char *buf, size_t len, size_t max
             *err = "bulk argument longer than max_request_bytes";
             return RESP_ERROR;
         }
+        if (pos + (size_t)blen + 2 > max_frame) {
+            *err = "request too large";
+            return RESP_ERROR;
+        }
         if (len - pos < (size_t)blen + 2)
             return RESP_MORE;
         if (buf[pos + (size_t)blen] != '\r' || buf[pos + (size_t)blen + 1] != '\n') {

@@ -175,6 +175,22 @@ static void server_grace_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(cs_base);
 }
 
+/* Closing (not just disabling) the listeners makes new clients see a
+ * refused connection at once instead of hanging until we exit. */
+static void server_close_listeners(void)
+{
+    if (srv_tcp)
+        evconnlistener_free(srv_tcp);
+    if (srv_unix)
+        evconnlistener_free(srv_unix);
+    srv_tcp = srv_unix = NULL;
+    if (srv_unix_path) {
+        unlink(srv_unix_path);
+        free(srv_unix_path);
+        srv_unix_path = NULL;
+    }
+}
+
 void server_shutdown(void)
 {
     struct conn *c, *next;
@@ -183,10 +199,7 @@ void server_shutdown(void)
     if (srv_stopping)
         return;
     srv_stopping = true;
-    if (srv_tcp)
-        evconnlistener_disable(srv_tcp);
-    if (srv_unix)
-        evconnlistener_disable(srv_unix);
+    server_close_listeners();
     for (c = TAILQ_FIRST(&conn_all); c; c = next) {
         next = TAILQ_NEXT(c, link);
         conn_drain(c);
@@ -213,18 +226,10 @@ void server_free(void)
 
     while ((c = TAILQ_FIRST(&conn_all)) != NULL)
         conn_close(c, "shutdown");
-    if (srv_tcp)
-        evconnlistener_free(srv_tcp);
-    if (srv_unix)
-        evconnlistener_free(srv_unix);
-    if (srv_unix_path) {
-        unlink(srv_unix_path);
-        free(srv_unix_path);
-    }
+    server_close_listeners();
     if (srv_sweep)
         event_free(srv_sweep);
     if (srv_grace)
         event_free(srv_grace);
-    srv_tcp = srv_unix = NULL;
     srv_sweep = srv_grace = NULL;
 }
