@@ -643,6 +643,25 @@ START_TEST(t_idle_timeout)
 }
 END_TEST
 
+/* BATCH pipelined "ECHO <payload>" requests in one buffer (caller frees). */
+static char *echo_batch(int payload, int nreq, char fill, size_t *len)
+{
+    char hdr[64];
+    int hl = snprintf(hdr, sizeof hdr, "*2\r\n$4\r\nECHO\r\n$%d\r\n", payload);
+    size_t one = (size_t)hl + (size_t)payload + 2;
+    char *batch = malloc(one * (size_t)nreq);
+
+    ck_assert(batch != NULL);
+    for (int i = 0; i < nreq; i++) {
+        char *p = batch + one * (size_t)i;
+        memcpy(p, hdr, (size_t)hl);
+        memset(p + hl, fill, (size_t)payload);
+        memcpy(p + hl + payload, "\r\n", 2);
+    }
+    *len = one * (size_t)nreq;
+    return batch;
+}
+
 /* A client that pipelines requests and never reads the replies is
  * disconnected once more than max_output_bytes_per_client is queued for it;
  * another client keeps being served meanwhile. */
@@ -657,17 +676,8 @@ START_TEST(t_output_limit)
     int slow = raw_connect(d.port, 4096);
     ck_assert(fcntl(slow, F_SETFL, O_NONBLOCK) == 0);
 
-    char hdr[64];
-    int hl = snprintf(hdr, sizeof hdr, "*2\r\n$4\r\nECHO\r\n$%d\r\n", PAYLOAD);
-    size_t one = (size_t)hl + PAYLOAD + 2, blen = one * BATCH;
-    char *batch = malloc(blen);
-    ck_assert(batch != NULL);
-    for (int i = 0; i < BATCH; i++) {
-        char *p = batch + one * (size_t)i;
-        memcpy(p, hdr, (size_t)hl);
-        memset(p + hl, 'z', PAYLOAD);
-        memcpy(p + hl + PAYLOAD, "\r\n", 2);
-    }
+    size_t blen;
+    char *batch = echo_batch(PAYLOAD, BATCH, 'z', &blen);
 
     size_t sent = 0;
     int rc = 0, err = 0, n = 0;
@@ -705,17 +715,8 @@ START_TEST(t_output_limit_slow_reader)
     int slow = raw_connect(d.port, 4096);
     ck_assert(fcntl(slow, F_SETFL, O_NONBLOCK) == 0);
 
-    char hdr[64];
-    int hl = snprintf(hdr, sizeof hdr, "*2\r\n$4\r\nECHO\r\n$%d\r\n", PAYLOAD);
-    size_t one = (size_t)hl + PAYLOAD + 2, blen = one * BATCH;
-    char *batch = malloc(blen);
-    ck_assert(batch != NULL);
-    for (int i = 0; i < BATCH; i++) {
-        char *p = batch + one * (size_t)i;
-        memcpy(p, hdr, (size_t)hl);
-        memset(p + hl, 'y', PAYLOAD);
-        memcpy(p + hl + PAYLOAD, "\r\n", 2);
-    }
+    size_t blen;
+    char *batch = echo_batch(PAYLOAD, BATCH, 'y', &blen);
 
     size_t sent = 0, got = 0;
     int closed = 0, n = 0;
