@@ -210,9 +210,14 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
     if (c->ilen < c->ibuf_size) {
         n = read(fd, c->ibuf + c->ilen, c->ibuf_size - c->ilen);
         if (n == 0) {
-            /* Half-close: answer what was sent, then close. */
+            /* Half-close: answer what was sent, then close. Requests held
+             * back by max_inflight_per_client are parsed when req_done
+             * resumes us (the read sees EOF again). */
             conn_process(c);
-            conn_drain(c);
+            if (c->ipos < c->ilen && c->inflight >= cs_conf->max_inflight_per_client)
+                conn_pause(c);
+            else
+                conn_drain(c);
             return;
         }
         if (n < 0) {

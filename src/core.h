@@ -10,6 +10,8 @@
 #define CS_WUR __attribute__((warn_unused_result))
 #define CS_UNUSED(x) ((void)(x))
 #define CS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define CS_STR_(x) #x
+#define CS_XSTR(x) CS_STR_(x)
 
 #define CS_OK 0
 #define CS_ERR (-1)

@@ -141,7 +141,9 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
     bool notice = f->state == FS_READING;
 
     f->ops--;
-    if (f->finished) {
+    /* A re-read that comes back after the lock timeout took over: the
+     * fetch under way answers. */
+    if (f->finished || f->state == FS_FETCHING) {
         flight_put(f);
         return;
     }

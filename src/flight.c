@@ -141,6 +141,10 @@ void flight_finish(struct flight *f, struct outcome *o)
 {
     struct waiter *w, *next;
 
+    if (f->finished) {          /* e.g. shutdown answered first */
+        outcome_unref(o);
+        return;
+    }
     flight_unlink(f);
     f->finished = true;
     f->state = FS_DONE;

@@ -34,6 +34,7 @@ struct rcmd {
     size_t fmtlen;
     int script;                 /* -1 when not a script */
     bool retried;
+    bool marker;                /* ours alone: hiredis has no callback for it */
 };
 
 struct rlink {
@@ -75,18 +76,25 @@ static void rstore_schedule(struct rlink *l)
     l->backoff_ms = l->backoff_ms * 2 > RS_BACKOFF_MAX_MS ? RS_BACKOFF_MAX_MS : l->backoff_ms * 2;
 }
 
-/* What hiredis does not own: the subscribe marker. */
+/* Frees what hiredis does not own: the subscribe marker. Every other rcmd is
+ * freed by its callback, which hiredis runs with a NULL reply when the
+ * context goes: at once, or, when we are inside one of its callbacks, once
+ * that callback returns. */
 static void rstore_forget(struct rlink *l)
 {
-    struct rcmd *c;
+    struct rcmd *c, *next;
 
-    while ((c = TAILQ_FIRST(&l->pending)) != NULL) {
-        TAILQ_REMOVE(&l->pending, c, q);
-        free(c);
+    for (c = TAILQ_FIRST(&l->pending); c; c = next) {
+        next = TAILQ_NEXT(c, q);
+        if (c->marker) {
+            TAILQ_REMOVE(&l->pending, c, q);
+            free(c);
+        }
     }
 }
 
-/* Fail the link now: hiredis calls every pending callback with NULL. */
+/* Fail the link now: hiredis calls every pending callback with NULL. Not
+ * from the connect callback: hiredis 0.14 touches the context after it. */
 static void rstore_drop(struct rlink *l, const char *why)
 {
     redisAsyncContext *ac = l->ac;
@@ -100,6 +108,13 @@ static void rstore_drop(struct rlink *l, const char *why)
     redisAsyncFree(ac);
     rstore_forget(l);
     rstore_schedule(l);
+}
+
+static void rstore_drop_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    rstore_drop(arg, "cannot send set-up commands");
 }
 
 static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
@@ -306,6 +321,7 @@ static void rstore_start_handshake(struct rlink *l)
         mark->link = l;
         mark->sent_ms = cs_mono_ms();
         mark->script = -1;
+        mark->marker = true;
         TAILQ_INSERT_TAIL(&l->pending, mark, q);
         if (len < 0 || redisAsyncFormattedCommand(l->ac, rstore_message_cb, NULL, fmt, (size_t)len) != REDIS_OK) {
             if (len >= 0)
@@ -333,7 +349,10 @@ static void rstore_start_handshake(struct rlink *l)
     }
     return;
 fail:
-    rstore_drop(l, "cannot send set-up commands");
+    /* We are inside hiredis's connect callback: drop from the loop. */
+    l->state = RS_DOWN;
+    if (event_base_once(cs_base, -1, EV_TIMEOUT, rstore_drop_later_cb, l, &(struct timeval){ 0, 0 }) != 0)
+        log_error("%s: cannot schedule a reconnect", l->name);
 }
 
 static void rstore_connect_cb(const redisAsyncContext *ac, int status)

@@ -232,7 +232,11 @@ static void upstream_start(struct up_fetch *f, struct up_conn *uc)
     f->req = req;
     stats.upstream_requests++;
     if (evhttp_make_request(uc->evcon, req, EVHTTP_REQ_GET, f->target) != 0) {
-        /* evhttp freed req; report from the loop so callers never re-enter. */
+        /* libevent 2.1 returns -1 with req still ours when it cannot make
+         * a socket (fd exhaustion); it frees req itself only when it runs
+         * out of memory, which we treat as fatal anyway. Report from the
+         * loop so callers never re-enter. */
+        evhttp_request_free(req);
         f->req = NULL;
         f->failed = true;
         f->error = EVREQ_HTTP_EOF;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #define WRITES_SCAN_COUNT "1000"
+#define WRITES_DEL_MAX 10000
 
 static const char writes_tryagain[] = "TRYAGAIN cache unavailable";
 
@@ -52,8 +53,15 @@ void writes_cmd_del(struct req *r)
     const char **argv;
     size_t *lens;
     char *keys, err[200];
+    size_t plen, total = 0, used = 0;
     int rc;
 
+    /* One script runs the whole DEL: bound how long it holds Redis. */
+    if (r->argc - 1 > WRITES_DEL_MAX) {
+        writes_fail(r, "ERR too many keys for DEL (at most " CS_XSTR(WRITES_DEL_MAX)
+                       "); split it or use INVALIDATE");
+        return;
+    }
     for (int i = 1; i < r->argc; i++) {
         const struct cs_ns *ns;
         struct cs_str id;
@@ -66,20 +74,26 @@ void writes_cmd_del(struct req *r)
         writes_fail(r, writes_tryagain);
         return;
     }
+    /* Exactly what the keys take: "<prefix>[lock:]<ns>:{<id>}" + NUL. */
+    plen = strlen(r->conf->key_prefix);
+    for (int i = 1; i < r->argc; i++)
+        total += 2 * (plen + r->argv[i].len + 3) + 5;
     argv = cs_malloc(sizeof(*argv) * (size_t)nkeys);
     lens = cs_malloc(sizeof(*lens) * (size_t)nkeys);
-    keys = cs_malloc((size_t)nkeys * CACHE_KEY_MAX);
+    keys = cs_malloc(total);
     for (int i = 1; i < r->argc; i++) {
         const struct cs_ns *ns;
         struct cs_str id;
-        char *rec = keys + (size_t)argc * CACHE_KEY_MAX;
-        char *lock = rec + CACHE_KEY_MAX;
+        char *rec = keys + used;
+        char *lock;
         if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK)
             abort();
         argv[argc] = rec;
         lens[argc++] = cache_key(rec, r->conf, ns, id, false);
+        lock = rec + lens[argc - 1] + 1;
         argv[argc] = lock;
         lens[argc++] = cache_key(lock, r->conf, ns, id, true);
+        used += lens[argc - 2] + lens[argc - 1] + 2;
         /* Requests from now on start a new fill, not join the old one. */
         flight_detach(rec, lens[argc - 2]);
     }

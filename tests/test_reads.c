@@ -1027,6 +1027,57 @@ START_TEST(t_redis_down_and_back)
 }
 END_TEST
 
+/* A Redis that refuses the daemon's AUTH (a wrong password in the config):
+ * the daemon logs why, keeps answering reads from the upstream while it
+ * retries, and write commands say TRYAGAIN. Restarted with the right
+ * password (AUTH username password form), it caches. */
+START_TEST(t_redis_auth)
+{
+    struct h_redis redis = { 0 };
+    struct h_upstream up;
+    struct h_daemon d;
+    int fd, rfd;
+    char *raw;
+
+    h_redis_start(&redis);
+    rfd = h_connect(redis.port);
+    EXPECT_RAW("+OK\r\n", rfd, "CONFIG", "SET", "requirepass", "s3cret");
+    h_upstream_start(&up, 0, 6);
+    h_daemon_init(&d);
+    h_daemon_start(&d,
+                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\n"
+                   "[redis]\nport = %d\npassword = wrong\n"
+                   "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
+                   d.port, redis.port, up.port);
+    ck_assert_msg(h_wait_log(d.log, "WRONGPASS", H_TIMEOUT_MS) == 0,
+                  "the refused AUTH is not logged: %s", h_log_tail(d.log));
+    fd = h_connect(d.port);
+    for (int i = 0; i < 3; i++) {       /* across several reconnect attempts */
+        raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+        expect_product_raw(raw, 1);
+        free(raw);
+        h_msleep(150);
+    }
+    EXPECT_RAW("-TRYAGAIN cache unavailable\r\n", fd, "DEL", "product:p-001");
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+    h_close(fd);
+
+    h_daemon_start(&d,
+                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\n"
+                   "[redis]\nport = %d\nusername = default\npassword = s3cret\n"
+                   "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
+                   d.port, redis.port, up.port);
+    ck_assert_msg(h_wait_log(d.log, "redis: connected", H_TIMEOUT_MS) == 0,
+                  "no Redis connection with the right password: %s", h_log_tail(d.log));
+    fd = h_connect(d.port);
+    raw = rawq(fd, "HGETALL", "product:p-002", NULL);
+    expect_product_raw(raw, 2);
+    free(raw);
+    EXPECT_RAW("+OK\r\n", rfd, "AUTH", "s3cret");
+    ck_assert_int_eq(qint(rfd, "EXISTS", "cache:product:{p-002}", NULL), 1);
+}
+END_TEST
+
 /* Clients that send reads of cached keys and leave at once: the Redis
  * replies arrive for connections that are gone; the daemon stays up. */
 START_TEST(t_clients_gone_before_reply)
@@ -1202,6 +1253,7 @@ int main(void)
     suite_add_tcase(s, tc_new("bad_body", t_bad_body));
     suite_add_tcase(s, tc_new("body_too_large", t_body_too_large));
     suite_add_tcase(s, tc_new("redis_down_and_back", t_redis_down_and_back));
+    suite_add_tcase(s, tc_new("redis_auth", t_redis_auth));
     suite_add_tcase(s, tc_new("clients_gone_before_reply", t_clients_gone_before_reply));
     suite_add_tcase(s, tc_new("stats_reset_info", t_stats_reset_info));
     suite_add_tcase(s, tc_new("ttl_pttl", t_ttl_pttl));

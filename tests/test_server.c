@@ -746,6 +746,7 @@ END_TEST
 
 /* More requests in flight than max_inflight_per_client: the daemon pauses
  * reading and resumes, every reply still comes, in order. */
+/* _i == 1: the client half-closes (shutdown SHUT_WR) after sending. */
 START_TEST(t_inflight_limit_order)
 {
     enum { N = 300 };
@@ -766,6 +767,8 @@ START_TEST(t_inflight_limit_order)
             len += (size_t)snprintf(buf + len, cap - len, "*2\r\n$3\r\nTTL\r\n$%d\r\n%s\r\n", kl, key);
     }
     ck_assert_int_eq(h_send(fd, buf, len), 0);
+    if (_i == 1)
+        ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
     for (int i = 0; i < N; i++) {
         char want[32], e[16];
         if (i % 2) {
@@ -778,7 +781,13 @@ START_TEST(t_inflight_limit_order)
         ck_assert_msg(r && strcmp(r, want) == 0, "reply %d: expected %s, got %s", i, h_repr(want), h_repr(r));
         free(r);
     }
-    ASSERT_RAW(h_inline(fd, "PING"), "+PONG\r\n");
+    if (_i == 1) {
+        /* Half-closed after sending: every request is still answered
+         * (those held back by the limit too), then the daemon closes. */
+        ck_assert_int_eq(h_is_closed(fd, 5000), 1);
+    } else {
+        ASSERT_RAW(h_inline(fd, "PING"), "+PONG\r\n");
+    }
     free(buf);
 }
 END_TEST
@@ -1283,7 +1292,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, t_idle_timeout);
     tcase_add_test(tc, t_output_limit);
     tcase_add_test(tc, t_output_limit_slow_reader);
-    tcase_add_test(tc, t_inflight_limit_order);
+    tcase_add_loop_test(tc, t_inflight_limit_order, 0, 2);   /* 1: client half-closes */
     tcase_add_test(tc, t_inflight_limit_pauses_reading);
     suite_add_tcase(s, tc);
 

@@ -264,6 +264,41 @@ START_TEST(t_del_counts_cached_only)
 }
 END_TEST
 
+/* One DEL takes up to 10000 keys (one script holds Redis while it runs);
+ * more get a clear error and remove nothing. */
+START_TEST(t_del_many_keys)
+{
+    enum { MAX = 10000 };
+    const char **argv = calloc(MAX + 2, sizeof(*argv));
+    char (*keys)[24] = calloc(MAX + 1, sizeof(*keys));
+    char *raw;
+
+    ck_assert(argv && keys);
+    env_default();
+    h_upstream_set_body(&E.up, "m1", OLD_BODY);
+    h_upstream_set_body(&E.up, "m2", OLD_BODY);
+    CK_REPLY(D("HGETALL", "product:m1"), OLD_REPLY);
+    CK_REPLY(D("HGETALL", "product:m2"), OLD_REPLY);
+    argv[0] = "DEL";
+    for (int i = 0; i <= MAX; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "product:m%d", i);
+        argv[i + 1] = keys[i];
+    }
+    ck_assert_int_eq(h_send_cmd(E.c, MAX + 2, argv), 0);       /* 10001 keys */
+    raw = h_read_reply(E.c, H_DEFAULT);
+    ck_assert_msg(raw && strncmp(raw, "-ERR too many keys for DEL", 26) == 0, "got %s", h_repr(raw));
+    free(raw);
+    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{m1}", "cache:product:{m2}"), 2);
+    ck_assert_int_eq(h_send_cmd(E.c, MAX + 1, argv), 0);       /* 10000 keys */
+    raw = h_read_reply(E.c, H_DEFAULT);
+    ck_assert_msg(raw && strcmp(raw, ":2\r\n") == 0, "got %s", h_repr(raw));
+    free(raw);
+    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{m1}", "cache:product:{m2}"), 0);
+    free(argv);
+    free(keys);
+}
+END_TEST
+
 /* A bad key or unknown namespace anywhere in DEL fails the whole command
  * and removes nothing. */
 START_TEST(t_del_bad_key_touches_nothing)
@@ -741,6 +776,7 @@ int main(void)
     tcase_add_test(tc_new(s, "del"), t_del_then_read_sees_new);
     tcase_add_test(tc_new(s, "del_counts"), t_del_counts_cached_only);
     tcase_add_test(tc_new(s, "del_bad_key"), t_del_bad_key_touches_nothing);
+    tcase_add_test(tc_new(s, "del_many"), t_del_many_keys);
     tcase_add_test(tc_new(s, "del_slow_fill"), t_del_during_slow_fill);
     tcase_add_test(tc_new(s, "invalidate_glob"), t_invalidate_glob);
     tcase_add_test(tc_new(s, "invalidate_errors"), t_invalidate_errors_and_star);
