@@ -1078,6 +1078,51 @@ START_TEST(t_redis_auth)
 }
 END_TEST
 
+/* A Redis that stops answering (CLIENT PAUSE) is given up on after
+ * command_timeout_ms: the read is answered from the upstream, well before
+ * the pause ends, and counted in redis_errors; afterwards the cache works
+ * again. */
+START_TEST(t_redis_command_timeout)
+{
+    struct env e;
+    int fd;
+    char *raw;
+    long long t0, took;
+
+    memset(&e, 0, sizeof(e));
+    h_redis_start(&e.redis);
+    e.rfd = h_connect(e.redis.port);
+    h_upstream_start(&e.up, 0, 6);
+    h_daemon_init(&e.d);
+    h_daemon_start(&e.d,
+                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\n"
+                   "[redis]\nport = %d\ncommand_timeout_ms = 300\n"
+                   "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
+                   e.d.port, e.redis.port, e.up.port);
+    ck_assert_msg(h_wait_log(e.d.log, "redis: connected", H_TIMEOUT_MS) == 0, "%s", h_log_tail(e.d.log));
+    fd = h_connect(e.d.port);
+    EXPECT_RAW("+OK\r\n", e.rfd, "CLIENT", "PAUSE", "4000", "ALL");
+    t0 = h_now_ms();
+    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    took = h_now_ms() - t0;
+    expect_product_raw(raw, 1);
+    free(raw);
+    ck_assert_msg(took < 2500, "read took %lld ms with Redis paused for 4000 ms (command_timeout_ms 300)", took);
+    ck_assert_int_ge(stat_of(fd, "redis_errors"), 1);
+    ck_assert_msg(h_log_contains(e.d.log, "command_timeout_ms"), "%s", h_log_tail(e.d.log));
+
+    /* Once the pause is over the daemon reconnects and caches again. */
+    for (long long end = h_now_ms() + 10000;; h_msleep(100)) {
+        raw = rawq(fd, "HGETALL", "product:p-002", NULL);
+        expect_product_raw(raw, 2);
+        free(raw);
+        if (qint(e.rfd, "EXISTS", "cache:product:{p-002}", NULL) == 1)
+            break;
+        ck_assert_msg(h_now_ms() < end, "nothing cached after the pause: %s", h_log_tail(e.d.log));
+    }
+}
+END_TEST
+
 /* Clients that send reads of cached keys and leave at once: the Redis
  * replies arrive for connections that are gone; the daemon stays up. */
 START_TEST(t_clients_gone_before_reply)
@@ -1254,6 +1299,7 @@ int main(void)
     suite_add_tcase(s, tc_new("body_too_large", t_body_too_large));
     suite_add_tcase(s, tc_new("redis_down_and_back", t_redis_down_and_back));
     suite_add_tcase(s, tc_new("redis_auth", t_redis_auth));
+    suite_add_tcase(s, tc_new("redis_command_timeout", t_redis_command_timeout));
     suite_add_tcase(s, tc_new("clients_gone_before_reply", t_clients_gone_before_reply));
     suite_add_tcase(s, tc_new("stats_reset_info", t_stats_reset_info));
     suite_add_tcase(s, tc_new("ttl_pttl", t_ttl_pttl));
