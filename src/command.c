@@ -11,6 +11,8 @@
 #include "stats.h"
 #include "writes.h"
 
+#include "autoconf.h"
+
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,10 +87,59 @@ static void cmd_select(struct req *r)
     cmd_reply_done(r);
 }
 
+/* HELLO [2 [AUTH user pass] [SETNAME name]]: RESP2 only, as Redis answers
+ * it (a flat array of server facts); HELLO 3 gets NOPROTO and clients fall
+ * back to RESP2. */
 static void cmd_hello(struct req *r)
 {
-    /* RESP3 is not spoken; clients fall back to RESP2 on this error. */
-    resp_error(req_out(r), "NOPROTO this server speaks RESP2 only");
+    struct evbuffer *out = req_out(r);
+    int i = 2;
+
+    if (r->argc >= 2 && !(r->argv[1].len == 1 && r->argv[1].p[0] == '2')) {
+        resp_error(out, "NOPROTO this server speaks RESP2 only");
+        cmd_reply_done(r);
+        return;
+    }
+    for (; i < r->argc; i++) {
+        if (strcasecmp(r->argv[i].p, "auth") == 0 && i + 2 < r->argc) {
+            if (!r->conf->requirepass[0] ||
+                !cmd_secret_eq(r->argv[i + 2].p, r->argv[i + 2].len, r->conf->requirepass)) {
+                resp_error(out, "WRONGPASS invalid username-password pair or user is disabled.");
+                cmd_reply_done(r);
+                return;
+            }
+            if (r->conn)
+                r->conn->authed = true;
+            i += 2;
+        } else if (strcasecmp(r->argv[i].p, "setname") == 0 && i + 1 < r->argc) {
+            i++;
+        } else {
+            resp_errorf(out, "ERR Syntax error in HELLO option '%.64s'", r->argv[i].p);
+            cmd_reply_done(r);
+            return;
+        }
+    }
+    if (r->conn && !r->conn->authed) {
+        resp_error(out, "NOAUTH HELLO must be called with the client already authenticated, "
+                        "otherwise the HELLO <proto> AUTH <user> <pass> option can be used");
+        cmd_reply_done(r);
+        return;
+    }
+    resp_array(out, 14);
+    resp_bulk(out, "server", 6);
+    resp_bulk(out, "cachasided", 10);
+    resp_bulk(out, "version", 7);
+    resp_bulk(out, PACKAGE_VERSION, strlen(PACKAGE_VERSION));
+    resp_bulk(out, "proto", 5);
+    resp_int(out, 2);
+    resp_bulk(out, "id", 2);
+    resp_int(out, r->conn ? (long long)r->conn->id : 0);
+    resp_bulk(out, "mode", 4);
+    resp_bulk(out, "standalone", 10);
+    resp_bulk(out, "role", 4);
+    resp_bulk(out, "master", 6);
+    resp_bulk(out, "modules", 7);
+    resp_array(out, 0);
     cmd_reply_done(r);
 }
 

@@ -432,6 +432,14 @@ START_TEST(t_compat_commands)
     ASSERT_TYPE(h_cmd(fd, "CONFIG", "GET", "save", NULL), H_REPLY_ARRAY);
     ASSERT_TYPE(h_cmd(fd, "COMMAND", NULL), H_REPLY_ARRAY);
     ASSERT_TYPE(h_cmd(fd, "COMMAND", "DOCS", NULL), H_REPLY_ARRAY);
+    /* HELLO: RESP2 facts for clients that probe; HELLO 3 is refused so
+     * they fall back to RESP2. */
+    char *hello = h_cmd(fd, "HELLO", "2", NULL);
+    ck_assert_msg(hello && hello[0] == '*' && strstr(hello, "cachasided") && strstr(hello, "proto\r\n:2"),
+                  "HELLO 2: %s", h_repr(hello));
+    free(hello);
+    ASSERT_TYPE(h_cmd(fd, "HELLO", NULL), H_REPLY_ARRAY);
+    ASSERT_PREFIX(h_cmd(fd, "HELLO", "3", NULL), "-NOPROTO");
     ASSERT_RAW(h_cmd(fd, "PING", NULL), "+PONG\r\n");
     ASSERT_RAW(h_cmd(fd, "QUIT", NULL), "+OK\r\n");
     ck_assert_msg(h_is_closed(fd, 3000), "connection still open after QUIT");
@@ -487,6 +495,16 @@ START_TEST(t_auth)
     ASSERT_PREFIX(h_cmd(fd, "HGETALL", "product:p-001", NULL), "-NOAUTH");
     ASSERT_PREFIX(h_cmd(fd, "TTL", "product:p-001", NULL), "-NOAUTH");
     ASSERT_PREFIX(h_inline(fd, "STATS"), "-NOAUTH");
+    ASSERT_PREFIX(h_cmd(fd, "HELLO", "2", NULL), "-NOAUTH");
+    {
+        /* HELLO 2 AUTH user pass authenticates, as in Redis. */
+        int hf = h_connect(d.port);
+        ASSERT_PREFIX(h_cmd(hf, "HELLO", "2", "AUTH", "default", "nope", NULL), "-WRONGPASS");
+        ASSERT_PREFIX(h_cmd(hf, "PING", NULL), "-NOAUTH");
+        ASSERT_TYPE(h_cmd(hf, "HELLO", "2", "AUTH", "default", "s3cret", NULL), H_REPLY_ARRAY);
+        ASSERT_RAW(h_cmd(hf, "PING", NULL), "+PONG\r\n");
+        h_close(hf);
+    }
     ASSERT_PREFIX(h_cmd(fd, "AUTH", "wrong", NULL), "-WRONGPASS");
     ASSERT_PREFIX(h_cmd(fd, "TTL", "product:p-001", NULL), "-NOAUTH");
     ASSERT_RAW(h_cmd(fd, "AUTH", "s3cret", NULL), "+OK\r\n");
