@@ -1005,8 +1005,7 @@ static bool ini_sets(const char *text, const char *section, const char *key)
 }
 
 /* Every key of the table is in the example configuration (in its section),
- * in the man page cachasided.ini(5) and in docs/configuration.md (what
- * tests/check_docs.sh checks, here in C so make check always runs it). */
+ * in the man page cachasided.ini(5) and in docs/configuration.md. */
 START_TEST(test_keys_documented)
 {
     const struct config_key_info *keys;
