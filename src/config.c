@@ -59,9 +59,9 @@ static const struct ckey conf_keys[] = {
     RDS("key_prefix", T_STR, key_prefix, "cache:", 0, 0),
     RDS("connect_timeout_ms", T_INT, connect_timeout_ms, "1000", 1, 3600000),
     RDS("command_timeout_ms", T_INT, command_timeout_ms, "500", 1, 3600000),
-    CCH("ttl_s", CK_TTL, "300", 2, 315360000),  /* negative_ttl_s (>= 1) must fit below */
+    CCH("ttl_s", CK_TTL, "300", 1, 315360000),
     CCH("ttl_jitter_pct", CK_JITTER, "10", 0, 100),
-    CCH("negative_ttl_s", CK_NEG_TTL, "30", 1, 315360000),
+    CCH("negative_ttl_s", CK_NEG_TTL, "30", 0, 315360000),  /* 0: not-found is not cached */
     CCH("grace_s", CK_GRACE, "0", 0, 315360000),
     CCH("lock_ttl_ms", CK_LOCK_TTL, "5000", 1, 3600000),
     CCH("lock_poll_ms", CK_LOCK_POLL, "50", 1, 3600000),

@@ -265,6 +265,9 @@ static void fill_store(struct flight *f, struct outcome *o, enum store_mode mode
     long long ttl_ms, keep_ms;
 
     if (o->kind == OC_NOTFOUND) {
+        /* negative_ttl_s = 0: the script's PEXPIRE 0 deletes the record, so
+         * a stale one goes and nothing new stays; the notice still wakes
+         * other daemons. */
         ttl_ms = keep_ms = c->v[CK_NEG_TTL] * 1000;
     } else {
         double u = (double)random() / 2147483647.0;

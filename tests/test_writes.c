@@ -692,7 +692,12 @@ START_TEST(t_grace_notfound_replaces_stale)
     long long deadline;
     char *raw = NULL;
 
-    env_start(2, 1, 30, 2000);
+    /* _i == 1: negative_ttl_s = 0 (not-found not cached), which also
+     * allows ttl_s = 1. */
+    if (_i == 0)
+        env_start(2, 1, 30, 2000);
+    else
+        env_start(1, 0, 30, 2000);
     h_upstream_set_body(&E.up, "n1", OLD_BODY);
     CK_REPLY(D("HGETALL", "product:n1"), OLD_REPLY);
     h_upstream_set_body(&E.up, "n1", NULL);                     /* now 404 */
@@ -711,6 +716,13 @@ START_TEST(t_grace_notfound_replaces_stale)
     CK_REPLY(raw, "*0\r\n");
     CK_REPLY(D("HGET", "product:n1", "v"), "$-1\r\n");
     CK_REPLY(R("HGET", "cache:product:{n1}", "v"), "$-1\r\n"); /* the old record is gone */
+    if (_i == 1) {
+        long before = h_upstream_count_id(&E.up, "n1");
+        ck_assert_int_eq(R_INT("EXISTS", "cache:product:{n1}"), 0);
+        CK_REPLY(D("HGETALL", "product:n1"), "*0\r\n");         /* not cached: asked again */
+        ck_assert_int_eq(h_upstream_count_id(&E.up, "n1"), before + 1);
+        ck_assert_int_eq(R_INT("EXISTS", "cache:product:{n1}"), 0);
+    }
 }
 END_TEST
 
@@ -785,7 +797,7 @@ int main(void)
     tcase_add_test(tc_new(s, "ttl"), t_ttl_pttl);
     tcase_add_test(tc_new(s, "grace"), t_grace_stale_hit_one_refresh);
     tcase_add_test(tc_new(s, "grace_error"), t_grace_stale_if_error);
-    tcase_add_test(tc_new(s, "grace_notfound"), t_grace_notfound_replaces_stale);
+    tcase_add_loop_test(tc_new(s, "grace_notfound"), t_grace_notfound_replaces_stale, 0, 2);
     tcase_add_test(tc_new(s, "redis_down"), t_redis_down);
 
     h_tmpdir();
