@@ -57,6 +57,21 @@ static bool cmd_secret_eq(const char *a, size_t alen, const char *b)
     return diff == 0;
 }
 
+static const char cmd_wrongpass[] = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/* AUTH and HELLO ... AUTH: any username, the password must be requirepass. */
+static bool cmd_login(struct req *r, const struct cs_str *pw)
+{
+    if (!r->conf->requirepass[0] || !cmd_secret_eq(pw->p, pw->len, r->conf->requirepass)) {
+        if (r->conn)
+            clog_info(r->conn, "AUTH failed");
+        return false;
+    }
+    if (r->conn)
+        r->conn->authed = true;
+    return true;
+}
+
 static void cmd_auth(struct req *r)
 {
     const struct cs_str *pw = &r->argv[r->argc - 1];
@@ -66,14 +81,10 @@ static void cmd_auth(struct req *r)
     } else if (!r->conf->requirepass[0]) {
         resp_error(req_out(r), "ERR AUTH <password> called without any password configured for the default user. "
                                "Are you sure your configuration is correct?");
-    } else if (cmd_secret_eq(pw->p, pw->len, r->conf->requirepass)) {
-        if (r->conn)
-            r->conn->authed = true;
+    } else if (cmd_login(r, pw)) {
         resp_simple(req_out(r), "OK");
     } else {
-        if (r->conn)
-            clog_info(r->conn, "AUTH failed");
-        resp_error(req_out(r), "WRONGPASS invalid username-password pair or user is disabled.");
+        resp_error(req_out(r), cmd_wrongpass);
     }
     cmd_reply_done(r);
 }
@@ -102,14 +113,11 @@ static void cmd_hello(struct req *r)
     }
     for (; i < r->argc; i++) {
         if (strcasecmp(r->argv[i].p, "auth") == 0 && i + 2 < r->argc) {
-            if (!r->conf->requirepass[0] ||
-                !cmd_secret_eq(r->argv[i + 2].p, r->argv[i + 2].len, r->conf->requirepass)) {
-                resp_error(out, "WRONGPASS invalid username-password pair or user is disabled.");
+            if (!cmd_login(r, &r->argv[i + 2])) {
+                resp_error(out, cmd_wrongpass);
                 cmd_reply_done(r);
                 return;
             }
-            if (r->conn)
-                r->conn->authed = true;
             i += 2;
         } else if (strcasecmp(r->argv[i].p, "setname") == 0 && i + 1 < r->argc) {
             i++;

@@ -87,8 +87,7 @@ struct cparse {
     bool section_bad;           /* ... or the header of the current section */
 };
 
-static int config_ns_name_ok(const char *n);
-static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int line);
+static int config_section(struct cparse *p, const char *name, struct cs_ns **ns);
 
 static void cerr(struct cparse *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -144,21 +143,12 @@ static char *config_reader(char *str, int num, void *stream)
          * so an empty [bogus] or a bare [namespace:x] is caught too. */
         const char *rb = strchr(s, ']');
         char name[200];
+        struct cs_ns *ns;
         p->section_bad = false;
         if (rb && (size_t)(rb - s - 1) < sizeof(name)) {
             memcpy(name, s + 1, (size_t)(rb - s - 1));
             name[rb - s - 1] = '\0';
-            if (strncmp(name, "namespace:", 10) == 0) {
-                if (config_ns_name_ok(name + 10)) {
-                    config_ns_get(p->conf, name + 10, p->line);
-                } else {
-                    cerr(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", name + 10);
-                    p->section_bad = true;
-                }
-            } else if (strcmp(name, "server") != 0 && strcmp(name, "redis") != 0 && strcmp(name, "cache") != 0) {
-                cerr(p, p->line, "unknown section [%s]", name);
-                p->section_bad = true;
-            }
+            p->section_bad = config_section(p, name, &ns) < 0;
         }
     }
     memcpy(str, p->buf, (size_t)n);
@@ -371,34 +361,49 @@ static int config_ns_name_ok(const char *n)
     return strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
 }
 
+/* The kind of a [section] (and its namespace, created on first sight), or
+ * -1 after reporting it at the current line. The reader calls this for
+ * every header, so empty sections are checked too; the handler for keys. */
+static int config_section(struct cparse *p, const char *name, struct cs_ns **ns)
+{
+    *ns = NULL;
+    if (strcmp(name, "server") == 0)
+        return S_SERVER;
+    if (strcmp(name, "redis") == 0)
+        return S_REDIS;
+    if (strcmp(name, "cache") == 0)
+        return S_CACHE;
+    if (strncmp(name, "namespace:", 10) == 0) {
+        if (!config_ns_name_ok(name + 10)) {
+            cerr(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", name + 10);
+            return -1;
+        }
+        *ns = config_ns_get(p->conf, name + 10, p->line);
+        return S_NS;
+    }
+    cerr(p, p->line, "unknown section [%s]", name);
+    return -1;
+}
+
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
     struct cparse *p = user;
     struct cs_config *c = p->conf;
     enum csec sec;
     struct cs_ns *ns = NULL;
+    int kind;
     char err[400];
     int *lines;
 
-    if (strcmp(section, "server") == 0)
-        sec = S_SERVER;
-    else if (strcmp(section, "redis") == 0)
-        sec = S_REDIS;
-    else if (strcmp(section, "cache") == 0)
-        sec = S_CACHE;
-    else if (p->section_bad)
+    if (p->section_bad)
         return 1;               /* its header was reported */
-    else if (strncmp(section, "namespace:", 10) == 0) {
-        if (!config_ns_name_ok(section + 10)) {
-            cerr(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", section + 10);
-            return 1;
-        }
-        sec = S_NS;
-        ns = config_ns_get(c, section + 10, p->line);
-    } else {
-        cerr(p, p->line, section[0] ? "unknown section [%s]" : "key outside any section%s", section);
+    if (!section[0]) {
+        cerr(p, p->line, "key outside any section");
         return 1;
     }
+    if ((kind = config_section(p, section, &ns)) < 0)
+        return 1;
+    sec = (enum csec)kind;
     lines = ns ? ns->keyline : c->keyline;
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
@@ -446,7 +451,6 @@ static void config_defaults(struct cs_config *c)
     }
 }
 
-/* The line to blame for a cache key of a namespace: where it was set. */
 /* A cross-key rule is blamed on the later of its two keys as set where the
  * rule broke: the namespace's own lines first, else [cache]'s, else the
  * namespace header (or line 1 when both keys are defaults). */

@@ -80,23 +80,6 @@ void conn_close(struct conn *c, const char *why)
     free(c);
 }
 
-/* Arm the write event; the write callback also does deferred closes. A
- * client over its output limit is closed from there even when its socket
- * never becomes writable (it does not read): the event is made active. */
-static void conn_want_write(struct conn *c)
-{
-    event_add(c->wev, NULL);
-    if (!c->overflow && (long long)evbuffer_get_length(c->out) > cs_conf->max_output_bytes_per_client) {
-        c->overflow = true;
-        c->closing = true;
-        if (c->reading) {
-            event_del(c->rev);
-            c->reading = false;
-        }
-        event_active(c->wev, EV_WRITE, 1);
-    }
-}
-
 static void conn_pause(struct conn *c)
 {
     if (c->reading) {
@@ -112,6 +95,20 @@ static void conn_resume(struct conn *c)
         c->reading = true;
         /* Requests may already be buffered: run the read callback once. */
         event_active(c->rev, EV_READ, 1);
+    }
+}
+
+/* Arm the write event; the write callback also does deferred closes. A
+ * client over its output limit is closed from there even when its socket
+ * never becomes writable (it does not read): the event is made active. */
+static void conn_want_write(struct conn *c)
+{
+    event_add(c->wev, NULL);
+    if (!c->overflow && (long long)evbuffer_get_length(c->out) > cs_conf->max_output_bytes_per_client) {
+        c->overflow = true;
+        c->closing = true;
+        conn_pause(c);
+        event_active(c->wev, EV_WRITE, 1);
     }
 }
 

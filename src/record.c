@@ -66,10 +66,8 @@ static void rb_finish(struct rbuild *b, struct record *rec)
     free(b->lens);
 }
 
-/* The shortest text that reads back as the same double (1.1, not
- * 1.1000000000000001 as a fixed 17 digits would give). */
-/* The shortest text that reads back as d, kept a JSON real: "0.1", "150.0",
- * "1e+300". %g alone picks the fewest digits, which can be longer text
+/* The shortest text that reads back as d, kept a JSON real: "0.1" (not
+ * 0.10000000000000001 as 17 fixed digits give), "150.0", "1e+300". %g alone picks the fewest digits, which can be longer text
  * (1.5e+02), so plain notation competes where it can be short. */
 static int record_real(double d, char *buf, size_t sz)
 {

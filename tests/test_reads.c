@@ -220,13 +220,14 @@ static long long stat_of(int fd, const char *name)
     return v;
 }
 
-/* Polls Redis until `key` exists: 0 found, -1 after timeout_ms. */
-static int wait_redis_key(int rfd, const char *key, int timeout_ms)
+/* Polls Redis until EXISTS `key` is `want`: 0 when it is, -1 after
+ * timeout_ms. */
+static int wait_redis_exists(int rfd, const char *key, int want, int timeout_ms)
 {
     long long end = h_now_ms() + timeout_ms;
 
     for (;;) {
-        if (qint(rfd, "EXISTS", key, NULL) == 1)
+        if (qint(rfd, "EXISTS", key, NULL) == want)
             return 0;
         if (h_now_ms() > end)
             return -1;
@@ -281,7 +282,7 @@ START_TEST(t_miss_then_hit)
     /* Stored in Redis: the record's fields (bookkeeping "__" fields allowed).
      * The store and the reply leave the daemon on different connections:
      * wait for the store to land. */
-    ck_assert_msg(wait_redis_key(e.rfd, "cache:product:{p-002}", 2000) == 0, "record not stored");
+    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-002}", 1, 2000) == 0, "record not stored");
     rr = q(e.rfd, "HGETALL", "cache:product:{p-002}", NULL);
     ck_assert_int_eq(rr->type, H_REPLY_ARRAY);
     {
@@ -397,7 +398,7 @@ START_TEST(t_raw_namespace)
     ck_assert(memcmp(r->str, body1, r->len) == 0);
     h_reply_free(r);
 
-    ck_assert_msg(wait_redis_key(e.rfd, "cache:page:{one}", 2000) == 0, "raw record not stored");
+    ck_assert_msg(wait_redis_exists(e.rfd, "cache:page:{one}", 1, 2000) == 0, "raw record not stored");
     r = q(e.rfd, "HGET", "cache:page:{one}", "__body", NULL);
     ck_assert_int_eq(r->type, H_REPLY_BULK);
     ck_assert_uint_eq(r->len, strlen(body1));
@@ -422,7 +423,7 @@ START_TEST(t_raw_namespace)
     ck_assert_int_eq(h_upstream_count_id(&e.up, "one"), 1);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "two"), 1);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "missing"), 1);
-    ck_assert_msg(wait_redis_key(e.rfd, "cache:page:{two}", 2000) == 0, "page:two not stored");
+    ck_assert_msg(wait_redis_exists(e.rfd, "cache:page:{two}", 1, 2000) == 0, "page:two not stored");
     EXPECT_RAW("$5\r\n[1,2]\r\n", e.rfd, "HGET", "cache:page:{two}", "__body");
 
     /* A failing key is an error element; the others are still answered. */
@@ -534,7 +535,7 @@ START_TEST(t_url_unsafe_id)
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, id), 1);
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
-    ck_assert_msg(wait_redis_key(e.rfd, rkey, 2000) == 0, "%s not stored", rkey);
+    ck_assert_msg(wait_redis_exists(e.rfd, rkey, 1, 2000) == 0, "%s not stored", rkey);
     EXPECT_RAW("$2\r\nok\r\n", e.rfd, "HGET", rkey, "v");
 
     r = q(fd, "HGETALL", key, NULL);
@@ -572,7 +573,7 @@ START_TEST(t_coalesce_200)
     ck_assert_int_eq(stat_of(fd, "coalesced"), N - 1);
     ck_assert_int_eq(stat_of(fd, "misses"), N);
     ck_assert_int_eq(stat_of(fd, "upstream_requests"), 1);
-    ck_assert_msg(wait_redis_key(e.rfd, "cache:product:{p-001}", 2000) == 0, "record not stored");
+    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
     ck_assert_int_eq(qint(e.rfd, "EXISTS", "cache:lock:product:{p-001}", NULL), 0);
 }
 END_TEST
@@ -666,7 +667,7 @@ START_TEST(t_lock_holder_killed)
     ck_assert_int_eq(stat_of(fb, "lock_timeouts"), 1);
     ck_assert_int_eq(stat_of(fb, "stampedes_suppressed"), 1);
     /* B stored it (the dead daemon's lock had expired), and it is a hit now. */
-    ck_assert_msg(wait_redis_key(rfd, "cache:product:{p-003}", 2000) == 0, "B did not store the record");
+    ck_assert_msg(wait_redis_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "B did not store the record");
     raw = rawq(fb, "HGETALL", "product:p-003", NULL);
     expect_product_raw(raw, 3);
     free(raw);
@@ -698,7 +699,7 @@ START_TEST(t_starter_disconnects)
         free(raw);
     }
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
-    ck_assert_msg(wait_redis_key(e.rfd, "cache:product:{p-001}", 2000) == 0, "the fill was not stored");
+    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "the fill was not stored");
     fd = h_connect(e.d.port);
     EXPECT_RAW("+PONG\r\n", fd, "PING");
     ck_assert_int_eq(stat_of(fd, "coalesced"), NW);
@@ -708,20 +709,6 @@ END_TEST
 
 /* ------------------------------------------------------- error modes -- */
 
-/* Polls Redis until `key` is gone: 0 gone, -1 after timeout_ms. */
-static int wait_redis_gone(int rfd, const char *key, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    for (;;) {
-        if (qint(rfd, "EXISTS", key, NULL) == 0)
-            return 0;
-        if (h_now_ms() > end)
-            return -1;
-        h_msleep(20);
-    }
-}
-
 /* After an -UPSTREAM error: the fill lock is released and nothing is cached. */
 static void expect_nothing_cached(int rfd, const char *ns, const char *id)
 {
@@ -729,7 +716,7 @@ static void expect_nothing_cached(int rfd, const char *ns, const char *id)
 
     snprintf(rkey, sizeof(rkey), "cache:%s:{%s}", ns, id);
     snprintf(lkey, sizeof(lkey), "cache:lock:%s:{%s}", ns, id);
-    ck_assert_msg(wait_redis_gone(rfd, lkey, 2000) == 0, "fill lock %s still held after an error", lkey);
+    ck_assert_msg(wait_redis_exists(rfd, lkey, 0, 2000) == 0, "fill lock %s still held after an error", lkey);
     ck_assert_msg(qint(rfd, "EXISTS", rkey, NULL) == 0, "%s cached after an upstream error", rkey);
 }
 
@@ -739,7 +726,7 @@ static void expect_sentinel(int rfd, const char *rkey)
     struct h_reply *r;
     long long pttl;
 
-    ck_assert_msg(wait_redis_key(rfd, rkey, 2000) == 0, "no not-found sentinel stored at %s", rkey);
+    ck_assert_msg(wait_redis_exists(rfd, rkey, 1, 2000) == 0, "no not-found sentinel stored at %s", rkey);
     r = q(rfd, "HGETALL", rkey, NULL);
 
     ck_assert_int_eq(r->type, H_REPLY_ARRAY);
@@ -832,7 +819,7 @@ START_TEST(t_upstream_status)
     h_upstream_set_status(&e.up, "busy", 0);
     h_upstream_set_body(&e.up, "busy", "{\"ok\":1}");
     EXPECT_RAW("*2\r\n$2\r\nok\r\n$1\r\n1\r\n", fd, "HGETALL", "product:busy");
-    ck_assert_msg(wait_redis_key(e.rfd, "cache:product:{busy}", 2000) == 0, "recovered record not stored");
+    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{busy}", 1, 2000) == 0, "recovered record not stored");
 }
 END_TEST
 
@@ -870,7 +857,7 @@ START_TEST(t_upstream_timeout)
         free(raw);
     }
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-001"), 2);
-    ck_assert_msg(wait_redis_key(e.rfd, "cache:product:{p-001}", 2000) == 0, "record not stored");
+    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
 }
 END_TEST
 
