@@ -1,6 +1,7 @@
 /* main.c - command line, signals, start-up and shutdown. */
 #include "config.h"
 #include "core.h"
+#include "dns.h"
 #include "cache.h"
 #include "log.h"
 #include "notify.h"
@@ -187,6 +188,7 @@ out:
     server_free();
     rstore_free();
     upstream_free();
+    dns_free();
     cache_free();
     event_base_free(cs_base);
     config_unref(cs_conf);
