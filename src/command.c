@@ -7,6 +7,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "report.h"
 #include "resp.h"
 #include "stats.h"
 #include "writes.h"
@@ -208,7 +209,7 @@ static void cmd_stats(struct req *r)
         resp_error(out, "ERR unknown STATS subcommand (STATS or STATS RESET)");
     } else {
         struct evbuffer *body = evbuffer_new();
-        stats_render(body);
+        report_text(body);
         evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
         evbuffer_add_buffer(out, body);
         evbuffer_add(out, "\r\n", 2);
