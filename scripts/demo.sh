@@ -2,12 +2,13 @@
 # The quick start: installs what is missing, builds, and runs on loopback a
 # redis-server, the example upstream (with a 200 ms latency, so misses and
 # stampedes are visible) and cachasided pointing at both. Ctrl-C stops all.
-# Ports: REDIS_PORT (6390), UPSTREAM_PORT (8080), PORT (7379).
+# Ports: REDIS_PORT (6390), UPSTREAM_PORT (8080), PORT (7379), ADMIN_PORT (7380).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 REDIS_PORT=${REDIS_PORT:-6390}
 UPSTREAM_PORT=${UPSTREAM_PORT:-8080}
 PORT=${PORT:-7379}
+ADMIN_PORT=${ADMIN_PORT:-7380}
 sh "$top/scripts/deps.sh"
 dir=$(sh "$top/scripts/build.sh")
 run=$(mktemp -d /tmp/cachasided-demo.XXXXXX)
@@ -32,7 +33,8 @@ pids="$pids $!"
 cat >"$run/cachasided.ini" <<INI
 [server]
 listen = 127.0.0.1:$PORT
-admin_listen =
+admin_listen = 127.0.0.1:$ADMIN_PORT
+admin_demo = yes
 [redis]
 port = $REDIS_PORT
 [cache]
@@ -61,6 +63,10 @@ wait_port "$PORT" cachasided
 cat <<TXT
 
 cachasided is listening on 127.0.0.1:$PORT (Redis on $REDIS_PORT, example upstream on $UPSTREAM_PORT).
+
+  Dashboard: http://127.0.0.1:$ADMIN_PORT/   (read a key, update it, run a stampede)
+  Metrics:   http://127.0.0.1:$ADMIN_PORT/metrics
+
 Try, in another terminal:
   redis-cli -p $PORT HGETALL product:p-001        # a miss: ~200 ms, fetched from the upstream
   redis-cli -p $PORT HGETALL product:p-001        # a hit: from Redis

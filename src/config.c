@@ -18,7 +18,9 @@
 
 struct cs_config *cs_conf;
 
-enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_URL };
+enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_ADDR_PATH, T_URL, T_BOOL };
+/* Keys held as strings (freed with the config, compared on reload). */
+#define CONF_IS_STR(t) ((t) == T_STR || (t) == T_ADDR || (t) == T_ADDR_PATH)
 enum csec { S_SERVER, S_REDIS, S_CACHE, S_NS };
 
 struct ckey {
@@ -41,7 +43,8 @@ static const struct ckey conf_keys[] = {
     SRV("listen", T_ADDR, listen, "127.0.0.1:7379", 0, 0, false),
     SRV("unix_socket", T_STR, unix_socket, "", 0, 0, false),
     SRV("unix_socket_mode", T_MODE, unix_socket_mode, "0660", 0, 0777, false),
-    SRV("admin_listen", T_ADDR, admin_listen, "127.0.0.1:7380", 0, 0, false),
+    SRV("admin_listen", T_ADDR_PATH, admin_listen, "127.0.0.1:7380", 0, 0, false),
+    SRV("admin_demo", T_BOOL, admin_demo, "no", 0, 1, true),
     SRV("requirepass", T_STR, requirepass, "", 0, 0, true),
     SRV("max_clients", T_INT, max_clients, "10000", 1, 1000000, true),
     SRV("max_request_bytes", T_INT, max_request_bytes, "65536", 64, 512LL << 20, true),
@@ -311,6 +314,20 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
             return CS_ERR;
         }
         return CS_OK;
+    case T_BOOL:
+        if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+            *(long long *)field = 1;
+        else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+            *(long long *)field = 0;
+        else {
+            snprintf(err, errsz, "'%s' must be yes or no, got '%s'", k->key, v);
+            return CS_ERR;
+        }
+        return CS_OK;
+    case T_ADDR_PATH:
+        if (*v == '/')
+            goto str;           /* a unix socket path */
+        /* fall through */
     case T_ADDR:
         if (*v) {
             char host[256];
@@ -322,6 +339,7 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
         }
         /* fall through */
     case T_STR:
+    str:
         free(*(char **)field);
         *(char **)field = strdup(v);
         return CS_OK;
@@ -570,7 +588,7 @@ void config_unref(struct cs_config *c)
         return;
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
-        if (k->sec != S_CACHE && k->sec != S_NS && (k->type == T_STR || k->type == T_ADDR))
+        if (k->sec != S_CACHE && k->sec != S_NS && CONF_IS_STR(k->type))
             free(*(char **)((char *)c + k->off));
     }
     for (int i = 0; i < c->nns; i++)
@@ -606,7 +624,7 @@ void config_warn_restart(const struct cs_config *old, const struct cs_config *ne
 
         if (k->reload)
             continue;
-        if (k->type == T_STR || k->type == T_ADDR) {
+        if (CONF_IS_STR(k->type)) {
             a = *(char *const *)((const char *)old + k->off);
             b = *(char *const *)((const char *)neu + k->off);
             if (strcmp(a, b) == 0)

@@ -37,7 +37,7 @@ struct cs_config {
     /* [server] */
     char *listen, *unix_socket, *admin_listen, *requirepass;
     long long unix_socket_mode, max_clients, max_request_bytes, client_idle_timeout_s,
-        max_inflight_per_client, max_output_bytes_per_client, shutdown_grace_ms;
+        max_inflight_per_client, max_output_bytes_per_client, shutdown_grace_ms, admin_demo;
     long long log_level;
     /* [redis] */
     char *redis_host, *redis_unix_socket, *redis_username, *redis_password, *key_prefix;

@@ -1,10 +1,12 @@
 /* main.c - command line, signals, start-up and shutdown. */
 #include "config.h"
 #include "core.h"
+#include "admin.h"
 #include "dns.h"
 #include "cache.h"
 #include "log.h"
 #include "notify.h"
+#include "report.h"
 #include "rstore.h"
 #include "server.h"
 #include "stats.h"
@@ -70,6 +72,7 @@ static void main_reload(void)
     neu = main_load();
     if (!neu) {
         log_error("reload: %s has errors, keeping the running configuration", main_conf_path);
+        report_reload(false);
     } else {
         config_warn_restart(cs_conf, neu);
         config_unref(cs_conf);
@@ -77,6 +80,7 @@ static void main_reload(void)
         main_apply_level();
         upstream_reconfigure();
         log_notice("reload: configuration applied (%d namespace(s))", cs_conf->nns);
+        report_reload(true);
     }
     notify_send("READY=1");
 }
@@ -166,7 +170,7 @@ int main(int argc, char **argv)
     stats_init();
     upstream_init();
     cache_init();
-    if (server_start() != CS_OK) {
+    if (server_start() != CS_OK || admin_start() != CS_OK) {
         main_exit_code = 2;
         goto out;
     }
@@ -186,6 +190,7 @@ out:
     /* Clients first, then the links whose callbacks settle the flights,
      * then whatever flights are left. */
     server_free();
+    admin_free();
     rstore_free();
     upstream_free();
     dns_free();

@@ -480,3 +480,10 @@ void rstore_free(void)
         event_free(rs_sweep);
     rs_sweep = NULL;
 }
+
+const char *rstore_status(void)
+{
+    if (rs_cmd.state == RS_UP)
+        return NULL;
+    return rs_cmd.state == RS_DOWN ? "not connected" : "connecting";
+}

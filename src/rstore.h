@@ -17,6 +17,8 @@ void rstore_init(void);
 void rstore_free(void);
 /* The command connection is up and has loaded the scripts. */
 bool rstore_ready(void);
+/* NULL when ready; otherwise why not ("connection refused", "auth failed"). */
+const char *rstore_status(void);
 /* CS_ERR: not sent, and cb will not be called. CS_OK: cb runs exactly once. */
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,

@@ -317,9 +317,14 @@ static void stats_prom_labels(struct evbuffer *b, const char *label, const char 
 static void stats_prom_num(struct stats_sink *s, enum stats_kind k, const char *name, const char *help,
                            const char *label, double v)
 {
+    size_t n = strlen(name);
     char fam[160];
 
-    snprintf(fam, sizeof(fam), "cachasided_%s%s", name, k == SK_COUNTER ? "_total" : "");
+    /* Prometheus spells units out: uptime_s is cachasided_uptime_seconds. */
+    if (n > 2 && strcmp(name + n - 2, "_s") == 0)
+        snprintf(fam, sizeof(fam), "cachasided_%.*s_seconds", (int)(n - 2), name);
+    else
+        snprintf(fam, sizeof(fam), "cachasided_%s%s", name, k == SK_COUNTER ? "_total" : "");
     stats_prom_family(s, fam, k == SK_COUNTER ? "counter" : "gauge", help);
     evbuffer_add_printf(s->ctx, "%s", fam);
     stats_prom_labels(s->ctx, label, NULL);

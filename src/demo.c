@@ -1,0 +1,373 @@
+/* demo.c - the dashboard's demo actions (admin_demo = yes). Each action
+ * opens client connections to the daemon's own listener and sends RESP, so
+ * the demo shows the real cache path: the same parsing, ordering, Redis read,
+ * single-flight and upstream fetch an application gets. Replies are parsed
+ * with hiredis's reader. */
+#include "core.h"
+#include "demo.h"
+#include "config.h"
+#include "log.h"
+#include "stats.h"
+
+#include <hiredis/hiredis.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define DEMO_MAX_CMDS 6
+#define DEMO_MAX_READERS 1000
+#define DEMO_TIMEOUT_S 15
+
+struct demo_action;
+
+/* One client connection that sends its commands one after another. */
+struct demo_client {
+    struct demo_action *act;
+    struct bufferevent *bev;
+    redisReader *rd;
+    char *fmt[DEMO_MAX_CMDS];
+    int fmtlen[DEMO_MAX_CMDS];
+    int ncmds, next;
+    bool skip_first;            /* AUTH: its reply is not the user's */
+    int64_t sent_us;
+    bool done;
+    json_t *replies;            /* [{reply, us}, ...] */
+};
+
+struct demo_action {
+    struct evhttp_request *req;     /* NULL once the browser went away */
+    const char *name;
+    struct demo_client **clients;
+    int nclients, pending;
+    int64_t started_us;
+    uint64_t up_before, coalesced_before, suppressed_before;
+    char key[600];
+    int readers;                /* stampede: N, started once the DEL is done */
+    bool stampede_started;
+};
+
+static int64_t demo_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static json_t *demo_reply_json(const redisReply *r)
+{
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+        return json_stringn(r->str, (size_t)r->len) ? json_stringn(r->str, (size_t)r->len)
+                                                    : json_string("(binary)");
+    case REDIS_REPLY_ERROR:
+        return json_pack("{s:s%}", "error", r->str, (size_t)r->len);
+    case REDIS_REPLY_INTEGER:
+        return json_integer(r->integer);
+    case REDIS_REPLY_ARRAY: {
+        json_t *a = json_array();
+        for (size_t i = 0; i < r->elements; i++)
+            json_array_append_new(a, demo_reply_json(r->element[i]));
+        return a;
+    }
+    default:
+        return json_null();
+    }
+}
+
+static void demo_send_next(struct demo_client *c)
+{
+    c->sent_us = demo_now_us();
+    bufferevent_write(c->bev, c->fmt[c->next], (size_t)c->fmtlen[c->next]);
+}
+
+static void demo_action_finish(struct demo_action *a);
+
+static void demo_client_done(struct demo_client *c)
+{
+    struct demo_action *a = c->act;
+
+    if (c->done)
+        return;
+    c->done = true;
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (--a->pending == 0)
+        demo_action_finish(a);
+}
+
+static void demo_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct demo_client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    void *reply;
+
+    redisReaderFeed(c->rd, (const char *)evbuffer_pullup(in, -1), n);
+    evbuffer_drain(in, n);
+    while (c->next < c->ncmds) {
+        if (redisReaderGetReply(c->rd, &reply) != REDIS_OK) {
+            json_array_append_new(c->replies, json_pack("{s:s}", "error", "unparsable reply"));
+            demo_client_done(c);
+            return;
+        }
+        if (!reply)
+            return;
+        if (!(c->skip_first && c->next == 0))
+            json_array_append_new(c->replies, json_pack("{s:o,s:I}", "reply", demo_reply_json(reply), "us",
+                                                        (json_int_t)(demo_now_us() - c->sent_us)));
+        freeReplyObject(reply);
+        if (++c->next == c->ncmds) {
+            demo_client_done(c);
+            return;
+        }
+        demo_send_next(c);
+    }
+}
+
+static void demo_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct demo_client *c = arg;
+
+    CS_UNUSED(bev);
+    if (what & BEV_EVENT_CONNECTED) {
+        demo_send_next(c);
+        return;
+    }
+    json_array_append_new(c->replies, json_pack("{s:s}", "error", what & BEV_EVENT_TIMEOUT ? "timeout" : "connection lost"));
+    c->next = c->ncmds;
+    demo_client_done(c);
+}
+
+/* The daemon's own listener: TCP when configured, else the unix socket. */
+static int demo_own_addr(struct sockaddr_storage *ss, int *len)
+{
+    if (cs_conf->listen[0]) {
+        *len = sizeof(*ss);
+        if (evutil_parse_sockaddr_port(cs_conf->listen, (struct sockaddr *)ss, len) == 0)
+            return CS_OK;
+        return CS_ERR;          /* a host name: the demo needs an address */
+    }
+    if (cs_conf->unix_socket[0] && strlen(cs_conf->unix_socket) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        struct sockaddr_un *su = (struct sockaddr_un *)ss;
+        memset(su, 0, sizeof(*su));
+        su->sun_family = AF_UNIX;
+        strcpy(su->sun_path, cs_conf->unix_socket);
+        *len = sizeof(*su);
+        return CS_OK;
+    }
+    return CS_ERR;
+}
+
+static struct demo_client *demo_client_new(struct demo_action *a, int argc, const char **argv)
+{
+    struct demo_client *c = cs_calloc(1, sizeof(*c));
+    struct sockaddr_storage ss;
+    struct timeval tv = { DEMO_TIMEOUT_S, 0 };
+    int len;
+
+    c->act = a;
+    c->rd = redisReaderCreate();
+    c->replies = json_array();
+    if (cs_conf->requirepass[0]) {
+        const char *auth[2] = { "AUTH", cs_conf->requirepass };
+        c->fmtlen[c->ncmds] = redisFormatCommandArgv(&c->fmt[c->ncmds], 2, auth, NULL);
+        c->ncmds++;
+        c->skip_first = true;
+    }
+    /* argv: commands separated by NULL, ended by two NULLs. */
+    for (int i = 0; i < argc && c->ncmds < DEMO_MAX_CMDS;) {
+        int n = 0;
+        while (i + n < argc && argv[i + n])
+            n++;
+        c->fmtlen[c->ncmds] = redisFormatCommandArgv(&c->fmt[c->ncmds], n, argv + i, NULL);
+        c->ncmds++;
+        i += n + 1;
+    }
+    a->pending++;
+    c->bev = bufferevent_socket_new(cs_base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, demo_read_cb, NULL, demo_event_cb, c);
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (demo_own_addr(&ss, &len) != CS_OK || bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, len) != 0) {
+        json_array_append_new(c->replies, json_pack("{s:s}", "error", "cannot connect to the daemon's own listener"));
+        c->next = c->ncmds;
+        /* Finished from the loop, never inside the caller. */
+        bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+    }
+    return c;
+}
+
+static void demo_client_free(struct demo_client *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
+    for (int i = 0; i < c->ncmds; i++)
+        redisFreeCommand(c->fmt[i]);
+    redisReaderFree(c->rd);
+    json_decref(c->replies);
+    free(c);
+}
+
+static void demo_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+    struct demo_action *a = arg;
+
+    CS_UNUSED(evcon);
+    a->req = NULL;
+}
+
+static void demo_respond(struct demo_action *a, int code, json_t *body)
+{
+    if (a->req) {
+        struct evbuffer *b = evbuffer_new();
+        char *s = json_dumps(body, JSON_COMPACT);
+        evhttp_connection_set_closecb(evhttp_request_get_connection(a->req), NULL, NULL);
+        evbuffer_add(b, s, strlen(s));
+        evhttp_add_header(evhttp_request_get_output_headers(a->req), "Content-Type", "application/json");
+        evhttp_add_header(evhttp_request_get_output_headers(a->req), "Cache-Control", "no-store");
+        evhttp_send_reply(a->req, code, code == 200 ? "OK" : "Bad Request", b);
+        evbuffer_free(b);
+        free(s);
+    }
+    json_decref(body);
+}
+
+static void demo_action_free(struct demo_action *a)
+{
+    for (int i = 0; i < a->nclients; i++)
+        demo_client_free(a->clients[i]);
+    free(a->clients);
+    free(a);
+}
+
+static void demo_add(struct demo_action *a, struct demo_client *c)
+{
+    a->clients = cs_realloc(a->clients, sizeof(*a->clients) * (size_t)(a->nclients + 1));
+    a->clients[a->nclients++] = c;
+}
+
+static bool demo_is_raw(const char *key)
+{
+    const char *colon = strchr(key, ':');
+    const struct cs_ns *ns = colon ? config_ns_find(cs_conf, key, (size_t)(colon - key)) : NULL;
+
+    return ns && ns->format == NS_RAW;
+}
+
+static void demo_start_stampede(struct demo_action *a, int n)
+{
+    const char *argv[2] = { demo_is_raw(a->key) ? "GET" : "HGETALL", a->key };
+
+    a->stampede_started = true;
+    a->up_before = stats.upstream_requests;
+    a->coalesced_before = stats.coalesced;
+    a->suppressed_before = stats.stampedes_suppressed;
+    a->started_us = demo_now_us();
+    for (int i = 0; i < n; i++)
+        demo_add(a, demo_client_new(a, 2, argv));
+}
+
+static void demo_action_finish(struct demo_action *a)
+{
+    json_t *out;
+
+    if (strcmp(a->name, "stampede") == 0 && !a->stampede_started) {
+        /* The DEL is done: now the N concurrent readers. */
+        demo_start_stampede(a, a->readers);
+        return;
+    }
+    out = json_pack("{s:s,s:s}", "action", a->name, "key", a->key);
+    if (strcmp(a->name, "stampede") == 0) {
+        int64_t slowest = 0;
+        int errors = 0;
+        for (int i = 1; i < a->nclients; i++) {
+            json_t *r = json_array_get(a->clients[i]->replies, 0);
+            json_t *us = json_object_get(r, "us");
+            json_t *rep = json_object_get(r, "reply");
+            if (!us || (json_is_object(rep) && json_object_get(rep, "error")) || json_object_get(r, "error"))
+                errors++;
+            if (us && json_integer_value(us) > slowest)
+                slowest = json_integer_value(us);
+        }
+        json_object_set_new(out, "readers", json_integer(a->nclients - 1));
+        json_object_set_new(out, "upstream_reads", json_integer((json_int_t)(stats.upstream_requests - a->up_before)));
+        json_object_set_new(out, "coalesced", json_integer((json_int_t)(stats.coalesced - a->coalesced_before)));
+        json_object_set_new(out, "errors", json_integer(errors));
+        json_object_set_new(out, "slowest_us", json_integer(slowest));
+        json_object_set_new(out, "total_us", json_integer((json_int_t)(demo_now_us() - a->started_us)));
+    } else {
+        json_object_set(out, "steps", a->clients[0]->replies);
+    }
+    demo_respond(a, 200, out);
+    demo_action_free(a);
+}
+
+static const char *demo_param(struct evkeyvalq *q, const char *name)
+{
+    const char *v = evhttp_find_header(q, name);
+
+    return v && *v ? v : NULL;
+}
+
+void demo_handle(struct evhttp_request *req, const char *action)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    struct evkeyvalq q;
+    struct demo_action *a;
+    const char *key, *field, *value, *nstr;
+    json_t *err = NULL;
+
+    TAILQ_INIT(&q);
+    if (evhttp_parse_query_str(uri && evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "", &q) != 0)
+        err = json_pack("{s:s}", "error", "bad query string");
+    key = demo_param(&q, "key");
+    field = demo_param(&q, "field");
+    value = evhttp_find_header(&q, "value");
+    nstr = demo_param(&q, "n");
+    if (!err && (!key || strlen(key) >= sizeof(a->key)))
+        err = json_pack("{s:s}", "error", "key=NAMESPACE:ID is needed");
+    if (!err && strcmp(action, "update") == 0 && (!field || !value))
+        err = json_pack("{s:s}", "error", "update needs field= and value=");
+    if (err) {
+        struct demo_action tmp = { .req = req };
+        evhttp_clear_headers(&q);
+        demo_respond(&tmp, 400, err);
+        return;
+    }
+    a = cs_calloc(1, sizeof(*a));
+    a->req = req;
+    a->name = action;
+    a->started_us = demo_now_us();
+    snprintf(a->key, sizeof(a->key), "%s", key);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), demo_closed_cb, a);
+    if (strcmp(action, "read") == 0) {
+        const char *argv[] = { "PTTL", a->key, NULL, demo_is_raw(a->key) ? "GET" : "HGETALL", a->key, NULL,
+                               "PTTL", a->key };
+        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+    } else if (strcmp(action, "update") == 0) {
+        const char *argv[] = { "HSET", a->key, field, value, NULL, "PTTL", a->key };
+        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+    } else if (strcmp(action, "invalidate") == 0) {
+        const char *argv[] = { "DEL", a->key };
+        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+    } else {
+        const char *argv[] = { "DEL", a->key };
+        long n = nstr ? strtol(nstr, NULL, 10) : 50;
+        a->readers = n < 1 ? 1 : n > DEMO_MAX_READERS ? DEMO_MAX_READERS : (int)n;
+        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+    }
+    evhttp_clear_headers(&q);
+}

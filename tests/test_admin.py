@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Integration tests of the admin endpoint (SPEC 6 and 7), run by `make check`.
+
+A real redis-server, the example upstream and the daemon, on loopback and
+free ports. Checks what an operator sees: counters and histogram counts
+after a known sequence, /metrics accepted by promtool with every SPEC 6
+counter, /healthz following Redis and the drain, the HTTP rules (404, 405
+with Allow, auth with requirepass, unix socket form), and the dashboard in
+headless Chromium running a 50-reader stampede that shows one upstream read.
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostile"))
+from hostile import Conn, free_port, wait_port  # noqa: E402
+
+DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
+UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
+REDIS = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis-server"
+SPEC6 = ["hits", "misses", "stale_hits", "negative_hits", "coalesced", "stampedes_suppressed", "lock_timeouts",
+         "upstream_requests", "upstream_errors", "redis_errors", "invalidations", "field_updates"]
+
+
+def http(port, method, path, headers=None, unix=None, timeout=5.0):
+    """Returns (status, headers dict (lower-case names), body bytes)."""
+    if unix:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        s.connect(unix)
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout)
+    h = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+    s.sendall(("%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n%s\r\n"
+               % (method, path, h)).encode())
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body
+
+
+class Stack:
+    """redis-server + example upstream + one daemon; restartable parts."""
+
+    def __init__(self, extra_server="", latency=100):
+        self.tmp = tempfile.mkdtemp(prefix="cachasided-admin-")
+        self.rport, self.uport, self.port, self.aport = free_port(), free_port(), free_port(), free_port()
+        self.procs = []
+        self.start_redis()
+        self.up = subprocess.Popen([UPSTREAM, "-p", str(self.uport), "-g", "100", "-l", str(latency), "-q"],
+                                   stderr=open(os.path.join(self.tmp, "upstream.log"), "w"))
+        self.procs.append(self.up)
+        wait_port(self.uport, self.up, "example upstream")
+        self.conf = os.path.join(self.tmp, "cachasided.ini")
+        with open(self.conf, "w") as f:
+            f.write("""[server]
+listen = 127.0.0.1:%d
+admin_listen = 127.0.0.1:%d
+admin_demo = yes
+shutdown_grace_ms = 4000
+%s
+[redis]
+port = %d
+[cache]
+ttl_s = 60
+negative_ttl_s = 30
+lock_ttl_ms = 3000
+upstream_timeout_ms = 2000
+[namespace:product]
+upstream = http://127.0.0.1:%d/products/{id}
+[namespace:page]
+upstream = http://127.0.0.1:%d/pages/{id}
+format = raw
+""" % (self.port, self.aport, extra_server, self.rport, self.uport, self.uport))
+        self.log = os.path.join(self.tmp, "daemon.log")
+        self.daemon = subprocess.Popen([DAEMON, "-c", self.conf], stderr=open(self.log, "w"))
+        self.procs.append(self.daemon)
+        wait_port(self.port, self.daemon, "cachasided")
+        wait_port(self.aport, self.daemon, "admin endpoint")
+        # Ready when Redis is connected (the scripts are loaded).
+        end = time.time() + 10
+        while time.time() < end and http(self.aport, "GET", "/healthz")[0] != 200:
+            time.sleep(0.05)
+
+    def start_redis(self):
+        self.redis = subprocess.Popen([REDIS, "--port", str(self.rport), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--logfile", os.path.join(self.tmp, "redis.log")])
+        wait_port(self.rport, self.redis, "redis-server")
+
+    def stop_redis(self):
+        self.redis.terminate()
+        self.redis.wait(10)
+
+    def upstream_put(self, path, body):
+        s = socket.create_connection(("127.0.0.1", self.uport), 5)
+        s.sendall(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                  % (path.encode(), len(body), body))
+        s.recv(4096)
+        s.close()
+
+    def stats(self, **kw):
+        st, _, body = http(self.aport, "GET", "/stats", **kw)
+        assert st == 200, st
+        return json.loads(body)
+
+    def close(self):
+        for p in self.procs + [self.redis]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if os.environ.get("CACHASIDED_KEEP_TMP"):
+            print("kept", self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Admin(unittest.TestCase):
+    def setUp(self):
+        self.s = Stack()
+
+    def tearDown(self):
+        self.s.close()
+
+    def test_counters_follow_a_known_sequence(self):
+        s = self.s
+        c = Conn(s.port)
+        self.assertEqual(http(s.aport, "POST", "/stats/reset")[0], 200)
+        self.assertIsInstance(c.cmd("HGETALL", "product:p-001"), list)      # miss, fetched
+        self.assertIsInstance(c.cmd("HGETALL", "product:p-001"), list)      # hit
+        self.assertEqual(c.cmd("HGETALL", "product:nope"), [])             # miss, not found
+        self.assertEqual(c.cmd("HGETALL", "product:nope"), [])             # negative hit
+        s.upstream_put("/_status/p-003", b"503")
+        self.assertTrue(c.cmd("HGETALL", "product:p-003").startswith("-UPSTREAM status 503"))
+        self.assertEqual(c.cmd("DEL", "product:p-001"), 1)
+        self.assertEqual(c.cmd("HSET", "product:p-002", "stock", "1"), 0)  # not cached
+        self.assertIsInstance(c.cmd("HGET", "product:p-002", "name"), bytes)  # miss
+        self.assertEqual(c.cmd("HSET", "product:p-002", "stock", "1"), 1)
+        st = s.stats()
+        want = {"hits": 1, "misses": 4, "negative_hits": 1, "stale_hits": 0, "upstream_requests": 4,
+                "upstream_errors": 1, "invalidations": 1, "field_updates": 1, "coalesced": 0,
+                "request_duration_hit_count": 1, "request_duration_miss_count": 3,
+                "request_duration_negative_count": 1, "request_duration_error_count": 1,
+                "upstream_duration_count": 4, "fills_led": 4,
+                "namespace_hits_product": 2, "namespace_misses_product": 4, "namespace_errors_product": 1}
+        got = {k: st.get(k) for k in want}
+        self.assertEqual(got, want)
+        self.assertGreater(st["request_duration_miss_p50_us"], 50000)       # the upstream's 100 ms
+        self.assertLess(st["request_duration_hit_p50_us"], 50000)
+        self.assertGreaterEqual(st["redis_duration_count"], 8)
+        self.assertEqual(st["hit_rate_pct"], 2 * 100 // 6)
+        # STATS shows the same figures (and percentile lines).
+        text = c.cmd("STATS").decode()
+        self.assertIn("request_duration_hit_p99_us:", text)
+        self.assertIn("hits:1\r\n", text)
+        # Redis outage: reads still answered from the upstream, writes refused.
+        s.stop_redis()
+        time.sleep(0.3)
+        self.assertIsInstance(c.cmd("HGETALL", "product:p-010"), list)
+        self.assertTrue(c.cmd("DEL", "product:p-010").startswith("-TRYAGAIN"))
+        st2 = s.stats()
+        self.assertEqual(st2["misses"], 5)
+        self.assertEqual(st2["upstream_requests"], 5)
+        self.assertEqual(http(s.aport, "POST", "/stats/reset")[0], 200)
+        st3 = s.stats()
+        self.assertEqual((st3["hits"], st3["misses"], st3["request_duration_hit_count"]), (0, 0, 0))
+        c.close()
+
+    def test_coalescing_figures(self):
+        s = self.s
+        cs = [Conn(s.port) for _ in range(20)]
+        http(s.aport, "POST", "/stats/reset")
+        for x in cs:
+            x.s.sendall(b"HGETALL product:p-020\r\n")
+        for x in cs:
+            self.assertIsInstance(x.reply(), list)
+            x.close()
+        st = s.stats()
+        self.assertEqual((st["upstream_requests"], st["coalesced"], st["fills_led"]), (1, 19, 1))
+        self.assertEqual(st["fill_waiters_count"], 1)
+        self.assertGreaterEqual(st["fill_waiters_p50"], 16)     # 20 waiters, in the 16..32 bucket
+
+    def test_metrics_pass_promtool_and_name_every_counter(self):
+        s = self.s
+        c = Conn(s.port)
+        c.cmd("HGETALL", "product:p-001")
+        c.cmd("HGETALL", "product:p-001")
+        c.close()
+        st, hdrs, body = http(s.aport, "GET", "/metrics")
+        self.assertEqual(st, 200)
+        self.assertTrue(hdrs["content-type"].startswith("text/plain; version=0.0.4"))
+        text = body.decode()
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool is not installed (Debian package prometheus)")
+        p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        for name in SPEC6:
+            self.assertRegex(text, r"(?m)^# TYPE cachasided_%s_total counter$" % name)
+        for g in ("clients_connected", "uptime_seconds", "hit_rate_pct"):
+            self.assertRegex(text, r"(?m)^# TYPE cachasided_%s gauge$" % g)
+        for h in ("request_duration_seconds", "redis_duration_seconds", "upstream_duration_seconds"):
+            self.assertRegex(text, r"(?m)^# TYPE cachasided_%s histogram$" % h)
+        self.assertRegex(text, r'(?m)^cachasided_request_duration_seconds_bucket\{outcome="hit",le="\+Inf"\} 1$')
+        self.assertRegex(text, r'(?m)^cachasided_namespace_hits_total\{namespace="product"\} 1$')
+        self.assertRegex(text, r'(?m)^cachasided_build_info\{version="[^"]+"\} 1$')
+
+    def test_healthz_follows_redis_and_the_drain(self):
+        s = self.s
+        self.assertEqual(http(s.aport, "GET", "/healthz")[:1], (200,))
+        s.stop_redis()
+        t0 = time.time()
+        while True:
+            st, _, body = http(s.aport, "GET", "/healthz")
+            if st == 503 or time.time() - t0 > 1.0:
+                break
+            time.sleep(0.02)
+        self.assertEqual(st, 503, "healthz still %d %.1f s after Redis stopped" % (st, time.time() - t0))
+        self.assertTrue(body.startswith(b"redis: "), body)
+        s.start_redis()
+        end = time.time() + 10
+        while time.time() < end and http(s.aport, "GET", "/healthz")[0] != 200:
+            time.sleep(0.1)
+        self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)
+        # SIGTERM with a slow read in flight: 503 draining until exit.
+        s.upstream_put("/_latency", b"1500")
+        c = Conn(s.port)
+        c.s.sendall(b"HGETALL product:p-030\r\n")
+        time.sleep(0.2)
+        s.daemon.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        st, _, body = http(s.aport, "GET", "/healthz")
+        self.assertEqual((st, body.strip()), (503, b"draining"))
+        self.assertIsInstance(c.reply(), list)
+        self.assertEqual(s.daemon.wait(10), 0)
+
+    def test_http_rules(self):
+        s = self.s
+        self.assertEqual(http(s.aport, "GET", "/nope")[0], 404)
+        st, hdrs, _ = http(s.aport, "POST", "/metrics")
+        self.assertEqual((st, hdrs.get("allow")), (405, "GET"))
+        st, hdrs, _ = http(s.aport, "GET", "/stats/reset")
+        self.assertEqual((st, hdrs.get("allow")), (405, "POST"))
+        st, hdrs, body = http(s.aport, "GET", "/")
+        self.assertEqual(st, 200)
+        self.assertTrue(hdrs["content-type"].startswith("text/html"))
+        self.assertNotRegex(body.decode(), r'(src|href)="https?://')      # self-contained
+        self.assertIn(b"<script>", body)
+
+    def test_demo_read_and_stampede(self):
+        s = self.s
+        st, _, body = http(s.aport, "POST", "/demo/read?key=product:p-040")
+        r = json.loads(body)
+        self.assertEqual(st, 200)
+        self.assertEqual(r["steps"][0]["reply"], -2)                      # not cached: a miss
+        self.assertIn("p-040", r["steps"][1]["reply"])
+        self.assertGreater(r["steps"][2]["reply"], 0)                     # now cached, TTL counting
+        r = json.loads(http(s.aport, "POST", "/demo/read?key=product:p-040")[2])
+        self.assertGreater(r["steps"][0]["reply"], 0)                     # a hit
+        r = json.loads(http(s.aport, "POST", "/demo/update?key=product:p-040&field=stock&value=3")[2])
+        self.assertEqual(r["steps"][0]["reply"], 1)
+        c = Conn(s.port)
+        self.assertEqual(c.cmd("HGET", "product:p-040", "stock"), b"3")
+        c.close()
+        r = json.loads(http(s.aport, "POST", "/demo/stampede?key=product:p-040&n=50")[2])
+        self.assertEqual((r["readers"], r["upstream_reads"], r["errors"]), (50, 1, 0))
+        self.assertEqual(http(s.aport, "POST", "/demo/read")[0], 400)        # no key
+
+
+class AdminAuth(unittest.TestCase):
+    def setUp(self):
+        self.s = Stack(extra_server="requirepass = s3cret")
+
+    def tearDown(self):
+        self.s.close()
+
+    def test_requirepass_protects_all_but_healthz_and_metrics(self):
+        a = self.s.aport
+        self.assertEqual(http(a, "GET", "/healthz")[0], 200)
+        self.assertEqual(http(a, "GET", "/metrics")[0], 200)
+        st, hdrs, _ = http(a, "GET", "/stats")
+        self.assertEqual(st, 401)
+        self.assertIn("Basic", hdrs.get("www-authenticate", ""))
+        self.assertEqual(http(a, "GET", "/", )[0], 401)
+        self.assertEqual(http(a, "POST", "/stats/reset")[0], 401)
+        self.assertEqual(http(a, "POST", "/demo/read?key=product:p-001")[0], 401)
+        good = "Basic " + base64.b64encode(b"anyone:s3cret").decode()
+        bad = "Basic " + base64.b64encode(b"anyone:wrong").decode()
+        self.assertEqual(http(a, "GET", "/stats", headers={"Authorization": good})[0], 200)
+        self.assertEqual(http(a, "GET", "/stats", headers={"Authorization": bad})[0], 401)
+        self.assertEqual(http(a, "GET", "/stats", headers={"Authorization": "Bearer s3cret"})[0], 200)
+        self.assertEqual(http(a, "GET", "/stats", headers={"Authorization": "Bearer s3cre"})[0], 401)
+        # The demo authenticates its own client connections.
+        st, _, body = http(a, "POST", "/demo/read?key=product:p-001", headers={"Authorization": good})
+        self.assertEqual(st, 200)
+        self.assertIn("p-001", json.loads(body)["steps"][1]["reply"])
+
+
+class AdminUnixAndOff(unittest.TestCase):
+    def test_unix_socket_and_demo_off(self):
+        tmp = tempfile.mkdtemp(prefix="cachasided-admin-unix-")
+        path = os.path.join(tmp, "admin.sock")
+        port = free_port()
+        conf = os.path.join(tmp, "c.ini")
+        with open(conf, "w") as f:
+            f.write("[server]\nlisten = 127.0.0.1:%d\nadmin_listen = %s\n[redis]\nport = %d\n"
+                    "[namespace:product]\nupstream = http://127.0.0.1:9/p/{id}\n" % (port, path, free_port()))
+        d = subprocess.Popen([DAEMON, "-c", conf], stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port, d, "cachasided")
+            st, _, body = http(0, "GET", "/healthz", unix=path)
+            self.assertEqual(st, 503)                       # no Redis on that port
+            self.assertTrue(body.startswith(b"redis: "))
+            self.assertEqual(http(0, "POST", "/demo/read?key=product:x", unix=path)[0], 404)  # admin_demo off
+        finally:
+            d.kill()
+            d.wait()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Dashboard(unittest.TestCase):
+    """The page in a real browser: a 50-reader stampede shows one upstream read."""
+
+    def test_stampede_in_chromium(self):
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        self.assertIsNotNone(browser, "chromium is not installed (Debian package chromium): "
+                                      "the dashboard test needs a real browser")
+        s = Stack()
+        try:
+            url = "http://127.0.0.1:%d/?run=stampede&n=50&key=product:p-060" % s.aport
+            prof = os.path.join(s.tmp, "profile")
+            args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--user-data-dir=" + prof, "--virtual-time-budget=8000"]
+            p = subprocess.run(args + ["--dump-dom", url], capture_output=True, timeout=90)
+            dom = p.stdout.decode(errors="replace")
+            self.assertIn('id="stampede-result"', dom, "chromium did not render the page: " + p.stderr.decode()[-800:])
+            m = re.search(r'id="stampede-result"[^>]*data-upstream="(\d+)"', dom) or \
+                re.search(r'data-upstream="(\d+)"[^>]*id="stampede-result"', dom)
+            self.assertIsNotNone(m, "no stampede result in the page:\n" + dom[-2000:])
+            self.assertEqual(m.group(1), "1")
+            self.assertRegex(dom, r'data-readers="50"')
+            self.assertEqual(s.stats()["upstream_requests"], 1)
+            shot = os.environ.get("CACHASIDED_SCREENSHOT") or os.path.join(s.tmp, "dashboard.png")
+            p = subprocess.run(args + ["--window-size=1280,900", "--screenshot=" + shot,
+                                       "http://127.0.0.1:%d/?run=read&key=product:p-061" % s.aport],
+                               capture_output=True, timeout=90)
+            self.assertTrue(os.path.getsize(shot) > 10000, "no screenshot: " + p.stderr.decode()[-500:])
+        finally:
+            s.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
