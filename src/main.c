@@ -71,7 +71,7 @@ static void main_reload(void)
     if (!neu) {
         log_error("reload: %s has errors, keeping the running configuration", main_conf_path);
     } else {
-        config_warn_restart(cs_conf, neu);
+        config_keep_restart(cs_conf, neu);
         config_unref(cs_conf);
         cs_conf = neu;
         main_apply_level();
