@@ -75,6 +75,7 @@ static void main_reload(void)
         config_unref(cs_conf);
         cs_conf = neu;
         main_apply_level();
+        server_check_nofile();
         upstream_reconfigure();
         log_notice("reload: configuration applied (%d namespace(s))", cs_conf->nns);
     }
