@@ -25,7 +25,8 @@ struct ckey {
     enum csec sec;
     const char *key;
     enum ctype type;
-    size_t off;                 /* into cs_config, cs_cache_conf.v or cs_ns */
+    size_t off;                 /* into cs_config, cs_cache_conf.v or cs_ns; in
+                                 * cs_config a char * (T_STR, T_ADDR) or a long long */
     const char *def;
     long long min, max;
     bool reload;                /* SIGHUP applies it */
@@ -113,7 +114,7 @@ static void cerr(struct cparse *p, int line, const char *fmt, ...)
 
 /* What is wrong with a line inih would accept or mangle silently, or NULL.
  * S is the line without its end of line, N its length. */
-static const char *config_line_problem(struct cparse *p, const char *s, size_t n, char *why, size_t whysz)
+static const char *config_line_problem(const char *s, size_t n, char *why, size_t whysz)
 {
     const char *t;
 
@@ -186,7 +187,7 @@ static char *config_reader(char *str, int num, void *stream)
         strcpy(str, "\n");
         return str;
     }
-    if ((bad = config_line_problem(p, s, (size_t)n, why, sizeof(why))) != NULL) {
+    if ((bad = config_line_problem(s, (size_t)n, why, sizeof(why))) != NULL) {
         cerr(p, p->line, "%s", bad);
         p->bad_line = p->line;
         if (s[strspn(s, " \t")] == '[') {
