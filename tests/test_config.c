@@ -1292,6 +1292,76 @@ START_TEST(test_cli_check_bad)
 }
 END_TEST
 
+/* ---- log.c's rate limit (linked here with the config module) ---- */
+
+/* Runs FN with stderr captured; returns what it wrote. */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[512];
+    int saved = dup(2), fd;
+    char *out;
+
+    snprintf(path, sizeof(path), "%s/stderr-%d.log", tmpdir, (int)getpid());
+    fflush(stderr);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    dup2(fd, 2);
+    close(fd);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    out = slurp(path);
+    unlink(path);
+    return out;
+}
+
+static int count_lines(const char *s, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static void flood(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        log_limited(LOG_ERROR, "flood A %d", i);
+        if (i % 10 == 0)
+            log_limited(LOG_WARNING, "flood B %d", i);
+    }
+    log_repeat_flush();         /* within the window: nothing yet */
+}
+
+static void flood_after_window(void)
+{
+    log_repeat_flush();
+}
+
+/* One line per kind of message within the window, whatever its arguments;
+ * once the window is over, the number held back and the last of them. */
+START_TEST(test_log_limited)
+{
+    char *out = capture_stderr(flood);
+
+    ck_assert_msg(count_lines(out, "flood A") == 1 && strstr(out, "error flood A 0\n"), "%s", out);
+    ck_assert_msg(count_lines(out, "flood B") == 1 && strstr(out, "warning flood B 0\n"), "%s", out);
+    free(out);
+    sleep(LOG_REPEAT_MS / 1000 + 1);
+    out = capture_stderr(flood_after_window);
+    ck_assert_msg(strstr(out, "error flood A 999 (repeated 999 times in "), "%s", out);
+    ck_assert_msg(strstr(out, "warning flood B 990 (repeated 99 times in "), "%s", out);
+    ck_assert_msg(count_lines(out, "\n") == 2, "%s", out);
+    free(out);
+    /* a new window starts with a line of its own */
+    out = capture_stderr(flood);
+    ck_assert_msg(count_lines(out, "flood A") == 1, "%s", out);
+    free(out);
+}
+END_TEST
+
 /* ---- main ---- */
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1318,6 +1388,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_ref_unref);
     tcase_add_test(tc, test_warn_restart);
     tcase_add_test(tc, test_keep_restart);
+    tcase_add_test(tc, test_log_limited);
     tcase_add_test(tc, test_parse_addr);
     suite_add_tcase(s, tc);
 
