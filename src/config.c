@@ -27,7 +27,8 @@ struct ckey {
     enum csec sec;
     const char *key;
     enum ctype type;
-    size_t off;                 /* into cs_config, cs_cache_conf.v or cs_ns */
+    size_t off;                 /* into cs_config, cs_cache_conf.v or cs_ns; in
+                                 * cs_config a char * (T_STR, T_ADDR) or a long long */
     const char *def;
     long long min, max;
     bool reload;                /* SIGHUP applies it */
@@ -88,6 +89,8 @@ struct cparse {
     size_t bufsz;
     int bad_line;               /* the reader already reported this line */
     bool section_bad;           /* ... or the header of the current section */
+    int sections;               /* headers seen: none means an empty file */
+    int read_errno;             /* getline failed with this (a directory...) */
 };
 
 static int config_section(struct cparse *p, const char *name, struct cs_ns **ns);
@@ -112,19 +115,74 @@ static void cerr(struct cparse *p, int line, const char *fmt, ...)
     p->errs->msg[p->errs->n++] = full;
 }
 
+/* What is wrong with a line inih would accept or mangle silently, or NULL.
+ * S is the line without its end of line, N its length. */
+static const char *config_line_problem(const char *s, size_t n, char *why, size_t whysz)
+{
+    const char *t;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\0') {
+            snprintf(why, whysz, "NUL byte at column %zu", i + 1);
+            return why;
+        }
+        if ((ch < ' ' && ch != '\t') || ch == 0x7f) {
+            snprintf(why, whysz, "control character 0x%02x at column %zu", ch, i + 1);
+            return why;
+        }
+    }
+    t = s + strspn(s, " \t");
+    if (t != s && *t && *t != ';' && *t != '#')
+        return "continuation lines are not supported (line starts with whitespace)";
+    if (!*t || *t == ';' || *t == '#')
+        return NULL;
+    if (*t == '[') {
+        const char *rb = strchr(t, ']');
+        if (!rb)
+            return "syntax error: section header without its closing ']'";
+        rb += 1 + strspn(rb + 1, " \t");
+        if (*rb && *rb != ';' && *rb != '#')
+            return "syntax error: text after the section header's ']'";
+        return NULL;
+    }
+    /* inih also takes ':' as a separator; this file format uses '=' only. */
+    if (t[strcspn(t, "=:")] != '=') {
+        snprintf(why, whysz, "syntax error: expected '[section]', 'key = value' or a comment, got '%.40s%s'", t,
+                 strlen(t) > 40 ? "..." : "");
+        return why;
+    }
+    return NULL;
+}
+
 /* Reads whole lines itself so it can reject what inih would silently
- * mangle: over-long lines (inih splits them) and continuation lines. */
+ * mangle or skip: over-long lines (inih splits them), continuation lines,
+ * NUL and control bytes, a BOM, lines that are neither header nor key. Each
+ * bad line is reported here, in file order, and handed on as a blank line. */
 static char *config_reader(char *str, int num, void *stream)
 {
     struct cparse *p = stream;
-    ssize_t n = getline(&p->buf, &p->bufsz, p->fp);
-    const char *s;
+    ssize_t n;
+    const char *s, *bad;
+    char why[160];
 
-    if (n < 0)
+    errno = 0;
+    n = getline(&p->buf, &p->bufsz, p->fp);
+    if (n < 0) {
+        if (ferror(p->fp))
+            p->read_errno = errno ? errno : EIO;
         return NULL;
+    }
     p->line++;
     while (n > 0 && (p->buf[n - 1] == '\n' || p->buf[n - 1] == '\r'))
         p->buf[--n] = '\0';
+    /* Refused rather than skipped: the file is then the same bytes for
+     * every tool that reads it. The rest of the line is still checked. */
+    if (p->line == 1 && n >= 3 && memcmp(p->buf, "\xef\xbb\xbf", 3) == 0) {
+        cerr(p, 1, "the file starts with a UTF-8 byte order mark (BOM); save it as plain UTF-8 without one");
+        memmove(p->buf, p->buf + 3, (size_t)n - 2);
+        n -= 3;
+    }
     s = p->buf;
     if (n > num - 3) {
         cerr(p, p->line, "line too long (%d bytes, at most %d)", (int)n, num - 3);
@@ -132,14 +190,15 @@ static char *config_reader(char *str, int num, void *stream)
         strcpy(str, "\n");
         return str;
     }
-    if (n > 0 && (s[0] == ' ' || s[0] == '\t')) {
-        s += strspn(s, " \t");
-        if (*s && *s != ';' && *s != '#') {
-            cerr(p, p->line, "continuation lines are not supported (line starts with whitespace)");
-            p->bad_line = p->line;
-            strcpy(str, "\n");
-            return str;
+    if ((bad = config_line_problem(s, (size_t)n, why, sizeof(why))) != NULL) {
+        cerr(p, p->line, "%s", bad);
+        p->bad_line = p->line;
+        if (s[strspn(s, " \t")] == '[') {
+            p->sections++;
+            p->section_bad = true;   /* its keys are not blamed on the section before */
         }
+        strcpy(str, "\n");
+        return str;
     }
     if (s[0] == '[') {
         /* inih only reports sections through their keys: check headers here
@@ -147,8 +206,9 @@ static char *config_reader(char *str, int num, void *stream)
         const char *rb = strchr(s, ']');
         char name[200];
         struct cs_ns *ns;
-        p->section_bad = false;
-        if (rb && (size_t)(rb - s - 1) < sizeof(name)) {
+        p->sections++;
+        p->section_bad = true;
+        if ((size_t)(rb - s - 1) < sizeof(name)) {
             memcpy(name, s + 1, (size_t)(rb - s - 1));
             name[rb - s - 1] = '\0';
             p->section_bad = config_section(p, name, &ns) < 0;
@@ -274,23 +334,21 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
     switch (k->type) {
     case T_INT:
     case T_MODE:
-        if (!*v || !isdigit((unsigned char)*v)) {
-            snprintf(err, errsz, "'%s' must be a %s number, got '%s'", k->key,
-                     k->type == T_MODE ? "octal" : "whole", v);
+        /* Digits only: strtoll alone would take signs, spaces and 0x. */
+        if (!*v || strspn(v, k->type == T_MODE ? "01234567" : "0123456789") != strlen(v)) {
+            if (k->type == T_MODE)
+                snprintf(err, errsz, "'%s' must be an octal mode (digits 0-7, e.g. 0660), got '%s'", k->key, v);
+            else
+                snprintf(err, errsz, "'%s' must be a whole number, got '%s'", k->key, v);
             return CS_ERR;
         }
         errno = 0;
         n = strtoll(v, &end, k->type == T_MODE ? 8 : 10);
-        if (errno || *end) {
-            snprintf(err, errsz, "'%s' must be a %s number, got '%s'", k->key,
-                     k->type == T_MODE ? "octal" : "whole", v);
-            return CS_ERR;
-        }
-        if (n < k->min || n > k->max) {
+        if (errno == ERANGE || n < k->min || n > k->max) {
             if (k->type == T_MODE)
                 snprintf(err, errsz, "'%s' must be an octal mode up to 0777, got '%s'", k->key, v);
             else
-                snprintf(err, errsz, "'%s' must be between %lld and %lld, got %lld", k->key, k->min, k->max, n);
+                snprintf(err, errsz, "'%s' must be between %lld and %lld, got %s", k->key, k->min, k->max, v);
             return CS_ERR;
         }
         *(long long *)field = n;
@@ -528,8 +586,11 @@ static void config_finish(struct cparse *p)
             }
         }
     }
-    if (!*c->listen && !*c->unix_socket)
+    if (p->errs->n == 0 && !*c->listen && !*c->unix_socket)
         log_warn("%s: neither listen nor unix_socket is set: no client can connect", p->path);
+    /* Valid (SPEC 2 does not require one) but every key read would fail. */
+    if (p->errs->n == 0 && c->nns == 0)
+        log_warn("%s: no [namespace:...] section: every key gets 'unknown namespace'", p->path);
 }
 
 struct cs_config *config_load(const char *path, struct config_errors *errs)
@@ -557,6 +618,11 @@ struct cs_config *config_load(const char *path, struct config_errors *errs)
         cerr(&p, p.line, "cannot parse (out of memory?)");
     fclose(p.fp);
     free(p.buf);
+    /* Line 0 stands for the file as a whole. */
+    if (p.read_errno)
+        cerr(&p, 0, "cannot read: %s", strerror(p.read_errno));
+    else if (!p.sections && !errs->n)
+        cerr(&p, 0, "no section: the file is empty or holds only comments (is it the right file?)");
     config_finish(&p);
     if (errs->n) {
         config_unref(c);
@@ -615,28 +681,46 @@ const struct cs_ns *config_ns_find(const struct cs_config *c, const char *name, 
     return NULL;
 }
 
-void config_warn_restart(const struct cs_config *old, const struct cs_config *neu)
+static bool config_is_str(const struct ckey *k)
+{
+    return CONF_IS_STR(k->type);
+}
+
+/* Restart-only rows whose value differs between OLD and NEU, logged by
+ * name; with KEEP (which is NEU) the running value is copied into it. */
+static void config_restart_rows(const struct cs_config *old, const struct cs_config *neu, struct cs_config *keep)
 {
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
-        const char *a, *b;
-        long long x, y;
+        const char *pa = (const char *)old + k->off;
+        const char *pb = (const char *)neu + k->off;
 
-        if (k->reload)
+        if (k->reload || k->sec == S_CACHE || k->sec == S_NS)
             continue;
-        if (CONF_IS_STR(k->type)) {
-            a = *(char *const *)((const char *)old + k->off);
-            b = *(char *const *)((const char *)neu + k->off);
-            if (strcmp(a, b) == 0)
-                continue;
+        if (config_is_str(k) ? strcmp(*(char *const *)pa, *(char *const *)pb) == 0
+                             : *(const long long *)pa == *(const long long *)pb)
+            continue;
+        log_warn("reload: [%s] %s changed; it takes effect after a restart (keeping the running value)",
+                 sec_names[k->sec], k->key);
+        if (!keep)
+            continue;
+        if (config_is_str(k)) {
+            free(*(char **)((char *)keep + k->off));
+            *(char **)((char *)keep + k->off) = strdup(*(char *const *)pa);
         } else {
-            x = *(const long long *)((const char *)old + k->off);
-            y = *(const long long *)((const char *)neu + k->off);
-            if (x == y)
-                continue;
+            *(long long *)((char *)keep + k->off) = *(const long long *)pa;
         }
-        log_warn("reload: [%s] %s changed; it takes effect after a restart", sec_names[k->sec], k->key);
     }
+}
+
+void config_warn_restart(const struct cs_config *old, const struct cs_config *neu)
+{
+    config_restart_rows(old, neu, NULL);
+}
+
+void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
+{
+    config_restart_rows(old, neu, neu);
 }
 
 int config_key_list(const struct config_key_info **out)

@@ -63,9 +63,11 @@ struct cs_config *config_ref(struct cs_config *c);
 void config_unref(struct cs_config *c);
 void config_errors_free(struct config_errors *errs);
 const struct cs_ns *config_ns_find(const struct cs_config *c, const char *name, size_t len);
-/* Warn about changed keys that only a restart applies. */
 int config_parse_addr(const char *s, char *host, size_t hostsz, int *port) CS_WUR;
+/* Warn about changed keys that only a restart applies. */
 void config_warn_restart(const struct cs_config *old, const struct cs_config *neu);
+/* Reload: the same warnings, and NEU gets OLD's values of those keys. */
+void config_keep_restart(const struct cs_config *old, struct cs_config *neu);
 
 /* The table, for tests and documentation checks. */
 struct config_key_info {

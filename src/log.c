@@ -28,12 +28,11 @@ const char *log_level_name(enum log_level l)
     return log_names[l];
 }
 
-void log_write(enum log_level l, const char *fmt, ...)
+static void log_vwrite(enum log_level l, const char *fmt, va_list ap)
 {
     char line[2048];
     struct timeval tv;
     struct tm tm;
-    va_list ap;
     int n;
 
     gettimeofday(&tv, NULL);
@@ -41,9 +40,7 @@ void log_write(enum log_level l, const char *fmt, ...)
     n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                  tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_names[l]);
-    va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     /* One write per line so lines from a crash or a pipe never interleave. */
     n = (int)strlen(line);
     for (int i = 0; i < n; i++)
@@ -51,4 +48,84 @@ void log_write(enum log_level l, const char *fmt, ...)
             line[i] = ' ';
     line[n++] = '\n';
     fwrite(line, 1, (size_t)n, stderr);
+}
+
+void log_write(enum log_level l, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(l, fmt, ap);
+    va_end(ap);
+}
+
+/* Rate limiting, keyed by the format string: one slot per message kind
+ * seen lately. A full table evicts the oldest window (its count is
+ * written first), so at worst a flood of many kinds is limited less. */
+struct log_repeat {
+    const char *fmt;            /* NULL = free */
+    enum log_level level;
+    int64_t start_ms;           /* when the window's first line was written */
+    unsigned long count;        /* lines held back since */
+    char last[256];             /* the last one held back, for the summary */
+};
+
+static struct log_repeat log_repeats[16];
+
+static void log_repeat_summary(struct log_repeat *r, int64_t now)
+{
+    if (r->count)
+        log_write(r->level, "%s (repeated %lu times in %lld s)", r->last, r->count,
+                  (long long)((now - r->start_ms + 999) / 1000));
+    r->count = 0;
+}
+
+void log_write_limited(enum log_level l, const char *fmt, ...)
+{
+    int64_t now = cs_mono_ms();
+    struct log_repeat *r = NULL, *oldest = &log_repeats[0];
+    va_list ap;
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(log_repeats); i++) {
+        struct log_repeat *x = &log_repeats[i];
+        if (x->fmt == fmt) {
+            r = x;
+            break;
+        }
+        if (!x->fmt || (oldest->fmt && x->start_ms < oldest->start_ms))
+            oldest = x;
+    }
+    if (r && now - r->start_ms < LOG_REPEAT_MS) {
+        r->count++;
+        va_start(ap, fmt);
+        vsnprintf(r->last, sizeof(r->last), fmt, ap);
+        va_end(ap);
+        return;
+    }
+    if (!r) {
+        r = oldest;
+        if (r->fmt)
+            log_repeat_summary(r, now);
+        r->fmt = fmt;
+    } else {
+        log_repeat_summary(r, now);
+    }
+    r->level = l;
+    r->start_ms = now;
+    va_start(ap, fmt);
+    log_vwrite(l, fmt, ap);
+    va_end(ap);
+}
+
+void log_repeat_flush(void)
+{
+    int64_t now = cs_mono_ms();
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(log_repeats); i++) {
+        struct log_repeat *r = &log_repeats[i];
+        if (r->fmt && now - r->start_ms >= LOG_REPEAT_MS) {
+            log_repeat_summary(r, now);
+            r->fmt = NULL;
+        }
+    }
 }

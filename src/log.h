@@ -11,6 +11,17 @@ const char *log_level_name(enum log_level l);
 void log_write(enum log_level l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* For messages that can come in floods (accept errors, refused clients):
+ * the first of a kind (same format string, whatever the arguments) is
+ * written; more within LOG_REPEAT_MS are only counted, and the count is
+ * written with the last of them, "... (repeated N times in S s)", when the
+ * window ends (log_repeat_flush, called once a second) or the kind recurs. */
+#define LOG_REPEAT_MS 5000
+void log_write_limited(enum log_level l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void log_repeat_flush(void);
+#define log_limited(l, ...) do { if (log_min_level <= (l)) log_write_limited((l), __VA_ARGS__); } while (0)
+
 #define log_debug(...) do { if (log_min_level <= LOG_DEBUG) log_write(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...) do { if (log_min_level <= LOG_INFO) log_write(LOG_INFO, __VA_ARGS__); } while (0)
 #define log_notice(...) do { if (log_min_level <= LOG_NOTICE) log_write(LOG_NOTICE, __VA_ARGS__); } while (0)

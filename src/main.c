@@ -74,10 +74,11 @@ static void main_reload(void)
         log_error("reload: %s has errors, keeping the running configuration", main_conf_path);
         report_reload(false);
     } else {
-        config_warn_restart(cs_conf, neu);
+        config_keep_restart(cs_conf, neu);
         config_unref(cs_conf);
         cs_conf = neu;
         main_apply_level();
+        server_check_nofile();
         upstream_reconfigure();
         log_notice("reload: configuration applied (%d namespace(s))", cs_conf->nns);
         report_reload(true);
@@ -167,6 +168,12 @@ int main(int argc, char **argv)
         log_error("event_base_new failed");
         return 1;
     }
+    /* Before listening: a SIGTERM as soon as clients can connect must
+     * shut down cleanly, not kill the process. */
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(cs_base, signums[i], main_signal_cb, NULL);
+        event_add(sigs[i], NULL);
+    }
     stats_init();
     upstream_init();
     cache_init();
@@ -175,17 +182,13 @@ int main(int argc, char **argv)
         goto out;
     }
     rstore_init();
-    for (int i = 0; i < 3; i++) {
-        sigs[i] = evsignal_new(cs_base, signums[i], main_signal_cb, NULL);
-        event_add(sigs[i], NULL);
-    }
     log_notice("cachasided %s started (pid %d, %d namespace(s))", PACKAGE_VERSION, (int)getpid(), cs_conf->nns);
     notify_send("READY=1");
     event_base_dispatch(cs_base);
     log_notice("stopped");
+out:
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
-out:
     cs_exiting = true;
     /* Clients first, then the links whose callbacks settle the flights,
      * then whatever flights are left. */

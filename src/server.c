@@ -17,14 +17,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 static struct evconnlistener *srv_tcp, *srv_unix;
 static char *srv_unix_path;
-static struct event *srv_sweep, *srv_grace;
+static struct event *srv_sweep, *srv_grace, *srv_resume;
 static bool srv_stopping;
+
+/* Out of descriptors, a level-triggered listener would fire again at once:
+ * stop listening this long, then try again. */
+#define SERVER_ACCEPT_PAUSE_MS 250
+/* Descriptors besides clients: stdio, the loop, listeners, Redis links,
+ * the resolver, the admin endpoint, a margin. */
+#define SERVER_FD_RESERVE 32
 
 static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                              struct sockaddr *sa, int salen, void *arg)
@@ -50,19 +58,86 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         /* Best effort: the socket is new, its buffer has room for this. */
         if (write(fd, full, sizeof(full) - 1) < 0)
             log_debug("%s: refusing client: %m", peer);
-        log_warn("%s: refused: max_clients (%lld) reached", peer, cs_conf->max_clients);
+        log_limited(LOG_WARNING, "%s: refused: max_clients (%lld) reached", peer, cs_conf->max_clients);
         close(fd);
         return;
     }
     conn_new(fd, peer);
 }
 
+static void server_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    if (srv_tcp)
+        evconnlistener_enable(srv_tcp);
+    if (srv_unix)
+        evconnlistener_enable(srv_unix);
+}
+
 static void server_accept_error_cb(struct evconnlistener *l, void *arg)
 {
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = { 0, SERVER_ACCEPT_PAUSE_MS * 1000 };
+
     CS_UNUSED(l);
     CS_UNUSED(arg);
-    /* EMFILE and friends: log and keep the listener; the next accept may work. */
-    log_error("accept: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        /* Transient (ECONNABORTED...): the next accept may work. */
+        log_limited(LOG_ERROR, "accept: %s", evutil_socket_error_to_string(err));
+        return;
+    }
+    /* The pending connection stays queued, so the listener would fire
+     * again at once: pause both listeners (the shortage is shared). */
+    log_limited(LOG_ERROR, "accept: %s: not accepting for %d ms (%d clients; see max_clients and LimitNOFILE)",
+                evutil_socket_error_to_string(err), SERVER_ACCEPT_PAUSE_MS, conn_count);
+    if (srv_tcp)
+        evconnlistener_disable(srv_tcp);
+    if (srv_unix)
+        evconnlistener_disable(srv_unix);
+    if (!srv_resume)
+        srv_resume = evtimer_new(cs_base, server_resume_cb, NULL);
+    evtimer_add(srv_resume, &tv);
+}
+
+/* Descriptors the configuration may need: every client plus every
+ * upstream connection (over-counted when namespaces share a host). */
+static unsigned long long server_fds_wanted(const struct cs_config *c)
+{
+    unsigned long long n = (unsigned long long)c->max_clients + SERVER_FD_RESERVE;
+
+    for (int i = 0; i < c->nns; i++)
+        n += (unsigned long long)c->ns[i]->c.v[CK_UP_CONNS];
+    return n;
+}
+
+void server_check_nofile(void)
+{
+    unsigned long long want = server_fds_wanted(cs_conf);
+    struct rlimit rl;
+    rlim_t old;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("getrlimit(RLIMIT_NOFILE): %m");
+        return;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : (rlim_t)want;
+        if (rl.rlim_cur > old) {
+            if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+                log_info("raised the open files limit (RLIMIT_NOFILE) from %llu to %llu for max_clients = %lld",
+                         (unsigned long long)old, (unsigned long long)rl.rlim_cur, cs_conf->max_clients);
+            else
+                rl.rlim_cur = old;
+        }
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        log_warn("max_clients = %lld with %d namespace(s) needs about %llu open files, but RLIMIT_NOFILE is %llu "
+                 "(hard limit): with more clients than it allows, accepting pauses and fetches fail; "
+                 "raise LimitNOFILE= or lower max_clients",
+                 cs_conf->max_clients, cs_conf->nns, want, (unsigned long long)rl.rlim_cur);
 }
 
 static int server_listen_tcp(const char *addr)
@@ -148,6 +223,7 @@ static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
     CS_UNUSED(arg);
     if (cs_conf->client_idle_timeout_s > 0)
         conn_sweep_idle(cs_mono_ms(), cs_conf->client_idle_timeout_s * 1000);
+    log_repeat_flush();
     if (srv_stopping && conn_count == 0)
         event_base_loopbreak(cs_base);
 }
@@ -156,6 +232,7 @@ int server_start(void)
 {
     struct timeval tv = { 1, 0 };
 
+    server_check_nofile();
     if (*cs_conf->listen && server_listen_tcp(cs_conf->listen) != CS_OK)
         return CS_ERR;
     if (*cs_conf->unix_socket &&
@@ -231,5 +308,7 @@ void server_free(void)
         event_free(srv_sweep);
     if (srv_grace)
         event_free(srv_grace);
-    srv_sweep = srv_grace = NULL;
+    if (srv_resume)
+        event_free(srv_resume);
+    srv_sweep = srv_grace = srv_resume = NULL;
 }

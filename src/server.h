@@ -10,5 +10,8 @@ int server_start(void) CS_WUR;
 void server_shutdown(void);
 void server_free(void);
 bool server_stopping(void);
+/* Raises the soft RLIMIT_NOFILE (up to the hard one) to what max_clients
+ * and the upstream pools need, or warns; at start and after a reload. */
+void server_check_nofile(void);
 
 #endif

@@ -401,10 +401,11 @@ START_TEST(test_all_keys_set)
 }
 END_TEST
 
-/* An empty file is valid and gives the documented defaults. */
+/* A file with one empty section is valid and gives the documented defaults
+ * (a file with no section at all is refused: test_err_file_level). */
 START_TEST(test_defaults)
 {
-    struct cs_config *c = load_ok(write_conf("empty.ini", "; nothing\n"));
+    struct cs_config *c = load_ok(write_conf("empty.ini", "; nothing\n[server]\n"));
 
     ck_assert_str_eq(c->listen, "127.0.0.1:7379");
     ck_assert_str_eq(c->unix_socket, "");
@@ -809,6 +810,104 @@ START_TEST(test_err_missing_file)
 }
 END_TEST
 
+/* Writes LEN raw bytes (NULs included) as NAME in the temp dir. */
+static const char *write_raw(const char *name, const char *data, size_t len)
+{
+    static char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+    return path;
+}
+
+/* PATH is refused with exactly one message, "PATH:LINE: ..." holding WORD. */
+static void expect_only(const char *path, int line, const char *word)
+{
+    struct config_errors e;
+
+    load_bad(path, &e);
+    ck_assert_msg(e.n == 1 && find_err(&e, path, line, (const char *[]){ word, NULL }) == 0,
+                  "expected only '%s:%d: ...%s...'; got:%s", path, line, word, errs_dump(&e));
+    config_errors_free(&e);
+}
+
+/* What the whole file is: a directory or an empty file is not a
+ * configuration (line 0 = the file as a whole, as for "cannot open"). */
+START_TEST(test_err_file_level)
+{
+    char msg[300];
+
+    snprintf(msg, sizeof(msg), "cannot read: %s", strerror(EISDIR));
+    expect_only(tmpdir, 0, msg);
+    expect_only(write_raw("zero.ini", "", 0), 0, "empty");
+    expect_only(write_conf("comments.ini", "; only\n# comments\n\n"), 0, "empty");
+}
+END_TEST
+
+/* Numbers: too large is out of range (not "not a number"); a mode with an
+ * 8 or 9 is not octal, said in plain words. */
+START_TEST(test_err_number_words)
+{
+    const char *path = write_conf("bignum.ini", "[cache]\nttl_s = 99999999999999999999\n");
+    struct config_errors e;
+
+    expect_error(true, 2, "[cache]\nttl_s = 99999999999999999999\n", "'ttl_s' must be between 1 and 315360000",
+                 "99999999999999999999");
+    load_bad(path, &e);
+    ck_assert_msg(!strstr(e.msg[0], "whole number"), "%s", e.msg[0]);
+    config_errors_free(&e);
+    expect_error(true, 2, "[server]\nmax_clients = 18446744073709551616\n", "between 1 and 1000000");
+    expect_error(true, 2, "[server]\nunix_socket_mode = 0999\n", "'unix_socket_mode' must be an octal mode",
+                 "digits 0-7", "0999");
+    expect_error(true, 2, "[server]\nunix_socket_mode = 77777777777777777777777\n", "up to 0777");
+}
+END_TEST
+
+/* Lines that are neither header, key = value nor comment: each one is
+ * reported at its own line, in file order, and nothing else is lost. */
+START_TEST(test_err_junk_lines)
+{
+    const char *path = write_conf("junk.ini", "[server]\njunk\nmax_clients = 0\nmore junk\n[cache]\nttl_s: 5\n");
+    struct config_errors e;
+
+    load_bad(path, &e);
+    ck_assert_msg(e.n == 4, "expected 4 messages, got:%s", errs_dump(&e));
+    ck_assert_msg(find_err(&e, path, 2, (const char *[]){ "syntax", "'junk'", NULL }) == 0, "%s", errs_dump(&e));
+    ck_assert_msg(find_err(&e, path, 3, (const char *[]){ "max_clients", NULL }) == 1, "%s", errs_dump(&e));
+    ck_assert_msg(find_err(&e, path, 4, (const char *[]){ "syntax", "'more junk'", NULL }) == 2, "%s", errs_dump(&e));
+    ck_assert_msg(find_err(&e, path, 6, (const char *[]){ "syntax", NULL }) == 3, "%s", errs_dump(&e));
+    config_errors_free(&e);
+    expect_error(true, 1, "junk\n[server]\n", "syntax", "'junk'");
+    expect_error(true, 2, "[server]\njunk", "syntax");          /* no final newline */
+    expect_error(true, 1, "[server] max_clients = 5\n", "syntax", "after the section header");
+}
+END_TEST
+
+/* Bytes inih would cut a value at or pass on: a NUL, control characters,
+ * a UTF-8 byte order mark (refused, not skipped: see docs). */
+START_TEST(test_err_bad_bytes)
+{
+    static const char nul[] = "[server]\nrequirepass = ab\0cd\n[namespace:p]\nupstream = http://h/{id}\n";
+    static const char bom[] = "\xef\xbb\xbf[server]\nmax_clients = 5\n[namespace:p]\nupstream = http://h/{id}\n";
+
+    expect_only(write_raw("nul.ini", nul, sizeof(nul) - 1), 2, "NUL byte at column 17");
+    expect_error(true, 2, "[server]\nrequirepass = a\x01z\n", "control character 0x01");
+    expect_error(true, 2, "[server]\nrequirepass = a\rz\n", "control character 0x0d");
+    expect_only(write_raw("bom.ini", bom, sizeof(bom) - 1), 1, "byte order mark");
+    expect_only(write_raw("bom-only.ini", bom, 3), 1, "byte order mark");
+    /* UTF-8 inside a value is fine */
+    {
+        struct cs_config *c = load_ok(write_conf("utf8.ini", "[server]\nrequirepass = p\xc3\xa4ss\n"));
+        ck_assert_str_eq(c->requirepass, "p\xc3\xa4ss");
+        config_unref(c);
+    }
+}
+END_TEST
+
 /* ---- refcount and reload helpers ---- */
 
 START_TEST(test_ref_unref)
@@ -871,6 +970,56 @@ START_TEST(test_warn_restart)
     config_unref(a);
     config_unref(b);
     config_unref(a2);
+}
+END_TEST
+
+/* A reload keeps the running value of every restart-only key (all of
+ * [redis], the listener addresses), names each that changed, and takes
+ * the reloadable ones from the new file. */
+START_TEST(test_keep_restart)
+{
+    struct cs_config *a = load_ok(write_conf("k1.ini", "[server]\nlisten = 127.0.0.1:7001\nunix_socket_mode = 0600\n"
+                                                        "max_clients = 5\n[redis]\nport = 6380\nkey_prefix = a:\n"
+                                                        "password = one\n[cache]\nttl_s = 50\n"));
+    struct cs_config *b = load_ok(write_conf("k2.ini", "[server]\nlisten = 127.0.0.1:7002\nunix_socket_mode = 0666\n"
+                                                        "max_clients = 6\n[redis]\nport = 6381\nkey_prefix = b:\n"
+                                                        "password = two\ndb = 3\ncommand_timeout_ms = 9\n"
+                                                        "[cache]\nttl_s = 60\n"));
+    char path[512];
+    int saved = dup(2), fd;
+    char *out;
+    static const char *const changed[] = { "listen", "unix_socket_mode", "port", "key_prefix", "password", "db",
+                                           "command_timeout_ms" };
+
+    snprintf(path, sizeof(path), "%s/keep-%d.log", tmpdir, (int)getpid());
+    fflush(stderr);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    dup2(fd, 2);
+    close(fd);
+    config_keep_restart(a, b);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    out = slurp(path);
+    for (size_t i = 0; i < CS_ARRAY_LEN(changed); i++) {
+        char want[100];
+        snprintf(want, sizeof(want), "] %s changed", changed[i]);
+        ck_assert_msg(strstr(out, want), "no warning for %s in '%s'", changed[i], out);
+    }
+    ck_assert_msg(!strstr(out, "max_clients") && !strstr(out, "ttl_s"), "reloadable keys warned: '%s'", out);
+    ck_assert_str_eq(b->listen, "127.0.0.1:7001");
+    ck_assert_int_eq(b->unix_socket_mode, 0600);
+    ck_assert_int_eq(b->redis_port, 6380);
+    ck_assert_str_eq(b->key_prefix, "a:");
+    ck_assert_str_eq(b->redis_password, "one");
+    ck_assert_int_eq(b->redis_db, 0);
+    ck_assert_int_eq(b->command_timeout_ms, 500);
+    ck_assert_int_eq(b->max_clients, 6);
+    ck_assert_int_eq(b->cache.v[CK_TTL], 60);
+    free(out);
+    config_unref(a);
+    config_unref(b);
 }
 END_TEST
 
@@ -1125,12 +1274,91 @@ START_TEST(test_cli_check_bad)
     free(out);
     free(err);
 
+    /* a directory is not a valid configuration */
+    snprintf(args, sizeof(args), "-t -c '%s'", tmpdir);
+    rc = run_daemon(args, &out, &err);
+    ck_assert_msg(rc == 1, "directory: exit %d, stdout: %s", rc, out);
+    snprintf(want1, sizeof(want1), "%s:0: cannot read", tmpdir);
+    ck_assert_msg(strstr(err, want1), "stderr lacks '%s': %s", want1, err);
+    free(out);
+    free(err);
+
     snprintf(args, sizeof(args), "-t -c '%s/nope.ini'", tmpdir);
     rc = run_daemon(args, &out, &err);
     ck_assert_msg(rc == 1, "missing file: exit %d", rc);
     ck_assert_msg(strstr(err, "nope.ini:"), "stderr: %s", err);
     free(out);
     free(err);
+}
+END_TEST
+
+/* ---- log.c's rate limit (linked here with the config module) ---- */
+
+/* Runs FN with stderr captured; returns what it wrote. */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[512];
+    int saved = dup(2), fd;
+    char *out;
+
+    snprintf(path, sizeof(path), "%s/stderr-%d.log", tmpdir, (int)getpid());
+    fflush(stderr);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    dup2(fd, 2);
+    close(fd);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    out = slurp(path);
+    unlink(path);
+    return out;
+}
+
+static int count_lines(const char *s, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static void flood(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        log_limited(LOG_ERROR, "flood A %d", i);
+        if (i % 10 == 0)
+            log_limited(LOG_WARNING, "flood B %d", i);
+    }
+    log_repeat_flush();         /* within the window: nothing yet */
+}
+
+static void flood_after_window(void)
+{
+    log_repeat_flush();
+}
+
+/* One line per kind of message within the window, whatever its arguments;
+ * once the window is over, the number held back and the last of them. */
+START_TEST(test_log_limited)
+{
+    char *out = capture_stderr(flood);
+
+    ck_assert_msg(count_lines(out, "flood A") == 1 && strstr(out, "error flood A 0\n"), "%s", out);
+    ck_assert_msg(count_lines(out, "flood B") == 1 && strstr(out, "warning flood B 0\n"), "%s", out);
+    free(out);
+    sleep(LOG_REPEAT_MS / 1000 + 1);
+    out = capture_stderr(flood_after_window);
+    ck_assert_msg(strstr(out, "error flood A 999 (repeated 999 times in "), "%s", out);
+    ck_assert_msg(strstr(out, "warning flood B 990 (repeated 99 times in "), "%s", out);
+    ck_assert_msg(count_lines(out, "\n") == 2, "%s", out);
+    free(out);
+    /* a new window starts with a line of its own */
+    out = capture_stderr(flood);
+    ck_assert_msg(count_lines(out, "flood A") == 1, "%s", out);
+    free(out);
 }
 END_TEST
 
@@ -1159,6 +1387,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_syntax_accepted);
     tcase_add_test(tc, test_ref_unref);
     tcase_add_test(tc, test_warn_restart);
+    tcase_add_test(tc, test_keep_restart);
+    tcase_add_test(tc, test_log_limited);
     tcase_add_test(tc, test_parse_addr);
     suite_add_tcase(s, tc);
 
@@ -1188,6 +1418,10 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_syntax);
     tcase_add_test(tc, test_err_all_reported);
     tcase_add_test(tc, test_err_missing_file);
+    tcase_add_test(tc, test_err_file_level);
+    tcase_add_test(tc, test_err_number_words);
+    tcase_add_test(tc, test_err_junk_lines);
+    tcase_add_test(tc, test_err_bad_bytes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("docs");
