@@ -75,7 +75,7 @@ static void main_reload(void)
         config_unref(cs_conf);
         cs_conf = neu;
         main_apply_level();
-        upstream_reconfigure();
+        upstream_reconfigure(cs_conf);
         log_notice("reload: configuration applied (%d namespace(s))", cs_conf->nns);
     }
     notify_send("READY=1");
@@ -164,7 +164,7 @@ int main(int argc, char **argv)
         return 1;
     }
     stats_init();
-    upstream_init();
+    upstream_init(cs_conf);
     cache_init();
     if (server_start() != CS_OK) {
         main_exit_code = 2;
