@@ -441,8 +441,11 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
 
     f->req = NULL;
     if (!req || f->failed || f->refused != UP_OK || (code = evhttp_request_get_response_code(req)) == 0) {
+        /* A failed connect calls back with code 0 and no error. */
         if (f->refused != UP_OK)
             r.kind = f->refused;
+        else if (!f->failed)
+            r.kind = UP_UNREACHABLE;
         else if (f->error == EVREQ_HTTP_DATA_TOO_LONG)
             r.kind = f->headers_done ? UP_TOOBIG : UP_HEADERS;
         else if (f->error == EVREQ_HTTP_TIMEOUT)
