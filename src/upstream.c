@@ -173,7 +173,7 @@ void upstream_reconfigure(const struct cs_config *c)
     struct up_pool *p;
 
     for (p = up_pools; p; p = p->next) {
-        p->size = p->npresent = 0;
+        p->npresent = 0;
         for (struct up_nsq *n = p->nsqs; n; n = n->next)
             n->present = false;
     }
@@ -183,6 +183,10 @@ void upstream_reconfigure(const struct cs_config *c)
         p = upstream_pool(ns->host, ns->port);
         n = upstream_nsq(p, ns->name);
         if (!n->present) {
+            /* A host no namespace uses any more keeps its size for the
+             * fetches of the old configuration still queued on it. */
+            if (p->npresent == 0)
+                p->size = 0;
             n->present = true;
             p->npresent++;
         }

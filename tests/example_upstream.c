@@ -65,6 +65,7 @@ struct eu_state {
 	unsigned long long requests;	/* data requests since start or /_reset */
 	long latency_ms;
 	int inflight, max_inflight;	/* data requests not yet answered */
+	unsigned long raw_accepted;	/* connections the -R listener took */
 	int quiet;
 	struct eu_pending *pending;
 	struct evconnlistener *raw_listener;
@@ -329,9 +330,9 @@ static void eu_ctl_stats(struct eu_state *st, struct evhttp_request *req, const 
 {
 	char body[192];
 	int len = snprintf(body, sizeof(body), "{\"requests\":%llu,\"latency_ms\":%ld,\"records\":%zu,"
-			   "\"inflight\":%d,\"max_inflight\":%d}",
+			   "\"inflight\":%d,\"max_inflight\":%d,\"raw_accepted\":%lu}",
 			   st->requests, st->latency_ms, json_object_size(st->records),
-			   st->inflight, st->max_inflight);
+			   st->inflight, st->max_inflight, st->raw_accepted);
 
 	(void)id;
 	eu_reply(st, req, 200, eu_json, body, (size_t)len);
@@ -692,6 +693,7 @@ static void eu_raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 	(void)salen;
 	rc->st = st;
 	rc->filler = -1;
+	st->raw_accepted++;
 	rc->bev = eu_check(bufferevent_socket_new(st->base, fd, BEV_OPT_CLOSE_ON_FREE));
 	bufferevent_setcb(rc->bev, eu_raw_read_cb, eu_raw_write_cb, eu_raw_event_cb, rc);
 	bufferevent_enable(rc->bev, EV_READ | EV_WRITE);
@@ -700,8 +702,6 @@ static void eu_raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 		st->raws->prev = rc;
 	st->raws = rc;
 }
-
-static int eu_raw_listen(struct eu_state *st, const char *addr, const char *portfile);
 
 /* ---- start-up ---- */
 

@@ -13,6 +13,7 @@
 #include <check.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +227,28 @@ START_TEST(t_continue_is_skipped)
 }
 END_TEST
 
+/* Only a clean 200, 404 or 410 keeps the connection: any other status
+ * costs a new one, and the next key is still in step. */
+START_TEST(t_other_status_closes)
+{
+    struct env e;
+    int fd;
+
+    env_raw(&e, "upstream_connections = 1\n");
+    fd = h_connect(e.d.port);
+    expect_own_record(fd, "r", "p-001");
+    EXPECT("*0\r\n", fd, "HGETALL", "r:missing", NULL);
+    expect_own_record(fd, "s", "p-002");
+    ck_assert_int_eq(up_stat(&e.up, "raw_accepted"), 1);
+    h_upstream_set_status(&e.up, "p-003", 503);
+    EXPECT("-UPSTREAM status 503\r\n", fd, "HGETALL", "r:p-003", NULL);
+    expect_own_record(fd, "r", "p-004");
+    ck_assert_int_eq(up_stat(&e.up, "raw_accepted"), 2);
+    expect_own_record(fd, "r", "p-005");
+    ck_assert_int_eq(up_stat(&e.up, "raw_accepted"), 2);
+}
+END_TEST
+
 /* --------------------------------------------- B: bounded response heads ---- */
 
 /* An upstream that never ends its headers: every fetch is cut off with
@@ -418,6 +441,47 @@ START_TEST(t_max_fetches_tryagain)
 }
 END_TEST
 
+/* A reload changes the limit for the next misses. */
+START_TEST(t_max_fetches_reload)
+{
+    struct env e;
+    const char *conf = "[cache]\nupstream_timeout_ms = 3000\nlock_ttl_ms = 4000\nmax_upstream_fetches = %d\n"
+                       "[namespace:m]\nupstream = http://127.0.0.1:%d/m/{id}\n";
+    char key[32];
+    int fds[3];
+    long off;
+
+    env_start(&e);
+    daemon_go(&e, NULL, conf, 1, e.up.port);
+    h_upstream_set_latency(&e.up, 300);
+    for (int round = 0; round < 2; round++) {
+        h_upstream_reset(&e.up);
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof(key), "m:p-%d%02d", round + 1, i);
+            const char *argv[2] = { "HGETALL", key };
+            fds[i] = h_connect(e.d.port);
+            ck_assert_int_eq(h_send_cmd(fds[i], 2, argv), 0);
+        }
+        for (int i = 0; i < 3; i++) {
+            char *raw = h_read_reply(fds[i], 6000);
+            ck_assert_msg(raw && raw[0] == '*', "round %d: %s", round, h_repr(raw));
+            free(raw);
+            h_close(fds[i]);
+        }
+        ck_assert_int_eq(up_stat(&e.up, "max_inflight"), round == 0 ? 1 : 3);
+        if (round == 0) {
+            off = h_log_size(e.d.log);
+            h_daemon_rewrite_conf(&e.d, "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\nlog_level = info\n"
+                                  "[redis]\nport = %d\n[cache]\nupstream_timeout_ms = 3000\nlock_ttl_ms = 4000\n"
+                                  "max_upstream_fetches = 3\n[namespace:m]\nupstream = http://127.0.0.1:%d/m/{id}\n",
+                                  e.d.port, e.redis.port, e.up.port);
+            h_kill(e.d.pid, SIGHUP);
+            ck_assert(h_wait_log_after(e.d.log, off, "configuration applied", H_TIMEOUT_MS) == 0);
+        }
+    }
+}
+END_TEST
+
 /* ------------------------------------------------ D: lookups off the loop ---- */
 
 /* The upstream host is a name and the resolver never answers: while that
@@ -512,11 +576,13 @@ int main(void)
     suite_add_tcase(s, tc_new("surplus_bytes", t_surplus_bytes));
     suite_add_tcase(s, tc_new("two_lengths", t_two_lengths));
     suite_add_tcase(s, tc_new("continue_is_skipped", t_continue_is_skipped));
+    suite_add_tcase(s, tc_new("other_status_closes", t_other_status_closes));
     suite_add_tcase(s, tc_new("endless_headers", t_endless_headers));
     suite_add_tcase(s, tc_new("queued_fetch_deadline", t_queued_fetch_deadline));
     suite_add_tcase(s, tc_new("hanging_namespace_leaves_others", t_hanging_namespace_leaves_others));
     suite_add_tcase(s, tc_new("max_fetches_wait", t_max_fetches_wait));
     suite_add_tcase(s, tc_new("max_fetches_tryagain", t_max_fetches_tryagain));
+    suite_add_tcase(s, tc_new("max_fetches_reload", t_max_fetches_reload));
     suite_add_tcase(s, tc_new("resolver_never_answers", t_resolver_never_answers));
 
     h_tmpdir();
