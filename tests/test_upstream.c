@@ -396,7 +396,7 @@ static void check_max_fetches(int latency_ms, int want_records)
     long long t0 = 0;
 
     env_start(&e);
-    daemon_go(&e, NULL, "[cache]\nupstream_timeout_ms = 2000\nlock_ttl_ms = 3000\n"
+    daemon_go(&e, NULL, "[cache]\nupstream_timeout_ms = 3000\nlock_ttl_ms = 4000\n"
               "[namespace:m]\nupstream = http://127.0.0.1:%d/m/{id}\nmax_upstream_fetches = 2\n", e.up.port);
     h_upstream_set_latency(&e.up, latency_ms);
     h_upstream_reset(&e.up);
@@ -437,7 +437,7 @@ END_TEST
 
 START_TEST(t_max_fetches_tryagain)
 {
-    check_max_fetches(1600, 2);
+    check_max_fetches(2200, 2);     /* the slot wait ends at 1500 ms */
 }
 END_TEST
 
