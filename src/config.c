@@ -72,6 +72,7 @@ static const struct ckey conf_keys[] = {
     CCH("upstream_timeout_ms", CK_UP_TIMEOUT, "2000", 1, 3600000),
     CCH("upstream_connections", CK_UP_CONNS, "16", 1, 10000),
     CCH("max_body_bytes", CK_MAX_BODY, "1048576", 1, 1LL << 30),
+    CCH("max_upstream_fetches", CK_MAX_FETCHES, "64", 1, 100000),
     NSK("upstream", T_URL, upstream, NULL),
     NSK("format", T_FORMAT, format, "hash"),
 };

@@ -9,7 +9,7 @@ enum ns_format { NS_HASH, NS_RAW };
 /* Keys of [cache] that every namespace inherits and may override. */
 enum cache_key {
     CK_TTL, CK_JITTER, CK_NEG_TTL, CK_GRACE, CK_LOCK_TTL, CK_LOCK_POLL,
-    CK_UP_TIMEOUT, CK_UP_CONNS, CK_MAX_BODY, CK_COUNT
+    CK_UP_TIMEOUT, CK_UP_CONNS, CK_MAX_BODY, CK_MAX_FETCHES, CK_COUNT
 };
 
 struct cs_cache_conf {

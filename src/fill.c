@@ -247,6 +247,12 @@ static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
         return outcome_error("UPSTREAM timeout");
     case UP_TOOBIG:
         return outcome_error("UPSTREAM body too large");
+    case UP_BAD:
+        return outcome_error("UPSTREAM bad response");
+    case UP_HEADERS:
+        return outcome_error("UPSTREAM headers too large");
+    case UP_BUSY:
+        return outcome_error("TRYAGAIN upstream busy");
     case UP_UNREACHABLE:
         break;
     }

@@ -79,7 +79,7 @@ static void main_reload(void)
         cs_conf = neu;
         main_apply_level();
         server_check_nofile();
-        upstream_reconfigure();
+        upstream_reconfigure(cs_conf);
         log_notice("reload: configuration applied (%d namespace(s))", cs_conf->nns);
         report_reload(true);
     }
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
         event_add(sigs[i], NULL);
     }
     stats_init();
-    upstream_init();
+    upstream_init(cs_conf);
     cache_init();
     if (server_start() != CS_OK || admin_start() != CS_OK) {
         main_exit_code = 2;

@@ -1,29 +1,58 @@
 /* upstream.c - fetches records over HTTP/1.1 with libevent's client.
  *
  * An evhttp_connection runs one request at a time, so each upstream host
- * gets a pool of connections and a queue of fetches waiting for a free one.
- * evhttp's timeout bounds each read or write phase; the fetch's own timer
- * bounds the whole request, queue time included. */
+ * gets a pool of connections and one FIFO queue of fetches waiting for one.
+ * Two limits decide when a queued fetch may start: its namespace has fewer
+ * than max_upstream_fetches under way, and it may take a connection of the
+ * pool without leaving another namespace of that host none (upstream_may_start).
+ * The fetch's own timer bounds the whole request from the moment it is
+ * queued: half of upstream_timeout_ms to get a slot (else -TRYAGAIN), all of
+ * it to be answered (evhttp's own timeout only bounds each read or write).
+ *
+ * A connection is kept only after a clean 200, 404 or 410 with nothing left
+ * after it: libevent 2.1 hands over a 1xx other than 100 as if it were the
+ * answer, frames by the first of several Content-Lengths and leaves surplus
+ * bytes to be read as the next response, so the header callback refuses what
+ * is ambiguous and every other outcome retires the connection (freed from
+ * the loop, never inside its own callback) for a fresh one. */
 #include "core.h"
 #include "upstream.h"
 #include "config.h"
+#include "dns.h"
 #include "log.h"
 #include "stats.h"
 #include "autoconf.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+/* What one response's head may cost: evhttp holds it all in memory. */
+#define UP_MAX_HEADER_BYTES 65536
+#define UP_MAX_HEADERS 100
 
 struct up_fetch;
 
 struct up_conn {
     struct evhttp_connection *evcon;
     struct up_fetch *cur;           /* NULL when idle */
+};
+
+/* One namespace's use of one pool (a namespace has one host; keyed by name
+ * so the count survives reloads while its fetches are under way). */
+struct up_nsq {
+    char *name;
+    int active;                     /* its fetches holding a connection */
+    bool present;                   /* in the running configuration */
+    struct up_nsq *next;
 };
 
 /* Pools outlive reloads: they are keyed by host:port and never removed. */
@@ -33,6 +62,10 @@ struct up_pool {
     char hosthdr[300];
     struct up_conn *conns;
     int nconns;
+    int size;                       /* largest upstream_connections among its namespaces */
+    int busy;                       /* connections with a fetch */
+    int npresent;                   /* namespaces of the running config on this host */
+    struct up_nsq *nsqs;
     TAILQ_HEAD(, up_fetch) queue;
     struct up_pool *next;
 };
@@ -40,46 +73,135 @@ struct up_pool {
 struct up_fetch {
     TAILQ_ENTRY(up_fetch) q;
     struct up_pool *pool;
+    struct up_nsq *nsq;
     struct up_conn *conn;
     struct evhttp_request *req;
     struct event *timer;
     char *target;
     upstream_cb cb;
     void *arg;
-    long long timeout_ms, max_body;
-    int conns_wanted;
+    long long timeout_ms, max_body, max_fetches;
+    int64_t deadline;               /* monotonic ms, queueing included */
     enum evhttp_request_error error;
+    enum up_kind refused;           /* the header check's verdict, UP_OK = none */
+    char why[96];
+    struct evbuffer_cb_entry *count;    /* on the connection's input, until the head is read */
+    size_t head_bytes;
     bool failed;
     bool queued;
+    bool headers_done;
+};
+
+/* Connections retired inside a callback, freed from the loop. */
+struct up_dead {
+    struct evhttp_connection *evcon;
+    struct up_dead *next;
 };
 
 static struct up_pool *up_pools;
+static struct up_dead *up_dead;
+static struct event *up_reaper;
 
-void upstream_init(void)
-{
-}
+static void upstream_kick(struct up_pool *p);
 
-static struct up_pool *upstream_pool(const struct cs_ns *ns)
+static struct up_pool *upstream_pool(const char *host, int port)
 {
     struct up_pool *p;
 
     for (p = up_pools; p; p = p->next)
-        if (p->port == ns->port && strcmp(p->host, ns->host) == 0)
+        if (p->port == port && strcmp(p->host, host) == 0)
             return p;
     p = cs_calloc(1, sizeof(*p));
-    p->host = strdup(ns->host);
-    p->port = ns->port;
-    snprintf(p->hosthdr, sizeof(p->hosthdr), strchr(ns->host, ':') ? "[%s]:%d" : "%s:%d", ns->host, ns->port);
+    p->host = strdup(host);
+    p->port = port;
+    snprintf(p->hosthdr, sizeof(p->hosthdr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     TAILQ_INIT(&p->queue);
     p->next = up_pools;
     up_pools = p;
     return p;
 }
 
-void upstream_reconfigure(void)
+static struct up_nsq *upstream_nsq(struct up_pool *p, const char *name)
 {
-    /* New pools appear on first use; a changed pool size applies as
-     * connections are added (shrinking keeps existing connections). */
+    struct up_nsq *n;
+
+    for (n = p->nsqs; n; n = n->next)
+        if (strcmp(n->name, name) == 0)
+            return n;
+    n = cs_calloc(1, sizeof(*n));
+    n->name = strdup(name);
+    n->next = p->nsqs;
+    p->nsqs = n;
+    return n;
+}
+
+/* A host shared by more namespaces than connections gets one each. */
+static int upstream_capacity(const struct up_pool *p)
+{
+    return p->size > p->npresent ? p->size : p->npresent;
+}
+
+/* The connections each namespace of a shared host can count on. */
+static int upstream_share(const struct up_pool *p)
+{
+    int share = upstream_capacity(p) / (p->npresent > 1 ? p->npresent : 1);
+
+    return share > 1 ? share : 1;
+}
+
+/* Within its share a namespace may always take a free connection; beyond
+ * it only while a free one stays for every other namespace still below its
+ * share. So hanging fetches of one namespace leave each other namespace of
+ * the host a connection at once, and its whole share as they time out. */
+static bool upstream_may_start(const struct up_fetch *f)
+{
+    const struct up_pool *p = f->pool;
+    int cap = upstream_capacity(p), share = upstream_share(p), reserve = 0;
+
+    if (f->nsq->active >= f->max_fetches || p->busy >= cap)
+        return false;
+    if (f->nsq->active < share)
+        return true;
+    for (const struct up_nsq *n = p->nsqs; n; n = n->next)
+        if (n != f->nsq && n->present && n->active < share)
+            reserve++;
+    return cap - p->busy - 1 >= reserve;
+}
+
+void upstream_reconfigure(const struct cs_config *c)
+{
+    struct up_pool *p;
+
+    for (p = up_pools; p; p = p->next) {
+        p->npresent = 0;
+        for (struct up_nsq *n = p->nsqs; n; n = n->next)
+            n->present = false;
+    }
+    for (int i = 0; i < c->nns; i++) {
+        const struct cs_ns *ns = c->ns[i];
+        struct up_nsq *n;
+        p = upstream_pool(ns->host, ns->port);
+        n = upstream_nsq(p, ns->name);
+        if (!n->present) {
+            /* A host no namespace uses any more keeps its size for the
+             * fetches of the old configuration still queued on it. */
+            if (p->npresent == 0)
+                p->size = 0;
+            n->present = true;
+            p->npresent++;
+        }
+        if (p->size < ns->c.v[CK_UP_CONNS])
+            p->size = (int)ns->c.v[CK_UP_CONNS];
+    }
+    /* Larger shares or limits may let queued fetches start now; a smaller
+     * pool keeps its extra connections until they are retired. */
+    for (p = up_pools; p; p = p->next)
+        upstream_kick(p);
+}
+
+void upstream_init(const struct cs_config *c)
+{
+    upstream_reconfigure(c);
 }
 
 char *upstream_target(const struct cs_ns *ns, const char *id, size_t idlen)
@@ -120,9 +242,95 @@ char *upstream_target(const struct cs_ns *ns, const char *id, size_t idlen)
     return out;
 }
 
-static void upstream_start(struct up_fetch *f, struct up_conn *uc);
+static void upstream_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct up_dead *d;
 
-static void upstream_finish(struct up_fetch *f, const struct up_reply *r)
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    while ((d = up_dead) != NULL) {
+        up_dead = d->next;
+        evhttp_connection_free(d->evcon);
+        free(d);
+    }
+}
+
+static struct evhttp_connection *upstream_evcon_new(const struct up_pool *p)
+{
+    /* With a resolver, evhttp looks host names up without blocking. */
+    struct evhttp_connection *evcon =
+        evhttp_connection_base_new(cs_base, dns_base(), p->host, (unsigned short)p->port);
+
+    if (!evcon) {
+        log_error("upstream %s: cannot create a connection (out of memory)", p->hosthdr);
+        abort();
+    }
+    evhttp_connection_set_retries(evcon, 0);
+    evhttp_connection_set_max_headers_size(evcon, UP_MAX_HEADER_BYTES);
+    return evcon;
+}
+
+/* Swap uc's connection for a fresh one; the old one (and whatever its
+ * socket still holds) is freed from the loop, outside evhttp's callbacks. */
+static void upstream_retire(struct up_pool *p, struct up_conn *uc)
+{
+    struct up_dead *d = cs_calloc(1, sizeof(*d));
+
+    d->evcon = uc->evcon;
+    d->next = up_dead;
+    up_dead = d;
+    if (!up_reaper)
+        up_reaper = event_new(cs_base, -1, 0, upstream_reap_cb, NULL);
+    event_active(up_reaper, EV_TIMEOUT, 1);
+    uc->evcon = upstream_evcon_new(p);
+}
+
+enum up_leftover { UL_CLEAN, UL_CLOSED, UL_SURPLUS };
+
+/* After a response: is the connection exactly at a message boundary? Bytes
+ * already read or waiting in the socket mean the upstream said more than
+ * the framing allows. */
+static enum up_leftover upstream_leftover(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t fd;
+    char c;
+    ssize_t n;
+
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        return UL_SURPLUS;
+    fd = bufferevent_getfd(bev);
+    if (fd < 0)
+        return UL_CLOSED;
+    n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return UL_SURPLUS;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return UL_CLEAN;
+    return UL_CLOSED;
+}
+
+static void upstream_uncount(struct up_fetch *f)
+{
+    if (f->count) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(f->conn->evcon);
+        evbuffer_remove_cb_entry(bufferevent_get_input(bev), f->count);
+        f->count = NULL;
+    }
+}
+
+/* evhttp says only "invalid header" when a head outgrows its limit: count
+ * what arrives before the head is complete to tell the two apart. */
+static void upstream_count_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct up_fetch *f = arg;
+
+    CS_UNUSED(buf);
+    f->head_bytes += info->n_added;
+}
+
+static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool reuse)
 {
     struct up_pool *p = f->pool;
     struct up_conn *uc = f->conn;
@@ -130,17 +338,82 @@ static void upstream_finish(struct up_fetch *f, const struct up_reply *r)
     if (f->queued)
         TAILQ_REMOVE(&p->queue, f, q);
     event_free(f->timer);
+    if (uc) {
+        upstream_uncount(f);
+        uc->cur = NULL;
+        p->busy--;
+        f->nsq->active--;
+        if (!reuse && !cs_exiting)
+            upstream_retire(p, uc);
+    }
     if (r->kind != UP_OK && r->kind != UP_NOTFOUND)
         stats.upstream_errors++;
     f->cb(f->arg, r);
     free(f->target);
     free(f);
-    if (uc) {
-        struct up_fetch *next = TAILQ_FIRST(&p->queue);
-        uc->cur = NULL;
-        if (next && !cs_exiting)
-            upstream_start(next, uc);
+    upstream_kick(p);
+}
+
+static int upstream_refuse(struct up_fetch *f, enum up_kind kind, const char *why)
+{
+    f->refused = kind;
+    snprintf(f->why, sizeof(f->why), "%s", why);
+    return -1;                  /* evhttp fails the request and resets the link */
+}
+
+static bool upstream_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* The response head is complete: refuse what evhttp would misframe. */
+static int upstream_header_cb(struct evhttp_request *req, void *arg)
+{
+    struct up_fetch *f = arg;
+    int code = evhttp_request_get_response_code(req);
+    const struct evkeyval *kv;
+    const char *cl = NULL, *te = NULL;
+    int n = 0, nte = 0;
+    bool conflict = false;
+    char why[64];
+
+    if (code == 100)
+        return 0;               /* evhttp reads on to the final response */
+    f->headers_done = true;
+    upstream_uncount(f);
+    if (code < 200) {
+        snprintf(why, sizeof(why), "interim response %d", code);
+        return upstream_refuse(f, UP_BAD, why);
     }
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+        n++;
+        if (strcasecmp(kv->key, "Content-Length") == 0) {
+            if (cl && strcmp(cl, kv->value) != 0)
+                conflict = true;
+            cl = kv->value;
+        } else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+            nte++;
+            te = kv->value;
+        }
+    }
+    if (n > UP_MAX_HEADERS) {
+        snprintf(why, sizeof(why), "more than %d header lines", UP_MAX_HEADERS);
+        return upstream_refuse(f, UP_HEADERS, why);
+    }
+    if (conflict)
+        return upstream_refuse(f, UP_BAD, "conflicting Content-Length headers");
+    if (cl && !upstream_digits(cl))
+        return upstream_refuse(f, UP_BAD, "malformed Content-Length");
+    if (nte > 1 || (te && strcasecmp(te, "chunked") != 0))
+        return upstream_refuse(f, UP_BAD, "unsupported Transfer-Encoding");
+    if (te && cl)
+        return upstream_refuse(f, UP_BAD, "both Content-Length and Transfer-Encoding");
+    return 0;
 }
 
 static void upstream_error_cb(enum evhttp_request_error err, void *arg)
@@ -151,29 +424,56 @@ static void upstream_error_cb(enum evhttp_request_error err, void *arg)
     f->failed = true;
 }
 
+static const char *upstream_kind_text(enum up_kind k)
+{
+    switch (k) {
+    case UP_TOOBIG: return "body over max_body_bytes";
+    case UP_TIMEOUT: return "timed out";
+    case UP_HEADERS: return "response head too large";
+    case UP_BAD: return "malformed response";
+    default: return "connection failed";
+    }
+}
+
 static void upstream_done_cb(struct evhttp_request *req, void *arg)
 {
     struct up_fetch *f = arg;
     struct up_reply r = { 0 };
+    enum up_leftover left;
     struct evbuffer *in;
     int code;
 
     f->req = NULL;
-    if (!req || f->failed || (code = evhttp_request_get_response_code(req)) == 0) {
-        if (f->failed && f->error == EVREQ_HTTP_DATA_TOO_LONG)
-            r.kind = UP_TOOBIG;
-        else if (f->failed && f->error == EVREQ_HTTP_TIMEOUT)
+    if (!req || f->failed || f->refused != UP_OK || (code = evhttp_request_get_response_code(req)) == 0) {
+        /* A failed connect calls back with code 0 and no error. */
+        if (f->refused != UP_OK)
+            r.kind = f->refused;
+        else if (!f->failed)
+            r.kind = UP_UNREACHABLE;
+        else if (f->error == EVREQ_HTTP_DATA_TOO_LONG)
+            r.kind = f->headers_done ? UP_TOOBIG : UP_HEADERS;
+        else if (f->error == EVREQ_HTTP_TIMEOUT)
             r.kind = UP_TIMEOUT;
+        else if (f->error == EVREQ_HTTP_INVALID_HEADER)
+            r.kind = !f->headers_done && f->head_bytes > UP_MAX_HEADER_BYTES ? UP_HEADERS : UP_BAD;
+        else if (f->error == EVREQ_HTTP_EOF && f->headers_done)
+            r.kind = UP_BAD;    /* closed before the body was complete */
         else
             r.kind = UP_UNREACHABLE;
-        log_info("upstream %s%s: %s", f->pool->hosthdr, f->target,
-                 r.kind == UP_TOOBIG ? "body over max_body_bytes" :
-                 r.kind == UP_TIMEOUT ? "timed out" : "connection failed");
-        upstream_finish(f, &r);
+        if (r.kind == UP_HEADERS && !f->why[0])
+            snprintf(f->why, sizeof(f->why), "more than %d bytes", UP_MAX_HEADER_BYTES);
+        log_info("upstream %s%s: %s%s%s", f->pool->hosthdr, f->target, upstream_kind_text(r.kind),
+                 f->why[0] ? ": " : "", f->why);
+        upstream_finish(f, &r, false);
         return;
     }
     r.status = code;
-    if (code == 200) {
+    left = upstream_leftover(f->conn->evcon);
+    if (left == UL_SURPLUS) {
+        r.kind = UP_BAD;
+        log_info("upstream %s%s: malformed response: bytes after the end of the response (status %d)",
+                 f->pool->hosthdr, f->target, code);
+    } else if (code == 200) {
         in = evhttp_request_get_input_buffer(req);
         r.kind = UP_OK;
         r.len = evbuffer_get_length(in);
@@ -186,7 +486,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
         r.kind = UP_STATUS;
         log_info("upstream %s%s: status %d", f->pool->hosthdr, f->target, code);
     }
-    upstream_finish(f, &r);
+    upstream_finish(f, &r, left == UL_CLEAN && (r.kind == UP_OK || r.kind == UP_NOTFOUND));
 }
 
 static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -196,37 +496,80 @@ static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
-    if (!f->failed)
+    if (f->queued) {
+        r.kind = UP_BUSY;
+        log_info("upstream %s%s: no free slot within %lld ms (namespace %s: %d of max_upstream_fetches %lld under way)",
+                 f->pool->hosthdr, f->target, f->timeout_ms / 2, f->nsq->name, f->nsq->active, f->max_fetches);
+    } else if (!f->failed) {
         log_info("upstream %s%s: no answer within %lld ms", f->pool->hosthdr, f->target, f->timeout_ms);
+    }
     if (f->req) {
         /* Cancelling resets the connection and frees the request without
-         * calling its callback; evhttp reconnects on the next request. */
+         * calling its callback; the connection is retired all the same, so
+         * a lookup still under way goes with it. */
         evhttp_cancel_request(f->req);
         f->req = NULL;
     }
-    upstream_finish(f, &r);
+    upstream_finish(f, &r, false);
 }
 
-static void upstream_start(struct up_fetch *f, struct up_conn *uc)
+static struct up_conn *upstream_idle_conn(struct up_pool *p)
 {
+    for (int i = 0; i < p->nconns; i++)
+        if (!p->conns[i].cur)
+            return &p->conns[i];
+    p->conns = cs_realloc(p->conns, sizeof(*p->conns) * (size_t)(p->nconns + 1));
+    /* Fetches point at their connection: re-point after the move. */
+    for (int i = 0; i < p->nconns; i++)
+        if (p->conns[i].cur)
+            p->conns[i].cur->conn = &p->conns[i];
+    p->conns[p->nconns].cur = NULL;
+    p->conns[p->nconns].evcon = upstream_evcon_new(p);
+    return &p->conns[p->nconns++];
+}
+
+static void upstream_arm(struct up_fetch *f, int64_t ms)
+{
+    struct timeval tv;
+
+    if (ms < 1)
+        ms = 1;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    evtimer_add(f->timer, &tv);
+}
+
+static void upstream_start(struct up_fetch *f)
+{
+    struct up_pool *p = f->pool;
+    struct up_conn *uc = upstream_idle_conn(p);
     struct evhttp_request *req;
     struct evkeyvalq *h;
     struct timeval tv;
+    int64_t left = f->deadline - cs_mono_ms();
 
     if (f->queued) {
-        TAILQ_REMOVE(&f->pool->queue, f, q);
+        TAILQ_REMOVE(&p->queue, f, q);
         f->queued = false;
     }
     f->conn = uc;
     uc->cur = f;
-    tv.tv_sec = f->timeout_ms / 1000;
-    tv.tv_usec = (f->timeout_ms % 1000) * 1000;
+    p->busy++;
+    f->nsq->active++;
+    if (left < 1)
+        left = 1;
+    upstream_arm(f, left);
+    tv.tv_sec = (time_t)(left / 1000);
+    tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
     evhttp_connection_set_timeout_tv(uc->evcon, &tv);
     evhttp_connection_set_max_body_size(uc->evcon, (ev_ssize_t)f->max_body);
+    f->count = evbuffer_add_cb(bufferevent_get_input(evhttp_connection_get_bufferevent(uc->evcon)),
+                               upstream_count_cb, f);
     req = evhttp_request_new(upstream_done_cb, f);
     evhttp_request_set_error_cb(req, upstream_error_cb);
+    evhttp_request_set_header_cb(req, upstream_header_cb);
     h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", f->pool->hosthdr);
+    evhttp_add_header(h, "Host", p->hosthdr);
     evhttp_add_header(h, "Accept", "application/json, */*");
     evhttp_add_header(h, "User-Agent", "cachasided/" PACKAGE_VERSION);
     f->req = req;
@@ -244,46 +587,44 @@ static void upstream_start(struct up_fetch *f, struct up_conn *uc)
     }
 }
 
+/* Start, in queue order, every waiting fetch the limits now allow. */
+static void upstream_kick(struct up_pool *p)
+{
+    struct up_fetch *f, *next;
+
+    if (cs_exiting)
+        return;
+    for (f = TAILQ_FIRST(&p->queue); f && p->busy < upstream_capacity(p); f = next) {
+        next = TAILQ_NEXT(f, q);
+        if (upstream_may_start(f))
+            upstream_start(f);
+    }
+}
+
 void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstream_cb cb, void *arg)
 {
-    struct up_pool *p = upstream_pool(ns);
+    struct up_pool *p = upstream_pool(ns->host, ns->port);
     struct up_fetch *f = cs_calloc(1, sizeof(*f));
-    struct timeval tv;
-    long long want = ns->c.v[CK_UP_CONNS];
 
+    /* A namespace of an older configuration still counts, on its own terms. */
+    if (p->size < 1)
+        p->size = (int)ns->c.v[CK_UP_CONNS];
     f->pool = p;
+    f->nsq = upstream_nsq(p, ns->name);
     f->cb = cb;
     f->arg = arg;
     f->timeout_ms = ns->c.v[CK_UP_TIMEOUT];
     f->max_body = ns->c.v[CK_MAX_BODY];
+    f->max_fetches = ns->c.v[CK_MAX_FETCHES];
+    f->deadline = cs_mono_ms() + f->timeout_ms;
     f->target = upstream_target(ns, id, idlen);
     f->timer = evtimer_new(cs_base, upstream_timer_cb, f);
-    tv.tv_sec = f->timeout_ms / 1000;
-    tv.tv_usec = (f->timeout_ms % 1000) * 1000;
-    evtimer_add(f->timer, &tv);
-
-    for (int i = 0; i < p->nconns; i++) {
-        if (!p->conns[i].cur) {
-            upstream_start(f, &p->conns[i]);
-            return;
-        }
-    }
-    if (p->nconns < want) {
-        struct up_conn *uc;
-        p->conns = cs_realloc(p->conns, sizeof(*p->conns) * (size_t)(p->nconns + 1));
-        /* Fetches point at their connection: re-point after the move. */
-        for (int i = 0; i < p->nconns; i++)
-            if (p->conns[i].cur)
-                p->conns[i].cur->conn = &p->conns[i];
-        uc = &p->conns[p->nconns++];
-        uc->cur = NULL;
-        uc->evcon = evhttp_connection_base_new(cs_base, NULL, p->host, (unsigned short)p->port);
-        evhttp_connection_set_retries(uc->evcon, 0);
-        upstream_start(f, uc);
-        return;
-    }
     TAILQ_INSERT_TAIL(&p->queue, f, q);
     f->queued = true;
+    upstream_kick(p);
+    /* Waiting for a slot may take half the budget; the rest is the fetch's. */
+    if (f->queued)
+        upstream_arm(f, f->timeout_ms / 2);
 }
 
 void upstream_free(void)
@@ -299,16 +640,26 @@ void upstream_free(void)
                 if (f->req)
                     evhttp_cancel_request(f->req);
                 f->req = NULL;
-                upstream_finish(f, &gone);
+                upstream_finish(f, &gone, true);
             }
         }
         while ((f = TAILQ_FIRST(&p->queue)) != NULL)
-            upstream_finish(f, &gone);
+            upstream_finish(f, &gone, true);
     }
+    upstream_reap_cb(-1, 0, NULL);
+    if (up_reaper)
+        event_free(up_reaper);
+    up_reaper = NULL;
     for (p = up_pools; p; p = next) {
+        struct up_nsq *n, *nn;
         next = p->next;
         for (int i = 0; i < p->nconns; i++)
             evhttp_connection_free(p->conns[i].evcon);
+        for (n = p->nsqs; n; n = nn) {
+            nn = n->next;
+            free(n->name);
+            free(n);
+        }
         free(p->conns);
         free(p->host);
         free(p);

@@ -4,7 +4,11 @@
 
 #include "core.h"
 
-enum up_kind { UP_OK, UP_NOTFOUND, UP_STATUS, UP_TIMEOUT, UP_UNREACHABLE, UP_TOOBIG };
+/* UP_BAD: a response that cannot be framed unambiguously (interim 1xx,
+ * conflicting lengths, bytes after the end); UP_HEADERS: a response head
+ * over the size or line limit; UP_BUSY: no slot within the wait bound
+ * (max_upstream_fetches or the host's pool), nothing was sent. */
+enum up_kind { UP_OK, UP_NOTFOUND, UP_STATUS, UP_TIMEOUT, UP_UNREACHABLE, UP_TOOBIG, UP_BAD, UP_HEADERS, UP_BUSY };
 
 struct up_reply {
     enum up_kind kind;
@@ -16,8 +20,9 @@ struct up_reply {
 /* Called exactly once, always from the event loop (never inside fetch). */
 typedef void (*upstream_cb)(void *arg, const struct up_reply *r);
 
-void upstream_init(void);
-void upstream_reconfigure(void);
+void upstream_init(const struct cs_config *c);
+/* Pool sizes and per-namespace shares follow the running configuration. */
+void upstream_reconfigure(const struct cs_config *c);
 void upstream_free(void);
 void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstream_cb cb, void *arg);
 /* The request target for id: the template's path with id percent-encoded. */

@@ -4,6 +4,12 @@
  * Serves records at GET /<prefix...>/<ID> and exposes control endpoints
  * under /_ so integration tests can change records, force statuses, add
  * latency and read request counters. Single-threaded on libevent's evhttp.
+ *
+ * With -R PORTFILE it also serves the same records on a second port through
+ * a small hand-written HTTP/1.1 server, which can misbehave on purpose for
+ * chosen IDs (PUT /_trick/ID on the main port): interim responses, bytes
+ * after the response, two Content-Lengths, endless or many headers. evhttp's
+ * server cannot be made to send such responses, hence the second listener.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -19,8 +25,10 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <jansson.h>
 
 #define EU_NAME "cachasided-example-upstream"
@@ -38,16 +46,30 @@ struct eu_pending {
 	char *id;
 };
 
+/* One connection of the hand-written (-R) listener. */
+struct eu_raw {
+	struct eu_raw *prev, *next;
+	struct eu_state *st;
+	struct bufferevent *bev;
+	long filler;			/* endless headers: lines sent, -1 = off */
+};
+
 struct eu_state {
 	struct event_base *base;
 	struct evhttp *http;
 	json_t *records;		/* id -> JSON string holding the raw body */
 	json_t *status;			/* id -> integer status override */
 	json_t *counts;			/* id -> integer data requests */
+	json_t *delays;			/* id -> integer latency override (ms) */
+	json_t *tricks;			/* id -> trick name, for the -R listener */
 	unsigned long long requests;	/* data requests since start or /_reset */
 	long latency_ms;
+	int inflight, max_inflight;	/* data requests not yet answered */
+	unsigned long raw_accepted;	/* connections the -R listener took */
 	int quiet;
 	struct eu_pending *pending;
+	struct evconnlistener *raw_listener;
+	struct eu_raw *raws;
 };
 
 static const char eu_json[] = "application/json";
@@ -167,9 +189,24 @@ static void eu_error(struct eu_state *st, struct evhttp_request *req, int code, 
 
 /* ---- data endpoint ---- */
 
+static void eu_count_arrival(struct eu_state *st, const char *id)
+{
+	json_t *c;
+
+	st->requests++;
+	if ((c = json_object_get(st->counts, id)) != NULL)
+		json_integer_set(c, json_integer_value(c) + 1);
+	else
+		eu_set(st->counts, id, json_integer(1));
+	if (++st->inflight > st->max_inflight)
+		st->max_inflight = st->inflight;
+}
+
 static void eu_data_reply(struct eu_state *st, struct evhttp_request *req, const char *id)
 {
 	json_t *v;
+
+	st->inflight--;
 
 	if ((v = json_object_get(st->status, id)) != NULL) {
 		int code = (int)json_integer_value(v);
@@ -219,6 +256,7 @@ static void eu_pending_flush(struct eu_state *st)
 		struct eu_pending *p = st->pending;
 
 		eu_pending_unlink(st, p);
+		st->inflight--;
 		eu_error(st, p->req, 503, "shutting down");
 		eu_pending_free(p);
 	}
@@ -229,7 +267,8 @@ static void eu_data(struct eu_state *st, struct evhttp_request *req, const char 
 	const char *seg = strrchr(path, '/');
 	struct eu_pending *p;
 	struct timeval tv;
-	json_t *c;
+	long latency;
+	json_t *d;
 	char *id;
 
 	/* Data paths are /<prefix...>/<ID>: at least two segments, last non-empty. */
@@ -246,13 +285,10 @@ static void eu_data(struct eu_state *st, struct evhttp_request *req, const char 
 		return;
 	}
 	/* Counted on arrival, before the latency, so tests can see in-flight requests. */
-	st->requests++;
-	if ((c = json_object_get(st->counts, id)) != NULL)
-		json_integer_set(c, json_integer_value(c) + 1);
-	else
-		eu_set(st->counts, id, json_integer(1));
-
-	if (st->latency_ms == 0) {
+	eu_count_arrival(st, id);
+	d = json_object_get(st->delays, id);
+	latency = d ? (long)json_integer_value(d) : st->latency_ms;
+	if (latency == 0) {
 		eu_data_reply(st, req, id);
 		free(id);
 		return;
@@ -266,8 +302,8 @@ static void eu_data(struct eu_state *st, struct evhttp_request *req, const char 
 	if (st->pending != NULL)
 		st->pending->prev = p;
 	st->pending = p;
-	tv.tv_sec = st->latency_ms / 1000;
-	tv.tv_usec = (st->latency_ms % 1000) * 1000;
+	tv.tv_sec = latency / 1000;
+	tv.tv_usec = (latency % 1000) * 1000;
 	evtimer_add(p->timer, &tv);
 }
 
@@ -292,9 +328,11 @@ static void eu_ctl_count(struct eu_state *st, struct evhttp_request *req, const 
 
 static void eu_ctl_stats(struct eu_state *st, struct evhttp_request *req, const char *id)
 {
-	char body[128];
-	int len = snprintf(body, sizeof(body), "{\"requests\":%llu,\"latency_ms\":%ld,\"records\":%zu}",
-			   st->requests, st->latency_ms, json_object_size(st->records));
+	char body[192];
+	int len = snprintf(body, sizeof(body), "{\"requests\":%llu,\"latency_ms\":%ld,\"records\":%zu,"
+			   "\"inflight\":%d,\"max_inflight\":%d,\"raw_accepted\":%lu}",
+			   st->requests, st->latency_ms, json_object_size(st->records),
+			   st->inflight, st->max_inflight, st->raw_accepted);
 
 	(void)id;
 	eu_reply(st, req, 200, eu_json, body, (size_t)len);
@@ -304,6 +342,7 @@ static void eu_ctl_reset(struct eu_state *st, struct evhttp_request *req, const 
 {
 	(void)id;
 	st->requests = 0;
+	st->max_inflight = st->inflight;
 	json_object_clear(st->counts);
 	eu_reply(st, req, 204, NULL, NULL, 0);
 }
@@ -356,6 +395,55 @@ static void eu_ctl_status_del(struct eu_state *st, struct evhttp_request *req, c
 	eu_reply(st, req, 204, NULL, NULL, 0);
 }
 
+static void eu_ctl_delay_put(struct eu_state *st, struct evhttp_request *req, const char *id)
+{
+	long ms;
+
+	if (eu_body_long(req, 0, EU_MAX_LATENCY_MS, &ms) != 0) {
+		eu_error(st, req, 400, "bad latency");
+		return;
+	}
+	eu_set(st->delays, id, json_integer(ms));
+	eu_reply(st, req, 204, NULL, NULL, 0);
+}
+
+static void eu_ctl_delay_del(struct eu_state *st, struct evhttp_request *req, const char *id)
+{
+	json_object_del(st->delays, id);
+	eu_reply(st, req, 204, NULL, NULL, 0);
+}
+
+static const char *const eu_trick_names[] = {
+	"early-hints", "continue", "surplus", "two-lengths", "endless-headers", "many-headers",
+};
+
+static void eu_ctl_trick_put(struct eu_state *st, struct evhttp_request *req, const char *id)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in), i;
+	char name[32];
+
+	if (n > 0 && n < sizeof(name)) {
+		evbuffer_copyout(in, name, n);
+		name[n] = '\0';
+		name[strcspn(name, " \t\r\n")] = '\0';
+		for (i = 0; i < sizeof(eu_trick_names) / sizeof(eu_trick_names[0]); i++) {
+			if (strcmp(name, eu_trick_names[i]) == 0) {
+				eu_set(st->tricks, id, json_string(name));
+				eu_reply(st, req, 204, NULL, NULL, 0);
+				return;
+			}
+		}
+	}
+	eu_error(st, req, 400, "bad trick");
+}
+
+static void eu_ctl_trick_del(struct eu_state *st, struct evhttp_request *req, const char *id)
+{
+	json_object_del(st->tricks, id);
+	eu_reply(st, req, 204, NULL, NULL, 0);
+}
+
 static const struct eu_route {
 	const char *path;	/* ends in '/' when it takes one ID segment */
 	enum evhttp_cmd_type cmd;
@@ -370,6 +458,10 @@ static const struct eu_route {
 	{ "/_records/", EVHTTP_REQ_DELETE, eu_ctl_record_del },
 	{ "/_status/", EVHTTP_REQ_PUT, eu_ctl_status_put },
 	{ "/_status/", EVHTTP_REQ_DELETE, eu_ctl_status_del },
+	{ "/_delay/", EVHTTP_REQ_PUT, eu_ctl_delay_put },
+	{ "/_delay/", EVHTTP_REQ_DELETE, eu_ctl_delay_del },
+	{ "/_trick/", EVHTTP_REQ_PUT, eu_ctl_trick_put },
+	{ "/_trick/", EVHTTP_REQ_DELETE, eu_ctl_trick_del },
 };
 
 static void eu_control(struct eu_state *st, struct evhttp_request *req, const char *path)
@@ -420,6 +512,195 @@ static void eu_handle(struct evhttp_request *req, void *arg)
 		eu_control(st, req, path);
 	else
 		eu_data(st, req, path);
+}
+
+/* ---- the hand-written listener (-R): same records, chosen misbehaviour ---- */
+
+#define EU_RAW_MAX_HEAD 65536
+#define EU_SMUGGLED "{\"id\":\"smuggled\",\"name\":\"not the record asked for\"}"
+
+static void eu_raw_free(struct eu_raw *rc)
+{
+	struct eu_state *st = rc->st;
+
+	if (rc->filler >= 0)
+		st->inflight--;
+	if (rc->prev != NULL)
+		rc->prev->next = rc->next;
+	else
+		st->raws = rc->next;
+	if (rc->next != NULL)
+		rc->next->prev = rc->prev;
+	bufferevent_free(rc->bev);
+	free(rc);
+}
+
+static void eu_raw_head(struct evbuffer *out, int code, size_t len)
+{
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+			    "Content-Length: %zu\r\n\r\n", code, code == 200 ? "OK" : "Other", len);
+}
+
+/* The answer the evhttp port would give, as bytes. */
+static void eu_raw_normal(struct eu_state *st, struct evbuffer *out, const char *id)
+{
+	json_t *v;
+	char body[64];
+	int len;
+
+	if ((v = json_object_get(st->status, id)) != NULL) {
+		int code = (int)json_integer_value(v);
+
+		len = snprintf(body, sizeof(body), "{\"error\":\"status %d\"}", code);
+		eu_raw_head(out, code, (size_t)len);
+		evbuffer_add(out, body, (size_t)len);
+	} else if ((v = json_object_get(st->records, id)) != NULL) {
+		eu_raw_head(out, 200, json_string_length(v));
+		evbuffer_add(out, json_string_value(v), json_string_length(v));
+	} else {
+		len = snprintf(body, sizeof(body), "{\"error\":\"not found\"}");
+		eu_raw_head(out, 404, (size_t)len);
+		evbuffer_add(out, body, (size_t)len);
+	}
+}
+
+/* Endless headers: another 16 KB each time the client has read the last. */
+static void eu_raw_fill(struct eu_raw *rc)
+{
+	struct evbuffer *out = bufferevent_get_output(rc->bev);
+
+	while (evbuffer_get_length(out) < 16384)
+		evbuffer_add_printf(out, "X-Filler-%ld: %s\r\n", rc->filler++,
+				    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+}
+
+static void eu_raw_answer(struct eu_raw *rc, const char *id)
+{
+	struct eu_state *st = rc->st;
+	struct evbuffer *out = bufferevent_get_output(rc->bev);
+	json_t *t = json_object_get(st->tricks, id);
+	const char *trick = t ? json_string_value(t) : "";
+	size_t slen = strlen(EU_SMUGGLED);
+	char smuggled[256];
+	int n;
+
+	n = snprintf(smuggled, sizeof(smuggled), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n%s", slen, EU_SMUGGLED);
+	if (!st->quiet)
+		fprintf(stderr, "raw GET %s%s%s\n", id, *trick ? " trick " : "", trick);
+	if (strcmp(trick, "endless-headers") == 0) {
+		evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n");
+		rc->filler = 0;		/* in flight until the client gives up */
+		eu_raw_fill(rc);
+		return;
+	}
+	if (strcmp(trick, "early-hints") == 0)
+		evbuffer_add_printf(out, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n");
+	else if (strcmp(trick, "continue") == 0)
+		evbuffer_add_printf(out, "HTTP/1.1 100 Continue\r\n\r\n");
+	if (strcmp(trick, "two-lengths") == 0) {
+		/* The first length frames "{}", the second takes in a whole response. */
+		evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				    "Content-Length: 2\r\nContent-Length: %d\r\n\r\n{}", 2 + n);
+		evbuffer_add(out, smuggled, (size_t)n);
+	} else if (strcmp(trick, "many-headers") == 0) {
+		json_t *v = json_object_get(st->records, id);
+		const char *body = v ? json_string_value(v) : "{}";
+		size_t len = v ? json_string_length(v) : 2;
+		int i;
+
+		evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n", len);
+		for (i = 0; i < 1000; i++)
+			evbuffer_add_printf(out, "X-H%d: v\r\n", i);
+		evbuffer_add_printf(out, "\r\n");
+		evbuffer_add(out, body, len);
+	} else {
+		eu_raw_normal(st, out, id);
+		if (strcmp(trick, "surplus") == 0)
+			evbuffer_add(out, smuggled, (size_t)n);
+	}
+	st->inflight--;
+}
+
+static void eu_raw_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct eu_raw *rc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end;
+	char *head, *path, *sp, *seg, *id;
+	size_t n;
+
+	while (rc->filler < 0) {
+		end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		if (end.pos < 0) {
+			if (evbuffer_get_length(in) > EU_RAW_MAX_HEAD)
+				eu_raw_free(rc);
+			return;
+		}
+		n = (size_t)end.pos + 4;
+		head = eu_check(malloc(n + 1));
+		evbuffer_remove(in, head, n);
+		head[n] = '\0';
+		/* "GET /path HTTP/1.1": the ID is the last path segment. */
+		path = strchr(head, ' ');
+		sp = path ? strchr(path + 1, ' ') : NULL;
+		if (sp == NULL || strncmp(head, "GET ", 4) != 0) {
+			free(head);
+			eu_raw_free(rc);
+			return;
+		}
+		*sp = '\0';
+		path[strcspn(path, "?")] = '\0';
+		seg = strrchr(path, '/');
+		id = seg ? eu_decode(seg + 1) : NULL;
+		if (id == NULL || *id == '\0') {
+			free(id);
+			free(head);
+			eu_raw_free(rc);
+			return;
+		}
+		eu_count_arrival(rc->st, id);
+		eu_raw_answer(rc, id);
+		free(id);
+		free(head);
+	}
+	evbuffer_drain(in, evbuffer_get_length(in));	/* endless: ignore the client */
+}
+
+static void eu_raw_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct eu_raw *rc = arg;
+
+	(void)bev;
+	if (rc->filler >= 0)
+		eu_raw_fill(rc);
+}
+
+static void eu_raw_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		eu_raw_free(arg);
+}
+
+static void eu_raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct eu_state *st = arg;
+	struct eu_raw *rc = eu_check(calloc(1, sizeof(*rc)));
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	rc->st = st;
+	rc->filler = -1;
+	st->raw_accepted++;
+	rc->bev = eu_check(bufferevent_socket_new(st->base, fd, BEV_OPT_CLOSE_ON_FREE));
+	bufferevent_setcb(rc->bev, eu_raw_read_cb, eu_raw_write_cb, eu_raw_event_cb, rc);
+	bufferevent_enable(rc->bev, EV_READ | EV_WRITE);
+	rc->next = st->raws;
+	if (st->raws != NULL)
+		st->raws->prev = rc;
+	st->raws = rc;
 }
 
 /* ---- start-up ---- */
@@ -524,6 +805,32 @@ static int eu_write_portfile(const char *path, int port)
 	return rc;
 }
 
+static int eu_raw_listen(struct eu_state *st, const char *addr, const char *portfile)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int port;
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, (int *)&len) != 0) {
+		fprintf(stderr, EU_NAME ": -R: bad address %s\n", addr);
+		return -1;
+	}
+	st->raw_listener = evconnlistener_new_bind(st->base, eu_raw_accept, st,
+						   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+						   (struct sockaddr *)&ss, (int)len);
+	len = sizeof(ss);
+	if (st->raw_listener == NULL ||
+	    getsockname(evconnlistener_get_fd(st->raw_listener), (struct sockaddr *)&ss, &len) != 0) {
+		fprintf(stderr, EU_NAME ": -R: cannot listen on %s\n", addr);
+		return -1;
+	}
+	port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					       : ((struct sockaddr_in *)&ss)->sin_port);
+	fprintf(stderr, "raw listener on %s port %d\n", addr, port);
+	return eu_write_portfile(portfile, port);
+}
+
 static void eu_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct eu_state *st = arg;
@@ -536,12 +843,12 @@ static void eu_on_signal(evutil_socket_t sig, short what, void *arg)
 static void eu_usage(FILE *f)
 {
 	fputs("usage: " EU_NAME " [-b ADDR] [-p PORT] [-P PORTFILE] [-l LATENCY_MS]\n"
-	      "       [-f FILE] [-g N] [-s ID=STATUS ...] [-q]\n", f);
+	      "       [-f FILE] [-g N] [-s ID=STATUS ...] [-R RAW_PORTFILE] [-q]\n", f);
 }
 
 int main(int argc, char **argv)
 {
-	const char *addr = "127.0.0.1", *portfile = NULL, *file = NULL;
+	const char *addr = "127.0.0.1", *portfile = NULL, *file = NULL, *rawfile = NULL;
 	struct event *sig_term = NULL, *sig_int = NULL;
 	struct evhttp_bound_socket *bs;
 	struct eu_state st;
@@ -552,8 +859,10 @@ int main(int argc, char **argv)
 	st.records = eu_check(json_object());
 	st.status = eu_check(json_object());
 	st.counts = eu_check(json_object());
+	st.delays = eu_check(json_object());
+	st.tricks = eu_check(json_object());
 
-	while ((c = getopt(argc, argv, "b:p:P:l:f:g:s:qh")) != -1) {
+	while ((c = getopt(argc, argv, "b:p:P:l:f:g:s:R:qh")) != -1) {
 		int bad = 0;
 
 		switch (c) {
@@ -564,6 +873,7 @@ int main(int argc, char **argv)
 		case 'f': file = optarg; break;
 		case 'g': bad = eu_parse_long(optarg, 0, EU_MAX_GENERATE, &gen); break;
 		case 's': bad = eu_opt_status(&st, optarg); break;
+		case 'R': rawfile = optarg; break;
 		case 'q': st.quiet = 1; break;
 		case 'h': eu_usage(stdout); rc = 0; goto out;
 		default: eu_usage(stderr); rc = 2; goto out;
@@ -604,6 +914,9 @@ int main(int argc, char **argv)
 	}
 	v6 = strchr(addr, ':') != NULL;
 	fprintf(stderr, "listening on %s%s%s:%d\n", v6 ? "[" : "", addr, v6 ? "]" : "", bound);
+	/* Before the main port is announced: a test waits on that one. */
+	if (rawfile != NULL && eu_raw_listen(&st, v6 ? "[::1]" : "127.0.0.1", rawfile) != 0)
+		goto out;
 	if (portfile != NULL && eu_write_portfile(portfile, bound) != 0)
 		goto out;
 
@@ -611,6 +924,10 @@ int main(int argc, char **argv)
 		rc = 0;
 out:
 	eu_pending_flush(&st);
+	while (st.raws != NULL)
+		eu_raw_free(st.raws);
+	if (st.raw_listener != NULL)
+		evconnlistener_free(st.raw_listener);
 	if (st.http != NULL)
 		evhttp_free(st.http);
 	if (sig_term != NULL)
@@ -622,6 +939,8 @@ out:
 	json_decref(st.records);
 	json_decref(st.status);
 	json_decref(st.counts);
+	json_decref(st.delays);
+	json_decref(st.tricks);
 	libevent_global_shutdown();
 	return rc;
 }
