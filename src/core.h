@@ -37,6 +37,7 @@ extern bool cs_exiting;
 /* Wall clock and monotonic clock in milliseconds. */
 int64_t cs_now_ms(void);
 int64_t cs_mono_ms(void);
+int64_t cs_mono_us(void);       /* for latency figures */
 
 void *cs_malloc(size_t n);
 void *cs_calloc(size_t n, size_t sz);

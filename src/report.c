@@ -4,6 +4,7 @@
 #include "core.h"
 #include "report.h"
 #include "stats.h"
+#include "upstream.h"
 
 #include "autoconf.h"
 
@@ -26,6 +27,7 @@ void report_all(struct stats_sink *s)
 
     s->str(s, "build_version", "cachasided version", PACKAGE_VERSION);
     stats_report(s);
+    upstream_report(s);
     s->num(s, SK_GAUGE, "last_reload_unix_s", "When the last SIGHUP reload happened (0: never)", NULL,
            (double)(report_reload_ms / 1000));
     snprintf(when, sizeof(when), "%s", !report_reload_ms ? "none" : report_reload_ok ? "ok" : "refused");

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "stats.h"
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -55,6 +56,7 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (conn_count >= cs_conf->max_clients) {
+        stats.clients_rejected++;
         /* Best effort: the socket is new, its buffer has room for this. */
         if (write(fd, full, sizeof(full) - 1) < 0)
             log_debug("%s: refusing client: %m", peer);

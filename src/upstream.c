@@ -82,6 +82,7 @@ struct up_fetch {
     void *arg;
     long long timeout_ms, max_body, max_fetches;
     int64_t deadline;               /* monotonic ms, queueing included */
+    int64_t started_us;             /* for the upstream latency histogram */
     enum evhttp_request_error error;
     enum up_kind refused;           /* the header check's verdict, UP_OK = none */
     char why[96];
@@ -348,6 +349,7 @@ static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool r
     }
     if (r->kind != UP_OK && r->kind != UP_NOTFOUND)
         stats.upstream_errors++;
+    stats_observe(SH_UPSTREAM, (uint64_t)(cs_mono_us() - f->started_us));
     f->cb(f->arg, r);
     free(f->target);
     free(f);
@@ -617,6 +619,7 @@ void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstre
     f->max_body = ns->c.v[CK_MAX_BODY];
     f->max_fetches = ns->c.v[CK_MAX_FETCHES];
     f->deadline = cs_mono_ms() + f->timeout_ms;
+    f->started_us = cs_mono_us();
     f->target = upstream_target(ns, id, idlen);
     f->timer = evtimer_new(cs_base, upstream_timer_cb, f);
     TAILQ_INSERT_TAIL(&p->queue, f, q);
@@ -625,6 +628,30 @@ void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstre
     /* Waiting for a slot may take half the budget; the rest is the fetch's. */
     if (f->queued)
         upstream_arm(f, f->timeout_ms / 2);
+}
+
+void upstream_report(struct stats_sink *s)
+{
+    const struct up_pool *p;
+    const struct up_fetch *f;
+    char label[320];
+    int n;
+
+#define UP_FAMILY(name, help, expr)                                       \
+    for (p = up_pools; p; p = p->next) {                                  \
+        snprintf(label, sizeof(label), "host=%s", p->hosthdr);            \
+        s->num(s, SK_GAUGE, name, help, label, (double)(expr));           \
+    }
+    UP_FAMILY("upstream_connections", "Keep-alive connections open per upstream host", p->nconns)
+    UP_FAMILY("upstream_busy", "Upstream connections with a fetch under way, per host", p->busy)
+    for (p = up_pools; p; p = p->next) {
+        n = 0;
+        TAILQ_FOREACH(f, &p->queue, q)
+            n++;
+        snprintf(label, sizeof(label), "host=%s", p->hosthdr);
+        s->num(s, SK_GAUGE, "upstream_queued", "Fetches waiting for a connection, per host", label, n);
+    }
+#undef UP_FAMILY
 }
 
 void upstream_free(void)

@@ -24,6 +24,9 @@ void upstream_init(const struct cs_config *c);
 /* Pool sizes and per-namespace shares follow the running configuration. */
 void upstream_reconfigure(const struct cs_config *c);
 void upstream_free(void);
+/* Per host: connections open, busy, fetches queued. */
+struct stats_sink;
+void upstream_report(struct stats_sink *s);
 void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstream_cb cb, void *arg);
 /* The request target for id: the template's path with id percent-encoded. */
 char *upstream_target(const struct cs_ns *ns, const char *id, size_t idlen);
