@@ -186,6 +186,7 @@ out:
     /* Clients first, then the links whose callbacks settle the flights,
      * then whatever flights are left. */
     server_free();
+    cache_shutdown();           /* sends on the Redis link: before it goes */
     rstore_free();
     upstream_free();
     dns_free();
