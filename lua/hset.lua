@@ -8,8 +8,8 @@
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then
   return 0
 end
-local v = redis.call('HMGET', KEYS[1], '__exp', '__nf', '__body')
-if not (v[1] and string.match(v[1], '^%d+$')) or v[2] or v[3] then
+local v = redis.call('HMGET', KEYS[1], '__exp', '__nf')
+if not (v[1] and string.match(v[1], '^%d+$')) or v[2] or redis.call('HEXISTS', KEYS[1], '__body') == 1 then
   return 0
 end
 for i = 1, #ARGV, 1000 do
