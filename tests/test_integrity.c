@@ -493,6 +493,9 @@ START_TEST(t_fills_respect_maxmemory)
     ck_assert_msg(stored < OOM_KEYS, "all %lld records stored", stored);
     ck_assert_int_eq(R_INT("EVAL", "return #redis.call('KEYS', 'cache:lock:*')", "0"), 0);
     ck_assert_int_gt(stat_of(E.c, "redis_errors"), 0);
+    /* Refused up front by the #!lua declaration, not half-way. */
+    ck_assert_msg(h_log_contains(E.d.log, "Redis refused the store: OOM"), "no OOM refusal: %s",
+                  h_log_tail(E.d.log));
     free(body);
 }
 END_TEST
