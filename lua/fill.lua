@@ -1,22 +1,36 @@
+#!lua
 -- Store a fetched record, release the lock and announce the fill, but only
--- while the lock still holds our token: DEL removes the lock, so a fill that
--- began before an invalidation never writes its old data back.
+-- while the lock still holds our token: DEL and INVALIDATE remove the lock,
+-- so a fill that began before an invalidation never writes its old data
+-- back. The notice goes out either way, so waiters look again at once.
+-- The shebang (no allow-oom) makes Redis refuse the whole script up front
+-- when it is over maxmemory: nothing is half stored, and a script that has
+-- begun to write is never let past the limit.
+-- __exp is computed from Redis's clock, not the daemon's.
 -- KEYS[1] record, KEYS[2] lock
--- ARGV[1] token, ARGV[2] 'own' or 'take' (after a lock timeout: store only
--- if nobody holds the lock), ARGV[3] record ttl (ms), ARGV[4] channel,
--- ARGV[5..] field, value, ...
-local cur = redis.call('GET', KEYS[2])
-if cur ~= ARGV[1] and (ARGV[2] ~= 'take' or cur) then
+-- ARGV[1] token, ARGV[2] fresh time (ms), ARGV[3] key ttl (ms; 0: store no
+-- record but leave a not-found marker in the lock key for ARGV[5] ms, which
+-- lock.lua reports to the daemons already waiting), ARGV[4] channel,
+-- ARGV[5] marker ttl (ms), ARGV[6..] field, value, ...
+-- Returns 1 when stored, 0 when the lock was lost (nothing written).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('GET', KEYS[2])
+if cur ~= ARGV[1] then
+  redis.call('PUBLISH', ARGV[4], KEYS[1])
   return 0
 end
 redis.call('DEL', KEYS[1])
--- unpack() is bounded by Lua's C stack: write in slices.
-for i = 5, #ARGV, 1000 do
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if cur then
+if tonumber(ARGV[3]) > 0 then
+  redis.call('HSET', KEYS[1], '__exp', string.format('%.0f', now + tonumber(ARGV[2])))
+  -- unpack() is bounded by Lua's C stack: write in slices.
+  for i = 6, #ARGV, 1000 do
+    redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], 'nf:' .. string.format('%.0f', now), 'PX', ARGV[5])
 end
 redis.call('PUBLISH', ARGV[4], KEYS[1])
 return 1

@@ -33,9 +33,30 @@ void cache_init(void)
     fill_init();
 }
 
+void cache_shutdown(void)
+{
+    fill_shutdown((int)cs_conf->command_timeout_ms);
+}
+
 void cache_free(void)
 {
     flight_free_all();
+    fill_free();
+}
+
+bool cache_exp_parse(const char *p, size_t len, int64_t *exp)
+{
+    int64_t v = 0;
+
+    if (len == 0 || len > 18)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *exp = v;
+    return true;
 }
 
 int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
@@ -64,6 +85,16 @@ int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct c
             snprintf(err, errsz, "ERR bad key: id has whitespace or control characters");
             return CS_ERR;
         }
+    }
+    /* The id goes inside a {hash tag}: one that starts with '}' would make
+     * the tag empty, and Redis Cluster would hash the record and its lock
+     * to different slots. */
+    if (id->p[0] == '}') {
+        snprintf(err, errsz, "ERR bad key '%.*s': id may not start with '}'", shown, key.p);
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p < ' ' || *p == 0x7f)
+                *p = '?';
+        return CS_ERR;
     }
     *ns = config_ns_find(c, key.p, (size_t)(colon - key.p));
     if (!*ns) {
@@ -162,6 +193,12 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
     size_t kl = cache_key(key, s->r->conf, ns, id, false);
     struct flight *f = flight_find(key, kl);
 
+    if (f && f->ns->format != ns->format) {
+        /* A reload switched the format: that fill answers in the old shape.
+         * Its waiters keep it; this request starts its own. */
+        flight_detach(key, kl);
+        f = NULL;
+    }
     if (f) {
         if (!refresh) {
             stats.coalesced++;
@@ -203,13 +240,19 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
             resp_bulk(dst, f->str, (size_t)f->len);
             resp_bulk(dst, v->str, (size_t)v->len);
         }
+    } else if (rk == RK_GET || rk == RK_MGET) {
+        const redisReply *v = rep->element[2];
+        if (!nf && v->type == REDIS_REPLY_STRING)
+            resp_bulk(dst, v->str, (size_t)v->len);
+        else
+            resp_nil(dst);
     } else {
+        /* HMGET key __exp __nf __body <fields>: argv[2 + i] is field i. */
         if (rk == RK_HMGET)
-            resp_array(dst, (long long)rep->elements - 2);
-        for (size_t i = 2; i < rep->elements; i++) {
+            resp_array(dst, (long long)rep->elements - 3);
+        for (size_t i = 3; i < rep->elements; i++) {
             const redisReply *v = rep->element[i];
-            bool reserved = rk != RK_GET && rk != RK_MGET &&
-                            record_field_reserved(r->argv[i].p, r->argv[i].len);
+            bool reserved = record_field_reserved(r->argv[i - 1].p, r->argv[i - 1].len);
             if (!nf && !reserved && v->type == REDIS_REPLY_STRING)
                 resp_bulk(dst, v->str, (size_t)v->len);
             else
@@ -227,7 +270,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     struct cs_str id;
     char err[160];
     int64_t exp = 0;
-    bool found = false, nf = false;
+    bool found = false, nf = false, body = false;
 
     if (!r->conn) {
         cache_slot_done(s);
@@ -248,24 +291,30 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     if (r->cmd->rk == RK_HGETALL) {
         for (size_t i = 0; i + 1 < rep->elements; i += 2) {
             const redisReply *f = rep->element[i];
-            if (f->len == 5 && memcmp(f->str, "__exp", 5) == 0) {
-                found = true;
-                exp = strtoll(rep->element[i + 1]->str, NULL, 10);
-            } else if (f->len == 4 && memcmp(f->str, "__nf", 4) == 0) {
+            const redisReply *v = rep->element[i + 1];
+            if (f->len == 5 && memcmp(f->str, "__exp", 5) == 0)
+                found = cache_exp_parse(v->str, (size_t)v->len, &exp);
+            else if (f->len == 4 && memcmp(f->str, "__nf", 4) == 0)
                 nf = true;
-            }
+            else if (f->len == 6 && memcmp(f->str, "__body", 6) == 0)
+                body = true;
         }
-    } else if (rep->elements >= 2 && rep->element[0]->type == REDIS_REPLY_STRING) {
-        found = true;
-        exp = strtoll(rep->element[0]->str, NULL, 10);
+    } else if (rep->elements >= 3 && rep->element[0]->type == REDIS_REPLY_STRING) {
+        found = cache_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &exp);
         nf = rep->element[1]->type == REDIS_REPLY_STRING;
+        body = rep->element[2]->type == REDIS_REPLY_STRING;
     }
+    /* Everything under key_prefix is ours: a record without a valid __exp
+     * or of the other format's shape (left by a reload that switched the
+     * format) is a miss, and the fill overwrites it. */
+    if (found && !nf && body != (ns->format == NS_RAW))
+        found = false;
     if (!found) {
         stats.misses++;
         cache_join(s, ns, id, false);
         return;
     }
-    if (ns->c.v[CK_GRACE] > 0 && exp <= cs_now_ms()) {
+    if (ns->c.v[CK_GRACE] > 0 && exp <= fill_redis_now_ms()) {
         /* Stale within grace: answer now, refresh in the background. */
         stats.stale_hits++;
         cache_join(s, ns, id, true);    /* first: answering may free r */
@@ -279,7 +328,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     cache_answer_reply(s, rep, nf);
 }
 
-/* Send one slot's read: HGETALL, or HMGET __exp __nf <fields> so that a
+/* Send one slot's read: HGETALL, or HMGET __exp __nf __body <fields> so a
  * single round trip tells presence, freshness and the values. */
 static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_str id)
 {
@@ -304,9 +353,8 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
     if (r->cmd->rk != RK_HGETALL) {
         ARG("__exp", 5);
         ARG("__nf", 4);
+        ARG("__body", 6);       /* the shape tells raw records from hashes */
     }
-    if (r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET)
-        ARG("__body", 6);
     for (int i = 0; i < nfields; i++)
         ARG(r->argv[2 + i].p, r->argv[2 + i].len);
 #undef ARG

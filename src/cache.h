@@ -14,7 +14,11 @@ struct req_slot;
 enum read_kind { RK_NONE, RK_HGETALL, RK_HGET, RK_HMGET, RK_GET, RK_MGET };
 
 void cache_init(void);
+/* Exit, before the Redis link goes: release the fill locks we hold. */
+void cache_shutdown(void);
 void cache_free(void);
+/* A record's __exp: decimal digits only, else not ours (a miss). */
+bool cache_exp_parse(const char *p, size_t len, int64_t *exp) CS_WUR;
 
 /* NAMESPACE:ID -> namespace and id; on CS_ERR, err holds the reply text. */
 int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,

@@ -39,6 +39,7 @@ struct ckey {
 #define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true }
 #define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true }
 #define BIG 2147483647LL
+#define CONFIG_PREFIX_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-/"
 
 static const struct ckey conf_keys[] = {
     SRV("listen", T_ADDR, listen, "127.0.0.1:7379", 0, 0, false),
@@ -399,6 +400,14 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
         /* fall through */
     case T_STR:
     str:
+        /* key_prefix goes into SCAN patterns and before a {hash tag}: no
+         * glob or brace characters, nothing that needs quoting. */
+        if (strcmp(k->key, "key_prefix") == 0 &&
+            (strlen(v) > 64 || strspn(v, CONFIG_PREFIX_CHARS) != strlen(v))) {
+            snprintf(err, errsz, "'key_prefix' may hold only A-Z a-z 0-9 and _ . : - / "
+                     "(at most 64 bytes), got '%s'", v);
+            return CS_ERR;
+        }
         free(*(char **)field);
         *(char **)field = strdup(v);
         return CS_OK;

@@ -2,11 +2,17 @@
  *
  *   lock ──1──> fetch ──> store+unlock+publish ──> finish
  *     │──2──> re-read (someone just filled it)
- *     └──0──> wait: fill notice or poll re-reads; at lock_ttl_ms, fetch
- *             ourselves and store only if the lock is free then.
+ *     │──3──> not found (shared from a fill that stored no sentinel)
+ *     └──0──> wait: a fill notice re-reads; every lock_poll_ms the lock
+ *             script runs again (a lock that went away quietly, e.g. by
+ *             INVALIDATE, is taken at once); at lock_ttl_ms one last lock
+ *             attempt: taken, we fetch and store under our own token, so a
+ *             DEL still wins; held, we fetch for our waiters, storing nothing.
  *
  * Redis unreachable at any step: fetch from the upstream and store nothing.
- * A flight never depends on the client that started it. */
+ * A flight never depends on the client that started it. Freshness is
+ * judged by Redis's clock (TIME in the scripts, and an offset kept here for
+ * the read path). */
 #include "core.h"
 #include "fill.h"
 #include "cache.h"
@@ -25,23 +31,90 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum store_mode { SM_NONE, SM_OWN, SM_TAKE };
+enum store_mode { SM_NONE, SM_OWN };
+
+#define FILL_CLOCK_TICK_MS 500
+#define FILL_CLOCK_EVERY_MS 10000
 
 static char fill_daemon_id[17];
 static uint64_t fill_seq;
 
-static void fill_lock(struct flight *f);
+/* Redis's clock minus ours, from TIME now and then and every lock reply. */
+static int64_t fill_clock_off, fill_clock_at, fill_clock_sent;
+static bool fill_clock_pending;
+static struct event *fill_clock_timer;
+
+/* Shutdown: lock releases not yet answered. */
+static int fill_releasing;
+
+static void fill_lock(struct flight *f, bool poll);
 static void fill_reread(struct flight *f, bool notice);
 static void fill_fetch(struct flight *f, enum store_mode mode);
+static void fill_release(struct flight *f);
+
+int64_t fill_redis_now_ms(void)
+{
+    return cs_now_ms() + fill_clock_off;
+}
+
+static void fill_clock_sample(int64_t redis_ms, int64_t sent_ms)
+{
+    int64_t now = cs_now_ms();
+
+    if (now - sent_ms > 1000 || now < sent_ms)
+        return;                 /* a slow reply says little about the offset */
+    fill_clock_off = redis_ms - (sent_ms + now) / 2;
+    fill_clock_at = cs_mono_ms();
+}
+
+static void fill_time_cb(void *priv, const redisReply *rep)
+{
+    CS_UNUSED(priv);
+    fill_clock_pending = false;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING)
+        fill_clock_sample(strtoll(rep->element[0]->str, NULL, 10) * 1000 +
+                          strtoll(rep->element[1]->str, NULL, 10) / 1000, fill_clock_sent);
+}
+
+/* Measure when the link (re)appears and every FILL_CLOCK_EVERY_MS. */
+static void fill_clock_cb(evutil_socket_t fd, short what, void *arg)
+{
+    const char *argv[1] = { "TIME" };
+    size_t lens[1] = { 4 };
+
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    if (!rstore_ready()) {
+        fill_clock_at = 0;
+        return;
+    }
+    if (fill_clock_pending || (fill_clock_at && cs_mono_ms() - fill_clock_at < FILL_CLOCK_EVERY_MS))
+        return;
+    fill_clock_sent = cs_now_ms();
+    if (rstore_cmd(fill_time_cb, NULL, 1, argv, lens) == CS_OK)
+        fill_clock_pending = true;
+}
 
 void fill_init(void)
 {
     unsigned char rnd[8];
+    struct timeval tv = { FILL_CLOCK_TICK_MS / 1000, (FILL_CLOCK_TICK_MS % 1000) * 1000 };
 
     evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
     for (int i = 0; i < 8; i++)
         snprintf(fill_daemon_id + 2 * i, 3, "%02x", rnd[i]);
     srandom((unsigned)rnd[0] << 24 | (unsigned)rnd[1] << 16 | (unsigned)rnd[2] << 8 | rnd[3]);
+    fill_clock_timer = event_new(cs_base, -1, EV_PERSIST, fill_clock_cb, NULL);
+    event_add(fill_clock_timer, &tv);
+}
+
+void fill_free(void)
+{
+    if (fill_clock_timer)
+        event_free(fill_clock_timer);
+    fill_clock_timer = NULL;
 }
 
 static void fill_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -50,88 +123,152 @@ void fill_start(struct flight *f)
 {
     snprintf(f->token, sizeof(f->token), "%s-%llu", fill_daemon_id, (unsigned long long)++fill_seq);
     f->timer = evtimer_new(cs_base, fill_timer_cb, f);
-    fill_lock(f);
+    fill_lock(f, false);
 }
 
-/* Finish with what Redis holds, if it holds a usable record. */
+/* Finish with what Redis holds, if it holds a usable record: a hash with a
+ * valid __exp, of this namespace's shape (or a not-found sentinel), and
+ * fresh by Redis's clock when stale records are possible (grace). */
 static bool fill_take_reply(struct flight *f, const redisReply *rep)
 {
     struct outcome *o;
     struct record rec;
+    int64_t exp = 0;
+    bool valid = false, nf = false, body = false;
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
         return false;
-    record_from_reply(&rec, rep);
-    if (!rec.exp_ms || (f->ns->c.v[CK_GRACE] > 0 && rec.exp_ms <= cs_now_ms())) {
-        record_free(&rec);      /* stale: another refresh is still under way */
-        return false;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (k->len == 5 && memcmp(k->str, "__exp", 5) == 0)
+            valid = cache_exp_parse(v->str, (size_t)v->len, &exp);
+        else if (k->len == 4 && memcmp(k->str, "__nf", 4) == 0)
+            nf = true;
+        else if (k->len == 6 && memcmp(k->str, "__body", 6) == 0)
+            body = true;
     }
+    if (!valid || (!nf && body != (f->ns->format == NS_RAW)))
+        return false;           /* not ours, or the other format's: overwrite it */
+    if (f->ns->c.v[CK_GRACE] > 0 && exp <= fill_redis_now_ms())
+        return false;           /* stale: another refresh is still under way */
+    record_from_reply(&rec, rep);
     o = outcome_new(rec.nf ? OC_NOTFOUND : OC_RECORD);
     o->rec = rec;
     flight_finish(f, o);
     return true;
 }
 
+static void fill_arm(struct flight *f)
+{
+    int64_t left = f->deadline - cs_mono_ms();
+    struct timeval tv;
+
+    if (left > f->ns->c.v[CK_LOCK_POLL])
+        left = f->ns->c.v[CK_LOCK_POLL];
+    if (left < 0)
+        left = 0;
+    tv.tv_sec = left / 1000;
+    tv.tv_usec = (left % 1000) * 1000;
+    evtimer_add(f->timer, &tv);
+}
+
 static void fill_lock_cb(void *priv, const redisReply *rep)
 {
     struct flight *f = priv;
+    bool poll = f->state != FS_LOCKING;
+    long long code = -1, now = 0;
+    struct outcome *o;
 
     f->ops--;
-    if (f->finished) {
+    f->lock_busy = false;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[1]->type == REDIS_REPLY_INTEGER) {
+        code = rep->element[0]->integer;
+        now = rep->element[1]->integer;
+        fill_clock_sample(now, f->lock_sent_ms);
+    }
+    if (f->finished || f->state == FS_FETCHING || cs_exiting) {
+        if (code == 1)
+            fill_release(f);    /* taken too late to be used: give it back */
+        if (cs_exiting && !f->finished)
+            flight_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
-    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+    switch (code) {
+    case 1:
+        fill_fetch(f, SM_OWN);
+        return;
+    case 2:
+        fill_reread(f, true);
+        return;
+    case 3:
+        o = outcome_new(OC_NOTFOUND);
+        o->rec.nf = true;
+        flight_finish(f, o);
+        flight_put(f);
+        return;
+    case 0:
+        break;
+    default:
         fill_fetch(f, SM_NONE);
         return;
     }
-    if (rep->integer == 1) {
-        fill_fetch(f, SM_OWN);
-    } else if (rep->integer == 2) {
-        fill_reread(f, true);
-    } else {
-        struct timeval tv;
-        if (!f->suppressed) {
-            f->suppressed = true;
-            stats.stampedes_suppressed++;
-            f->deadline = cs_mono_ms() + f->ns->c.v[CK_LOCK_TTL];
-        }
-        f->state = FS_WAITING;
-        tv.tv_sec = f->ns->c.v[CK_LOCK_POLL] / 1000;
-        tv.tv_usec = (f->ns->c.v[CK_LOCK_POLL] % 1000) * 1000;
-        evtimer_add(f->timer, &tv);
-        /* A fill that completed between our miss and our lock attempt
-         * published before we waited: one read now catches it. */
-        fill_reread(f, false);
+    if (f->timed_out) {
+        /* Someone else holds the lock after lock_ttl_ms: answer our
+         * waiters from the upstream, store nothing. */
+        fill_fetch(f, SM_NONE);
+        return;
     }
+    if (!f->suppressed) {
+        f->suppressed = true;
+        stats.stampedes_suppressed++;
+        f->deadline = cs_mono_ms() + f->ns->c.v[CK_LOCK_TTL];
+        snprintf(f->since, sizeof(f->since), "%lld", now);
+    }
+    if (poll)
+        return;                 /* the timer polls on */
+    f->state = FS_WAITING;
+    fill_arm(f);
+    /* A fill that completed between our miss and our lock attempt
+     * published before we waited: one read now catches it. */
+    fill_reread(f, false);
 }
 
-static void fill_lock(struct flight *f)
+/* Run the lock script: a first or renewed attempt (counted; at most three,
+ * since records that keep vanishing under us are not worth chasing), or a
+ * poll while waiting. One at a time: the reply decides what follows. */
+static void fill_lock(struct flight *f, bool poll)
 {
-    char ttl[24], now[24];
-    const char *argv[5] = { f->key, f->lock, f->token, ttl, now };
-    size_t lens[5];
+    char ttl[24];
+    const char *fmt = f->ns->format == NS_RAW ? "raw" : "hash";
+    const char *argv[6] = { f->key, f->lock, f->token, ttl, fmt, f->since };
+    size_t lens[6];
 
     if (cs_exiting) {
         flight_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
-    if (++f->attempts > 3) {
-        /* Records keep vanishing under us (tiny TTLs, invalidations): stop
-         * chasing Redis and answer from the upstream. */
+    if (f->lock_busy)
+        return;
+    if (!poll && ++f->attempts > 3) {
         fill_fetch(f, SM_NONE);
         return;
     }
     snprintf(ttl, sizeof(ttl), "%lld", f->ns->c.v[CK_LOCK_TTL]);
-    snprintf(now, sizeof(now), "%lld", (long long)cs_now_ms());
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
-    f->state = FS_LOCKING;
-    if (rstore_eval(RS_LOCK, fill_lock_cb, f, 2, 5, argv, lens) != CS_OK) {
+    if (!poll)
+        f->state = FS_LOCKING;
+    f->lock_sent_ms = cs_now_ms();
+    if (rstore_eval(RS_LOCK, fill_lock_cb, f, 2, 6, argv, lens) != CS_OK) {
         fill_fetch(f, SM_NONE);
         return;
     }
+    f->lock_busy = true;
     f->ops++;
 }
 
@@ -158,7 +295,7 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
     /* Still missing after a fill notice: that fill stored nothing (an
      * upstream error) or was invalidated; try to take the lock ourselves. */
     if (notice)
-        fill_lock(f);
+        fill_lock(f, false);
 }
 
 static void fill_reread(struct flight *f, bool notice)
@@ -186,27 +323,39 @@ void fill_notice(struct flight *f)
 static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct flight *f = arg;
-    struct timeval tv;
-    int64_t left;
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
     if (f->state != FS_WAITING && f->state != FS_READING)
         return;
-    left = f->deadline - cs_mono_ms();
-    if (left <= 0) {
-        log_info("fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
-        stats.lock_timeouts++;
-        fill_fetch(f, SM_TAKE);
+    if (f->deadline - cs_mono_ms() <= 0) {
+        if (!f->timed_out) {
+            log_info("fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
+            stats.lock_timeouts++;
+            f->timed_out = true;
+        }
+        /* Take the lock with our own token, or fetch without storing: the
+         * reply decides (the poll under way, if there is one). */
+        fill_lock(f, true);
         return;
     }
-    if (f->state == FS_WAITING)
-        fill_reread(f, false);
-    if (left > f->ns->c.v[CK_LOCK_POLL])
-        left = f->ns->c.v[CK_LOCK_POLL];
-    tv.tv_sec = left / 1000;
-    tv.tv_usec = (left % 1000) * 1000;
-    evtimer_add(f->timer, &tv);
+    /* The poll runs the lock script, not a plain read: a fill that has
+     * gone (invalidated, released without a notice we heard) frees the
+     * lock, and we take it instead of waiting out lock_ttl_ms. */
+    fill_lock(f, true);
+    if (f->state == FS_WAITING || f->state == FS_READING)
+        fill_arm(f);
+}
+
+static void fill_released_cb(void *priv, const redisReply *rep)
+{
+    struct flight *f = priv;
+
+    CS_UNUSED(rep);
+    f->ops--;
+    if (fill_releasing > 0 && --fill_releasing == 0 && cs_exiting)
+        event_base_loopbreak(cs_base);
+    flight_put(f);
 }
 
 static void fill_store_cb(void *priv, const redisReply *rep)
@@ -214,11 +363,16 @@ static void fill_store_cb(void *priv, const redisReply *rep)
     struct flight *f = priv;
 
     f->ops--;
-    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0)
+    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) {
         log_debug("fill %s: lock lost (invalidated or timed out): not stored", f->key);
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+        /* e.g. -OOM: nothing was written; free the lock for the others. */
+        log_info("fill %s: Redis refused the store: %s", f->key, rep->str);
+        if (!cs_exiting)
+            fill_release(f);
+    }
     flight_put(f);
 }
-
 static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
 {
     struct outcome *o;
@@ -259,40 +413,41 @@ static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
     return outcome_error("UPSTREAM unreachable");
 }
 
-/* Store o under f's lock: the hash with __exp (and __nf or __body). */
-static void fill_store(struct flight *f, struct outcome *o, enum store_mode mode)
+/* Store o under f's lock: the hash (with __nf or __body); fill.lua adds
+ * __exp from Redis's clock. */
+static void fill_store(struct flight *f, struct outcome *o)
 {
     const struct cs_cache_conf *c = &f->ns->c;
     struct record *rec = &o->rec;
-    int n = 4 + 2 * rec->n + 6, argc = 0;
+    int n = 7 + 2 * rec->n + 4, argc = 0;
     const char **argv = cs_malloc(sizeof(*argv) * (size_t)n);
     size_t *lens = cs_malloc(sizeof(*lens) * (size_t)n);
-    char pttl[24], exp[24], chan[300];
+    char fresh[24], pttl[24], mark[24], chan[300];
     long long ttl_ms, keep_ms;
 
     if (o->kind == OC_NOTFOUND) {
-        /* negative_ttl_s = 0: the script's PEXPIRE 0 deletes the record, so
-         * a stale one goes and nothing new stays; the notice still wakes
-         * other daemons. */
+        /* negative_ttl_s = 0: no sentinel; the script leaves a short marker
+         * in the lock key instead, so daemons already waiting share this
+         * answer rather than asking the upstream again. */
         ttl_ms = keep_ms = c->v[CK_NEG_TTL] * 1000;
     } else {
         double u = (double)random() / 2147483647.0;
         ttl_ms = (long long)((double)c->v[CK_TTL] * 1000.0 * (1.0 + u * (double)c->v[CK_JITTER] / 100.0));
         keep_ms = ttl_ms + c->v[CK_GRACE] * 1000;
     }
-    rec->exp_ms = cs_now_ms() + ttl_ms;
+    rec->exp_ms = fill_redis_now_ms() + ttl_ms;
+    snprintf(fresh, sizeof(fresh), "%lld", ttl_ms);
     snprintf(pttl, sizeof(pttl), "%lld", keep_ms);
-    snprintf(exp, sizeof(exp), "%lld", (long long)rec->exp_ms);
+    snprintf(mark, sizeof(mark), "%lld", c->v[CK_LOCK_TTL]);
     snprintf(chan, sizeof(chan), "%sfills", f->conf->key_prefix);
 #define ARG(p, l) (argv[argc] = (p), lens[argc++] = (l))
     ARG(f->key, f->keylen);
     ARG(f->lock, f->locklen);
     ARG(f->token, strlen(f->token));
-    ARG(mode == SM_TAKE ? "take" : "own", mode == SM_TAKE ? 4 : 3);
+    ARG(fresh, strlen(fresh));
     ARG(pttl, strlen(pttl));
     ARG(chan, strlen(chan));
-    ARG("__exp", 5);
-    ARG(exp, strlen(exp));
+    ARG(mark, strlen(mark));
     if (o->kind == OC_NOTFOUND) {
         ARG("__nf", 4);
         ARG("1", 1);
@@ -318,8 +473,11 @@ static void fill_release(struct flight *f)
     size_t lens[4] = { f->locklen, strlen(f->token), 0, f->keylen };
 
     lens[2] = (size_t)snprintf(chan, sizeof(chan), "%sfills", f->conf->key_prefix);
-    if (rstore_eval(RS_RELEASE, fill_store_cb, f, 1, 4, argv, lens) == CS_OK)
+    if (rstore_eval(RS_RELEASE, fill_released_cb, f, 1, 4, argv, lens) == CS_OK) {
         f->ops++;
+        if (cs_exiting)
+            fill_releasing++;
+    }
 }
 
 static void fill_fetched_cb(void *arg, const struct up_reply *up)
@@ -331,10 +489,10 @@ static void fill_fetched_cb(void *arg, const struct up_reply *up)
     o = fill_outcome(f, up);
     /* Store before answering: a client's next read, pipelined on the same
      * Redis connection, then comes after the record. */
-    if (!cs_exiting && f->store_mode != SM_NONE) {
+    if (!cs_exiting && f->store_mode == SM_OWN) {
         if (o->kind != OC_ERROR)
-            fill_store(f, o, (enum store_mode)f->store_mode);
-        else if (f->store_mode == SM_OWN)
+            fill_store(f, o);
+        else
             fill_release(f);
     }
     flight_finish(f, o);
@@ -353,4 +511,29 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
     f->store_mode = mode;
     f->ops++;
     upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
+}
+
+/* Shutdown: a fill lock we hold would make every other daemon wait up to
+ * lock_ttl_ms for a fetch that will never be stored; give it back. */
+static void fill_shutdown_one(struct flight *f)
+{
+    if (f->state == FS_FETCHING && f->store_mode == SM_OWN) {
+        f->store_mode = SM_NONE;
+        fill_release(f);
+    }
+}
+
+void fill_shutdown(int timeout_ms)
+{
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+    if (!rstore_ready())
+        return;
+    flight_each(fill_shutdown_one);
+    if (fill_releasing == 0)
+        return;
+    log_info("shutdown: releasing %d fill lock(s)", fill_releasing);
+    /* Run the loop until the releases are answered (or time runs out). */
+    event_base_loopexit(cs_base, &tv);
+    event_base_dispatch(cs_base);
 }

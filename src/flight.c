@@ -6,6 +6,7 @@
 #include "cache.h"
 #include "config.h"
 #include "conn.h"
+#include "glob.h"
 #include "log.h"
 #include "resp.h"
 
@@ -116,13 +117,24 @@ void flight_detach(const char *key, size_t len)
         flight_unlink(f);
 }
 
-void flight_detach_ns(const struct cs_ns *ns)
+void flight_detach_glob(const struct cs_ns *ns, const char *glob, size_t len)
 {
     struct flight *f;
 
     TAILQ_FOREACH(f, &ft_all, all)
-        if (f->ns->namelen == ns->namelen && memcmp(f->ns->name, ns->name, ns->namelen) == 0)
+        if (f->ns->namelen == ns->namelen && memcmp(f->ns->name, ns->name, ns->namelen) == 0 &&
+            glob_match(glob, len, f->id, f->idlen))
             flight_unlink(f);
+}
+
+void flight_each(void (*fn)(struct flight *f))
+{
+    struct flight *f, *next;
+
+    for (f = TAILQ_FIRST(&ft_all); f; f = next) {
+        next = TAILQ_NEXT(f, all);
+        fn(f);
+    }
 }
 
 static void flight_free(struct flight *f)

@@ -44,6 +44,10 @@ struct flight {
     int64_t deadline;
     int attempts;
     int store_mode;                     /* how fill.c may store its fetch */
+    bool lock_busy;                     /* a lock script is under way */
+    bool timed_out;                     /* waited lock_ttl_ms: take over or fetch unstored */
+    int64_t lock_sent_ms;               /* wall clock, for the Redis clock offset */
+    char since[24];                     /* Redis ms when the lock was first found held */
     struct flight *hnext;
     TAILQ_ENTRY(flight) all;
 };
@@ -54,7 +58,10 @@ struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, con
 void flight_add_waiter(struct flight *f, struct req_slot *s);
 /* Invalidation: later requests must not join these flights. */
 void flight_detach(const char *key, size_t len);
-void flight_detach_ns(const struct cs_ns *ns);
+/* INVALIDATE ns:glob: the flights of ns whose id the glob matches. */
+void flight_detach_glob(const struct cs_ns *ns, const char *glob, size_t len);
+/* Calls fn on every flight, detached ones too (fn must not free any). */
+void flight_each(void (*fn)(struct flight *f));
 /* Answer every waiter with o (the flight takes o's reference). */
 void flight_finish(struct flight *f, struct outcome *o);
 /* An operation on f has called back: free f once finished and idle. */

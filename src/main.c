@@ -194,6 +194,7 @@ out:
      * then whatever flights are left. */
     server_free();
     admin_free();
+    cache_shutdown();           /* sends on the Redis link: before it goes */
     rstore_free();
     upstream_free();
     dns_free();

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "conn.h"
 #include "flight.h"
+#include "glob.h"
 #include "log.h"
 #include "record.h"
 #include "resp.h"
@@ -39,7 +40,7 @@ static void writes_int_cb(void *priv, const redisReply *rep)
         writes_fail(r, writes_tryagain);
         return;
     }
-    if (strcmp(r->cmd->name, "del") == 0)
+    if (r->cmd->proc == writes_cmd_del)     /* DEL and UNLINK */
         stats.invalidations += (uint64_t)rep->integer;
     else
         stats.field_updates += (uint64_t)rep->integer;
@@ -192,14 +193,34 @@ static void writes_scan(struct req *r)
         writes_fail(r, writes_tryagain);
 }
 
+/* cache_key() as a SCAN pattern: only the client's glob is a glob; the
+ * prefix and the namespace are matched literally. */
+static void writes_pattern(char *buf, const struct cs_config *c, const struct cs_ns *ns,
+                           struct cs_str glob, bool lock)
+{
+    size_t n = glob_escape(buf, c->key_prefix, strlen(c->key_prefix));
+
+    if (lock)
+        n += glob_escape(buf + n, "lock:", 5);
+    n += glob_escape(buf + n, ns->name, ns->namelen);
+    snprintf(buf + n, CACHE_KEY_MAX - n, ":{%.*s}", (int)glob.len, glob.p);
+}
+
 void writes_cmd_invalidate(struct req *r)
 {
     const struct cs_ns *ns;
     struct cs_str glob;
     struct inval *iv;
+    const char *why;
     char err[200];
 
     if (cache_parse_key(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
+        writes_fail(r, err);
+        return;
+    }
+    if ((why = glob_check(glob.p, glob.len)) != NULL) {
+        int shown = r->argv[1].len > 80 ? 80 : (int)r->argv[1].len;
+        snprintf(err, sizeof(err), "ERR bad key '%.*s': %s", shown, r->argv[1].p, why);
         writes_fail(r, err);
         return;
     }
@@ -208,12 +229,12 @@ void writes_cmd_invalidate(struct req *r)
         return;
     }
     iv = cs_calloc(1, sizeof(*iv));
-    cache_key(iv->pattern[0], r->conf, ns, glob, true);
-    cache_key(iv->pattern[1], r->conf, ns, glob, false);
+    writes_pattern(iv->pattern[0], r->conf, ns, glob, true);
+    writes_pattern(iv->pattern[1], r->conf, ns, glob, false);
     strcpy(iv->cursor, "0");
     r->state = iv;
     r->state_free = free;
-    flight_detach_ns(ns);
+    flight_detach_glob(ns, glob.p, glob.len);
     writes_scan(r);
 }
 

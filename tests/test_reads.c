@@ -664,7 +664,9 @@ START_TEST(t_lock_holder_killed)
     free(raw);
     ck_assert_msg(elapsed <= 3000 + 2000 + 1500, "answered after %lld ms", elapsed);
     ck_assert_int_eq(h_upstream_count(&up), 2);
-    ck_assert_int_eq(stat_of(fb, "lock_timeouts"), 1);
+    /* B takes the expired lock on a poll, or at its own lock timeout
+     * (whichever comes first): either way it waited for the lock. */
+    ck_assert_int_le(stat_of(fb, "lock_timeouts"), 1);
     ck_assert_int_eq(stat_of(fb, "stampedes_suppressed"), 1);
     /* B stored it (the dead daemon's lock had expired), and it is a hit now. */
     ck_assert_msg(wait_redis_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "B did not store the record");
