@@ -27,9 +27,17 @@ static void cache_on_notice(const char *key, size_t len)
         fill_notice(f);
 }
 
+/* Notices sent while the subscriber was away are lost: every flight
+ * waiting for one acts as if it had come. */
+static void cache_on_subscribed(void)
+{
+    flight_foreach(fill_notice);
+}
+
 void cache_init(void)
 {
     rstore_on_notice = cache_on_notice;
+    rstore_on_subscribed = cache_on_subscribed;
     fill_init();
 }
 
