@@ -25,6 +25,7 @@
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
 #include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/util.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -210,10 +211,13 @@ static void rstore_unlock_late(struct rlink *l, const struct rcmd *c)
     /* EVALSHA sha 2 record lock token ... */
     struct cs_str key = rstore_fmt_arg(c->fmt, c->fmtlen, 3), lock = rstore_fmt_arg(c->fmt, c->fmtlen, 4),
                   token = rstore_fmt_arg(c->fmt, c->fmtlen, 5);
-    const char *argv[7] = { "EVALSHA", rs_sha[RS_RELEASE], "1", lock.p, token.p, rs_chan, key.p };
-    size_t lens[7] = { 7, 40, 1, lock.len, token.len, strlen(rs_chan), key.len };
+    char chan[300];
+    const char *argv[7] = { "EVALSHA", rs_sha[RS_RELEASE], "1", lock.p, token.p, chan, key.p };
+    size_t lens[7] = { 7, 40, 1, lock.len, token.len, 0, key.len };
     char *fmt;
     int len;
+
+    lens[5] = (size_t)snprintf(chan, sizeof(chan), "%sfills", cs_conf->key_prefix);
 
     if (!key.p || !lock.p || !token.p || !l->ac || l->state != RS_UP)
         return;
@@ -565,6 +569,7 @@ static void rstore_connect_to(struct rlink *l, const char *host)
     l->state = RS_CONNECTING;
     l->waiting = 0;
     l->late = 0;
+    l->heard = rstore_now();
     l->seen_len = l->seen_pos = 0;
     redisLibeventAttach(ac, cs_base);
     redisAsyncSetConnectCallback(ac, rstore_connect_cb);
@@ -750,11 +755,14 @@ void rstore_init(void)
 void rstore_free(void)
 {
     struct rlink *links[2] = { &rs_cmd, &rs_sub };
+    bool cancelled = false;
 
     for (int i = 0; i < 2; i++) {
         struct rlink *l = links[i];
-        if (l->dns)
+        if (l->dns) {
             evdns_getaddrinfo_cancel(l->dns);
+            cancelled = true;
+        }
         l->dns = NULL;
         if (l->ac) {
             redisAsyncContext *ac = l->ac;
@@ -771,4 +779,8 @@ void rstore_free(void)
     if (rs_sweep)
         event_free(rs_sweep);
     rs_sweep = NULL;
+    /* A cancelled lookup is freed by a deferred callback of the resolver:
+     * give the loop one turn, so that exiting mid-lookup leaks nothing. */
+    if (cancelled)
+        event_base_loop(cs_base, EVLOOP_NONBLOCK);
 }
