@@ -28,10 +28,12 @@ static void cache_on_notice(const char *key, size_t len)
 }
 
 /* Notices sent while the subscriber was away are lost: every flight
- * waiting for one acts as if it had come. */
+ * waiting for one acts as if it had come (with the command link up; else
+ * the flights find Redis gone on their own). */
 static void cache_on_subscribed(void)
 {
-    flight_foreach(fill_notice);
+    if (rstore_ready())
+        flight_foreach(fill_notice);
 }
 
 void cache_init(void)

@@ -434,7 +434,10 @@ static void rstore_message_cb(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 /* SUBSCRIBE to the fill-notice channel: at set-up, and again as the
- * subscriber's probe (Redis confirms it again; nothing else changes). */
+ * subscriber's probe (Redis confirms it again; nothing else changes).
+ * Not PING: hiredis 0.14 takes the ["pong", ""] reply for a pattern
+ * message (its first letter is 'p'), finds no callback and drops it, and
+ * the PING's own callback stays queued until the connection goes. */
 static int rstore_subscribe(struct rlink *l)
 {
     const char *argv[2] = { "SUBSCRIBE", rs_chan };

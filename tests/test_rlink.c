@@ -518,6 +518,9 @@ START_TEST(t_silent_subscriber)
     daemon_up(&b, NULL, rconf, cache, up.port);
     wait_linked(&a, 0);
     wait_linked(&b, 0);
+    h_msleep(1500);                 /* a few probes, all answered */
+    ck_assert_msg(!h_log_contains(b.log, "reconnecting"), "B dropped a link before any fault: %s",
+                  h_log_tail(b.log));
     from = h_log_size(b.log);
 
     kill(px, SIGUSR1);
@@ -545,7 +548,9 @@ START_TEST(t_silent_subscriber)
 }
 END_TEST
 
-/* Every Redis link has TCP keepalive on: the kernel's keepalive timer is
+/* A daemon that starts while Redis holds its commands for 400 ms (within
+ * command_timeout_ms) sets up both links without dropping either. Then
+ * every Redis link has TCP keepalive on: the kernel's keepalive timer is
  * armed on the daemon's idle sockets to Redis (/proc/net/tcp, "tr" 2). */
 START_TEST(t_keepalive)
 {
@@ -553,16 +558,20 @@ START_TEST(t_keepalive)
     struct h_upstream up;
     struct h_daemon d;
     char rconf[64], line[512], want[16];
-    int n = 0, ka = 0;
+    int n = 0, ka = 0, rfd;
     FILE *f;
 
     memset(&redis, 0, sizeof(redis));
     h_redis_start(&redis);
     h_upstream_start(&up, 0, 1);
-    snprintf(rconf, sizeof(rconf), "port = %d", redis.port);
+    rfd = h_connect(redis.port);
+    EXPECT_RAW("+OK\r\n", rfd, "CLIENT", "PAUSE", "400", "ALL");
+    snprintf(rconf, sizeof(rconf), "port = %d\ncommand_timeout_ms = 1500", redis.port);
     daemon_up(&d, NULL, rconf, "", up.port);
     wait_linked(&d, 0);
-    h_msleep(200);
+    h_msleep(1200);                 /* and a probe or two */
+    ck_assert_msg(!h_log_contains(d.log, "reconnecting"), "a link was dropped: %s", h_log_tail(d.log));
+    h_close(rfd);                   /* only the daemon's sockets stay established */
     f = fopen("/proc/net/tcp", "r");
     ck_assert_msg(f != NULL, "no /proc/net/tcp");
     snprintf(want, sizeof(want), ":%04X ", redis.port);
