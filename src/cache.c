@@ -27,9 +27,19 @@ static void cache_on_notice(const char *key, size_t len)
         fill_notice(f);
 }
 
+/* Notices sent while the subscriber was away are lost: every flight
+ * waiting for one acts as if it had come (with the command link up; else
+ * the flights find Redis gone on their own). */
+static void cache_on_subscribed(void)
+{
+    if (rstore_ready())
+        flight_foreach(fill_notice);
+}
+
 void cache_init(void)
 {
     rstore_on_notice = cache_on_notice;
+    rstore_on_subscribed = cache_on_subscribed;
     fill_init();
 }
 

@@ -295,3 +295,13 @@ struct blob *outcome_body(struct outcome *o)
     }
     return o->body;
 }
+
+void flight_foreach(void (*fn)(struct flight *f))
+{
+    struct flight *f, *next;
+
+    for (f = TAILQ_FIRST(&ft_all); f; f = next) {
+        next = TAILQ_NEXT(f, all);
+        fn(f);
+    }
+}

@@ -68,6 +68,8 @@ void flight_finish(struct flight *f, struct outcome *o);
 void flight_put(struct flight *f);
 /* Exit: finish every flight with an error and free what is idle. */
 void flight_free_all(void);
+/* fn on every flight, detached ones too; fn may finish (and free) its own. */
+void flight_foreach(void (*fn)(struct flight *f));
 
 struct outcome *outcome_new(enum oc_kind kind);
 struct outcome *outcome_error(const char *msg);

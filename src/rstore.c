@@ -1,13 +1,22 @@
 /* rstore.c - Redis through hiredis's async API on libevent.
  *
  * hiredis 0.14 has no connect or command timeouts, so every command is
- * tracked in our own FIFO (replies on one connection come in order): one
- * sweep timer looks at the oldest, and a reply later than command_timeout_ms
- * fails the connection, which fails every pending command and reconnects
- * with capped exponential backoff. */
+ * tracked in our own FIFO (replies on one connection come in order) and
+ * one sweep timer enforces the deadlines:
+ *   - a command with no reply after command_timeout_ms fails alone: its
+ *     callback runs with NULL now, and its late reply is dropped when
+ *     hiredis delivers it (the rcmd lives until then, marked abandoned);
+ *   - a link that waits for replies and has read nothing at all for
+ *     RS_DEAD_TIMEOUTS x command_timeout_ms is dead: it is dropped, which
+ *     fails what is pending, and reconnected with capped exponential backoff;
+ *   - a link quiet for RS_PROBE_MS gets a probe (PING on the command link,
+ *     SUBSCRIBE again on the subscriber), so a half-open one is found too;
+ *   - time our own loop spends stalled does not count (see rstore_now).
+ * Host names are resolved with the shared evdns resolver, never blocking. */
 #include "core.h"
 #include "rstore.h"
 #include "config.h"
+#include "dns.h"
 #include "log.h"
 #include "stats.h"
 #include "lua_scripts.h"
@@ -15,26 +24,38 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RS_BACKOFF_MIN_MS 100
 #define RS_BACKOFF_MAX_MS 5000
 #define RS_SWEEP_MS 20
+#define RS_STALL_MS 100         /* a sweep gap beyond this is our stall, not Redis's */
+#define RS_PROBE_MS 1000        /* a link that has heard nothing this long is probed */
+#define RS_DEAD_TIMEOUTS 10     /* silent this many command timeouts: the link is dead */
+#define RS_DEAD_MIN_MS 1000
+#define RS_MAX_ADDRS 8
 
-enum rs_state { RS_DOWN, RS_CONNECTING, RS_HANDSHAKE, RS_UP };
+enum rs_state { RS_DOWN, RS_RESOLVING, RS_CONNECTING, RS_HANDSHAKE, RS_UP };
 
 struct rcmd {
     TAILQ_ENTRY(rcmd) q;
     struct rlink *link;
     rstore_cb cb;
     void *priv;
-    int64_t sent_ms;
+    int64_t sent;               /* rstore_now() when queued */
     char *fmt;                  /* kept for scripts: resent after NOSCRIPT */
     size_t fmtlen;
     int script;                 /* -1 when not a script */
     bool retried;
     bool marker;                /* ours alone: hiredis has no callback for it */
+    bool abandoned;             /* failed at its deadline; hiredis still holds it */
 };
 
 struct rlink {
@@ -42,22 +63,49 @@ struct rlink {
     redisAsyncContext *ac;
     enum rs_state state;
     bool subscriber;
-    int64_t since_ms;           /* connect start */
+    int64_t since;              /* start of this attempt (resolve + connect) */
     long long backoff_ms;
     struct event *retry;
-    TAILQ_HEAD(, rcmd) pending;
+    TAILQ_HEAD(, rcmd) pending; /* not yet answered nor abandoned, oldest first */
     int handshake_left;
+    int waiting;                /* replies due: ours, abandoned ones, probes */
+    int64_t heard;              /* last read, or when we began waiting */
+    size_t seen_len, seen_pos;  /* the reader's buffer at the last sweep */
+    long late;                  /* commands failed by their deadline in a row */
+    struct evdns_getaddrinfo_request *dns;
+    unsigned turn;              /* which resolved address to try */
 };
 
 static struct rlink rs_cmd = { .name = "redis" }, rs_sub = { .name = "redis subscriber", .subscriber = true };
 static struct event *rs_sweep;
+static int64_t rs_clock, rs_clock_at;
+static char rs_chan[300];       /* the fill-notice channel we subscribed to */
 static char rs_sha[RS_NSCRIPTS][41];
 static const char *const rs_sources[RS_NSCRIPTS] = { LUA_LOCK, LUA_FILL, LUA_RELEASE, LUA_HSET, LUA_DEL };
 static const char *const rs_names[RS_NSCRIPTS] = { "lock", "fill", "release", "hset", "del" };
 
 void (*rstore_on_notice)(const char *key, size_t len);
+void (*rstore_on_subscribed)(void);
 
 static void rstore_connect(struct rlink *l);
+
+/* Milliseconds as Redis deadlines see them: the monotonic clock, except
+ * that a gap between two sweeps longer than RS_STALL_MS (our loop was
+ * blocked, or the process stopped) counts as RS_STALL_MS. Replies that
+ * arrived meanwhile are in our socket; they must not be blamed on Redis. */
+static int64_t rstore_now(void)
+{
+    int64_t d = cs_mono_ms() - rs_clock_at;
+
+    return rs_clock + (d < RS_STALL_MS ? d : RS_STALL_MS);
+}
+
+static long long rstore_dead_ms(void)
+{
+    long long ms = RS_DEAD_TIMEOUTS * cs_conf->command_timeout_ms;
+
+    return ms < RS_DEAD_MIN_MS ? RS_DEAD_MIN_MS : ms;
+}
 
 static struct rlink *rstore_link_of(const redisAsyncContext *ac)
 {
@@ -117,6 +165,78 @@ static void rstore_drop_later_cb(evutil_socket_t fd, short what, void *arg)
     rstore_drop(arg, "cannot send set-up commands");
 }
 
+/* Something was read: the link is alive, and a reply in time ends a run of
+ * late ones. */
+static void rstore_heard(struct rlink *l, bool in_time)
+{
+    l->heard = rstore_now();
+    if (in_time && l->late) {
+        log_notice("%s: replies in time again (%ld command(s) failed by command_timeout_ms)", l->name, l->late);
+        l->late = 0;
+    }
+}
+
+static void rstore_probe_cb(void *priv, const redisReply *r)
+{
+    CS_UNUSED(priv);
+    CS_UNUSED(r);
+}
+
+/* The n-th bulk string (0-based) of a RESP command we formatted. */
+static struct cs_str rstore_fmt_arg(const char *fmt, size_t len, int n)
+{
+    const char *p = memchr(fmt, '\n', len), *end = fmt + len;
+    struct cs_str s = { NULL, 0 };
+
+    while (p && ++p < end && *p == '$') {
+        size_t blen = strtoul(p + 1, NULL, 10);
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl || (size_t)(end - nl - 1) < blen)
+            break;
+        if (n-- == 0) {
+            s.p = nl + 1;
+            s.len = blen;
+            break;
+        }
+        p = nl + 1 + blen + 1;      /* past the bulk and its \r\n */
+    }
+    return s;
+}
+
+/* A lock script that timed out here may still have taken the lock in
+ * Redis: its flight has moved on, so hand the lock back (and wake waiters)
+ * instead of letting every daemon wait lock_ttl_ms for it. */
+static void rstore_unlock_late(struct rlink *l, const struct rcmd *c)
+{
+    /* EVALSHA sha 2 record lock token ... */
+    struct cs_str key = rstore_fmt_arg(c->fmt, c->fmtlen, 3), lock = rstore_fmt_arg(c->fmt, c->fmtlen, 4),
+                  token = rstore_fmt_arg(c->fmt, c->fmtlen, 5);
+    char chan[300];
+    const char *argv[7] = { "EVALSHA", rs_sha[RS_RELEASE], "1", lock.p, token.p, chan, key.p };
+    size_t lens[7] = { 7, 40, 1, lock.len, token.len, 0, key.len };
+    char *fmt;
+    int len;
+
+    lens[5] = (size_t)snprintf(chan, sizeof(chan), "%sfills", cs_conf->key_prefix);
+
+    if (!key.p || !lock.p || !token.p || !l->ac || l->state != RS_UP)
+        return;
+    log_info("%s: lock %.*s taken after its command timed out: releasing it", l->name, (int)lock.len, lock.p);
+    len = redisFormatCommandArgv(&fmt, 7, argv, lens);
+    if (len < 0)
+        return;
+    if (redisAsyncFormattedCommand(l->ac, NULL, NULL, fmt, (size_t)len) != REDIS_OK)
+        log_info("%s: cannot release %.*s", l->name, (int)lock.len, lock.p);
+    redisFreeCommand(fmt);
+}
+
+static void rstore_cmd_free(struct rcmd *c)
+{
+    if (c->fmt)
+        redisFreeCommand(c->fmt);
+    free(c);
+}
+
 static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct rcmd *c = privdata;
@@ -124,6 +244,18 @@ static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
 
     CS_UNUSED(ac);
+    l->waiting--;
+    if (reply)
+        rstore_heard(l, !c->abandoned);
+    if (c->abandoned) {
+        /* Its callback ran at the deadline; this late reply is dropped. */
+        /* The lock script answers {code, Redis ms}; code 1: it took the lock. */
+        if (reply && c->script == RS_LOCK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+            reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1)
+            rstore_unlock_late(l, c);
+        rstore_cmd_free(c);
+        return;
+    }
     TAILQ_REMOVE(&l->pending, c, q);
     if (reply && reply->type == REDIS_REPLY_ERROR && c->script >= 0 && !c->retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && l->ac) {
@@ -136,22 +268,28 @@ static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         if (len > 0 && redisAsyncFormattedCommand(l->ac, NULL, NULL, load, (size_t)len) == REDIS_OK &&
             redisAsyncFormattedCommand(l->ac, rstore_reply_cb, c, c->fmt, c->fmtlen) == REDIS_OK) {
             redisFreeCommand(load);
-            c->sent_ms = cs_mono_ms();
+            c->sent = rstore_now();     /* a new deadline for the second run */
+            l->waiting++;
             TAILQ_INSERT_TAIL(&l->pending, c, q);
             return;
         }
         if (len > 0)
             redisFreeCommand(load);
     }
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+    if ((!reply || reply->type == REDIS_REPLY_ERROR) && c->cb != rstore_probe_cb) {
         stats.redis_errors++;
         if (reply)
             log_info("%s: error reply: %s", l->name, reply->str);
     }
     c->cb(c->priv, reply);
-    if (c->fmt)
-        redisFreeCommand(c->fmt);
-    free(c);
+    rstore_cmd_free(c);
+}
+
+/* One more reply is due on l; silence is counted from the first. */
+static void rstore_expect(struct rlink *l)
+{
+    if (l->waiting++ == 0)
+        l->heard = rstore_now();
 }
 
 static int rstore_send_fmt(struct rlink *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script)
@@ -161,7 +299,7 @@ static int rstore_send_fmt(struct rlink *l, rstore_cb cb, void *priv, char *fmt,
     c->link = l;
     c->cb = cb;
     c->priv = priv;
-    c->sent_ms = cs_mono_ms();
+    c->sent = rstore_now();
     c->script = script;
     if (redisAsyncFormattedCommand(l->ac, rstore_reply_cb, c, fmt, len) != REDIS_OK) {
         free(c);
@@ -174,6 +312,7 @@ static int rstore_send_fmt(struct rlink *l, rstore_cb cb, void *priv, char *fmt,
     } else {
         redisFreeCommand(fmt);
     }
+    rstore_expect(l);
     TAILQ_INSERT_TAIL(&l->pending, c, q);
     return CS_OK;
 }
@@ -267,25 +406,52 @@ static void rstore_message_cb(redisAsyncContext *ac, void *r, void *privdata)
 
     CS_UNUSED(ac);
     CS_UNUSED(privdata);
-    if (!reply)
+    if (!reply || !l->ac)
         return;                 /* the link is going away */
+    rstore_heard(l, true);
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
         reply->element[0]->type == REDIS_REPLY_STRING) {
         if (strcmp(reply->element[0]->str, "message") == 0) {
             if (rstore_on_notice && reply->element[2]->type == REDIS_REPLY_STRING)
                 rstore_on_notice(reply->element[2]->str, (size_t)reply->element[2]->len);
-        } else if (strcmp(reply->element[0]->str, "subscribe") == 0 && l->state != RS_UP) {
+        } else if (strcmp(reply->element[0]->str, "subscribe") == 0 && l->state == RS_UP) {
+            if (l->waiting > 0)
+                l->waiting--;   /* a probe's answer */
+        } else if (strcmp(reply->element[0]->str, "subscribe") == 0) {
             /* The subscribe confirmation is the end of the handshake. */
             struct rcmd *c = TAILQ_FIRST(&l->pending);
-            if (c) {
+            if (c && c->marker) {
                 TAILQ_REMOVE(&l->pending, c, q);
                 free(c);
             }
+            l->waiting = 0;
             l->state = RS_UP;
             l->backoff_ms = RS_BACKOFF_MIN_MS;
-            log_notice("%s: subscribed to %sfills", l->name, cs_conf->key_prefix);
+            log_notice("%s: subscribed to %s", l->name, rs_chan);
+            /* Notices published while we were away are lost. */
+            if (rstore_on_subscribed)
+                rstore_on_subscribed();
         }
     }
+}
+
+/* SUBSCRIBE to the fill-notice channel: at set-up, and again as the
+ * subscriber's probe (Redis confirms it again; nothing else changes).
+ * Not PING: hiredis 0.14 takes the ["pong", ""] reply for a pattern
+ * message (its first letter is 'p'), finds no callback and drops it, and
+ * the PING's own callback stays queued until the connection goes. */
+static int rstore_subscribe(struct rlink *l)
+{
+    const char *argv[2] = { "SUBSCRIBE", rs_chan };
+    char *fmt;
+    int len = redisFormatCommandArgv(&fmt, 2, argv, NULL);
+    int rc;
+
+    if (len < 0)
+        return CS_ERR;
+    rc = redisAsyncFormattedCommand(l->ac, rstore_message_cb, NULL, fmt, (size_t)len) == REDIS_OK ? CS_OK : CS_ERR;
+    redisFreeCommand(fmt);
+    return rc;
 }
 
 static void rstore_start_handshake(struct rlink *l)
@@ -310,25 +476,16 @@ static void rstore_start_handshake(struct rlink *l)
             goto fail;
     }
     if (l->subscriber) {
-        char *fmt, chan[300];
-        int len;
-        snprintf(chan, sizeof(chan), "%sfills", c->key_prefix);
-        argv[0] = "SUBSCRIBE";
-        argv[1] = chan;
-        len = redisFormatCommandArgv(&fmt, 2, argv, NULL);
         /* A timeout marker in the FIFO until the confirmation arrives. */
         struct rcmd *mark = cs_calloc(1, sizeof(*mark));
         mark->link = l;
-        mark->sent_ms = cs_mono_ms();
+        mark->sent = rstore_now();
         mark->script = -1;
         mark->marker = true;
         TAILQ_INSERT_TAIL(&l->pending, mark, q);
-        if (len < 0 || redisAsyncFormattedCommand(l->ac, rstore_message_cb, NULL, fmt, (size_t)len) != REDIS_OK) {
-            if (len >= 0)
-                redisFreeCommand(fmt);
+        snprintf(rs_chan, sizeof(rs_chan), "%sfills", c->key_prefix);
+        if (rstore_subscribe(l) != CS_OK)
             goto fail;
-        }
-        redisFreeCommand(fmt);
         return;
     }
     if (c->redis_db) {
@@ -366,6 +523,7 @@ static void rstore_connect_cb(const redisAsyncContext *ac, int status)
         log_warn("%s: cannot connect: %s", l->name, ac->errstr);
         l->ac = NULL;
         l->state = RS_DOWN;
+        l->turn++;              /* the next attempt tries the next address */
         rstore_forget(l);
         rstore_schedule(l);
         return;
@@ -387,29 +545,105 @@ static void rstore_disconnect_cb(const redisAsyncContext *ac, int status)
     rstore_schedule(l);
 }
 
-static void rstore_connect(struct rlink *l)
+/* Connect to a numeric address (or the unix socket when host is NULL). */
+static void rstore_connect_to(struct rlink *l, const char *host)
 {
-    const struct cs_config *c = cs_conf;
     redisAsyncContext *ac;
 
-    if (c->redis_unix_socket[0])
-        ac = redisAsyncConnectUnix(c->redis_unix_socket);
+    if (host)
+        ac = redisAsyncConnect(host, (int)cs_conf->redis_port);
     else
-        ac = redisAsyncConnect(c->redis_host, (int)c->redis_port);
+        ac = redisAsyncConnectUnix(cs_conf->redis_unix_socket);
     if (!ac || ac->err) {
         log_warn("%s: cannot connect: %s", l->name, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
+        l->state = RS_DOWN;
         rstore_schedule(l);
         return;
+    }
+    /* Keepalive finds a peer that vanished without a FIN on an idle link.
+     * A failure here is not worth the connection: clear hiredis's error. */
+    if (host && redisEnableKeepAlive(&ac->c) != REDIS_OK) {
+        log_info("%s: cannot enable TCP keepalive: %s", l->name, ac->c.errstr);
+        ac->c.err = 0;
+        ac->c.errstr[0] = '\0';
     }
     ac->data = l;
     l->ac = ac;
     l->state = RS_CONNECTING;
-    l->since_ms = cs_mono_ms();
+    l->waiting = 0;
+    l->late = 0;
+    l->heard = rstore_now();
+    l->seen_len = l->seen_pos = 0;
     redisLibeventAttach(ac, cs_base);
     redisAsyncSetConnectCallback(ac, rstore_connect_cb);
     redisAsyncSetDisconnectCallback(ac, rstore_disconnect_cb);
+}
+
+static void rstore_resolved_cb(int err, struct evutil_addrinfo *res, void *arg)
+{
+    struct rlink *l = arg;
+    char addrs[RS_MAX_ADDRS][INET6_ADDRSTRLEN];
+    int n = 0;
+
+    if (err == EVUTIL_EAI_CANCEL)
+        return;                 /* timed out or exiting: already handled */
+    l->dns = NULL;
+    for (struct evutil_addrinfo *ai = res; ai && n < RS_MAX_ADDRS; ai = ai->ai_next) {
+        const void *a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                      : ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                      : NULL;
+        if (a && evutil_inet_ntop(ai->ai_family, a, addrs[n], sizeof(addrs[n])))
+            n++;
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (l->state != RS_RESOLVING)
+        return;
+    if (err || n == 0) {
+        log_warn("%s: cannot resolve %s: %s", l->name, cs_conf->redis_host,
+                 err ? evutil_gai_strerror(err) : "no address");
+        l->state = RS_DOWN;
+        rstore_schedule(l);
+        return;
+    }
+    log_debug("%s: %s is %s", l->name, cs_conf->redis_host, addrs[l->turn % (unsigned)n]);
+    rstore_connect_to(l, addrs[l->turn % (unsigned)n]);
+}
+
+static bool rstore_numeric(const char *host)
+{
+    unsigned char buf[16];
+
+    return evutil_inet_pton(AF_INET, host, buf) == 1 || evutil_inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static void rstore_connect(struct rlink *l)
+{
+    const struct cs_config *c = cs_conf;
+    struct evutil_addrinfo hints;
+    struct evdns_getaddrinfo_request *req;
+
+    l->since = rstore_now();    /* resolving counts against connect_timeout_ms */
+    if (c->redis_unix_socket[0]) {
+        rstore_connect_to(l, NULL);
+        return;
+    }
+    if (rstore_numeric(c->redis_host)) {
+        rstore_connect_to(l, c->redis_host);
+        return;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    l->state = RS_RESOLVING;
+    /* From /etc/hosts the callback runs before this returns (and NULL is
+     * returned); otherwise it runs from the loop. */
+    req = evdns_getaddrinfo(dns_base(), c->redis_host, NULL, &hints, rstore_resolved_cb, l);
+    if (l->state == RS_RESOLVING)
+        l->dns = req;
 }
 
 static void rstore_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -419,26 +653,90 @@ static void rstore_retry_cb(evutil_socket_t fd, short what, void *arg)
     rstore_connect(arg);
 }
 
-static void rstore_check(struct rlink *l, int64_t now)
+/* Per-command deadlines: the oldest commands first. */
+static void rstore_expire(struct rlink *l, int64_t now)
 {
+    redisAsyncContext *ac = l->ac;
     struct rcmd *c;
 
-    if (l->state == RS_CONNECTING && now - l->since_ms > cs_conf->connect_timeout_ms) {
-        rstore_drop(l, "connect timed out");
+    while (ac && l->ac == ac && (c = TAILQ_FIRST(&l->pending)) && now - c->sent > cs_conf->command_timeout_ms) {
+        TAILQ_REMOVE(&l->pending, c, q);
+        if (c->marker) {
+            free(c);
+            rstore_drop(l, "SUBSCRIBE not confirmed within command_timeout_ms");
+            return;
+        }
+        c->abandoned = true;
+        if (c->cb == rstore_probe_cb)
+            continue;
+        stats.redis_errors++;
+        if (l->late++ == 0)
+            log_warn("%s: no reply within command_timeout_ms (%lld ms): failing such commands, keeping the connection",
+                     l->name, cs_conf->command_timeout_ms);
+        c->cb(c->priv, NULL);
+    }
+}
+
+static void rstore_probe(struct rlink *l)
+{
+    const char *argv[1] = { "PING" };
+
+    if (l->subscriber) {
+        if (rstore_subscribe(l) == CS_OK)
+            rstore_expect(l);
+    } else if (rstore_send(l, rstore_probe_cb, NULL, 1, argv, NULL, -1) != CS_OK) {
+        log_debug("%s: cannot send a probe", l->name);
+    }
+}
+
+static void rstore_check(struct rlink *l, int64_t now)
+{
+    char why[160];
+
+    if ((l->state == RS_RESOLVING || l->state == RS_CONNECTING) && now - l->since > cs_conf->connect_timeout_ms) {
+        if (l->state == RS_CONNECTING) {
+            l->turn++;
+            rstore_drop(l, "connect timed out (connect_timeout_ms)");
+            return;
+        }
+        log_warn("%s: cannot resolve %s within connect_timeout_ms; retrying", l->name, cs_conf->redis_host);
+        if (l->dns)
+            evdns_getaddrinfo_cancel(l->dns);
+        l->dns = NULL;
+        l->state = RS_DOWN;
+        rstore_schedule(l);
         return;
     }
-    c = TAILQ_FIRST(&l->pending);
-    if (c && l->ac && now - c->sent_ms > cs_conf->command_timeout_ms)
-        rstore_drop(l, "reply later than command_timeout_ms");
+    if (!l->ac || l->state < RS_HANDSHAKE)
+        return;
+    if (l->ac->c.reader->len != l->seen_len || l->ac->c.reader->pos != l->seen_pos) {
+        l->seen_len = l->ac->c.reader->len;   /* part of a long reply came in */
+        l->seen_pos = l->ac->c.reader->pos;
+        l->heard = now;
+    }
+    rstore_expire(l, now);
+    if (!l->ac)
+        return;
+    if ((l->waiting > 0 || !TAILQ_EMPTY(&l->pending)) && now - l->heard > rstore_dead_ms()) {
+        snprintf(why, sizeof(why), "nothing read for %lld ms while waiting for replies (%d x command_timeout_ms)",
+                 (long long)(now - l->heard), RS_DEAD_TIMEOUTS);
+        rstore_drop(l, why);
+        return;
+    }
+    if (l->state == RS_UP && l->waiting == 0 && now - l->heard >= RS_PROBE_MS)
+        rstore_probe(l);
 }
 
 static void rstore_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
-    int64_t now = cs_mono_ms();
+    int64_t now;
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
     CS_UNUSED(arg);
+    now = rstore_now();
+    rs_clock = now;
+    rs_clock_at = cs_mono_ms();
     rstore_check(&rs_cmd, now);
     rstore_check(&rs_sub, now);
 }
@@ -448,6 +746,7 @@ void rstore_init(void)
     struct timeval tv = { 0, RS_SWEEP_MS * 1000 };
     struct rlink *links[2] = { &rs_cmd, &rs_sub };
 
+    rs_clock = rs_clock_at = cs_mono_ms();
     for (int i = 0; i < 2; i++) {
         TAILQ_INIT(&links[i]->pending);
         links[i]->backoff_ms = RS_BACKOFF_MIN_MS;
@@ -461,9 +760,15 @@ void rstore_init(void)
 void rstore_free(void)
 {
     struct rlink *links[2] = { &rs_cmd, &rs_sub };
+    bool cancelled = false;
 
     for (int i = 0; i < 2; i++) {
         struct rlink *l = links[i];
+        if (l->dns) {
+            evdns_getaddrinfo_cancel(l->dns);
+            cancelled = true;
+        }
+        l->dns = NULL;
         if (l->ac) {
             redisAsyncContext *ac = l->ac;
             l->ac = NULL;
@@ -479,6 +784,10 @@ void rstore_free(void)
     if (rs_sweep)
         event_free(rs_sweep);
     rs_sweep = NULL;
+    /* A cancelled lookup is freed by a deferred callback of the resolver:
+     * give the loop one turn, so that exiting mid-lookup leaks nothing. */
+    if (cancelled)
+        event_base_loop(cs_base, EVLOOP_NONBLOCK);
 }
 
 const char *rstore_status(void)

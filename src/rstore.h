@@ -9,8 +9,9 @@ struct redisReply;
 
 enum rscript { RS_LOCK, RS_FILL, RS_RELEASE, RS_HSET, RS_DEL, RS_NSCRIPTS };
 
-/* reply is NULL when the command failed without one (connection lost,
- * timed out, shutting down); error replies arrive as REDIS_REPLY_ERROR. */
+/* reply is NULL when the command failed without one (connection lost, no
+ * reply within command_timeout_ms, shutting down); error replies arrive as
+ * REDIS_REPLY_ERROR. */
 typedef void (*rstore_cb)(void *priv, const struct redisReply *reply);
 
 void rstore_init(void);
@@ -26,5 +27,8 @@ int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
 
 /* Set by the cache: a fill notice (the record key) arrived. */
 extern void (*rstore_on_notice)(const char *key, size_t len);
+/* Set by the cache: the subscriber is (again) subscribed; notices sent
+ * while it was away are lost. */
+extern void (*rstore_on_subscribed)(void);
 
 #endif
