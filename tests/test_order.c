@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define LATENCY_MS 200
@@ -454,6 +455,14 @@ START_TEST(t_disconnect_with_waiting)
         pipe_cmd(&b, "HGET", key2, "name", NULL);
         pipe_send(c2, &b);
         h_msleep(i * 10);
+        if (i % 2 == 0) {
+            /* A reset: the daemon's next read fails and it closes at once,
+             * with the HSET and what follows still waiting. */
+            struct linger lg = { 1, 0 };
+            ck_assert_int_eq(setsockopt(c2, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        }
+        /* else a plain close: the daemon answers what it has read (a
+         * half-close) until a write fails. */
         h_close(c2);
     }
     /* Another client is served meanwhile. */
@@ -461,14 +470,21 @@ START_TEST(t_disconnect_with_waiting)
     CK_REPLY(D("HGET", "product:p-060", "name"), "$10\r\nProduct 60\r\n");
     h_msleep(2 * LATENCY_MS);
     /* The first reads filled the cache (a fill belongs to its flight); the
-     * HSETs that were still waiting when their client left never ran. */
-    CK_REPLY(R("HGET", "cache:product:{p-020}", "stock"), "$2\r\n40\r\n");
+     * HSETs that were still waiting when their client was reset never ran. */
+    for (int i = 6; i < 20; i += 2) {
+        char rkey[32], want[16];
+        snprintf(rkey, sizeof(rkey), "cache:product:{p-%03d}", 20 + i);
+        snprintf(want, sizeof(want), "%d", (20 + i) * 7 % 100);
+        char *w = bulk(want);
+        CK_REPLY(R("HGET", rkey, "stock"), w);
+        free(w);
+    }
 
     /* A protocol error after waiting commands answers after them. */
     c3 = h_connect(E.d.port);
     pipe_cmd(&b, "HGET", "product:p-059", "name", NULL);
     pipe_cmd(&b, "HSET", "product:p-059", "stock", "3", NULL);
-    pipe_add(&b, "*2\r\n$x\r\n", 10);
+    pipe_add(&b, "*2\r\n$x\r\n", 8);
     pipe_send(c3, &b);
     CK_REPLY(h_read_reply(c3, H_DEFAULT), "$10\r\nProduct 59\r\n");
     CK_REPLY(h_read_reply(c3, H_DEFAULT), ":1\r\n");
