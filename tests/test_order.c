@@ -305,9 +305,15 @@ START_TEST(t_del_hset_then_read)
     pipe_cmd(&b, "DEL", "page:p-007", NULL);
     pipe_cmd(&b, "GET", "page:p-007", NULL);
     pipe_send(E.c, &b);
-    free(h_read_reply(E.c, H_DEFAULT));
-    CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":1\r\n");
-    free(h_read_reply(E.c, H_DEFAULT));
+    {
+        char *m = h_read_reply(E.c, H_DEFAULT), *g;
+        ck_assert_msg(m && m[0] == '*' && strstr(m, "Product 6") && strstr(m, "Product 7"), "MGET: %s", h_repr(m));
+        free(m);
+        CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":1\r\n");
+        g = h_read_reply(E.c, H_DEFAULT);
+        ck_assert_msg(g && g[0] == '$' && strstr(g, "Product 7"), "GET: %s", h_repr(g));
+        free(g);
+    }
     ck_assert_int_eq(h_upstream_count_id(&E.up, "p-007"), 2);
     ck_assert_int_eq(h_upstream_count_id(&E.up, "p-006"), 1);
     free(name);
@@ -384,7 +390,7 @@ END_TEST
  * the write before it. */
 START_TEST(t_long_mixed_pipeline)
 {
-    enum { N = 6000, KEYS = 5 };
+    enum { N = 6000, KEYS = 40 };   /* KEYS: not a multiple of 3 */
     struct pipe b = { 0 };
 
     env_start();
@@ -392,8 +398,11 @@ START_TEST(t_long_mixed_pipeline)
     for (int k = 0; k < KEYS; k++) {
         char key[32];
         snprintf(key, sizeof(key), "product:p-0%d", 10 + k);
-        free(D("HGET", key, "stock"));
+        pipe_cmd(&b, "HGET", key, "stock", NULL);
     }
+    pipe_send(E.c, &b);
+    for (int k = 0; k < KEYS; k++)
+        free(h_read_reply(E.c, H_DEFAULT));
     for (int i = 0; i < N; i++) {
         char key[32], v[16];
         snprintf(key, sizeof(key), "product:p-0%d", 10 + i % KEYS);
