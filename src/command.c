@@ -7,6 +7,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "order.h"
 #include "report.h"
 #include "resp.h"
 #include "stats.h"
@@ -219,28 +220,28 @@ static void cmd_stats(struct req *r)
 }
 
 static const struct cmd_def cmd_table[] = {
-    { "ping", -1, 0, cmd_ping, RK_NONE },
-    { "echo", 2, 0, cmd_echo, RK_NONE },
-    { "quit", -1, CMD_NOAUTH, cmd_quit, RK_NONE },
-    { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE },
-    { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE },
-    { "select", 2, 0, cmd_select, RK_NONE },
-    { "client", -2, 0, cmd_client, RK_NONE },
-    { "config", -2, 0, cmd_config, RK_NONE },
-    { "command", -1, 0, cmd_command, RK_NONE },
-    { "stats", -1, 0, cmd_stats, RK_NONE },
-    { "info", -1, 0, cmd_stats, RK_NONE },
-    { "hgetall", 2, CMD_ASYNC, cache_cmd_read, RK_HGETALL },
-    { "hget", 3, CMD_ASYNC, cache_cmd_read, RK_HGET },
-    { "hmget", -3, CMD_ASYNC, cache_cmd_read, RK_HMGET },
-    { "get", 2, CMD_ASYNC, cache_cmd_read, RK_GET },
-    { "mget", -2, CMD_ASYNC, cache_cmd_mget, RK_MGET },
-    { "ttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE },
-    { "pttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE },
-    { "del", -2, CMD_ASYNC, writes_cmd_del, RK_NONE },
-    { "unlink", -2, CMD_ASYNC, writes_cmd_del, RK_NONE },
-    { "invalidate", 2, CMD_ASYNC, writes_cmd_invalidate, RK_NONE },
-    { "hset", -4, CMD_ASYNC, writes_cmd_hset, RK_NONE },
+    { "ping", -1, 0, cmd_ping, RK_NONE, CMD_KEYS_NONE },
+    { "echo", 2, 0, cmd_echo, RK_NONE, CMD_KEYS_NONE },
+    { "quit", -1, CMD_NOAUTH, cmd_quit, RK_NONE, CMD_KEYS_NONE },
+    { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE, CMD_KEYS_NONE },
+    { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE, CMD_KEYS_NONE },
+    { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE },
+    { "client", -2, 0, cmd_client, RK_NONE, CMD_KEYS_NONE },
+    { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE },
+    { "command", -1, 0, cmd_command, RK_NONE, CMD_KEYS_NONE },
+    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE },
+    { "info", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE },
+    { "hgetall", 2, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_HGETALL, CMD_KEYS_ONE },
+    { "hget", 3, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_HGET, CMD_KEYS_ONE },
+    { "hmget", -3, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_HMGET, CMD_KEYS_ONE },
+    { "get", 2, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_GET, CMD_KEYS_ONE },
+    { "mget", -2, CMD_ASYNC | CMD_SHARED, cache_cmd_mget, RK_MGET, CMD_KEYS_ALL },
+    { "ttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE },
+    { "pttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE },
+    { "del", -2, CMD_ASYNC, writes_cmd_del, RK_NONE, CMD_KEYS_ALL },
+    { "unlink", -2, CMD_ASYNC, writes_cmd_del, RK_NONE, CMD_KEYS_ALL },
+    { "invalidate", 2, CMD_ASYNC, writes_cmd_invalidate, RK_NONE, CMD_KEYS_NS },
+    { "hset", -4, CMD_ASYNC, writes_cmd_hset, RK_NONE, CMD_KEYS_ONE },
 };
 
 const struct cmd_def *command_lookup(const char *name, size_t len)
@@ -278,5 +279,7 @@ void command_dispatch(struct req *r)
         req_done(r);
         return;
     }
+    if (def->keys != CMD_KEYS_NONE && !order_admit(r))
+        return;                 /* an earlier command on its keys runs: order.c starts it */
     def->proc(r);
 }

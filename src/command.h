@@ -6,6 +6,15 @@
 
 #define CMD_NOAUTH 0x01     /* allowed before AUTH */
 #define CMD_ASYNC  0x02     /* keeps its arguments past dispatch */
+#define CMD_SHARED 0x04     /* reads: runs beside earlier reads of its keys (order.c) */
+
+/* Where a command's keys are, for ordering them per connection (order.c). */
+enum cmd_keys {
+    CMD_KEYS_NONE,          /* touches no cache entry */
+    CMD_KEYS_ONE,           /* argv[1] */
+    CMD_KEYS_ALL,           /* argv[1..] */
+    CMD_KEYS_NS,            /* argv[1] is ns:glob: every key of the namespace */
+};
 
 struct cmd_def {
     const char *name;
@@ -13,6 +22,7 @@ struct cmd_def {
     unsigned flags;
     void (*proc)(struct req *r);
     int rk;                 /* enum read_kind of the read commands */
+    int keys;               /* enum cmd_keys */
 };
 
 const struct cmd_def *command_lookup(const char *name, size_t len);

@@ -63,11 +63,12 @@ void conn_close(struct conn *c, const char *why)
     clog_debug(c, "closing: %s", why);
     while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
         TAILQ_REMOVE(&c->reqs, r, q);
-        if (r->done)
+        if (r->done || order_drop(r))
             req_free(r);
         else
             r->conn = NULL;     /* its owner frees it when the answer comes */
     }
+    order_close(&c->ord);
     TAILQ_REMOVE(&conn_all, c, link);
     conn_count--;
     stats.clients_connected--;
@@ -279,6 +280,7 @@ void req_done(struct req *r)
     }
     c->inflight--;
     c->last_active = cs_mono_ms();
+    order_done(r);              /* may run later commands on its keys */
     while ((h = TAILQ_FIRST(&c->reqs)) != NULL && h->done) {
         TAILQ_REMOVE(&c->reqs, h, q);
         if (h->stash)

@@ -3,6 +3,7 @@
 #define CS_CONN_H
 
 #include "core.h"
+#include "order.h"
 #include "resp.h"
 
 struct cmd_def;
@@ -18,7 +19,8 @@ struct req_slot {
 /* A request moves parsed -> (Redis lookup | flight) -> done. It is owned by
  * its connection's queue; when the client goes away first, conn is set to
  * NULL and whoever holds the request (a Redis callback, a flight) frees it
- * with req_done when its answer arrives. */
+ * with req_done when its answer arrives; a request still waiting for its
+ * turn (order.c) has no other owner and goes with its connection. */
 struct req {
     TAILQ_ENTRY(req) q;
     struct conn *conn;
@@ -35,6 +37,7 @@ struct req {
     long long count;
     void *state;
     void (*state_free)(void *);
+    struct order_req ord;           /* its turn among commands on its keys */
 };
 
 struct conn {
@@ -53,6 +56,7 @@ struct conn {
     bool overflow;                  /* over max_output_bytes_per_client: closing */
     int64_t last_active;
     struct resp_args args;
+    struct order_conn ord;          /* keys with unanswered commands */
     TAILQ_ENTRY(conn) link;
 };
 
