@@ -202,6 +202,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         fill_fetch(f, SM_OWN);
         return;
     case 2:
+        f->woken_by_poll = poll;
         fill_reread(f, true);
         return;
     case 3:
@@ -211,6 +212,8 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         flight_put(f);
         return;
     case 0:
+        if (!poll)
+            stats.lock_acquisitions_lost++;
         break;
     default:
         fill_fetch(f, SM_NONE);
@@ -285,6 +288,12 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
         return;
     }
     if (fill_take_reply(f, rep)) {
+        if (f->suppressed) {    /* another daemon's fill answered us */
+            if (notice && !f->woken_by_poll)
+                stats.fills_woken_by_notice++;
+            else
+                stats.fills_woken_by_poll++;
+        }
         flight_put(f);
         return;
     }
@@ -510,6 +519,7 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
     f->state = FS_FETCHING;
     f->store_mode = mode;
     f->ops++;
+    stats.fills_led++;
     upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
 }
 

@@ -9,6 +9,7 @@
 #include "glob.h"
 #include "log.h"
 #include "resp.h"
+#include "stats.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -152,6 +153,7 @@ static void flight_free(struct flight *f)
 void flight_finish(struct flight *f, struct outcome *o)
 {
     struct waiter *w, *next;
+    uint64_t n = 0;
 
     if (f->finished) {          /* e.g. shutdown answered first */
         outcome_unref(o);
@@ -166,7 +168,10 @@ void flight_finish(struct flight *f, struct outcome *o)
         next = w->next;
         cache_answer(w->slot, o);
         free(w);
+        n++;
     }
+    if (n)
+        stats_observe(SH_WAITERS, n);
     f->waiters = NULL;
     f->wtail = &f->waiters;
     outcome_unref(o);
@@ -304,4 +309,14 @@ void flight_foreach(void (*fn)(struct flight *f))
         next = TAILQ_NEXT(f, all);
         fn(f);
     }
+}
+
+void flight_report(struct stats_sink *s)
+{
+    const struct flight *f;
+    int n = 0;
+
+    TAILQ_FOREACH(f, &ft_all, all)
+        n += !f->finished;
+    s->num(s, SK_GAUGE, "flights_in_progress", "Fills under way in this daemon", NULL, n);
 }

@@ -48,6 +48,7 @@ struct flight {
     bool timed_out;                     /* waited lock_ttl_ms: take over or fetch unstored */
     int64_t lock_sent_ms;               /* wall clock, for the Redis clock offset */
     char since[24];                     /* Redis ms when the lock was first found held */
+    bool woken_by_poll;                 /* the poll, not a notice, found the record */
     struct flight *hnext;
     TAILQ_ENTRY(flight) all;
 };
@@ -79,5 +80,9 @@ struct blob *outcome_all(struct outcome *o);
 struct blob *outcome_body(struct outcome *o);
 struct blob *outcome_err(struct outcome *o);
 void blob_append(struct evbuffer *dst, struct blob *b);
+
+/* The flights under way, for STATS and /metrics. */
+struct stats_sink;
+void flight_report(struct stats_sink *s);
 
 #endif

@@ -3,6 +3,8 @@
  * written through whichever sink the caller chose. */
 #include "core.h"
 #include "report.h"
+#include "flight.h"
+#include "rstore.h"
 #include "stats.h"
 #include "upstream.h"
 
@@ -27,6 +29,8 @@ void report_all(struct stats_sink *s)
 
     s->str(s, "build_version", "cachasided version", PACKAGE_VERSION);
     stats_report(s);
+    flight_report(s);
+    rstore_report(s);
     upstream_report(s);
     s->num(s, SK_GAUGE, "last_reload_unix_s", "When the last SIGHUP reload happened (0: never)", NULL,
            (double)(report_reload_ms / 1000));

@@ -56,6 +56,7 @@ struct rcmd {
     bool retried;
     bool marker;                /* ours alone: hiredis has no callback for it */
     bool abandoned;             /* failed at its deadline; hiredis still holds it */
+    int64_t sent_us;            /* for the round-trip histogram */
 };
 
 struct rlink {
@@ -74,6 +75,8 @@ struct rlink {
     long late;                  /* commands failed by their deadline in a row */
     struct evdns_getaddrinfo_request *dns;
     unsigned turn;              /* which resolved address to try */
+    char last_error[160];       /* why it is (or was last) down: /healthz, STATS */
+    unsigned long connects;     /* attempts since start: 1 + reconnects */
 };
 
 static struct rlink rs_cmd = { .name = "redis" }, rs_sub = { .name = "redis subscriber", .subscriber = true };
@@ -88,6 +91,15 @@ void (*rstore_on_notice)(const char *key, size_t len);
 void (*rstore_on_subscribed)(void);
 
 static void rstore_connect(struct rlink *l);
+
+/* Remembers why a link failed, in the words /healthz shows: "connection
+ * refused", "auth failed: WRONGPASS ...". */
+static void rstore_note(struct rlink *l, const char *prefix, const char *why)
+{
+    snprintf(l->last_error, sizeof(l->last_error), "%s%s", prefix, why ? why : "");
+    if (l->last_error[0] >= 'A' && l->last_error[0] <= 'Z' && l->last_error[1] >= 'a')
+        l->last_error[0] = (char)(l->last_error[0] - 'A' + 'a');
+}
 
 /* Milliseconds as Redis deadlines see them: the monotonic clock, except
  * that a gap between two sweeps longer than RS_STALL_MS (our loop was
@@ -150,6 +162,8 @@ static void rstore_drop(struct rlink *l, const char *why)
     if (!ac)
         return;
     log_warn("%s: %s; reconnecting", l->name, why);
+    if (!l->last_error[0] || l->state == RS_UP)
+        rstore_note(l, "", why);
     l->ac = NULL;
     l->state = RS_DOWN;
     ac->data = NULL;
@@ -257,6 +271,8 @@ static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     TAILQ_REMOVE(&l->pending, c, q);
+    if (reply)
+        stats_observe(SH_REDIS, (uint64_t)(cs_mono_us() - c->sent_us));
     if (reply && reply->type == REDIS_REPLY_ERROR && c->script >= 0 && !c->retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && l->ac) {
         /* Redis restarted or flushed its scripts: load, then run again. */
@@ -300,6 +316,7 @@ static int rstore_send_fmt(struct rlink *l, rstore_cb cb, void *priv, char *fmt,
     c->cb = cb;
     c->priv = priv;
     c->sent = rstore_now();
+    c->sent_us = cs_mono_us();
     c->script = script;
     if (redisAsyncFormattedCommand(l->ac, rstore_reply_cb, c, fmt, len) != REDIS_OK) {
         free(c);
@@ -378,6 +395,8 @@ static void rstore_handshake_cb(void *priv, const redisReply *r)
         return;                 /* dropped meanwhile: the drop logged it */
     if (!r || r->type == REDIS_REPLY_ERROR) {
         log_error("%s: set-up failed: %s", l->name, r ? r->str : "no reply");
+        rstore_note(l, r && (strstr(r->str, "WRONGPASS") || strstr(r->str, "NOAUTH") || strstr(r->str, "AUTH"))
+                        ? "auth failed: " : "set-up failed: ", r ? r->str : "no reply");
         rstore_drop(l, "set-up failed");
         return;
     }
@@ -521,6 +540,7 @@ static void rstore_connect_cb(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
         log_warn("%s: cannot connect: %s", l->name, ac->errstr);
+        rstore_note(l, "", ac->errstr);
         l->ac = NULL;
         l->state = RS_DOWN;
         l->turn++;              /* the next attempt tries the next address */
@@ -539,6 +559,7 @@ static void rstore_disconnect_cb(const redisAsyncContext *ac, int status)
         return;                 /* we dropped it ourselves */
     log_warn("%s: connection lost%s%s", l->name, status == REDIS_OK ? "" : ": ",
              status == REDIS_OK ? "" : ac->errstr);
+    rstore_note(l, "", "connection lost");
     l->ac = NULL;
     l->state = RS_DOWN;
     rstore_forget(l);
@@ -556,6 +577,7 @@ static void rstore_connect_to(struct rlink *l, const char *host)
         ac = redisAsyncConnectUnix(cs_conf->redis_unix_socket);
     if (!ac || ac->err) {
         log_warn("%s: cannot connect: %s", l->name, ac ? ac->errstr : "out of memory");
+        rstore_note(l, "", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
         l->state = RS_DOWN;
@@ -604,6 +626,7 @@ static void rstore_resolved_cb(int err, struct evutil_addrinfo *res, void *arg)
     if (err || n == 0) {
         log_warn("%s: cannot resolve %s: %s", l->name, cs_conf->redis_host,
                  err ? evutil_gai_strerror(err) : "no address");
+        rstore_note(l, "cannot resolve host: ", err ? evutil_gai_strerror(err) : "no address");
         l->state = RS_DOWN;
         rstore_schedule(l);
         return;
@@ -626,6 +649,7 @@ static void rstore_connect(struct rlink *l)
     struct evdns_getaddrinfo_request *req;
 
     l->since = rstore_now();    /* resolving counts against connect_timeout_ms */
+    l->connects++;
     if (c->redis_unix_socket[0]) {
         rstore_connect_to(l, NULL);
         return;
@@ -700,6 +724,7 @@ static void rstore_check(struct rlink *l, int64_t now)
             return;
         }
         log_warn("%s: cannot resolve %s within connect_timeout_ms; retrying", l->name, cs_conf->redis_host);
+        rstore_note(l, "", "cannot resolve host: no answer");
         if (l->dns)
             evdns_getaddrinfo_cancel(l->dns);
         l->dns = NULL;
@@ -794,5 +819,38 @@ const char *rstore_status(void)
 {
     if (rs_cmd.state == RS_UP)
         return NULL;
+    if (rs_cmd.last_error[0])
+        return rs_cmd.last_error;
     return rs_cmd.state == RS_DOWN ? "not connected" : "connecting";
+}
+
+static const char *rstore_state_name(const struct rlink *l)
+{
+    static const char *const names[] = { "down", "resolving", "connecting", "handshake", "up" };
+
+    return names[l->state];
+}
+
+void rstore_report(struct stats_sink *s)
+{
+    const struct rlink *links[2] = { &rs_cmd, &rs_sub };
+    static const char *const keys[2] = { "redis", "redis_subscriber" };
+    char name[64];
+
+    for (int i = 0; i < 2; i++) {
+        const struct rlink *l = links[i];
+        int n = 0;
+        const struct rcmd *c;
+        TAILQ_FOREACH(c, &l->pending, q)
+            n++;
+        snprintf(name, sizeof(name), "%s_state", keys[i]);
+        s->str(s, name, "Redis link state: down, resolving, connecting, handshake, up", rstore_state_name(l));
+        snprintf(name, sizeof(name), "%s_last_error", keys[i]);
+        s->str(s, name, "Why the Redis link last failed (empty: never)", l->last_error);
+        snprintf(name, sizeof(name), "%s_pending", keys[i]);
+        s->num(s, SK_GAUGE, name, "Commands sent on the link and not yet answered", NULL, n);
+        snprintf(name, sizeof(name), "%s_reconnects", keys[i]);
+        s->num(s, SK_COUNTER, name, "Connection attempts after the first", NULL,
+               (double)(l->connects ? l->connects - 1 : 0));
+    }
 }

@@ -20,6 +20,9 @@ void rstore_free(void);
 bool rstore_ready(void);
 /* NULL when ready; otherwise why not ("connection refused", "auth failed"). */
 const char *rstore_status(void);
+/* Each link's state, last error, pending commands, reconnects. */
+struct stats_sink;
+void rstore_report(struct stats_sink *s);
 /* CS_ERR: not sent, and cb will not be called. CS_OK: cb runs exactly once. */
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,

@@ -134,7 +134,14 @@ format = raw
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def has_line(test, text, pattern):
+    """assertRegex without printing a whole exposition on failure."""
+    test.assertIsNotNone(re.search(pattern, text), "no line matching %s" % pattern)
+
+
 class Admin(unittest.TestCase):
+    maxDiff = None
+
     def setUp(self):
         self.s = Stack()
 
@@ -214,14 +221,14 @@ class Admin(unittest.TestCase):
         p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
         for name in SPEC6:
-            self.assertRegex(text, r"(?m)^# TYPE cachasided_%s_total counter$" % name)
+            has_line(self, text, r"(?m)^# TYPE cachasided_%s_total counter$" % name)
         for g in ("clients_connected", "uptime_seconds", "hit_rate_pct"):
-            self.assertRegex(text, r"(?m)^# TYPE cachasided_%s gauge$" % g)
+            has_line(self, text, r"(?m)^# TYPE cachasided_%s gauge$" % g)
         for h in ("request_duration_seconds", "redis_duration_seconds", "upstream_duration_seconds"):
-            self.assertRegex(text, r"(?m)^# TYPE cachasided_%s histogram$" % h)
-        self.assertRegex(text, r'(?m)^cachasided_request_duration_seconds_bucket\{outcome="hit",le="\+Inf"\} 1$')
-        self.assertRegex(text, r'(?m)^cachasided_namespace_hits_total\{namespace="product"\} 1$')
-        self.assertRegex(text, r'(?m)^cachasided_build_info\{version="[^"]+"\} 1$')
+            has_line(self, text, r"(?m)^# TYPE cachasided_%s histogram$" % h)
+        has_line(self, text, r'(?m)^cachasided_request_duration_seconds_bucket\{outcome="hit",le="\+Inf"\} 1$')
+        has_line(self, text, r'(?m)^cachasided_namespace_hits_total\{namespace="product"\} 1$')
+        has_line(self, text, r'(?m)^cachasided_build_info\{version="[^"]+"\} 1$')
 
     def test_healthz_follows_redis_and_the_drain(self):
         s = self.s
