@@ -146,7 +146,7 @@ static enum resp_status resp_parse_array(struct resp_parser *ps, const char *buf
                 return RESP_ERROR;
             }
             if (pos + (size_t)blen + 2 > lim->max_frame) {
-                *err = "request too large";
+                *err = lim->before_auth ? "request too large before AUTH" : "request too large";
                 return RESP_ERROR;
             }
             ps->bulk = blen;
