@@ -266,6 +266,8 @@ static void conn_ibuf_room(struct conn *c)
 
     conn_limits(c, &lim);
     cap = lim.max_frame + CONN_IBUF_MIN;
+    if (cap < need + CONN_IBUF_MIN)
+        cap = need + CONN_IBUF_MIN;     /* a bulk accepted before a reload lowered the limit */
     if (c->ibuf_size - c->ilen >= CONN_IBUF_MIN / 2 && need <= c->ibuf_size)
         return;
     if (want < 2 * c->ibuf_size)
