@@ -289,16 +289,24 @@ void resp_array(struct evbuffer *b, long long n)
     evbuffer_add_printf(b, "*%lld\r\n", n);
 }
 
+static size_t resp_digits(unsigned long long v)
+{
+    size_t n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Counted, not formatted: the read path sizes every reply before building it. */
 size_t resp_bulk_size(size_t len)
 {
-    char hdr[32];
-
-    return (size_t)snprintf(hdr, sizeof(hdr), "$%zu\r\n", len) + len + 2;
+    return 1 + resp_digits(len) + 2 + len + 2;
 }
 
 size_t resp_array_size(long long n)
 {
-    char hdr[32];
-
-    return (size_t)snprintf(hdr, sizeof(hdr), "*%lld\r\n", n);
+    return 1 + (n < 0) + resp_digits(n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n) + 2;
 }
