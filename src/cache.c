@@ -1,5 +1,10 @@
 /* cache.c - the read commands: validate the key, read Redis once, answer a
- * hit straight from the reply, and send misses to the key's flight. */
+ * hit straight from the reply, and send misses to the key's flight.
+ *
+ * A small request must not cost much: repeated fields (HMGET) and keys
+ * (MGET) are read from Redis once, and a reply's size is added up before
+ * it is built, so one over max_output_bytes_per_client is refused with
+ * -ERR reply too large instead of being built. */
 #include "core.h"
 #include "cache.h"
 #include "command.h"
@@ -18,6 +23,71 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CACHE_MGET_MAX 10000
+
+static const char cache_too_large[] = "ERR reply too large (over max_output_bytes_per_client)";
+
+/* MGET's state: one slot per key; only the first of equal keys is read. */
+struct cache_mget {
+    int n;
+    int *first;                 /* per key: the slot that reads it */
+    int *uses;                  /* per slot: keys it answers, counted down while the reply is built */
+    struct req_slot slot[];
+};
+
+static const struct cs_str *cache_sort_v;
+
+static int cache_sort_cmp(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    const struct cs_str *x = &cache_sort_v[i], *y = &cache_sort_v[j];
+    int c;
+
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    c = memcmp(x->p, y->p, x->len);
+    return c ? c : i - j;
+}
+
+static bool cache_str_eq(const struct cs_str *a, const struct cs_str *b)
+{
+    return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+/* first[i] = the lowest j with v[j] equal to v[i]; returns how many differ.
+ * Sorting, not hashing: no input makes it slower than n log n. */
+static int cache_dedupe(const struct cs_str *v, int n, int *first)
+{
+    int uniq = 0, lead = 0, *idx;
+
+    if (n <= 8) {
+        for (int i = 0; i < n; i++) {
+            first[i] = i;
+            for (int j = 0; j < i; j++)
+                if (cache_str_eq(&v[j], &v[i])) {
+                    first[i] = j;
+                    break;
+                }
+            uniq += first[i] == i;
+        }
+        return uniq;
+    }
+    idx = cs_malloc(sizeof(*idx) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    cache_sort_v = v;
+    qsort(idx, (size_t)n, sizeof(*idx), cache_sort_cmp);
+    for (int k = 0; k < n; k++) {
+        if (k == 0 || !cache_str_eq(&v[idx[k]], &v[idx[k - 1]])) {
+            lead = idx[k];
+            uniq++;
+        }
+        first[idx[k]] = lead;
+    }
+    free(idx);
+    return uniq;
+}
 
 static void cache_on_notice(const char *key, size_t len)
 {
@@ -134,9 +204,23 @@ static struct evbuffer *cache_dst(struct req_slot *s)
     return s->el;
 }
 
+/* src stays as it is: a key named twice gets its element twice. */
+static void cache_copy(struct evbuffer *dst, struct evbuffer *src)
+{
+    int n = evbuffer_peek(src, -1, NULL, NULL, 0);
+    struct evbuffer_iovec *v = cs_malloc(sizeof(*v) * (size_t)(n > 0 ? n : 1));
+
+    n = evbuffer_peek(src, -1, NULL, v, n);
+    for (int i = 0; i < n; i++)
+        evbuffer_add(dst, v[i].iov_base, v[i].iov_len);
+    free(v);
+}
+
 static void cache_slot_done(struct req_slot *s)
 {
     struct req *r = s->r;
+    struct cache_mget *m = r->state;
+    struct evbuffer *out;
 
     if (s->i < 0) {
         req_done(r);
@@ -144,15 +228,54 @@ static void cache_slot_done(struct req_slot *s)
     }
     if (--r->pending > 0)
         return;
-    {
-        struct req_slot *slots = r->state;
-        struct evbuffer *out = req_out(r);
-        resp_array(out, r->argc - 1);
-        for (int i = 0; i < r->argc - 1; i++)
-            if (slots[i].el)
-                evbuffer_add_buffer(out, slots[i].el);
+    if (!r->conn) {             /* the client left: no reply to build */
         req_done(r);
+        return;
     }
+    out = req_out(r);
+    if (r->count + (long long)resp_array_size(m->n) > r->conf->max_output_bytes_per_client) {
+        resp_error(out, cache_too_large);
+    } else {
+        resp_array(out, m->n);
+        for (int i = 0; i < m->n; i++) {
+            int f = m->first[i];
+            if (!m->slot[f].el)
+                continue;
+            if (--m->uses[f] == 0)
+                evbuffer_add_buffer(out, m->slot[f].el);
+            else
+                cache_copy(out, m->slot[f].el);
+        }
+    }
+    req_done(r);
+}
+
+/* Whether a reply of size bytes may be built for s. A single-key reply
+ * over the limit is answered with the error here; for MGET the sizes of
+ * the keys' elements are added up (a repeated key counts each time) and
+ * once past the limit no element is kept. */
+static bool cache_fits(struct req_slot *s, size_t size)
+{
+    struct req *r = s->r;
+    long long max = r->conf->max_output_bytes_per_client;
+    struct cache_mget *m;
+
+    if (s->i < 0) {
+        if ((long long)size <= max)
+            return true;
+        resp_error(req_out(r), cache_too_large);
+        return false;
+    }
+    m = r->state;
+    if (r->count > max)
+        return false;
+    r->count += (long long)size * m->uses[s->i];
+    if (r->count <= max)
+        return true;
+    for (int i = 0; i < m->n; i++)     /* just went over: drop what was kept */
+        if (m->slot[i].el)
+            evbuffer_drain(m->slot[i].el, evbuffer_get_length(m->slot[i].el));
+    return false;
 }
 
 static const struct cs_str *cache_field(const struct record *rec, const struct cs_str *name)
@@ -163,34 +286,50 @@ static const struct cs_str *cache_field(const struct record *rec, const struct c
     return NULL;
 }
 
+static const struct cs_str *cache_outcome_field(const struct req *r, const struct outcome *o, int i)
+{
+    const struct cs_str *name = &r->argv[2 + i];
+
+    return o->kind == OC_RECORD && !record_field_reserved(name->p, name->len) ? cache_field(&o->rec, name) : NULL;
+}
+
 void cache_answer(struct req_slot *s, struct outcome *o)
 {
     struct req *r = s->r;
-    struct evbuffer *dst;
+    struct blob *b = NULL;
 
     if (!r->conn) {             /* the client left; nothing to say */
         cache_slot_done(s);
         return;
     }
-    dst = cache_dst(s);
-    if (o->kind == OC_ERROR) {
-        blob_append(dst, outcome_err(o));
-    } else if (r->cmd->rk == RK_HGETALL) {
-        blob_append(dst, outcome_all(o));
-    } else if (r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET) {
-        blob_append(dst, outcome_body(o));
+    if (o->kind == OC_ERROR)
+        b = outcome_err(o);
+    else if (r->cmd->rk == RK_HGETALL)
+        b = outcome_all(o);
+    else if (r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET)
+        b = outcome_body(o);
+    if (b) {
+        if (cache_fits(s, b->len))
+            blob_append(cache_dst(s), b);
     } else {
-        /* HGET / HMGET pick their own fields: small, encoded per waiter. */
+        /* HGET / HMGET pick their own fields, encoded per waiter. */
         int nf = r->argc - 2;
-        if (r->cmd->rk == RK_HMGET)
-            resp_array(dst, nf);
+        size_t size = r->cmd->rk == RK_HMGET ? resp_array_size(nf) : 0;
         for (int i = 0; i < nf; i++) {
-            const struct cs_str *v = o->kind == OC_RECORD && !record_field_reserved(r->argv[2 + i].p, r->argv[2 + i].len)
-                                         ? cache_field(&o->rec, &r->argv[2 + i]) : NULL;
-            if (v)
-                resp_bulk(dst, v->p, v->len);
-            else
-                resp_nil(dst);
+            const struct cs_str *v = cache_outcome_field(r, o, i);
+            size += v ? resp_bulk_size(v->len) : 5;
+        }
+        if (cache_fits(s, size)) {
+            struct evbuffer *dst = cache_dst(s);
+            if (r->cmd->rk == RK_HMGET)
+                resp_array(dst, nf);
+            for (int i = 0; i < nf; i++) {
+                const struct cs_str *v = cache_outcome_field(r, o, i);
+                if (v)
+                    resp_bulk(dst, v->p, v->len);
+                else
+                    resp_nil(dst);
+            }
         }
     }
     cache_slot_done(s);
@@ -231,42 +370,71 @@ static struct cs_str cache_slot_key(const struct req_slot *s)
 
 /* Answer a hit from the reply itself: HGETALL's array, or HMGET's
  * elements after __exp and __nf. */
+/* The value for the i-th asked field (GET, MGET: the body) in a read's
+ * reply, or NULL. HMGET's repeated fields were asked once: r->state maps
+ * each field to its element. */
+static const redisReply *cache_reply_value(const struct req *r, const redisReply *rep, int i)
+{
+    const int *at = r->cmd->rk == RK_HMGET ? r->state : NULL;
+    /* HMGET key __exp __nf __body <fields>: GET's body is element 2, the
+     * fields start at 3. */
+    bool raw = r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET;
+    size_t e = raw ? 2 : 3 + (size_t)(at ? at[i] : i);
+    const redisReply *v = e < rep->elements ? rep->element[e] : NULL;
+
+    if (r->cmd->rk == RK_HGET || r->cmd->rk == RK_HMGET)
+        if (record_field_reserved(r->argv[2 + i].p, r->argv[2 + i].len))
+            return NULL;
+    return v && v->type == REDIS_REPLY_STRING ? v : NULL;
+}
+
 static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool nf)
 {
     struct req *r = s->r;
-    struct evbuffer *dst = cache_dst(s);
+    struct evbuffer *dst;
     int rk = r->cmd->rk;
+    size_t size = 0;
 
     if (rk == RK_HGETALL) {
         long long n = 0;
-        for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2)
-            if (!record_field_reserved(rep->element[i]->str, (size_t)rep->element[i]->len))
-                n++;
-        resp_array(dst, 2 * n);
         for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2) {
             const redisReply *f = rep->element[i], *v = rep->element[i + 1];
-            if (record_field_reserved(f->str, (size_t)f->len))
-                continue;
-            resp_bulk(dst, f->str, (size_t)f->len);
-            resp_bulk(dst, v->str, (size_t)v->len);
+            if (!record_field_reserved(f->str, (size_t)f->len)) {
+                n++;
+                size += resp_bulk_size((size_t)f->len) + resp_bulk_size((size_t)v->len);
+            }
         }
-    } else if (rk == RK_GET || rk == RK_MGET) {
-        const redisReply *v = rep->element[2];
-        if (!nf && v->type == REDIS_REPLY_STRING)
-            resp_bulk(dst, v->str, (size_t)v->len);
-        else
-            resp_nil(dst);
-    } else {
-        /* HMGET key __exp __nf __body <fields>: argv[2 + i] is field i. */
-        if (rk == RK_HMGET)
-            resp_array(dst, (long long)rep->elements - 3);
-        for (size_t i = 3; i < rep->elements; i++) {
-            const redisReply *v = rep->element[i];
-            bool reserved = record_field_reserved(r->argv[i - 1].p, r->argv[i - 1].len);
-            if (!nf && !reserved && v->type == REDIS_REPLY_STRING)
+        size += resp_array_size(2 * n);
+        if (cache_fits(s, size)) {
+            dst = cache_dst(s);
+            resp_array(dst, 2 * n);
+            for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2) {
+                const redisReply *f = rep->element[i], *v = rep->element[i + 1];
+                if (record_field_reserved(f->str, (size_t)f->len))
+                    continue;
+                resp_bulk(dst, f->str, (size_t)f->len);
                 resp_bulk(dst, v->str, (size_t)v->len);
-            else
-                resp_nil(dst);
+            }
+        }
+    } else {
+        int n = rk == RK_HGET || rk == RK_HMGET ? r->argc - 2 : 1;
+        if (rk == RK_HMGET)
+            size += resp_array_size(n);
+        for (int i = 0; i < n; i++) {
+            const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
+            size += v ? resp_bulk_size((size_t)v->len) : 5;
+        }
+        if (cache_fits(s, size)) {
+            dst = cache_dst(s);
+            if (rk == RK_HMGET)
+                resp_array(dst, n);
+            for (int i = 0; i < n; i++) {
+                const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
+                if (v)
+                    resp_bulk(dst, v->str, (size_t)v->len);
+                else
+                    resp_nil(dst);
+            }
         }
     }
     cache_slot_done(s);
@@ -347,8 +515,21 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
     const char *argv_small[8], **argv = argv_small;
     size_t lens_small[8], *lens = lens_small;
     int argc = 0, nfields = r->cmd->rk == RK_HGET || r->cmd->rk == RK_HMGET ? r->argc - 2 : 0;
+    int first_small[8], *first = first_small, nuniq = nfields;
     int rc;
 
+    if (nfields > 8)
+        first = cs_malloc(sizeof(*first) * (size_t)nfields);
+    if (nfields > 1)
+        nuniq = cache_dedupe(r->argv + 2, nfields, first);
+    if (nuniq < nfields) {
+        /* Ask Redis for each field once; r->state maps fields to elements. */
+        int *at = cs_malloc(sizeof(*at) * (size_t)nfields), u = 0;
+        for (int i = 0; i < nfields; i++)
+            at[i] = first[i] == i ? u++ : at[first[i]];
+        r->state = at;
+        r->state_free = free;
+    }
     if (nfields + 5 > 8) {
         argv = cs_malloc(sizeof(*argv) * (size_t)(nfields + 5));
         lens = cs_malloc(sizeof(*lens) * (size_t)(nfields + 5));
@@ -366,8 +547,11 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         ARG("__body", 6);       /* the shape tells raw records from hashes */
     }
     for (int i = 0; i < nfields; i++)
-        ARG(r->argv[2 + i].p, r->argv[2 + i].len);
+        if (nuniq == nfields || first[i] == i)
+            ARG(r->argv[2 + i].p, r->argv[2 + i].len);
 #undef ARG
+    if (first != first_small)
+        free(first);
     rc = rstore_cmd(cache_read_cb, s, argc, argv, lens);
     if (argv != argv_small) {
         free(argv);
@@ -412,22 +596,27 @@ void cache_cmd_read(struct req *r)
 
 static void cache_mget_free(void *p)
 {
-    struct req_slot *slots = p;
+    struct cache_mget *m = p;
 
-    for (int i = 0; slots[i].r; i++)
-        if (slots[i].el)
-            evbuffer_free(slots[i].el);
-    free(slots);
+    for (int i = 0; i < m->n; i++)
+        if (m->slot[i].el)
+            evbuffer_free(m->slot[i].el);
+    free(m);
 }
 
 void cache_cmd_mget(struct req *r)
 {
     const struct cs_ns *ns;
     struct cs_str id;
-    struct req_slot *slots;
+    struct cache_mget *m;
     char err[200];
     int n = r->argc - 1;
 
+    if (n > CACHE_MGET_MAX) {
+        resp_error(req_out(r), "ERR too many keys for MGET (at most " CS_XSTR(CACHE_MGET_MAX) ")");
+        req_done(r);
+        return;
+    }
     /* Every key is checked before any is read: all or nothing. */
     for (int i = 1; i < r->argc; i++) {
         if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
@@ -441,18 +630,25 @@ void cache_cmd_mget(struct req *r)
             return;
         }
     }
-    slots = cs_calloc((size_t)n + 1, sizeof(*slots));   /* r == NULL ends it */
-    r->state = slots;
+    m = cs_calloc(1, sizeof(*m) + (sizeof(m->slot[0]) + 2 * sizeof(int)) * (size_t)n);
+    m->n = n;
+    m->first = (int *)(m->slot + n);
+    m->uses = m->first + n;
+    r->state = m;
     r->state_free = cache_mget_free;
-    r->pending = n;
+    r->pending = cache_dedupe(r->argv + 1, n, m->first);
+    r->count = 0;               /* reply bytes so far */
     for (int i = 0; i < n; i++) {
-        slots[i].r = r;
-        slots[i].i = i;
+        m->slot[i].r = r;
+        m->slot[i].i = i;
+        m->uses[m->first[i]]++;
     }
     for (int i = 0; i < n; i++) {
+        if (m->first[i] != i)
+            continue;
         if (cache_parse_key(r->conf, r->argv[1 + i], &ns, &id, err, sizeof(err)) != CS_OK)
             abort();
-        cache_lookup(&slots[i], ns, id);
+        cache_lookup(&m->slot[i], ns, id);
     }
 }
 

@@ -1,5 +1,10 @@
 /* conn.c - one client: input buffer, parsing, the ordered reply queue,
- * backpressure and the output limit. */
+ * backpressure and the output limit.
+ *
+ * Reads go into one buffer shared by every client; what is left of a
+ * partial request is kept in the client's own buffer, so an idle client
+ * holds no input buffer at all. Requests copy their arguments (req_new), so
+ * nothing points into either buffer once a request is dispatched. */
 #include "core.h"
 #include "conn.h"
 #include "command.h"
@@ -14,11 +19,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CONN_IBUF_MIN 16384
+#define CONN_READ_SIZE 65536        /* one read into the shared buffer */
+#define CONN_IBUF_MIN 1024          /* a client's own buffer starts at this */
+#define CONN_WRITE_SLICE 262144     /* written per loop pass: a big reply never starves others */
+#define CONN_ARGS_KEEP 1024         /* a larger shared argv is freed after use */
+#define CONN_FRAME_FACTOR 64        /* a RESP request may be 64 x max_request_bytes */
+/* Before AUTH (with requirepass) a client is held to small requests, as
+ * Redis 7 holds one (docs/protocol.md). */
+#define CONN_NOAUTH_ARGS 10
+#define CONN_NOAUTH_ARG 4096
+#define CONN_NOAUTH_FRAME 16384
 
 struct conn_list conn_all = TAILQ_HEAD_INITIALIZER(conn_all);
 int conn_count;
 static uint64_t conn_next_id = 1;
+static char conn_rbuf[CONN_READ_SIZE];
+static struct resp_args conn_args;  /* the request being dispatched; req_new copies them */
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -30,8 +46,6 @@ void conn_new(int fd, const char *peer)
     c->id = conn_next_id++;
     c->fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    c->ibuf_size = CONN_IBUF_MIN;
-    c->ibuf = cs_malloc(c->ibuf_size);
     c->out = evbuffer_new();
     TAILQ_INIT(&c->reqs);
     c->authed = !cs_conf->requirepass[0];
@@ -75,7 +89,6 @@ void conn_close(struct conn *c, const char *why)
     event_free(c->rev);
     event_free(c->wev);
     evbuffer_free(c->out);
-    resp_args_free(&c->args);
     close(c->fd);
     free(c->ibuf);
     free(c);
@@ -104,8 +117,10 @@ static void conn_resume(struct conn *c)
  * never becomes writable (it does not read): the event is made active. */
 static void conn_want_write(struct conn *c)
 {
+    size_t queued = evbuffer_get_length(c->out) + c->stashed;
+
     event_add(c->wev, NULL);
-    if (!c->overflow && (long long)evbuffer_get_length(c->out) > cs_conf->max_output_bytes_per_client) {
+    if (!c->overflow && (long long)queued > cs_conf->max_output_bytes_per_client) {
         c->overflow = true;
         c->closing = true;
         conn_pause(c);
@@ -131,6 +146,7 @@ static struct req *req_new(struct conn *c, const struct resp_args *a)
     r = cs_malloc(need);
     memset(r, 0, sizeof(*r));
     r->conn = c;
+    r->bytes = need;
     r->conf = config_ref(cs_conf);
     r->argc = a->argc;
     r->argv = (struct cs_str *)(r + 1);
@@ -144,6 +160,7 @@ static struct req *req_new(struct conn *c, const struct resp_args *a)
     }
     TAILQ_INSERT_TAIL(&c->reqs, r, q);
     c->inflight++;
+    c->qbytes += need;
     return r;
 }
 
@@ -159,22 +176,46 @@ static void conn_protocol_error(struct conn *c, const char *why)
     req_done(r);
 }
 
-static void conn_process(struct conn *c)
+static size_t conn_frame_max(void)
 {
-    size_t max_arg = (size_t)cs_conf->max_request_bytes;
-    size_t max_frame = max_arg * 64;
+    return (size_t)cs_conf->max_request_bytes * CONN_FRAME_FACTOR;
+}
 
+static void conn_limits(const struct conn *c, struct resp_limits *l)
+{
+    l->max_arg = (size_t)cs_conf->max_request_bytes;
+    l->max_frame = conn_frame_max();
+    l->max_args = RESP_MAX_ARGS;
+    l->before_auth = !c->authed;
+    if (!c->authed) {
+        l->max_arg = l->max_arg < CONN_NOAUTH_ARG ? l->max_arg : CONN_NOAUTH_ARG;
+        l->max_frame = l->max_frame < CONN_NOAUTH_FRAME ? l->max_frame : CONN_NOAUTH_FRAME;
+        l->max_args = CONN_NOAUTH_ARGS;
+    }
+}
+
+/* Back-pressure: requests queued (answered or not, until their reply is
+ * in out) are bounded in number and in the bytes they hold. */
+static bool conn_may_read(const struct conn *c)
+{
+    return c->inflight < cs_conf->max_inflight_per_client && c->qbytes < conn_frame_max();
+}
+
+/* Parses and dispatches what base[ipos..ilen) holds. */
+static void conn_process(struct conn *c, const char *base)
+{
     while (!c->closing && c->ipos < c->ilen) {
+        struct resp_limits lim;
         const char *err = NULL;
         size_t used = 0;
         enum resp_status st;
 
-        if (c->inflight >= cs_conf->max_inflight_per_client) {
+        if (!conn_may_read(c)) {
             conn_pause(c);      /* resumed by req_done */
             break;
         }
-        st = resp_parse(c->ibuf + c->ipos, c->ilen - c->ipos, max_arg, max_frame,
-                        &c->args, &used, &err);
+        conn_limits(c, &lim);   /* each time: AUTH changes them */
+        st = resp_parse(&c->parse, base + c->ipos, c->ilen - c->ipos, &lim, &conn_args, &used, &err);
         if (st == RESP_MORE)
             break;
         if (st == RESP_ERROR) {
@@ -183,36 +224,89 @@ static void conn_process(struct conn *c)
         }
         c->ipos += used;
         if (st == RESP_DONE)
-            command_dispatch(req_new(c, &c->args));
+            command_dispatch(req_new(c, &conn_args));
     }
-    if (c->ipos == c->ilen) {
-        c->ipos = c->ilen = 0;
-    } else if (c->ipos > 0 && c->ilen == c->ibuf_size) {
-        memmove(c->ibuf, c->ibuf + c->ipos, c->ilen - c->ipos);
-        c->ilen -= c->ipos;
-        c->ipos = 0;
+    if (conn_args.cap > CONN_ARGS_KEEP)
+        resp_args_free(&conn_args);
+}
+
+/* After parsing: keep only the unparsed rest, in a buffer of the client's
+ * own sized to it; nothing at all when everything was parsed. */
+static void conn_keep_rest(struct conn *c, const char *base)
+{
+    size_t rest = c->closing ? 0 : c->ilen - c->ipos;   /* closing: nothing more is read */
+
+    if (rest == 0) {
+        free(c->ibuf);
+        c->ibuf = NULL;
+        c->ibuf_size = c->ilen = c->ipos = 0;
+        return;
+    }
+    if (!c->ibuf) {
+        c->ibuf_size = rest * 2 > CONN_IBUF_MIN ? rest * 2 : CONN_IBUF_MIN;
+        c->ibuf = cs_malloc(c->ibuf_size);
+        memcpy(c->ibuf, base + c->ipos, rest);
+    } else if (c->ipos > 0) {
+        memmove(c->ibuf, c->ibuf + c->ipos, rest);
+        if (c->ibuf_size > 4 * rest && c->ibuf_size > CONN_IBUF_MIN) {
+            c->ibuf_size = rest * 2 > CONN_IBUF_MIN ? rest * 2 : CONN_IBUF_MIN;
+            c->ibuf = cs_realloc(c->ibuf, c->ibuf_size);
+        }
+    }
+    c->ilen = rest;
+    c->ipos = 0;
+}
+
+/* Room in the client's own buffer for the next read: doubling, or straight
+ * to what the request in progress is known to need, never past one
+ * request plus a read. */
+static void conn_ibuf_room(struct conn *c)
+{
+    struct resp_limits lim;
+    size_t cap, want = c->ibuf_size, need = resp_need(&c->parse);
+
+    conn_limits(c, &lim);
+    cap = lim.max_frame + CONN_IBUF_MIN;
+    if (cap < need + CONN_IBUF_MIN)
+        cap = need + CONN_IBUF_MIN;     /* a bulk accepted before a reload lowered the limit */
+    if (c->ibuf_size - c->ilen >= CONN_IBUF_MIN / 2 && need <= c->ibuf_size)
+        return;
+    if (want < 2 * c->ibuf_size)
+        want = 2 * c->ibuf_size;
+    if (want < need + CONN_IBUF_MIN)
+        want = need + CONN_IBUF_MIN;
+    if (want > cap)
+        want = cap;
+    if (want > c->ibuf_size) {
+        c->ibuf_size = want;
+        c->ibuf = cs_realloc(c->ibuf, c->ibuf_size);
     }
 }
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    size_t cap = (size_t)cs_conf->max_request_bytes * 65 + 1024;
+    char *dst = conn_rbuf, *base;
+    size_t room = sizeof(conn_rbuf);
     ssize_t n;
 
     CS_UNUSED(what);
-    if (c->ilen == c->ibuf_size && c->ipos == 0 && c->ibuf_size < cap) {
-        c->ibuf_size = c->ibuf_size * 2 < cap ? c->ibuf_size * 2 : cap;
-        c->ibuf = cs_realloc(c->ibuf, c->ibuf_size);
+    if (c->ibuf) {
+        conn_ibuf_room(c);
+        dst = c->ibuf + c->ilen;
+        room = c->ibuf_size - c->ilen;
     }
-    if (c->ilen < c->ibuf_size) {
-        n = read(fd, c->ibuf + c->ilen, c->ibuf_size - c->ilen);
+    if (room > 0) {
+        n = read(fd, dst, room);
         if (n == 0) {
             /* Half-close: answer what was sent, then close. Requests held
              * back by max_inflight_per_client are parsed when req_done
              * resumes us (the read sees EOF again). */
-            conn_process(c);
-            if (c->ipos < c->ilen && c->inflight >= cs_conf->max_inflight_per_client)
+            if (c->ibuf) {
+                conn_process(c, c->ibuf);
+                conn_keep_rest(c, c->ibuf);
+            }
+            if (c->ilen > 0 && !conn_may_read(c))
                 conn_pause(c);
             else
                 conn_drain(c);
@@ -228,7 +322,9 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
             c->last_active = cs_mono_ms();
         }
     }
-    conn_process(c);
+    base = c->ibuf ? c->ibuf : conn_rbuf;
+    conn_process(c, base);
+    conn_keep_rest(c, base);
     if (evbuffer_get_length(c->out))
         conn_want_write(c);
 }
@@ -243,16 +339,16 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
         conn_close(c, "output limit");
         return;
     }
-    while (evbuffer_get_length(c->out)) {
-        int n = evbuffer_write(c->out, fd);
+    if (evbuffer_get_length(c->out)) {
+        int n = evbuffer_write_atmost(c->out, fd, CONN_WRITE_SLICE);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return;
             conn_close(c, strerror(errno));
             return;
         }
-        if (n == 0)
-            return;
+        if (evbuffer_get_length(c->out))
+            return;             /* the rest on the next loop pass */
     }
     event_del(c->wev);
     if (c->closing && c->inflight == 0)
@@ -278,19 +374,24 @@ void req_done(struct req *r)
         req_free(r);
         return;
     }
-    c->inflight--;
     c->last_active = cs_mono_ms();
+    if (r->stash)
+        c->stashed += evbuffer_get_length(r->stash);
     order_done(r);              /* may run later commands on its keys */
     while ((h = TAILQ_FIRST(&c->reqs)) != NULL && h->done) {
         TAILQ_REMOVE(&c->reqs, h, q);
-        if (h->stash)
+        c->inflight--;
+        c->qbytes -= h->bytes;
+        if (h->stash) {
+            c->stashed -= evbuffer_get_length(h->stash);
             evbuffer_add_buffer(c->out, h->stash);
+        }
         req_free(h);
     }
     /* Writing (and any close) happens from the write event, never here:
      * our caller may still be walking this connection. */
     conn_want_write(c);
-    if (c->inflight < cs_conf->max_inflight_per_client)
+    if (conn_may_read(c))
         conn_resume(c);
 }
 

@@ -30,6 +30,7 @@ struct req {
     const struct cs_ns *ns;         /* of argv[1], for key commands */
     int argc;
     struct cs_str *argv;            /* copies, in the same allocation */
+    size_t bytes;                   /* of that allocation: the client's share */
     bool done;
     struct req_slot one;
     /* Per-command state of asynchronous commands (MGET, INVALIDATE). */
@@ -45,17 +46,19 @@ struct conn {
     char peer[80];
     int fd;
     struct event *rev, *wev;
-    char *ibuf;
+    char *ibuf;                     /* only while a request is partial: NULL when idle */
     size_t ibuf_size, ilen, ipos;   /* allocated, received, parsed */
+    struct resp_parser parse;       /* progress of the partial request */
     struct evbuffer *out;
+    size_t stashed;                 /* reply bytes finished out of order, waiting their turn */
+    size_t qbytes;                  /* bytes held by its queued requests */
     TAILQ_HEAD(, req) reqs;
-    int inflight;                   /* requests not yet answered */
+    int inflight;                   /* requests whose reply is not yet in out */
     bool authed;
     bool closing;                   /* QUIT or protocol error: close when flushed */
     bool reading;                   /* read event armed */
     bool overflow;                  /* over max_output_bytes_per_client: closing */
     int64_t last_active;
-    struct resp_args args;
     struct order_conn ord;          /* keys with unanswered commands */
     TAILQ_ENTRY(conn) link;
 };

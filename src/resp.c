@@ -1,8 +1,12 @@
 /* resp.c - the request parser and reply encoder.
  *
- * The parser is restartable from the start of a request: a RESP array is
- * walked header by header and bulk payloads are skipped by length, never
- * scanned, so re-parsing a partial frame costs O(arguments), not O(bytes). */
+ * The parser is incremental: a partial request leaves its progress in a
+ * struct resp_parser (header by header, bulk payloads skipped by length and
+ * never scanned), so every byte is examined once however the request is
+ * split into reads. When a request arrived in one piece its arguments are
+ * collected on the way; when it took several reads they are collected at
+ * the end by one walk over the headers, since the caller may have moved the
+ * bytes in between. */
 #include "core.h"
 #include "resp.h"
 
@@ -12,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define RESP_HEADER_MAX 32
 
 static void resp_push(struct resp_args *a, const char *p, size_t len)
 {
@@ -32,17 +38,17 @@ void resp_args_free(struct resp_args *a)
 }
 
 /* A RESP header line "<c><digits>\r\n" starting at buf[pos]. */
-static enum resp_status resp_header(const char *buf, size_t len, size_t pos, size_t max_line,
-                                    long long *val, size_t *next, const char **err)
+static enum resp_status resp_header(const char *buf, size_t len, size_t pos, long long *val, size_t *next,
+                                    const char **err)
 {
     const char *nl, *p;
     size_t avail = len - pos;
     long long v = 0;
     int neg = 0;
 
-    nl = memchr(buf + pos, '\n', avail < max_line ? avail : max_line);
+    nl = memchr(buf + pos, '\n', avail < RESP_HEADER_MAX ? avail : RESP_HEADER_MAX);
     if (!nl) {
-        if (avail >= max_line) {
+        if (avail >= RESP_HEADER_MAX) {
             *err = "length header too long";
             return RESP_ERROR;
         }
@@ -69,81 +75,125 @@ static enum resp_status resp_header(const char *buf, size_t len, size_t pos, siz
     return RESP_DONE;
 }
 
-static enum resp_status resp_parse_array(const char *buf, size_t len, size_t max_arg, size_t max_frame,
-                                         struct resp_args *args, size_t *used, const char **err)
+/* The arguments of a complete, already checked array. */
+static void resp_collect(const char *buf, long long n, struct resp_args *args)
 {
-    long long n, blen;
-    size_t pos;
+    const char *p = memchr(buf, '\n', RESP_HEADER_MAX);
+
+    args->argc = 0;
+    for (long long i = 0; i < n; i++) {
+        size_t blen = 0;
+        p += 2;                         /* past "\n$" */
+        if (*p == '-')
+            p++;                        /* "$-0" is a valid 0 */
+        for (; *p != '\r'; p++)
+            blen = blen * 10 + (size_t)(*p - '0');
+        resp_push(args, p + 2, blen);
+        p += 2 + blen + 1;              /* on the '\n' ending the payload */
+    }
+}
+
+static void resp_reset(struct resp_parser *ps)
+{
+    memset(ps, 0, sizeof(*ps));
+}
+
+static enum resp_status resp_parse_array(struct resp_parser *ps, const char *buf, size_t len,
+                                         const struct resp_limits *lim, struct resp_args *args, size_t *used,
+                                         const char **err)
+{
+    bool fresh = ps->pos == 0;  /* all of it is in this call: collect as we go */
     enum resp_status st;
 
-    st = resp_header(buf, len, 0, 32, &n, &pos, err);
-    if (st != RESP_DONE)
-        return st;
-    if (n <= 0) {               /* "*0" and "*-1": nothing to run, like Redis */
-        *used = pos;
-        return RESP_SKIP;
-    }
-    if (n > RESP_MAX_ARGS) {
-        *err = "too many arguments in one request";
-        return RESP_ERROR;
-    }
-    for (long long i = 0; i < n; i++) {
-        if (pos >= len)
-            return RESP_MORE;
-        if (pos > max_frame) {
-            *err = "request too large";
-            return RESP_ERROR;
-        }
-        if (buf[pos] != '$') {
-            *err = "expected '$' for a bulk string";
-            return RESP_ERROR;
-        }
-        st = resp_header(buf, len, pos, 32, &blen, &pos, err);
+    if (fresh) {
+        long long n;
+        size_t next;
+        st = resp_header(buf, len, 0, &n, &next, err);
         if (st != RESP_DONE)
             return st;
-        if (blen < 0) {
-            *err = "negative bulk length";
+        if (n <= 0) {           /* "*0" and "*-1": nothing to run, like Redis */
+            *used = next;
+            return RESP_SKIP;
+        }
+        if (n > lim->max_args) {
+            *err = lim->before_auth ? "too many arguments before AUTH" : "too many arguments in one request";
             return RESP_ERROR;
         }
-        if ((unsigned long long)blen > max_arg) {
-            *err = "bulk argument longer than max_request_bytes";
-            return RESP_ERROR;
+        ps->nargs = ps->left = n;
+        ps->bulk = -1;
+        ps->pos = next;
+    }
+    while (ps->left > 0) {
+        size_t pos = ps->pos;
+        if (ps->bulk < 0) {
+            long long blen;
+            if (pos >= len)
+                return RESP_MORE;
+            if (buf[pos] != '$') {
+                *err = "expected '$' for a bulk string";
+                return RESP_ERROR;
+            }
+            st = resp_header(buf, len, pos, &blen, &pos, err);
+            if (st != RESP_DONE)
+                return st;
+            if (blen < 0) {
+                *err = "negative bulk length";
+                return RESP_ERROR;
+            }
+            if ((unsigned long long)blen > lim->max_arg) {
+                *err = lim->before_auth ? "bulk argument too long before AUTH"
+                                        : "bulk argument longer than max_request_bytes";
+                return RESP_ERROR;
+            }
+            if (pos + (size_t)blen + 2 > lim->max_frame) {
+                *err = lim->before_auth ? "request too large before AUTH" : "request too large";
+                return RESP_ERROR;
+            }
+            ps->bulk = blen;
+            ps->pos = pos;
         }
-        if (pos + (size_t)blen + 2 > max_frame) {
-            *err = "request too large";
-            return RESP_ERROR;
-        }
-        if (len - pos < (size_t)blen + 2)
+        if (len - pos < (size_t)ps->bulk + 2)
             return RESP_MORE;
-        if (buf[pos + (size_t)blen] != '\r' || buf[pos + (size_t)blen + 1] != '\n') {
+        if (buf[pos + (size_t)ps->bulk] != '\r' || buf[pos + (size_t)ps->bulk + 1] != '\n') {
             *err = "bulk string not terminated by CRLF";
             return RESP_ERROR;
         }
-        resp_push(args, buf + pos, (size_t)blen);
-        pos += (size_t)blen + 2;
+        if (fresh)
+            resp_push(args, buf + pos, (size_t)ps->bulk);
+        ps->pos = pos + (size_t)ps->bulk + 2;
+        ps->bulk = -1;
+        ps->left--;
     }
-    *used = pos;
+    if (!fresh)
+        resp_collect(buf, ps->nargs, args);
+    *used = ps->pos;
     return RESP_DONE;
 }
 
-static enum resp_status resp_parse_inline(const char *buf, size_t len, size_t max_arg,
-                                          struct resp_args *args, size_t *used, const char **err)
+static enum resp_status resp_parse_inline(struct resp_parser *ps, const char *buf, size_t len,
+                                          const struct resp_limits *lim, struct resp_args *args, size_t *used,
+                                          const char **err)
 {
-    const char *nl = memchr(buf, '\n', len < max_arg + 2 ? len : max_arg + 2);
+    size_t max_arg = lim->max_arg;
+    size_t scan_end = len < max_arg + 2 ? len : max_arg + 2;
+    const char *nl = ps->pos < scan_end ? memchr(buf + ps->pos, '\n', scan_end - ps->pos) : NULL;
     const char *p, *end;
 
     if (!nl) {
         if (len > max_arg + 1) {
-            *err = "inline request longer than max_request_bytes";
+            *err = lim->before_auth ? "inline request too long before AUTH"
+                                    : "inline request longer than max_request_bytes";
             return RESP_ERROR;
         }
+        ps->pos = scan_end;     /* searched up to here: never again */
         return RESP_MORE;
     }
     end = nl;
     if (end > buf && end[-1] == '\r')
         end--;
     if ((size_t)(end - buf) > max_arg) {
-        *err = "inline request longer than max_request_bytes";
+        *err = lim->before_auth ? "inline request too long before AUTH"
+                                : "inline request longer than max_request_bytes";
         return RESP_ERROR;
     }
     *used = (size_t)(nl - buf) + 1;
@@ -156,20 +206,37 @@ static enum resp_status resp_parse_inline(const char *buf, size_t len, size_t ma
         w = p;
         while (p < end && *p != ' ' && *p != '\t')
             p++;
+        if (args->argc == lim->max_args) {
+            *err = lim->before_auth ? "too many arguments before AUTH" : "too many arguments in one request";
+            return RESP_ERROR;
+        }
         resp_push(args, w, (size_t)(p - w));
     }
     return args->argc ? RESP_DONE : RESP_SKIP;
 }
 
-enum resp_status resp_parse(const char *buf, size_t len, size_t max_arg, size_t max_frame,
+enum resp_status resp_parse(struct resp_parser *ps, const char *buf, size_t len, const struct resp_limits *lim,
                             struct resp_args *args, size_t *used, const char **err)
 {
+    enum resp_status st;
+
     args->argc = 0;
     if (len == 0)
         return RESP_MORE;
     if (buf[0] == '*')
-        return resp_parse_array(buf, len, max_arg, max_frame, args, used, err);
-    return resp_parse_inline(buf, len, max_arg, args, used, err);
+        st = resp_parse_array(ps, buf, len, lim, args, used, err);
+    else
+        st = resp_parse_inline(ps, buf, len, lim, args, used, err);
+    if (st == RESP_MORE)
+        args->argc = 0;         /* nothing half-collected is shown */
+    else
+        resp_reset(ps);
+    return st;
+}
+
+size_t resp_need(const struct resp_parser *ps)
+{
+    return ps->pos + (ps->bulk > 0 ? (size_t)ps->bulk + 2 : 0);
 }
 
 void resp_simple(struct evbuffer *b, const char *s)
@@ -220,4 +287,26 @@ void resp_nil(struct evbuffer *b)
 void resp_array(struct evbuffer *b, long long n)
 {
     evbuffer_add_printf(b, "*%lld\r\n", n);
+}
+
+static size_t resp_digits(unsigned long long v)
+{
+    size_t n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Counted, not formatted: the read path sizes every reply before building it. */
+size_t resp_bulk_size(size_t len)
+{
+    return 1 + resp_digits(len) + 2 + len + 2;
+}
+
+size_t resp_array_size(long long n)
+{
+    return 1 + (n < 0) + resp_digits(n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n) + 2;
 }

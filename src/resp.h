@@ -5,7 +5,7 @@
 
 #include "core.h"
 
-#define RESP_MAX_ARGS (1024 * 1024)
+#define RESP_MAX_ARGS 65536
 
 enum resp_status {
     RESP_DONE,      /* one command parsed into args */
@@ -20,11 +20,33 @@ struct resp_args {
     int cap;
 };
 
-/* Parses one request from buf[0..len). Arguments point into buf. *used is
- * the bytes consumed (DONE/SKIP). max_arg bounds a line or a bulk argument,
- * max_frame a whole RESP array. */
-enum resp_status resp_parse(const char *buf, size_t len, size_t max_arg, size_t max_frame,
+/* What one request may be. */
+struct resp_limits {
+    size_t max_arg;             /* an inline line or one bulk argument */
+    size_t max_frame;           /* a RESP array, all of it */
+    long long max_args;         /* arguments in one request */
+    bool before_auth;           /* the small limits of a client before AUTH: say so in errors */
+};
+
+/* Where the parse of a request stands between reads (as Redis keeps
+ * multibulklen and bulklen per client): bytes before pos are never looked
+ * at again. Offsets are from the start of the request, so the caller may
+ * move its buffer between calls. Zero it for the first request. */
+struct resp_parser {
+    size_t pos;                 /* bytes of this request parsed so far */
+    long long nargs;            /* RESP: arguments in the array */
+    long long left;             /* RESP: arguments still to come */
+    long long bulk;             /* length of the bulk being received, -1 before its header */
+};
+
+/* Parses the request that starts at buf[0]; len is what has arrived of it
+ * and after it. DONE: args point into buf, *used is the request's length,
+ * and p is ready for the next request. MORE: p remembers the progress; call
+ * again with the same start and more bytes. resp_need tells how long the
+ * request is known to be so far (a buffer hint). */
+enum resp_status resp_parse(struct resp_parser *p, const char *buf, size_t len, const struct resp_limits *lim,
                             struct resp_args *args, size_t *used, const char **err);
+size_t resp_need(const struct resp_parser *p);
 void resp_args_free(struct resp_args *args);
 
 /* Encoders append to an evbuffer. */
@@ -35,5 +57,8 @@ void resp_int(struct evbuffer *b, long long v);
 void resp_bulk(struct evbuffer *b, const char *p, size_t len);
 void resp_nil(struct evbuffer *b);
 void resp_array(struct evbuffer *b, long long n);
+/* Bytes resp_bulk(len) / resp_array(n) put on the wire. */
+size_t resp_bulk_size(size_t len);
+size_t resp_array_size(long long n);
 
 #endif

@@ -3,8 +3,10 @@
  * The parser is what every byte a client sends goes through, so these tests
  * check the promises of docs/protocol.md "Framing and limits": inline and
  * RESP requests give the same commands however the bytes are split across
- * reads, limits are enforced with an error (never an unbounded wait), and the
- * encoders put exactly the RESP2 bytes on the wire. */
+ * reads, bytes already parsed are not parsed again (the parser keeps its
+ * progress, and the caller may move the bytes between reads), limits are
+ * enforced with an error (never an unbounded wait), and the encoders put
+ * exactly the RESP2 bytes on the wire. */
 #include "core.h"
 #include "resp.h"
 
@@ -18,6 +20,8 @@
 
 #define MAX_ARG 64
 #define MAX_FRAME (MAX_ARG * 64)
+
+static const struct resp_limits lim_std = { MAX_ARG, MAX_FRAME, RESP_MAX_ARGS, false };
 
 /* A growable byte string: parsed commands are written into one in a canonical,
  * binary-safe form ("argc{len:bytes}...\n" per command, "skip\n" per skip) so
@@ -88,10 +92,14 @@ static void sb_words(struct sbuf *s, const char *const *words)
 }
 
 /* Parses buf[0..len) request after request like a connection does, appending
- * each command to out. Returns the bytes consumed; stops at MORE. Fails the
- * test on a protocol error. The bytes are copied into a buffer of exactly len
- * bytes so that a read past the end is caught under ASan. */
-static size_t parse_all(const char *buf, size_t len, struct sbuf *out, struct resp_args *args)
+ * each command to out. Returns the bytes consumed; stops at MORE, leaving the
+ * progress in ps for the next call (which starts at the same request). Fails
+ * the test on a protocol error. The bytes are copied into a buffer of exactly
+ * len bytes, a new one per call, so that a read past the end is caught under
+ * ASan and a parser that kept a pointer into an earlier call's bytes reads
+ * freed memory. */
+static size_t parse_all(struct resp_parser *ps, const char *buf, size_t len, struct sbuf *out,
+                        struct resp_args *args)
 {
     char *copy = malloc(len ? len : 1);
     size_t pos = 0;
@@ -101,10 +109,12 @@ static size_t parse_all(const char *buf, size_t len, struct sbuf *out, struct re
     for (;;) {
         const char *err = NULL;
         size_t used = 0;
-        enum resp_status st = resp_parse(copy + pos, len - pos, MAX_ARG, MAX_FRAME, args, &used, &err);
+        enum resp_status st = resp_parse(ps, copy + pos, len - pos, &lim_std, args, &used, &err);
 
-        if (st == RESP_MORE)
+        if (st == RESP_MORE) {
+            ck_assert_int_eq(args->argc, 0);
             break;
+        }
         ck_assert_msg(st != RESP_ERROR, "unexpected protocol error at byte %zu: %s", pos, err ? err : "(null)");
         ck_assert_msg(used > 0 && used <= len - pos, "used %zu out of range (%zu left)", used, len - pos);
         if (st == RESP_DONE)
@@ -117,18 +127,20 @@ static size_t parse_all(const char *buf, size_t len, struct sbuf *out, struct re
     return pos;
 }
 
-/* One status from parsing buf[0..len) once, in an exact-size copy. */
-static enum resp_status parse_one(const char *buf, size_t len, size_t max_arg, size_t max_frame,
+/* One status from parsing buf[0..len) once with a fresh parser, in an
+ * exact-size copy. */
+static enum resp_status parse_lim(const char *buf, size_t len, const struct resp_limits *lim,
                                   struct resp_args *args, size_t *used, const char **err)
 {
     char *copy = malloc(len ? len : 1);
+    struct resp_parser ps = { 0 };
     enum resp_status st;
 
     ck_assert_ptr_nonnull(copy);
     memcpy(copy, buf, len);
     *used = 0;
     *err = NULL;
-    st = resp_parse(copy, len, max_arg, max_frame, args, used, err);
+    st = resp_parse(&ps, copy, len, lim, args, used, err);
     /* Arguments point into the copy: keep them comparable by pointing them
      * back into buf at the same offsets before the copy goes. */
     if (st == RESP_DONE)
@@ -136,6 +148,14 @@ static enum resp_status parse_one(const char *buf, size_t len, size_t max_arg, s
             args->argv[i].p = buf + (args->argv[i].p - copy);
     free(copy);
     return st;
+}
+
+static enum resp_status parse_one(const char *buf, size_t len, size_t max_arg, size_t max_frame,
+                                  struct resp_args *args, size_t *used, const char **err)
+{
+    struct resp_limits lim = { max_arg, max_frame, RESP_MAX_ARGS, false };
+
+    return parse_lim(buf, len, &lim, args, used, err);
 }
 
 static const char *const st_names[] = { "DONE", "SKIP", "MORE", "ERROR" };
@@ -168,6 +188,8 @@ static const struct frame frames[] = {
       S("4{4:HSET}{0:}{7:a\0b\r\n\xff\x80}{3: \t }\n") },
     { "RESP bulk that looks like a header", S("*2\r\n$4\r\n*1\r\n\r\n$2\r\n$0\r\n"),
       S("2{4:*1\r\n}{2:$0}\n") },
+    { "RESP $-0 and leading zeros", S("*3\r\n$-0\r\n\r\n$004\r\nECHO\r\n$10\r\n0123456789\r\n"),
+      S("3{0:}{4:ECHO}{10:0123456789}\n") },
     { "RESP max_arg bulk",
       S("*1\r\n$64\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n"),
       S("1{64:0123456789012345678901234567890123456789012345678901234567890123}\n") },
@@ -182,8 +204,9 @@ START_TEST(test_frames_whole)
 {
     const struct frame *f = &frames[_i];
     struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
     struct sbuf got = { 0 };
-    size_t used = parse_all(f->bytes, f->len, &got, &args);
+    size_t used = parse_all(&ps, f->bytes, f->len, &got, &args);
 
     ck_assert_msg(used == f->len, "%s: consumed %zu of %zu bytes", f->name, used, f->len);
     ck_assert_msg(got.len == f->expect_len && memcmp(got.p, f->expect, got.len) == 0,
@@ -200,9 +223,10 @@ START_TEST(test_frames_every_prefix_is_more)
 {
     const struct frame *f = &frames[_i];
     struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
     struct sbuf whole = { 0 };
 
-    (void)parse_all(f->bytes, f->len, &whole, &args);
+    (void)parse_all(&ps, f->bytes, f->len, &whole, &args);
     for (size_t k = 0; k < f->len; k++) {
         const char *err;
         size_t used;
@@ -226,14 +250,15 @@ START_TEST(test_frames_split_stream)
 {
     const struct frame *f = &frames[_i];
     struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
     struct sbuf whole = { 0 };
 
-    (void)parse_all(f->bytes, f->len, &whole, &args);
+    (void)parse_all(&ps, f->bytes, f->len, &whole, &args);
     for (size_t k = 0; k <= f->len; k++) {
         struct sbuf got = { 0 };
-        size_t pos = parse_all(f->bytes, k, &got, &args);   /* first read */
+        size_t pos = parse_all(&ps, f->bytes, k, &got, &args);  /* first read */
 
-        pos += parse_all(f->bytes + pos, f->len - pos, &got, &args);    /* rest arrives */
+        pos += parse_all(&ps, f->bytes + pos, f->len - pos, &got, &args);   /* rest arrives */
         ck_assert_msg(pos == f->len, "%s split at %zu: consumed %zu of %zu", f->name, k, pos, f->len);
         ck_assert_msg(got.len == whole.len && memcmp(got.p, whole.p, got.len) == 0,
                       "%s split at %zu: commands differ:\n got: %.*s\nwant: %.*s", f->name, k,
@@ -247,7 +272,7 @@ START_TEST(test_frames_split_stream)
         size_t pos = 0;
 
         for (size_t end = 1; end <= f->len; end++)
-            pos += parse_all(f->bytes + pos, end - pos, &got, &args);
+            pos += parse_all(&ps, f->bytes + pos, end - pos, &got, &args);
         ck_assert_uint_eq(pos, f->len);
         ck_assert_msg(got.len == whole.len && memcmp(got.p, whole.p, got.len) == 0,
                       "%s byte by byte: commands differ", f->name);
@@ -264,6 +289,7 @@ START_TEST(test_many_commands_one_buffer)
 {
     struct sbuf in = { 0 }, want = { 0 };
     struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
     size_t lens[300];
     size_t pos = 0;
     int n = 0;
@@ -286,7 +312,7 @@ START_TEST(test_many_commands_one_buffer)
     while (pos < in.len) {
         const char *err = NULL;
         size_t used = 0;
-        enum resp_status st = resp_parse(in.p + pos, in.len - pos, MAX_ARG, MAX_FRAME, &args, &used, &err);
+        enum resp_status st = resp_parse(&ps, in.p + pos, in.len - pos, &lim_std, &args, &used, &err);
         char id[32];
 
         assert_status(st, RESP_DONE);
@@ -302,7 +328,7 @@ START_TEST(test_many_commands_one_buffer)
     ck_assert_int_eq(n, 300);
     {
         struct sbuf got = { 0 };
-        ck_assert_uint_eq(parse_all(in.p, in.len, &got, &args), in.len);
+        ck_assert_uint_eq(parse_all(&ps, in.p, in.len, &got, &args), in.len);
         ck_assert_uint_eq(got.len, want.len);
         ck_assert_mem_eq(got.p, want.p, got.len);
         sb_free(&got);
@@ -345,10 +371,11 @@ END_TEST
 START_TEST(test_empty_buffer_more)
 {
     struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
     const char *err = NULL;
     size_t used = 0;
 
-    assert_status(resp_parse("", 0, MAX_ARG, MAX_FRAME, &args, &used, &err), RESP_MORE);
+    assert_status(resp_parse(&ps, "", 0, &lim_std, &args, &used, &err), RESP_MORE);
     resp_args_free(&args);
 }
 END_TEST
@@ -585,6 +612,178 @@ START_TEST(test_many_arguments)
 }
 END_TEST
 
+/* The parser keeps its progress between reads: after "need more" at most a
+ * partial length header (under 32 bytes) is left to look at again, or it is
+ * waiting for a bulk payload whose length it knows (checked in O(1)). Fed
+ * one byte at a time, every frame ends in the same commands. */
+START_TEST(test_progress_kept)
+{
+    const struct frame *f = &frames[_i];
+    struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
+    struct sbuf got = { 0 }, whole = { 0 };
+    size_t start = 0;
+
+    (void)parse_all(&ps, f->bytes, f->len, &whole, &args);
+    for (size_t end = 1; end <= f->len; end++) {
+        for (;;) {
+            const char *err = NULL;
+            size_t used = 0, len = end - start;
+            enum resp_status st = resp_parse(&ps, f->bytes + start, len, &lim_std, &args, &used, &err);
+
+            if (st == RESP_MORE) {
+                ck_assert_msg(ps.pos <= len, "%s: pos %zu past the %zu bytes given", f->name, ps.pos, len);
+                ck_assert_msg(len - ps.pos < 32 || (ps.bulk >= 0 && ps.pos + (size_t)ps.bulk + 2 > len),
+                              "%s at %zu: %zu bytes would be parsed again", f->name, end, len - ps.pos);
+                break;
+            }
+            ck_assert_msg(st != RESP_ERROR, "%s: %s", f->name, err);
+            if (st == RESP_DONE)
+                sb_cmd(&got, &args);
+            else
+                sb_add(&got, "skip\n", 5);
+            start += used;
+        }
+    }
+    ck_assert_uint_eq(start, f->len);
+    ck_assert_msg(got.len == whole.len && memcmp(got.p, whole.p, got.len) == 0, "%s: commands differ", f->name);
+    sb_free(&got);
+    sb_free(&whole);
+    resp_args_free(&args);
+}
+END_TEST
+
+/* 30 000 one-byte arguments arriving one byte per read: the cost is linear
+ * in the bytes (a parser that restarted at the request's first byte on
+ * every read would do some 3e9 header parses here and time out). */
+START_TEST(test_trickle_linear)
+{
+    enum { N = 30000 };
+    struct resp_limits lim = { MAX_ARG, 1 << 20, RESP_MAX_ARGS, false };
+    struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
+    struct sbuf in = { 0 };
+    enum resp_status st = RESP_MORE;
+    const char *err = NULL;
+    size_t used = 0, end;
+
+    sb_printf(&in, "*%d\r\n$4\r\nPING\r\n", N + 1);
+    for (int i = 0; i < N; i++)
+        sb_printf(&in, "$1\r\n%c\r\n", 'a' + i % 26);
+    for (end = 1; end <= in.len; end++) {
+        st = resp_parse(&ps, in.p, end, &lim, &args, &used, &err);
+        if (st != RESP_MORE)
+            break;
+    }
+    assert_status(st, RESP_DONE);
+    ck_assert_uint_eq(end, in.len);
+    ck_assert_uint_eq(used, in.len);
+    ck_assert_int_eq(args.argc, N + 1);
+    ck_assert_mem_eq(args.argv[0].p, "PING", 4);
+    for (int i = 0; i < N; i += 997) {
+        ck_assert_uint_eq(args.argv[1 + i].len, 1);
+        ck_assert_int_eq(args.argv[1 + i].p[0], 'a' + i % 26);
+    }
+    sb_free(&in);
+    resp_args_free(&args);
+}
+END_TEST
+
+/* A request of many arguments split in two at many places: the arguments
+ * collected after the split are those of the whole. */
+START_TEST(test_many_arguments_split)
+{
+    struct sbuf in = { 0 }, whole = { 0 };
+    struct resp_args args = { 0 };
+    struct resp_parser ps = { 0 };
+
+    sb_printf(&in, "*400\r\n");
+    for (int i = 0; i < 400; i++)
+        sb_printf(&in, "$%d\r\n%d\r\n", i < 10 ? 1 : i < 100 ? 2 : 3, i);
+    (void)parse_all(&ps, in.p, in.len, &whole, &args);
+    for (size_t k = 1; k < in.len; k += 13) {
+        struct sbuf got = { 0 };
+        size_t pos = parse_all(&ps, in.p, k, &got, &args);
+
+        ck_assert_uint_eq(pos, 0);
+        pos += parse_all(&ps, in.p, in.len, &got, &args);
+        ck_assert_uint_eq(pos, in.len);
+        ck_assert_msg(got.len == whole.len && memcmp(got.p, whole.p, got.len) == 0, "split at %zu differs", k);
+        sb_free(&got);
+    }
+    sb_free(&in);
+    sb_free(&whole);
+    resp_args_free(&args);
+}
+END_TEST
+
+/* The small limits of a client before AUTH: a few arguments, short bulks
+ * and lines, a small request; each refusal says "before AUTH". */
+START_TEST(test_before_auth_limits)
+{
+    static const struct resp_limits lim = { 4096, 16384, 10, true };
+    struct sbuf in = { 0 };
+    struct resp_args args = { 0 };
+    const char *err;
+    size_t used;
+    char *line = malloc(5000);
+
+    ck_assert_ptr_nonnull(line);
+    /* within them: AUTH, and a 10-argument HELLO */
+    assert_status(parse_lim(S("*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n"), &lim, &args, &used, &err), RESP_DONE);
+    assert_status(parse_lim(S("HELLO 2 AUTH default secret SETNAME a b c d\r\n"), &lim, &args, &used, &err),
+                  RESP_DONE);
+    ck_assert_int_eq(args.argc, 10);
+    /* beyond them */
+    assert_status(parse_lim(S("*11\r\n"), &lim, &args, &used, &err), RESP_ERROR);
+    ck_assert_msg(strstr(err, "before AUTH"), "'%s'", err);
+    assert_status(parse_lim(S("*2\r\n$4\r\nAUTH\r\n$4097\r\n"), &lim, &args, &used, &err), RESP_ERROR);
+    ck_assert_msg(strstr(err, "before AUTH"), "'%s'", err);
+    assert_status(parse_lim(S("HELLO 2 AUTH default secret SETNAME a b c d e\r\n"), &lim, &args, &used, &err),
+                  RESP_ERROR);
+    ck_assert_msg(strstr(err, "before AUTH"), "'%s'", err);
+    memset(line, 'a', 5000);
+    assert_status(parse_lim(line, 5000, &lim, &args, &used, &err), RESP_ERROR);
+    ck_assert_msg(strstr(err, "before AUTH"), "'%s'", err);
+    /* 5 bulks of 4000 bytes: each within the bulk limit, 20 KB in all */
+    sb_printf(&in, "*5\r\n");
+    for (int i = 0; i < 5; i++) {
+        sb_printf(&in, "$4000\r\n");
+        sb_add(&in, line, 4000);
+        sb_add(&in, "\r\n", 2);
+    }
+    assert_status(parse_lim(in.p, in.len, &lim, &args, &used, &err), RESP_ERROR);
+    ck_assert_msg(strstr(err, "too large"), "'%s'", err);
+    sb_free(&in);
+    free(line);
+    resp_args_free(&args);
+}
+END_TEST
+
+/* The size functions agree with what the encoders write. */
+START_TEST(test_enc_sizes)
+{
+    static const size_t lens[] = { 0, 1, 9, 10, 99, 100, 65536, 1000000 };
+    static const long long ns[] = { 0, 1, 9, 10, 12345, -1 };
+    struct evbuffer *b = evbuffer_new();
+    char *big = calloc(1, 1000000);
+
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < CS_ARRAY_LEN(lens); i++) {
+        resp_bulk(b, big, lens[i]);
+        ck_assert_uint_eq(evbuffer_get_length(b), resp_bulk_size(lens[i]));
+        evbuffer_drain(b, evbuffer_get_length(b));
+    }
+    for (size_t i = 0; i < CS_ARRAY_LEN(ns); i++) {
+        resp_array(b, ns[i]);
+        ck_assert_uint_eq(evbuffer_get_length(b), resp_array_size(ns[i]));
+        evbuffer_drain(b, evbuffer_get_length(b));
+    }
+    evbuffer_free(b);
+    free(big);
+}
+END_TEST
+
 /* ---- encoders ---- */
 
 static struct evbuffer *eb;
@@ -754,6 +953,9 @@ static Suite *resp_suite(void)
     tcase_add_test(tc, test_empty_lines_skip);
     tcase_add_test(tc, test_empty_buffer_more);
     tcase_add_test(tc, test_many_arguments);
+    tcase_add_loop_test(tc, test_progress_kept, 0, nframes);
+    tcase_add_test(tc, test_trickle_linear);
+    tcase_add_test(tc, test_many_arguments_split);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");
@@ -764,6 +966,8 @@ static Suite *resp_suite(void)
     tcase_add_test(tc, test_error_messages);
     tcase_add_test(tc, test_frame_too_large);
     tcase_add_test(tc, test_frame_total_over_limit);
+    tcase_add_test(tc, test_before_auth_limits);
+    tcase_add_test(tc, test_enc_sizes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");
