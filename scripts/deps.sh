@@ -3,7 +3,8 @@
 # its demo. Needs root (or sudo); does nothing when everything is there.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libinih-dev
-libjansson-dev check redis-server redis-tools systemd curl python3 valgrind"
+libjansson-dev check redis-server redis-tools systemd curl python3 valgrind
+prometheus chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

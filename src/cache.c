@@ -28,6 +28,40 @@
 
 static const char cache_too_large[] = "ERR reply too large (over max_output_bytes_per_client)";
 
+/* A read's outcome for the latency histograms: the worst of its keys'
+ * (hit < negative < stale < miss < error), so an MGET with one miss is a
+ * miss. The namespace's figures count per key. */
+static void cache_outcome(struct req *r, enum stats_hist_id o)
+{
+    static const int rank[SH_COUNT] = {
+        [SH_REQ_HIT] = 1, [SH_REQ_NEGATIVE] = 2, [SH_REQ_STALE] = 3, [SH_REQ_MISS] = 4, [SH_REQ_ERROR] = 5,
+    };
+
+    if (r->outcome < 0 || rank[o] > rank[r->outcome])
+        r->outcome = (int)o;
+}
+
+static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_id o)
+{
+    struct stats_ns *n = stats_ns_get(ns->name, ns->namelen);
+
+    if (o == SH_REQ_MISS) {
+        stats.misses++;
+        n->misses++;
+    } else {
+        n->hits++;
+        if (o == SH_REQ_HIT)
+            stats.hits++;
+        else if (o == SH_REQ_STALE)
+            stats.stale_hits++;
+        else
+            stats.negative_hits++;
+    }
+    if (!r->nss)
+        r->nss = n;
+    cache_outcome(r, o);
+}
+
 /* MGET's state: one slot per key; only the first of equal keys is read. */
 struct cache_mget {
     int n;
@@ -264,6 +298,7 @@ static bool cache_fits(struct req_slot *s, size_t size)
         if ((long long)size <= max)
             return true;
         resp_error(req_out(r), cache_too_large);
+        cache_outcome(r, SH_REQ_ERROR);
         return false;
     }
     m = r->state;
@@ -275,6 +310,7 @@ static bool cache_fits(struct req_slot *s, size_t size)
     for (int i = 0; i < m->n; i++)     /* just went over: drop what was kept */
         if (m->slot[i].el)
             evbuffer_drain(m->slot[i].el, evbuffer_get_length(m->slot[i].el));
+    cache_outcome(r, SH_REQ_ERROR);
     return false;
 }
 
@@ -302,9 +338,10 @@ void cache_answer(struct req_slot *s, struct outcome *o)
         cache_slot_done(s);
         return;
     }
-    if (o->kind == OC_ERROR)
+    if (o->kind == OC_ERROR) {
         b = outcome_err(o);
-    else if (r->cmd->rk == RK_HGETALL)
+        cache_outcome(r, SH_REQ_ERROR);
+    } else if (r->cmd->rk == RK_HGETALL)
         b = outcome_all(o);
     else if (r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET)
         b = outcome_body(o);
@@ -459,10 +496,11 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (cs_exiting) {
             resp_error(cache_dst(s), "ERR shutting down");
+            cache_outcome(r, SH_REQ_ERROR);
             cache_slot_done(s);
             return;
         }
-        stats.misses++;
+        cache_count(r, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false);   /* the fill finds Redis down: straight to the upstream */
         return;
     }
@@ -488,21 +526,18 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     if (found && !nf && body != (ns->format == NS_RAW))
         found = false;
     if (!found) {
-        stats.misses++;
+        cache_count(r, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false);
         return;
     }
     if (ns->c.v[CK_GRACE] > 0 && exp <= fill_redis_now_ms()) {
         /* Stale within grace: answer now, refresh in the background. */
-        stats.stale_hits++;
+        cache_count(r, ns, SH_REQ_STALE);
         cache_join(s, ns, id, true);    /* first: answering may free r */
         cache_answer_reply(s, rep, nf);
         return;
     }
-    if (nf)
-        stats.negative_hits++;
-    else
-        stats.hits++;
+    cache_count(r, ns, nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
     cache_answer_reply(s, rep, nf);
 }
 
@@ -558,7 +593,7 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         free(lens);
     }
     if (rc != CS_OK) {
-        stats.misses++;
+        cache_count(r, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false);
     }
 }
@@ -580,11 +615,13 @@ void cache_cmd_read(struct req *r)
 
     if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
         resp_error(req_out(r), err);
+        cache_outcome(r, SH_REQ_ERROR);
         req_done(r);
         return;
     }
     if (!cache_type_ok(r, ns)) {
         resp_error(req_out(r), cache_wrongtype);
+        cache_outcome(r, SH_REQ_ERROR);
         req_done(r);
         return;
     }
@@ -614,6 +651,7 @@ void cache_cmd_mget(struct req *r)
 
     if (n > CACHE_MGET_MAX) {
         resp_error(req_out(r), "ERR too many keys for MGET (at most " CS_XSTR(CACHE_MGET_MAX) ")");
+        cache_outcome(r, SH_REQ_ERROR);
         req_done(r);
         return;
     }
@@ -621,11 +659,13 @@ void cache_cmd_mget(struct req *r)
     for (int i = 1; i < r->argc; i++) {
         if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
             resp_error(req_out(r), err);
+            cache_outcome(r, SH_REQ_ERROR);
             req_done(r);
             return;
         }
         if (!cache_type_ok(r, ns)) {
             resp_error(req_out(r), cache_wrongtype);
+            cache_outcome(r, SH_REQ_ERROR);
             req_done(r);
             return;
         }

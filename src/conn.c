@@ -123,6 +123,7 @@ static void conn_want_write(struct conn *c)
     if (!c->overflow && (long long)queued > cs_conf->max_output_bytes_per_client) {
         c->overflow = true;
         c->closing = true;
+        stats.output_limit_disconnects++;
         conn_pause(c);
         event_active(c->wev, EV_WRITE, 1);
     }
@@ -147,6 +148,8 @@ static struct req *req_new(struct conn *c, const struct resp_args *a)
     memset(r, 0, sizeof(*r));
     r->conn = c;
     r->bytes = need;
+    r->outcome = -1;
+    r->t0_us = cs_mono_us();
     r->conf = config_ref(cs_conf);
     r->argc = a->argc;
     r->argv = (struct cs_str *)(r + 1);
@@ -171,6 +174,7 @@ static void conn_protocol_error(struct conn *c, const char *why)
     struct req *r = req_new(c, &none);
 
     clog_info(c, "protocol error: %s", why);
+    stats.protocol_errors++;
     resp_errorf(req_out(r), "ERR protocol error: %s", why);
     conn_drain(c);
     req_done(r);
@@ -370,6 +374,11 @@ void req_done(struct req *r)
     struct req *h;
 
     r->done = true;
+    if (r->outcome >= 0) {
+        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(cs_mono_us() - r->t0_us));
+        if (r->outcome == SH_REQ_ERROR && r->nss)
+            r->nss->errors++;
+    }
     if (!c) {
         req_free(r);
         return;

@@ -39,6 +39,11 @@ struct req {
     void *state;
     void (*state_free)(void *);
     struct order_req ord;           /* its turn among commands on its keys */
+    /* Read commands: the latency histogram it counts in (enum
+     * stats_hist_id, -1 for other commands) and its namespace's figures. */
+    int outcome;
+    int64_t t0_us;
+    struct stats_ns *nss;
 };
 
 struct conn {
