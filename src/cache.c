@@ -491,6 +491,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
         cache_slot_done(s);
         return;
     }
+    conn_redis_answered(r->conn);
     if (cache_parse_key(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK)
         abort();                /* validated before the read was sent */
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
@@ -592,6 +593,8 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         free(argv);
         free(lens);
     }
+    if (rc == CS_OK && r->conn)
+        conn_redis_sent(r->conn);
     if (rc != CS_OK) {
         cache_count(r, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false);

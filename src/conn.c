@@ -23,6 +23,16 @@
 #define CONN_IBUF_MIN 1024          /* a client's own buffer starts at this */
 #define CONN_WRITE_SLICE 262144     /* written per loop pass: a big reply never starves others */
 #define CONN_ARGS_KEEP 1024         /* a larger shared argv is freed after use */
+/* Requests one client may start per loop pass. Every client's Redis reads
+ * share one pipelined connection: a client that pipelines thousands would
+ * otherwise queue them all in front of everybody else's. As Redis does
+ * with its per-read query chunk, the rest waits for the next pass. */
+#define CONN_PASS_MAX 32
+/* Every client's reads share one pipelined Redis connection, so what one
+ * client queues there others wait behind: one client may have at most
+ * CONN_REDIS_SHARE reads at Redis (a pipeline deeper than any client library
+ * uses). A client paused at it has reads at Redis; their replies resume it. */
+#define CONN_REDIS_SHARE 64
 #define CONN_FRAME_FACTOR 64        /* a RESP request may be 64 x max_request_bytes */
 /* Before AUTH (with requirepass) a client is held to small requests, as
  * Redis 7 holds one (docs/protocol.md). */
@@ -202,12 +212,15 @@ static void conn_limits(const struct conn *c, struct resp_limits *l)
  * in out) are bounded in number and in the bytes they hold. */
 static bool conn_may_read(const struct conn *c)
 {
-    return c->inflight < cs_conf->max_inflight_per_client && c->qbytes < conn_frame_max();
+    return c->inflight < cs_conf->max_inflight_per_client && c->qbytes < conn_frame_max() &&
+           c->rq < CONN_REDIS_SHARE;
 }
 
 /* Parses and dispatches what base[ipos..ilen) holds. */
 static void conn_process(struct conn *c, const char *base)
 {
+    int started = 0;
+
     while (!c->closing && c->ipos < c->ilen) {
         struct resp_limits lim;
         const char *err = NULL;
@@ -216,6 +229,11 @@ static void conn_process(struct conn *c, const char *base)
 
         if (!conn_may_read(c)) {
             conn_pause(c);      /* resumed by req_done */
+            break;
+        }
+        if (started == CONN_PASS_MAX) {
+            c->more = true;     /* the next pass parses on before reading */
+            event_active(c->rev, EV_READ, 1);
             break;
         }
         conn_limits(c, &lim);   /* each time: AUTH changes them */
@@ -227,8 +245,10 @@ static void conn_process(struct conn *c, const char *base)
             break;
         }
         c->ipos += used;
-        if (st == RESP_DONE)
+        if (st == RESP_DONE) {
+            started++;
             command_dispatch(req_new(c, &conn_args));
+        }
     }
     if (conn_args.cap > CONN_ARGS_KEEP)
         resp_args_free(&conn_args);
@@ -295,6 +315,17 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
 
     CS_UNUSED(what);
+    if (c->more && c->ibuf) {
+        /* Requests already buffered: their turn, before reading more. */
+        c->more = false;
+        conn_process(c, c->ibuf);
+        if (!c->more)           /* compact once, not once a pass */
+            conn_keep_rest(c, c->ibuf);
+        if (evbuffer_get_length(c->out))
+            conn_want_write(c);
+        return;
+    }
+    c->more = false;
     if (c->ibuf) {
         conn_ibuf_room(c);
         dst = c->ibuf + c->ilen;
@@ -401,6 +432,18 @@ void req_done(struct req *r)
      * our caller may still be walking this connection. */
     conn_want_write(c);
     if (conn_may_read(c))
+        conn_resume(c);
+}
+
+void conn_redis_sent(struct conn *c)
+{
+    c->rq++;
+}
+
+void conn_redis_answered(struct conn *c)
+{
+    c->rq--;
+    if (!c->reading && conn_may_read(c))
         conn_resume(c);
 }
 

@@ -63,6 +63,8 @@ struct conn {
     bool closing;                   /* QUIT or protocol error: close when flushed */
     bool reading;                   /* read event armed */
     bool overflow;                  /* over max_output_bytes_per_client: closing */
+    bool more;                      /* parsed its share this pass; the rest is buffered */
+    int rq;                         /* its reads waiting on Redis */
     int64_t last_active;
     struct order_conn ord;          /* keys with unanswered commands */
     TAILQ_ENTRY(conn) link;
@@ -77,6 +79,12 @@ void conn_close(struct conn *c, const char *why);
 /* Stop reading new requests; close as soon as everything is answered. */
 void conn_drain(struct conn *c);
 void conn_sweep_idle(int64_t now, long long idle_ms);
+
+/* A read of c's was sent to Redis / was answered: how many reads a client
+ * may queue at Redis is bounded (conn.c), so a pipeline of a million costs
+ * other clients a few hundred commands of waiting, not a million. */
+void conn_redis_sent(struct conn *c);
+void conn_redis_answered(struct conn *c);
 
 /* Where the reply to r goes: the socket's buffer when it is r's turn. */
 struct evbuffer *req_out(struct req *r);
