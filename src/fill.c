@@ -138,17 +138,7 @@ static bool fill_take_reply(struct flight *f, const redisReply *rep)
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
         return false;
-    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
-        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        if (k->len == 5 && memcmp(k->str, "__exp", 5) == 0)
-            valid = cache_exp_parse(v->str, (size_t)v->len, &exp);
-        else if (k->len == 4 && memcmp(k->str, "__nf", 4) == 0)
-            nf = true;
-        else if (k->len == 6 && memcmp(k->str, "__body", 6) == 0)
-            body = true;
-    }
+    valid = cache_reply_meta(rep, &exp, &nf, &body);
     if (!valid || (!nf && body != (f->ns->format == NS_RAW)))
         return false;           /* not ours, or the other format's: overwrite it */
     if (f->ns->c.v[CK_GRACE] > 0 && exp <= fill_redis_now_ms())
