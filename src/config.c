@@ -576,10 +576,38 @@ static size_t config_row(const char *key)
     abort();
 }
 
+/* What would only fail later, at bind or at stop: unix socket paths that do
+ * not fit a sockaddr_un, and a drain longer than systemd waits for. */
+#define CONF_SUN_PATH_MAX 107           /* sizeof(sun_path) - 1 on Linux */
+#define CONF_UNIT_STOP_MS 30000         /* TimeoutStopSec of systemd/cachasided.service */
+
+static void config_check_later(struct cparse *p)
+{
+    const struct cs_config *c = p->conf;
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        const char *v;
+        if (k->sec == S_CACHE || k->sec == S_NS || !CONF_IS_STR(k->type) ||
+            (strcmp(k->key, "unix_socket") != 0 && strcmp(k->key, "admin_listen") != 0))
+            continue;
+        v = *(char *const *)((const char *)c + k->off);
+        if (v[0] == '/' && strlen(v) > CONF_SUN_PATH_MAX)
+            cerr(p, c->keyline[i], "'%s' path is %zu bytes; a unix socket path may have at most %d",
+                 k->key, strlen(v), CONF_SUN_PATH_MAX);
+    }
+    if (c->shutdown_grace_ms + 5000 > CONF_UNIT_STOP_MS)
+        log_warn("%s:%d: shutdown_grace_ms = %lld leaves less than 5 s before the unit's TimeoutStopSec (%d s): "
+                 "systemd would kill a draining daemon; raise TimeoutStopSec in a drop-in",
+                 p->path, c->keyline[config_row("shutdown_grace_ms")], c->shutdown_grace_ms,
+                 CONF_UNIT_STOP_MS / 1000);
+}
+
 static void config_finish(struct cparse *p)
 {
     struct cs_config *c = p->conf;
 
+    config_check_later(p);
     config_check_cache(p, &c->cache, NULL);
     for (int i = 0; i < c->nns; i++) {
         struct cs_ns *ns = c->ns[i];

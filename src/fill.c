@@ -329,7 +329,7 @@ static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     if (f->deadline - cs_mono_ms() <= 0) {
         if (!f->timed_out) {
-            log_info("fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
+            log_limited(LOG_INFO, "fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
             stats.lock_timeouts++;
             f->timed_out = true;
         }
@@ -366,7 +366,7 @@ static void fill_store_cb(void *priv, const redisReply *rep)
         log_debug("fill %s: lock lost (invalidated or timed out): not stored", f->key);
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         /* e.g. -OOM: nothing was written; free the lock for the others. */
-        log_info("fill %s: Redis refused the store: %s", f->key, rep->str);
+        log_limited(LOG_INFO, "fill %s: Redis refused the store: %s", f->key, rep->str);
         if (!cs_exiting)
             fill_release(f);
     }
@@ -383,7 +383,7 @@ static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
         if (f->ns->format == NS_RAW) {
             record_from_raw(&o->rec, up->body, up->len);
         } else if (record_from_json(&o->rec, up->body, up->len, err, sizeof(err)) != CS_OK) {
-            log_info("upstream body for %s is not usable: %s", f->key, err);
+            log_limited(LOG_INFO, "upstream body for %s is not usable: %s", f->key, err);
             stats.upstream_errors++;
             outcome_unref(o);
             return outcome_error("UPSTREAM bad body");

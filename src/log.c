@@ -4,8 +4,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 enum log_level log_min_level = LOG_INFO;
@@ -28,18 +30,42 @@ const char *log_level_name(enum log_level l)
     return log_names[l];
 }
 
+/* Under systemd stderr is the journal (JOURNAL_STREAM names it): a line
+ * then starts with its syslog priority, "<3>" for an error, so that
+ * `journalctl -p err` works, and carries no timestamp (journald adds one). */
+static int log_journal = -1;
+
+static bool log_to_journal(void)
+{
+    const char *js;
+    struct stat st;
+    unsigned long long dev, ino;
+
+    if (log_journal >= 0)
+        return log_journal;
+    js = getenv("JOURNAL_STREAM");
+    log_journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+                  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    return log_journal;
+}
+
 static void log_vwrite(enum log_level l, const char *fmt, va_list ap)
 {
+    static const char prio[] = { '7', '6', '5', '4', '3' };     /* syslog: debug .. err */
     char line[2048];
     struct timeval tv;
     struct tm tm;
     int n;
 
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_names[l]);
+    if (log_to_journal()) {
+        n = snprintf(line, sizeof(line), "<%c>%s ", prio[l], log_names[l]);
+    } else {
+        gettimeofday(&tv, NULL);
+        gmtime_r(&tv.tv_sec, &tm);
+        n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_names[l]);
+    }
     vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     /* One write per line so lines from a crash or a pipe never interleave. */
     n = (int)strlen(line);

@@ -295,7 +295,7 @@ static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
     if ((!reply || reply->type == REDIS_REPLY_ERROR) && c->cb != rstore_probe_cb) {
         stats.redis_errors++;
         if (reply)
-            log_info("%s: error reply: %s", l->name, reply->str);
+            log_limited(LOG_INFO, "%s: error reply: %s", l->name, reply->str);
     }
     c->cb(c->priv, reply);
     rstore_cmd_free(c);
@@ -539,7 +539,7 @@ static void rstore_connect_cb(const redisAsyncContext *ac, int status)
         return;
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
-        log_warn("%s: cannot connect: %s", l->name, ac->errstr);
+        log_limited(LOG_WARNING, "%s: cannot connect: %s", l->name, ac->errstr);
         rstore_note(l, "", ac->errstr);
         l->ac = NULL;
         l->state = RS_DOWN;
@@ -576,7 +576,7 @@ static void rstore_connect_to(struct rlink *l, const char *host)
     else
         ac = redisAsyncConnectUnix(cs_conf->redis_unix_socket);
     if (!ac || ac->err) {
-        log_warn("%s: cannot connect: %s", l->name, ac ? ac->errstr : "out of memory");
+        log_limited(LOG_WARNING, "%s: cannot connect: %s", l->name, ac ? ac->errstr : "out of memory");
         rstore_note(l, "", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);

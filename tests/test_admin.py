@@ -343,6 +343,74 @@ class AdminUnixAndOff(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class Operations(unittest.TestCase):
+    """What an operator meets besides counters: journald lines, repeated
+    errors rate-limited, and -t catching what would only fail later."""
+
+    def test_journal_priority_prefix_and_rate_limit(self):
+        tmp = tempfile.mkdtemp(prefix="cachasided-ops-")
+        try:
+            rport, uport, port = free_port(), free_port(), free_port()
+            redis = subprocess.Popen([REDIS, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
+            up = subprocess.Popen([UPSTREAM, "-p", str(uport), "-g", "10", "-q", "-s", "p-001=503"],
+                                  stderr=subprocess.DEVNULL)
+            conf = os.path.join(tmp, "c.ini")
+            with open(conf, "w") as f:
+                f.write("[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\nlog_level = info\n[redis]\nport = %d\n"
+                        "[namespace:product]\nupstream = http://127.0.0.1:%d/p/{id}\n" % (port, rport, uport))
+            log = os.path.join(tmp, "journal.log")
+            with open(log, "w") as lf:
+                st = os.fstat(lf.fileno())
+                env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+                d = subprocess.Popen([DAEMON, "-c", conf], stderr=lf, env=env)
+            try:
+                wait_port(rport, redis, "redis-server")
+                wait_port(uport, up, "upstream")
+                wait_port(port, d, "cachasided")
+                c = Conn(port)
+                for _ in range(40):
+                    self.assertTrue(c.cmd("HGETALL", "product:p-001").startswith("-UPSTREAM status 503"))
+                c.close()
+                d.send_signal(signal.SIGTERM)
+                self.assertEqual(d.wait(10), 0)
+            finally:
+                for p in (d, up, redis):
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+            with open(log) as lf:
+                lines = lf.read().splitlines()
+            self.assertTrue(lines and all(re.match(r"<[3-7]>(debug|info|notice|warning|error) ", l) for l in lines),
+                            "\n".join(lines[:5]))
+            self.assertFalse(any(re.search(r"\d{4}-\d\d-\d\dT", l) for l in lines), "journald adds the time")
+            self.assertTrue(any(l.startswith("<5>notice cachasided") for l in lines))
+            status = [l for l in lines if "status 503" in l]
+            self.assertLess(len(status), 5, "40 identical upstream errors logged %d times" % len(status))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_check_finds_what_fails_later(self):
+        tmp = tempfile.mkdtemp(prefix="cachasided-ops-")
+        try:
+            conf = os.path.join(tmp, "c.ini")
+            long_path = "/run/" + "x" * 120 + ".sock"
+            with open(conf, "w") as f:
+                f.write("[server]\nlisten = 127.0.0.1:7379\nunix_socket = %s\n"
+                        "[namespace:product]\nupstream = http://127.0.0.1:9/p/{id}\n" % long_path)
+            p = subprocess.run([DAEMON, "-t", "-c", conf], capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 1)
+            self.assertRegex(p.stderr, r"c\.ini:3: 'unix_socket' path is \d+ bytes")
+            with open(conf, "w") as f:
+                f.write("[server]\nshutdown_grace_ms = 28000\n"
+                        "[namespace:product]\nupstream = http://127.0.0.1:9/p/{id}\n")
+            p = subprocess.run([DAEMON, "-t", "-c", conf], capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertRegex(p.stderr, r"c\.ini:2: shutdown_grace_ms = 28000 .*TimeoutStopSec")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class Dashboard(unittest.TestCase):
     """The page in a real browser: a 50-reader stampede shows one upstream read."""
 
@@ -367,7 +435,7 @@ class Dashboard(unittest.TestCase):
             self.assertEqual(s.stats()["upstream_requests"], 1)
             shot = os.environ.get("CACHASIDED_SCREENSHOT") or os.path.join(s.tmp, "dashboard.png")
             p = subprocess.run(args + ["--window-size=1280,900", "--screenshot=" + shot,
-                                       "http://127.0.0.1:%d/?run=read&key=product:p-061" % s.aport],
+                                       "http://127.0.0.1:%d/?run=stampede&n=50&key=product:p-061" % s.aport],
                                capture_output=True, timeout=90)
             self.assertTrue(os.path.getsize(shot) > 10000, "no screenshot: " + p.stderr.decode()[-500:])
         finally:

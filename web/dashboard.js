@@ -53,15 +53,13 @@ async function tick() {
     $("c-flights").textContent = s.flights_in_progress !== undefined ? s.flights_in_progress : "–";
     draw($("ch-hitrate"), series.hitrate, 100, "#1a8a4a");
     draw($("ch-rps"), series.rps, 0, "#2f6fdf");
-    const rows = OUTCOMES.map((o) => {
-      const p = "request_duration_" + o + "_";
-      return `<tr><td>${o}</td><td>${s[p + "count"]}</td><td>${fmtUs(s[p + "p50_us"])}</td>` +
-        `<td>${fmtUs(s[p + "p99_us"])}</td><td>${fmtUs(s[p + "p999_us"])}</td></tr>`;
-    });
-    rows.push(`<tr><td>Redis round trip</td><td>${s.redis_duration_count}</td><td>${fmtUs(s.redis_duration_p50_us)}</td>` +
-      `<td>${fmtUs(s.redis_duration_p99_us)}</td><td>${fmtUs(s.redis_duration_p999_us)}</td></tr>`);
-    rows.push(`<tr><td>upstream fetch</td><td>${s.upstream_duration_count}</td><td>${fmtUs(s.upstream_duration_p50_us)}</td>` +
-      `<td>${fmtUs(s.upstream_duration_p99_us)}</td><td>${fmtUs(s.upstream_duration_p999_us)}</td></tr>`);
+    const row = (label, p) => {
+      const n = s[p + "count"], q = (k) => (n ? fmtUs(s[p + k]) : "–");
+      return `<tr><td>${label}</td><td>${n}</td><td>${q("p50_us")}</td><td>${q("p99_us")}</td><td>${q("p999_us")}</td></tr>`;
+    };
+    const rows = OUTCOMES.map((o) => row(o, "request_duration_" + o + "_"));
+    rows.push(row("Redis round trip", "redis_duration_"));
+    rows.push(row("upstream fetch", "upstream_duration_"));
     $("latency").tBodies[0].innerHTML = rows.join("");
   } catch (e) { /* the daemon restarted: try again next second */ }
   try {
