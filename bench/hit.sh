@@ -4,7 +4,9 @@
 # Everything runs on loopback ports picked here; nothing is left running.
 #
 # Usage: bench/hit.sh [BUILD_DIR]   (default: build/, made by scripts/build.sh)
-# Env:   N (requests, 200000), C (clients, 50), P (pipeline depth, 1 and 16)
+# Env:   N (requests, 200000), C (clients, 50), P (pipeline depth, 1 and 16),
+#        SCRAPE=1: a client scrapes /metrics 10 times a second meanwhile (the
+#        admin endpoint must not move the hit path beyond noise)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$top/build}
@@ -14,6 +16,8 @@ P=${P:-"1 16"}
 RP=${RP:-16390}
 UP=${UP:-18090}
 DP=${DP:-17390}
+AP=${AP:-17391}
+SCRAPE=${SCRAPE:-0}
 run=$(mktemp -d /tmp/cachasided-bench.XXXXXX)
 pids=""
 stop() {
@@ -30,7 +34,7 @@ pids="$pids $!"
 cat >"$run/c.ini" <<INI
 [server]
 listen = 127.0.0.1:$DP
-admin_listen =
+admin_listen = 127.0.0.1:$AP
 log_level = warning
 [redis]
 port = $RP
@@ -45,6 +49,12 @@ pids="$pids $!"
 until redis-cli -p "$DP" PING 2>/dev/null | grep -q PONG; do sleep 0.1; done
 
 redis-cli -p "$DP" HGETALL product:p-0001 >/dev/null      # the miss that caches it
+if [ "$SCRAPE" = 1 ]; then
+    # Bounded: at most 10 minutes of scraping, stopped with the rest.
+    ( i=0; while [ $i -lt 6000 ]; do curl -s -o /dev/null "127.0.0.1:$AP/metrics"; sleep 0.1; i=$((i + 1)); done ) &
+    pids="$pids $!"
+    echo "(scraping /metrics 10 times a second)"
+fi
 for p in $P; do
     echo "== pipeline $p, $C clients, $N requests"
     printf 'cachasided HGET (hit):   '
