@@ -1,0 +1,33 @@
+#!/bin/sh
+# Runs one libFuzzer target from its seed corpus:
+#   sh fuzz/run.sh BUILD/fuzz/fuzz_NAME SRCDIR/fuzz [libFuzzer options...]
+# e.g. -max_total_time=60 (make fuzz-smoke) or -runs=10000000 (a long run).
+# New inputs go to fuzz/work/NAME/ in the build directory, never into the
+# committed corpus; a crash leaves fuzz/artifacts/NAME-crash-* and fails.
+set -eu
+bin=$1
+src=$2
+shift 2
+name=$(basename "$bin")
+dir=$(dirname "$bin")
+mkdir -p "$dir/work/$name" "$dir/artifacts"
+dict=""
+[ -f "$src/dict/$name.dict" ] && dict="-dict=$src/dict/$name.dict"
+# Our own sanitizer settings, whatever the caller exported (CI's log_path
+# would hide the report from the log below).
+ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=0:quarantine_size_mb=64"
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export ASAN_OPTIONS UBSAN_OPTIONS
+log="$dir/$name.log"
+echo "=== $name $*"
+status=0
+"$bin" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$dir/artifacts/$name-" \
+    $dict "$@" "$dir/work/$name" "$src/corpus/$name" >"$log" 2>&1 || status=$?
+# The summary lines: coverage, executions, rate; the report when it failed.
+grep -E '^#[0-9]+.*(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
+if [ "$status" -ne 0 ]; then
+    echo "$name FAILED (exit $status); the report:"
+    grep -v '^#[0-9]' "$log" | tail -n 60
+    ls "$dir/artifacts/" | sed "s|^|  artifact: $dir/artifacts/|"
+fi
+exit "$status"
