@@ -41,8 +41,8 @@ static void out_add(struct outcome *o, const void *p, size_t n)
 /* The client connection as the parser sees it. Adapt this struct and
  * fz_parse() when the parser's API changes. */
 struct fz_conn {
-    char *buf;                  /* exactly len bytes: the unparsed rest */
-    size_t len;
+    char *buf;                  /* exactly len bytes, parsed up to pos */
+    size_t len, pos;
     size_t max_arg;
     struct resp_args args;
     bool dead;                  /* a protocol error closed it */
@@ -62,7 +62,7 @@ static void fz_conn_free(struct fz_conn *c)
 /* Parses what is buffered, recording commands, until more bytes are needed. */
 static void fz_process(struct fz_conn *c, struct outcome *o)
 {
-    size_t pos = 0;
+    size_t pos = c->pos;
 
     while (!c->dead && pos < c->len) {
         const char *err = NULL;
@@ -96,28 +96,23 @@ static void fz_process(struct fz_conn *c, struct outcome *o)
         }
         pos += used;
     }
-    /* Keep only the unparsed rest, as the connection's buffer does. */
-    if (pos) {
-        char *rest = cs_malloc(c->len - pos);
-        if (c->len > pos)
-            memcpy(rest, c->buf + pos, c->len - pos);
-        free(c->buf);
-        c->buf = rest;
-        c->len -= pos;
-    }
+    c->pos = pos;
 }
 
-/* Bytes arrive: the rest moves to a new buffer of exact size. */
+/* Bytes arrive: the unparsed rest and the new bytes move to a new buffer
+ * of exact size (one allocation per packet keeps the target fast). */
 static void fz_receive(struct fz_conn *c, const uint8_t *p, size_t n)
 {
-    char *nb = cs_malloc(c->len + n);
+    size_t rest = c->len - c->pos;
+    char *nb = cs_malloc(rest + n);
 
-    if (c->len)
-        memcpy(nb, c->buf, c->len);
-    memcpy(nb + c->len, p, n);
+    if (rest)
+        memcpy(nb, c->buf + c->pos, rest);
+    memcpy(nb + rest, p, n);
     free(c->buf);
     c->buf = nb;
-    c->len += n;
+    c->len = rest + n;
+    c->pos = 0;
 }
 
 static void fz_run(struct outcome *o, size_t max_arg, const uint8_t *data, size_t size,
@@ -135,7 +130,7 @@ static void fz_run(struct outcome *o, size_t max_arg, const uint8_t *data, size_
         off += n;
         fz_process(&c, o);
     }
-    o->rest = c.dead ? 0 : c.len;
+    o->rest = c.dead ? 0 : c.len - c.pos;
     fz_conn_free(&c);
 }
 

@@ -11,4 +11,4 @@ mkdir -p "$top/build-fuzz"
 cd "$top/build-fuzz"
 [ -f Makefile ] || "$top/configure" -q --enable-fuzzing
 echo "=== libFuzzer build (build-fuzz/): make fuzz-smoke"
-make -j"$(nproc)" fuzz-smoke
+make -j"$(nproc)" fuzz-smoke ${FUZZ_SECONDS:+FUZZ_SECONDS=$FUZZ_SECONDS}
