@@ -35,6 +35,7 @@ struct event_base *cs_base;
 bool cs_exiting;
 
 static struct cs_ns fz_ns;
+static bool fz_show;            /* FUZZ_SHOW=1: print each input's outcome */
 static int fz_lfd = -1;
 static struct event *fz_accept_ev;
 
@@ -195,6 +196,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fz_ns.c.v[CK_UP_CONNS] = 1;
     fz_ns.c.v[CK_MAX_BODY] = FZ_MAX_BODY;
     upstream_init();
+    fz_show = getenv("FUZZ_SHOW") != NULL;
     return 0;
 }
 
@@ -217,5 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_srv_close();
     fuzz_quiet(0);
     FUZZ_CHECK(fz_res.calls == 1, "callback ran %d times", fz_res.calls);
+    if (fz_show)
+        fprintf(fuzz_stderr(), "fuzz_upstream: %zu bytes: kind %d status %d\n", size, (int)fz_res.kind, fz_res.status);
     return 0;
 }
