@@ -36,7 +36,7 @@ status=0
 grep -E '^#[0-9]+.*(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
 if [ "$status" -ne 0 ]; then
     echo "$name FAILED (exit $status); the report:"
-    grep -v '^#[0-9]' "$log" | tail -n 60
+    grep -v -E '^#[0-9]|^INFO:|^Dictionary:|NEW_FUNC' "$log" | tail -n 60
     ls "$dir/artifacts/" | sed "s|^|  artifact: $dir/artifacts/|"
 fi
 exit "$status"
