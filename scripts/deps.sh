@@ -5,6 +5,10 @@ set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libinih-dev
 libjansson-dev check redis-server redis-tools systemd curl python3 valgrind
 prometheus chromium"
+# --fuzzing: also clang and libFuzzer, for configure --enable-fuzzing (fuzz/smoke.sh).
+if [ "${1:-}" = "--fuzzing" ]; then
+    PKGS="$PKGS clang libfuzzer-14-dev libclang-rt-14-dev"
+fi
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -293,6 +293,11 @@ static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t e
                 return CS_ERR;
             }
         } else if (hostport[0] == '[') {
+            /* "[" alone or without its "]" once named an empty host. */
+            if (hl < 3 || hostport[hl - 1] != ']') {
+                snprintf(err, errsz, "upstream has a bad host part");
+                return CS_ERR;
+            }
             snprintf(host, sizeof(host), "%.*s", (int)hl - 2, hostport + 1);
         } else {
             snprintf(host, sizeof(host), "%s", hostport);

@@ -694,6 +694,8 @@ START_TEST(test_err_bad_upstream)
         { "http://user@h/{id}", "host" },
         { "http://h/pro ducts/{id}", "space" },
         { "http://h/products/{id}#frag", "#" },
+        { "http://[/{id}", "host" },            /* found by fuzz_config: once an empty host */
+        { "http://[abc/{id}", "host" },
     };
 
     for (size_t i = 0; i < CS_ARRAY_LEN(cases); i++) {
