@@ -155,6 +155,9 @@ static void fz_fetched(void *arg, const struct up_reply *r)
     }
 }
 
+static struct cs_ns *fz_nss[1] = { &fz_ns };
+static struct cs_config fz_conf;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -195,7 +198,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fz_ns.c.v[CK_UP_TIMEOUT] = 3000;    /* never reached: every response ends with a close */
     fz_ns.c.v[CK_UP_CONNS] = 1;
     fz_ns.c.v[CK_MAX_BODY] = FZ_MAX_BODY;
-    upstream_init();
+    fz_ns.c.v[CK_MAX_FETCHES] = 64;
+    fz_conf.ns = fz_nss;
+    fz_conf.nns = 1;
+    upstream_init(&fz_conf);
     fz_show = getenv("FUZZ_SHOW") != NULL;
     return 0;
 }
