@@ -10,8 +10,8 @@
 -- KEYS[1] record, KEYS[2] lock
 -- ARGV[1] token, ARGV[2] lock ttl (ms), ARGV[3] format (raw or hash),
 -- ARGV[4] Redis time (ms) when this fill first found the lock held, or ''
--- Returns {code, Redis time in ms}; code 1: lock taken; 0: another daemon
--- holds it; 2: record is fresh; 3: a fill that ended after ARGV[4] found
+-- Returns {code, Redis time in ms[, holder]}; code 1: lock taken; 0: another
+-- daemon holds it (its token comes third, so waiters see a new holder); 2: record is fresh; 3: a fill that ended after ARGV[4] found
 -- nothing upstream and stored nothing (negative_ttl_s = 0): share that.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -42,4 +42,4 @@ end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1, now}
 end
-return {0, now}
+return {0, now, redis.call('GET', KEYS[2])}

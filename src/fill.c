@@ -164,20 +164,59 @@ static void fill_arm(struct flight *f)
     evtimer_add(f->timer, &tv);
 }
 
+/* The lock is held by `holder`. Each holder gets lock_ttl_ms from when we
+ * first saw it, so a fill that took over from a failed or expired one is
+ * waited for, not fetched alongside; all of it within the reply bound
+ * (SPEC 5: lock_ttl_ms + upstream_timeout_ms of waiting). At the deadline:
+ * a holder we waited lock_ttl_ms on is stuck, and we fetch for our waiters
+ * storing nothing (lock timeout); a younger one is still fetching, and we
+ * answer -TRYAGAIN rather than read the upstream beside it.
+ * Returns true when the flight has moved on (fetching or finished). */
+static bool fill_watch(struct flight *f, const char *holder)
+{
+    const struct cs_cache_conf *c = &f->ns->c;
+    int64_t mono = cs_mono_ms(), cap, dl;
+
+    if (f->holder_seen == 0 || strcmp(f->holder, holder) != 0) {
+        snprintf(f->holder, sizeof(f->holder), "%s", holder);
+        f->holder_seen = mono;
+        cap = f->wait_start + c->v[CK_LOCK_TTL] + c->v[CK_UP_TIMEOUT];
+        dl = mono + c->v[CK_LOCK_TTL];
+        f->deadline = dl < cap ? dl : cap;
+        if (f->deadline > mono && f->timed_out) {
+            f->timed_out = false;           /* the timer stopped at the old deadline */
+            fill_arm(f);
+        }
+    }
+    if (!f->timed_out)
+        return false;
+    if (mono - f->holder_seen >= c->v[CK_LOCK_TTL]) {
+        fill_fetch(f, SM_NONE);
+        return true;
+    }
+    log_limited(LOG_INFO, "fill %s: another daemon's fill is still under way at the reply bound", f->key);
+    flight_finish(f, outcome_error("TRYAGAIN fill under way in another daemon"));
+    flight_put(f);
+    return true;
+}
+
 static void fill_lock_cb(void *priv, const redisReply *rep)
 {
     struct flight *f = priv;
     bool poll = f->state != FS_LOCKING;
     long long code = -1, now = 0;
+    const char *holder = "";
     struct outcome *o;
 
     f->ops--;
     f->lock_busy = false;
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
         rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[1]->type == REDIS_REPLY_INTEGER) {
         code = rep->element[0]->integer;
         now = rep->element[1]->integer;
         fill_clock_sample(now, f->lock_sent_ms);
+        if (rep->elements >= 3 && rep->element[2]->type == REDIS_REPLY_STRING)
+            holder = rep->element[2]->str;
     }
     if (f->finished || f->state == FS_FETCHING || cs_exiting) {
         if (code == 1)
@@ -209,18 +248,14 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         fill_fetch(f, SM_NONE);
         return;
     }
-    if (f->timed_out) {
-        /* Someone else holds the lock after lock_ttl_ms: answer our
-         * waiters from the upstream, store nothing. */
-        fill_fetch(f, SM_NONE);
-        return;
-    }
     if (!f->suppressed) {
         f->suppressed = true;
         stats.stampedes_suppressed++;
-        f->deadline = cs_mono_ms() + f->ns->c.v[CK_LOCK_TTL];
+        f->wait_start = cs_mono_ms();
         snprintf(f->since, sizeof(f->since), "%lld", now);
     }
+    if (fill_watch(f, holder))
+        return;
     if (poll)
         return;                 /* the timer polls on */
     f->state = FS_WAITING;

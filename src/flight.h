@@ -48,6 +48,9 @@ struct flight {
     bool timed_out;                     /* waited lock_ttl_ms: take over or fetch unstored */
     int64_t lock_sent_ms;               /* wall clock, for the Redis clock offset */
     char since[24];                     /* Redis ms when the lock was first found held */
+    char holder[40];                    /* the token holding the lock we wait on */
+    int64_t holder_seen;                /* when we first saw it (mono ms; 0: none yet) */
+    int64_t wait_start;                 /* when this flight began to wait (mono ms) */
     bool woken_by_poll;                 /* the poll, not a notice, found the record */
     struct flight *hnext;
     TAILQ_ENTRY(flight) all;

@@ -547,6 +547,63 @@ START_TEST(t_waiter_takes_freed_lock)
 }
 END_TEST
 
+/* Another daemon's fill failed and a third took the lock over: the new
+ * holder gets its own lock_ttl_ms, so no upstream read runs beside it. */
+START_TEST(t_new_holder_is_waited_for)
+{
+    long long t0;
+    int c1;
+
+    env_start("lock_ttl_ms = 1000\nupstream_timeout_ms = 800\nlock_poll_ms = 50\n");
+    h_upstream_set_body(&E.up, "n1", NEW_BODY);
+    CK_REPLY(R("SET", "cache:lock:product:{n1}", "other-1", "PX", "1000"), "+OK\r\n");
+    t0 = h_now_ms();
+    c1 = h_connect(E.d.port);
+    h_send_cmdv(c1, "HGETALL", "product:n1", NULL);
+    h_msleep(500);
+    CK_REPLY(R("SET", "cache:lock:product:{n1}", "other-2", "PX", "1000"), "+OK\r\n");
+    /* Past the first holder's lock_ttl_ms, inside the second's. */
+    while (h_now_ms() < t0 + 1350)
+        h_msleep(10);
+    ck_assert_msg(h_upstream_count_id(&E.up, "n1") == 0,
+                  "the upstream was read while another daemon's fill held the lock");
+    /* The second lock expires at t0+1500: the poll takes it and fills. */
+    CK_REPLY(h_read_reply(c1, 5000), NEW_REPLY);
+    ck_assert_int_eq(h_upstream_count_id(&E.up, "n1"), 1);
+    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{n1}"), 1);
+}
+END_TEST
+
+/* Holders that keep changing: the wait ends at lock_ttl_ms +
+ * upstream_timeout_ms with -TRYAGAIN, and no upstream read. */
+START_TEST(t_holder_chain_hits_reply_bound)
+{
+    long long t0, took;
+    char tok[16];
+    char *raw = NULL;
+    int c1;
+
+    env_start("lock_ttl_ms = 1000\nupstream_timeout_ms = 800\nlock_poll_ms = 50\n");
+    h_upstream_set_body(&E.up, "n2", NEW_BODY);
+    CK_REPLY(R("SET", "cache:lock:product:{n2}", "other-0", "PX", "1000"), "+OK\r\n");
+    t0 = h_now_ms();
+    c1 = h_connect(E.d.port);
+    h_send_cmdv(c1, "HGETALL", "product:n2", NULL);
+    for (int i = 1; i <= 8 && !raw; i++) {
+        h_msleep(400);
+        snprintf(tok, sizeof(tok), "other-%d", i);
+        CK_REPLY(R("SET", "cache:lock:product:{n2}", tok, "PX", "1000"), "+OK\r\n");
+        raw = h_read_reply(c1, 1);
+    }
+    if (!raw)
+        raw = h_read_reply(c1, 3000);
+    took = h_now_ms() - t0;
+    CK_PREFIX(raw, "-TRYAGAIN");
+    ck_assert_msg(took >= 1700 && took < 2800, "answered after %lld ms, want about 1800", took);
+    ck_assert_int_eq(h_upstream_count_id(&E.up, "n2"), 0);
+}
+END_TEST
+
 START_TEST(t_notice_when_lock_lost)
 {
     int sub, c1;
@@ -696,6 +753,8 @@ static Suite *integrity_suite(void)
         { "fills_respect_maxmemory", t_fills_respect_maxmemory, 60 },
         { "invalidate_detaches_only_matches", t_invalidate_detaches_only_matches, 30 },
         { "waiter_takes_freed_lock", t_waiter_takes_freed_lock, 30 },
+        { "new_holder_is_waited_for", t_new_holder_is_waited_for, 30 },
+        { "holder_chain_hits_reply_bound", t_holder_chain_hits_reply_bound, 30 },
         { "notice_when_lock_lost", t_notice_when_lock_lost, 30 },
         { "shutdown_releases_locks", t_shutdown_releases_locks, 30 },
         { "notfound_shared_across_daemons", t_notfound_shared_across_daemons, 30 },
