@@ -231,6 +231,12 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         fill_fetch(f, SM_OWN);
         return;
     case 2:
+        if (f->attempts > 3) {
+            /* Fresh by the script, unusable by the re-read, again and
+             * again: answer from the upstream, storing nothing. */
+            fill_fetch(f, SM_NONE);
+            return;
+        }
         f->woken_by_poll = poll;
         fill_reread(f, true);
         return;
@@ -265,9 +271,11 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
     fill_reread(f, false);
 }
 
-/* Run the lock script: a first or renewed attempt (counted; at most three,
- * since records that keep vanishing under us are not worth chasing), or a
- * poll while waiting. One at a time: the reply decides what follows. */
+/* Run the lock script: a first or renewed attempt (counted: a record that
+ * keeps vanishing under us is chased three times, then fetched), or a poll
+ * while waiting. A held lock is waited for however often it changes hands,
+ * within the reply bound (fill_watch). One at a time: the reply decides
+ * what follows. */
 static void fill_lock(struct flight *f, bool poll)
 {
     char ttl[24];
@@ -282,10 +290,8 @@ static void fill_lock(struct flight *f, bool poll)
     }
     if (f->lock_busy)
         return;
-    if (!poll && ++f->attempts > 3) {
-        fill_fetch(f, SM_NONE);
-        return;
-    }
+    if (!poll)
+        f->attempts++;
     snprintf(ttl, sizeof(ttl), "%lld", f->ns->c.v[CK_LOCK_TTL]);
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);

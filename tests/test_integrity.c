@@ -574,6 +574,37 @@ START_TEST(t_new_holder_is_waited_for)
 }
 END_TEST
 
+/* Fills elsewhere that fail fast, one after another (each a notice with no
+ * record, the lock taken over at once): however many, this daemon never
+ * reads the upstream while another holds the lock. */
+START_TEST(t_failed_fills_never_overlap)
+{
+    char tok[16];
+    int c1;
+
+    env_start("lock_ttl_ms = 2000\nupstream_timeout_ms = 1000\nlock_poll_ms = 50\n");
+    h_upstream_set_body(&E.up, "n3", NEW_BODY);
+    CK_REPLY(R("SET", "cache:lock:product:{n3}", "other-0", "PX", "2000"), "+OK\r\n");
+    c1 = h_connect(E.d.port);
+    h_send_cmdv(c1, "HGETALL", "product:n3", NULL);
+    h_msleep(200);
+    for (int i = 1; i <= 6; i++) {
+        snprintf(tok, sizeof(tok), "other-%d", i);
+        CK_REPLY(R("SET", "cache:lock:product:{n3}", tok, "PX", "2000"), "+OK\r\n");
+        free(R("PUBLISH", "cache:fills", "cache:product:{n3}"));
+        h_msleep(100);
+        ck_assert_msg(h_upstream_count_id(&E.up, "n3") == 0,
+                      "the upstream was read beside fill %d of another daemon", i);
+    }
+    /* The last holder goes away: the waiter takes the lock and fills. */
+    ck_assert_int_eq(R_INT("DEL", "cache:lock:product:{n3}"), 1);
+    free(R("PUBLISH", "cache:fills", "cache:product:{n3}"));
+    CK_REPLY(h_read_reply(c1, 5000), NEW_REPLY);
+    ck_assert_int_eq(h_upstream_count_id(&E.up, "n3"), 1);
+    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{n3}"), 1);
+}
+END_TEST
+
 /* Holders that keep changing: the wait ends at lock_ttl_ms +
  * upstream_timeout_ms with -TRYAGAIN, and no upstream read. */
 START_TEST(t_holder_chain_hits_reply_bound)
@@ -755,6 +786,7 @@ static Suite *integrity_suite(void)
         { "waiter_takes_freed_lock", t_waiter_takes_freed_lock, 30 },
         { "new_holder_is_waited_for", t_new_holder_is_waited_for, 30 },
         { "holder_chain_hits_reply_bound", t_holder_chain_hits_reply_bound, 30 },
+        { "failed_fills_never_overlap", t_failed_fills_never_overlap, 30 },
         { "notice_when_lock_lost", t_notice_when_lock_lost, 30 },
         { "shutdown_releases_locks", t_shutdown_releases_locks, 30 },
         { "notfound_shared_across_daemons", t_notfound_shared_across_daemons, 30 },
