@@ -5,7 +5,7 @@
  * values after SIGHUP; the log names each one that changed).  Every test
  * runs a real redis-server, the example upstream and the built daemon. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -348,27 +348,14 @@ END_TEST
 
 /* ---------------------------------------------------------------- main -- */
 
+
 int main(void)
 {
-    Suite *s = suite_create("confsrv");
-    TCase *tc = tcase_create("limits");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "fd_exhaustion_pauses_accept", test_fd_exhaustion_pauses_accept, 60, 0 },
+        { "nofile_raised", test_nofile_raised, 60, 0 },
+        { "reload_keeps_restart_only", test_reload_keeps_restart_only, 60, 0 },
+    };
 
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_fd_exhaustion_pauses_accept);
-    tcase_add_test(tc, test_nofile_raised);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("reload");
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_reload_keeps_restart_only);
-    suite_add_tcase(s, tc);
-    h_tmpdir();
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return SU_RUN("confsrv", cases, CK_NORMAL);
 }

@@ -8,7 +8,7 @@
  * printed; the bounds asserted are generous (the machine is shared), and
  * each is far below what the daemon cost before these limits existed. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -744,41 +744,21 @@ START_TEST(t_config_upper_bounds)
 }
 END_TEST
 
-static Suite *input_suite(void)
-{
-    Suite *s = suite_create("input");
-    TCase *tc;
-
-    tc = tcase_create("cost");
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, t_trickle_cpu, 0, 2);
-    tcase_add_test(tc, t_before_auth_limits);
-    tcase_add_loop_test(tc, t_amplification, 0, 2);
-    tcase_add_test(tc, t_mget_distinct_too_large);
-    tcase_add_test(tc, t_repeats_read_once);
-    tcase_add_test(tc, t_reply_too_large);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("buffers");
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, t_stash_counted);
-    tcase_add_test(tc, t_pipeline_behind_miss);
-    tcase_add_test(tc, t_idle_clients_memory);
-    tcase_add_test(tc, t_config_upper_bounds);
-    suite_add_tcase(s, tc);
-    return s;
-}
 
 int main(void)
 {
-    SRunner *sr = srunner_create(input_suite());
-    int failed;
+    const struct su_case cases[] = {
+        { "trickle_cpu", t_trickle_cpu, 120, 2 },
+        { "before_auth_limits", t_before_auth_limits, 120, 0 },
+        { "amplification", t_amplification, 120, 2 },
+        { "mget_distinct_too_large", t_mget_distinct_too_large, 120, 0 },
+        { "repeats_read_once", t_repeats_read_once, 120, 0 },
+        { "reply_too_large", t_reply_too_large, 120, 0 },
+        { "stash_counted", t_stash_counted, 120, 0 },
+        { "pipeline_behind_miss", t_pipeline_behind_miss, 120, 0 },
+        { "idle_clients_memory", t_idle_clients_memory, 120, 0 },
+        { "config_upper_bounds", t_config_upper_bounds, 120, 0 },
+    };
 
-    h_tmpdir();
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("input", cases, CK_NORMAL);
 }

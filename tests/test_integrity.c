@@ -7,7 +7,7 @@
  * UNLINK counts as an invalidation; __exp comes from Redis's clock.
  * Plus unit tests of the glob matcher, checked against redis-server's own. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 #include "../src/glob.h"
 
 #include <check.h>
@@ -31,63 +31,10 @@ static struct env {
     int c;      /* client of the daemon */
 } E;
 
-#define CK_REPLY(expr, want) do { \
-        char *got_ = (expr); \
-        const char *want_ = (want); \
-        ck_assert_msg(got_ != NULL && strcmp(got_, want_) == 0, "%s: got %s, want %s", \
-                      #expr, h_repr(got_), h_repr(want_)); \
-        free(got_); \
-    } while (0)
-#define CK_PREFIX(expr, want) do { \
-        char *got_ = (expr); \
-        const char *want_ = (want); \
-        ck_assert_msg(got_ != NULL && strncmp(got_, want_, strlen(want_)) == 0, \
-                      "%s: got %s, want it to start with %s", #expr, h_repr(got_), h_repr(want_)); \
-        free(got_); \
-    } while (0)
-
 #define D(...) h_cmd(E.c, __VA_ARGS__, NULL)
 #define R(...) h_cmd(E.rd, __VA_ARGS__, NULL)
-
-static long long take_int(char *raw)
-{
-    long long v = h_reply_int(raw);
-
-    free(raw);
-    return v;
-}
-
-#define D_INT(...) take_int(D(__VA_ARGS__))
-#define R_INT(...) take_int(R(__VA_ARGS__))
-
-static long long stat_of(int fd, const char *name)
-{
-    char *raw = h_cmd(fd, "STATS", NULL);
-    struct h_reply *r = h_parse_reply(raw);
-    size_t nl = strlen(name);
-    long long v = -1;
-
-    for (const char *p = r->str; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, name, nl) == 0 && p[nl] == ':') {
-            v = strtoll(p + nl + 1, NULL, 10);
-            break;
-        }
-    }
-    ck_assert_msg(v >= 0, "STATS has no counter %s: %s", name, h_repr(raw));
-    h_reply_free(r);
-    free(raw);
-    return v;
-}
-
-static void wait_upstream_id(const char *id, long n, int timeout_ms)
-{
-    long long deadline = h_now_ms() + timeout_ms;
-    long got;
-
-    while ((got = h_upstream_count_id(&E.up, id)) < n && h_now_ms() < deadline)
-        h_msleep(10);
-    ck_assert_msg(got >= n, "upstream got %ld requests for %s, want %ld", got, id, n);
-}
+#define D_INT(...) su_take_int(D(__VA_ARGS__))
+#define R_INT(...) su_take_int(R(__VA_ARGS__))
 
 /* Redis's clock in ms. */
 static long long redis_time_ms(void)
@@ -246,7 +193,7 @@ START_TEST(t_del_beats_lock_timeout)
     h_upstream_set_latency(&E.up, 700);
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:k2", NULL);
-    wait_upstream_id("k2", 1, 5000);
+    su_wait_upstream_id(&E.up, "k2", 1, 5000);
     /* The take-over fetch is under way: invalidate. */
     CK_REPLY(D("DEL", "product:k2"), ":0\r\n");
     CK_REPLY(h_read_reply(c1, 5000), OLD_REPLY);
@@ -417,7 +364,7 @@ START_TEST(t_format_switch)
     h_upstream_set_latency(&E.up, 1200);
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "GET", "page:f2", NULL);
-    wait_upstream_id("f2", 1, 3000);
+    su_wait_upstream_id(&E.up, "f2", 1, 3000);
     reload_page_format(cache, "hash");
     CK_REPLY(h_cmd(E.c, "HGETALL", "page:f2", NULL), NEW_REPLY);
     CK_REPLY(h_read_reply(c1, 5000), NEW_BULK);
@@ -492,7 +439,7 @@ START_TEST(t_fills_respect_maxmemory)
     }
     ck_assert_msg(stored < OOM_KEYS, "all %lld records stored", stored);
     ck_assert_int_eq(R_INT("EVAL", "return #redis.call('KEYS', 'cache:lock:*')", "0"), 0);
-    ck_assert_int_gt(stat_of(E.c, "redis_errors"), 0);
+    ck_assert_int_gt(su_stat(E.c, "redis_errors"), 0);
     /* Refused up front by the #!lua declaration, not half-way. */
     ck_assert_msg(h_log_contains(E.d.log, "Redis refused the store: OOM"), "no OOM refusal: %s",
                   h_log_tail(E.d.log));
@@ -515,15 +462,15 @@ START_TEST(t_invalidate_detaches_only_matches)
     c3 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:a1", NULL);
     h_send_cmdv(c2, "HGETALL", "product:b1", NULL);
-    wait_upstream_id("a1", 1, 3000);
-    wait_upstream_id("b1", 1, 3000);
+    su_wait_upstream_id(&E.up, "a1", 1, 3000);
+    su_wait_upstream_id(&E.up, "b1", 1, 3000);
     CK_REPLY(D("INVALIDATE", "product:a*"), ":0\r\n");
     h_send_cmdv(c3, "HGETALL", "product:b1", NULL);
     CK_REPLY(h_read_reply(c1, 5000), NEW_REPLY);
     CK_REPLY(h_read_reply(c2, 5000), NEW_REPLY);
     CK_REPLY(h_read_reply(c3, 5000), NEW_REPLY);
-    ck_assert_int_eq(stat_of(E.c, "coalesced"), 1);
-    ck_assert_int_eq(stat_of(E.c, "stampedes_suppressed"), 0);
+    ck_assert_int_eq(su_stat(E.c, "coalesced"), 1);
+    ck_assert_int_eq(su_stat(E.c, "stampedes_suppressed"), 0);
     ck_assert_int_eq(h_upstream_count_id(&E.up, "b1"), 1);
 }
 END_TEST
@@ -543,7 +490,7 @@ START_TEST(t_waiter_takes_freed_lock)
     CK_REPLY(D("INVALIDATE", "product:w*"), ":0\r\n");     /* removes the lock */
     CK_REPLY(h_read_reply(c1, 6000), NEW_REPLY);
     ck_assert_msg(h_now_ms() - t0 < 2000, "waited %lld ms after the lock was freed", h_now_ms() - t0);
-    ck_assert_int_eq(stat_of(E.c, "lock_timeouts"), 0);
+    ck_assert_int_eq(su_stat(E.c, "lock_timeouts"), 0);
 }
 END_TEST
 
@@ -649,7 +596,7 @@ START_TEST(t_notice_when_lock_lost)
     h_upstream_set_latency(&E.up, 500);
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:l1", NULL);
-    wait_upstream_id("l1", 1, 3000);
+    su_wait_upstream_id(&E.up, "l1", 1, 3000);
     ck_assert_int_eq(R_INT("DEL", "cache:lock:product:{l1}"), 1);  /* as if it expired */
     CK_REPLY(h_read_reply(c1, 5000), NEW_REPLY);
     raw = h_read_reply(sub, 3000);
@@ -669,7 +616,7 @@ START_TEST(t_shutdown_releases_locks)
     h_upstream_set_latency(&E.up, 4000);
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:s1", NULL);
-    wait_upstream_id("s1", 1, 3000);
+    su_wait_upstream_id(&E.up, "s1", 1, 3000);
     ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{s1}"), 1);
     ck_assert_int_eq(h_daemon_stop(&E.d), 0);
     ck_assert_msg(R_INT("EXISTS", "cache:lock:product:{s1}") == 0, "lock left: %s", h_log_tail(E.d.log));
@@ -687,7 +634,7 @@ START_TEST(t_notfound_shared_across_daemons)
     c2 = h_connect(E.d2.port);
     c3 = h_connect(E.d2.port);
     h_send_cmdv(c1, "HGETALL", "product:nf1", NULL);
-    wait_upstream_id("nf1", 1, 3000);
+    su_wait_upstream_id(&E.up, "nf1", 1, 3000);
     h_send_cmdv(c2, "HGETALL", "product:nf1", NULL);
     h_send_cmdv(c3, "HGET", "product:nf1", "v", NULL);
     CK_REPLY(h_read_reply(c1, 5000), "*0\r\n");
@@ -711,8 +658,8 @@ START_TEST(t_unlink_is_an_invalidation)
     h_upstream_set_body(&E.up, "u1", NEW_BODY);
     CK_REPLY(D("HGETALL", "product:u1"), NEW_REPLY);
     CK_REPLY(D("UNLINK", "product:u1"), ":1\r\n");
-    ck_assert_int_eq(stat_of(E.c, "invalidations"), 1);
-    ck_assert_int_eq(stat_of(E.c, "field_updates"), 0);
+    ck_assert_int_eq(su_stat(E.c, "invalidations"), 1);
+    ck_assert_int_eq(su_stat(E.c, "field_updates"), 0);
 }
 END_TEST
 
@@ -760,58 +707,35 @@ START_TEST(t_exp_from_redis_clock)
     }
     h_msleep(1500);             /* the daemon has measured Redis's clock */
     CK_REPLY(D("HGET", "product:t2", "v"), "$6\r\ncached\r\n");
-    ck_assert_int_eq(stat_of(E.c, "stale_hits"), 0);
+    ck_assert_int_eq(su_stat(E.c, "stale_hits"), 0);
     ck_assert_int_eq(h_upstream_count_id(&E.up, "t2"), 0);
 }
 END_TEST
 
-static Suite *integrity_suite(void)
-{
-    Suite *s = suite_create("integrity");
-    struct {
-        const char *name;
-        const TTest *t;
-        int timeout;
-    } tests[] = {
-        { "glob_unit", t_glob_unit, 10 },
-        { "glob_vs_redis", t_glob_vs_redis, 30 },
-        { "del_beats_lock_timeout", t_del_beats_lock_timeout, 30 },
-        { "stray_locks_replaced", t_stray_locks_replaced, 30 },
-        { "foreign_records_replaced", t_foreign_records_replaced, 30 },
-        { "prefix_checked", t_prefix_checked, 30 },
-        { "bad_globs_and_ids", t_bad_globs_and_ids, 30 },
-        { "format_switch", t_format_switch, 40 },
-        { "fills_respect_maxmemory", t_fills_respect_maxmemory, 60 },
-        { "invalidate_detaches_only_matches", t_invalidate_detaches_only_matches, 30 },
-        { "waiter_takes_freed_lock", t_waiter_takes_freed_lock, 30 },
-        { "new_holder_is_waited_for", t_new_holder_is_waited_for, 30 },
-        { "holder_chain_hits_reply_bound", t_holder_chain_hits_reply_bound, 30 },
-        { "failed_fills_never_overlap", t_failed_fills_never_overlap, 30 },
-        { "notice_when_lock_lost", t_notice_when_lock_lost, 30 },
-        { "shutdown_releases_locks", t_shutdown_releases_locks, 30 },
-        { "notfound_shared_across_daemons", t_notfound_shared_across_daemons, 30 },
-        { "unlink_is_an_invalidation", t_unlink_is_an_invalidation, 30 },
-        { "exp_from_redis_clock", t_exp_from_redis_clock, 30 },
-    };
-
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_add_checked_fixture(tc, NULL, h_cleanup);
-        tcase_set_timeout(tc, tests[i].timeout);
-        tcase_add_test(tc, tests[i].t);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
 
 int main(void)
 {
-    SRunner *sr = srunner_create(integrity_suite());
-    int failed;
+    const struct su_case cases[] = {
+        { "glob_unit", t_glob_unit, 10, 0 },
+        { "glob_vs_redis", t_glob_vs_redis, 30, 0 },
+        { "del_beats_lock_timeout", t_del_beats_lock_timeout, 30, 0 },
+        { "stray_locks_replaced", t_stray_locks_replaced, 30, 0 },
+        { "foreign_records_replaced", t_foreign_records_replaced, 30, 0 },
+        { "prefix_checked", t_prefix_checked, 30, 0 },
+        { "bad_globs_and_ids", t_bad_globs_and_ids, 30, 0 },
+        { "format_switch", t_format_switch, 40, 0 },
+        { "fills_respect_maxmemory", t_fills_respect_maxmemory, 60, 0 },
+        { "invalidate_detaches_only_matches", t_invalidate_detaches_only_matches, 30, 0 },
+        { "waiter_takes_freed_lock", t_waiter_takes_freed_lock, 30, 0 },
+        { "new_holder_is_waited_for", t_new_holder_is_waited_for, 30, 0 },
+        { "holder_chain_hits_reply_bound", t_holder_chain_hits_reply_bound, 30, 0 },
+        { "failed_fills_never_overlap", t_failed_fills_never_overlap, 30, 0 },
+        { "notice_when_lock_lost", t_notice_when_lock_lost, 30, 0 },
+        { "shutdown_releases_locks", t_shutdown_releases_locks, 30, 0 },
+        { "notfound_shared_across_daemons", t_notfound_shared_across_daemons, 30, 0 },
+        { "unlink_is_an_invalidation", t_unlink_is_an_invalidation, 30, 0 },
+        { "exp_from_redis_clock", t_exp_from_redis_clock, 30, 0 },
+    };
 
-    h_tmpdir();
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("integrity", cases, CK_NORMAL);
 }

@@ -7,7 +7,7 @@
  * pipeline arrives) and the built daemon.  Assertions are on the replies,
  * on what Redis holds (direct connection) and on the upstream's counters. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 
 #include <check.h>
 #include <stdarg.h>
@@ -27,27 +27,10 @@ static struct env {
     int c;      /* client of the daemon */
 } E;
 
-/* Compares a raw reply with the expected bytes and frees it. */
-#define CK_REPLY(expr, want) do { \
-        char *got_ = (expr); \
-        const char *want_ = (want); \
-        ck_assert_msg(got_ != NULL && strcmp(got_, want_) == 0, "%s: got %s, want %s", \
-                      #expr, h_repr(got_), h_repr(want_)); \
-        free(got_); \
-    } while (0)
-
 #define D(...) h_cmd(E.c, __VA_ARGS__, NULL)
 #define R(...) h_cmd(E.rd, __VA_ARGS__, NULL)
 
-static long long take_int(char *raw)
-{
-    long long v = h_reply_int(raw);
-
-    free(raw);
-    return v;
-}
-
-#define R_INT(...) take_int(R(__VA_ARGS__))
+#define R_INT(...) su_take_int(R(__VA_ARGS__))
 
 /* A growing buffer of RESP commands, sent in one write. */
 struct pipe {
@@ -477,15 +460,21 @@ START_TEST(t_disconnect_with_waiting)
     /* Another client is served meanwhile. */
     CK_REPLY(D("PING"), "+PONG\r\n");
     CK_REPLY(D("HGET", "product:p-060", "name"), "$10\r\nProduct 60\r\n");
-    h_msleep(2 * LATENCY_MS);
     /* The first reads filled the cache (a fill belongs to its flight); the
      * HSETs that were still waiting when their client was reset never ran. */
     for (int i = 6; i < 20; i += 2) {
         char rkey[32], want[16];
+        long long end = h_now_ms() + H_TIMEOUT_MS;
+        char *got;
         snprintf(rkey, sizeof(rkey), "cache:product:{p-%03d}", 20 + i);
         snprintf(want, sizeof(want), "%d", (20 + i) * 7 % 100);
         char *w = bulk(want);
-        CK_REPLY(R("HGET", rkey, "stock"), w);
+        /* On a loaded machine the last fills may still be under way. */
+        while ((got = R("HGET", rkey, "stock")) && strcmp(got, "$-1\r\n") == 0 && h_now_ms() < end) {
+            free(got);
+            h_msleep(20);
+        }
+        CK_REPLY(got, w);
         free(w);
     }
 
@@ -510,34 +499,18 @@ END_TEST
 
 /* ---------------------------------------------------------------- main -- */
 
-static TCase *tc_new(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 60);
-    suite_add_tcase(s, tc);
-    return tc;
-}
 
 int main(void)
 {
-    Suite *s = suite_create("order");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "read_ttl_hset", t_read_ttl_hset, 60, 0 },
+        { "redis_cli_pipe", t_redis_cli_pipe, 60, 0 },
+        { "del_hset_then_read", t_del_hset_then_read, 60, 0 },
+        { "invalidate_in_order", t_invalidate_in_order, 60, 0 },
+        { "parallel_misses", t_parallel_misses, 60, 0 },
+        { "long_mixed_pipeline", t_long_mixed_pipeline, 60, 0 },
+        { "disconnect_with_waiting", t_disconnect_with_waiting, 60, 0 },
+    };
 
-    tcase_add_test(tc_new(s, "read_ttl_hset"), t_read_ttl_hset);
-    tcase_add_test(tc_new(s, "redis_cli_pipe"), t_redis_cli_pipe);
-    tcase_add_test(tc_new(s, "del_hset_then_read"), t_del_hset_then_read);
-    tcase_add_test(tc_new(s, "invalidate_in_order"), t_invalidate_in_order);
-    tcase_add_test(tc_new(s, "parallel_misses"), t_parallel_misses);
-    tcase_add_test(tc_new(s, "long_mixed_pipeline"), t_long_mixed_pipeline);
-    tcase_add_test(tc_new(s, "disconnect_with_waiting"), t_disconnect_with_waiting);
-
-    h_tmpdir();
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("order", cases, CK_NORMAL);
 }

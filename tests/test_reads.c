@@ -7,7 +7,7 @@
  * p-00N as {"id":"p-00i","name":"Product i","price":"i.99","stock":i*7%100,
  * "tags":["demo"]}. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 
 #include <check.h>
 #include <signal.h>
@@ -201,25 +201,6 @@ static char *product_key(char *buf, size_t sz, int i)
     return buf;
 }
 
-/* A counter from STATS ("name:value" lines); fails if it is not there. */
-static long long stat_of(int fd, const char *name)
-{
-    struct h_reply *r = q(fd, "STATS", NULL);
-    size_t nl = strlen(name);
-    long long v = -1;
-
-    ck_assert_msg(r->type == H_REPLY_BULK, "STATS is not a bulk string");
-    for (const char *p = r->str; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, name, nl) == 0 && p[nl] == ':') {
-            v = strtoll(p + nl + 1, NULL, 10);
-            break;
-        }
-    }
-    ck_assert_msg(v >= 0, "no '%s:' line in STATS: %s", name, h_repr(r->str));
-    h_reply_free(r);
-    return v;
-}
-
 /* Polls Redis until EXISTS `key` is `want`: 0 when it is, -1 after
  * timeout_ms. */
 static int wait_redis_exists(int rfd, const char *key, int want, int timeout_ms)
@@ -248,16 +229,6 @@ static int wait_upstream_count(struct h_upstream *u, long n, int timeout_ms)
     return 0;
 }
 
-static TCase *tc_new(const char *name, const TTest *fn)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, fn);
-    return tc;
-}
-
 /* ----------------------------------------------------- hits and misses -- */
 
 /* A miss is fetched, answered and stored with its TTL; the next read is a
@@ -276,8 +247,8 @@ START_TEST(t_miss_then_hit)
     expect_product(r, 2);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-002"), 1);
-    ck_assert_int_eq(stat_of(fd, "misses"), 1);
-    ck_assert_int_eq(stat_of(fd, "hits"), 0);
+    ck_assert_int_eq(su_stat(fd, "misses"), 1);
+    ck_assert_int_eq(su_stat(fd, "hits"), 0);
 
     /* Stored in Redis: the record's fields (bookkeeping "__" fields allowed).
      * The store and the reply leave the daemon on different connections:
@@ -310,8 +281,8 @@ START_TEST(t_miss_then_hit)
     expect_product(r, 2);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-002"), 1);
-    ck_assert_int_eq(stat_of(fd, "hits"), 1);
-    ck_assert_int_eq(stat_of(fd, "misses"), 1);
+    ck_assert_int_eq(su_stat(fd, "hits"), 1);
+    ck_assert_int_eq(su_stat(fd, "misses"), 1);
 
     /* HGET / HMGET on the cached record; absent and bookkeeping fields are nil. */
     EXPECT_RAW("$9\r\nProduct 2\r\n", fd, "HGET", "product:p-002", "name");
@@ -320,18 +291,18 @@ START_TEST(t_miss_then_hit)
     EXPECT_RAW("$-1\r\n", fd, "HGET", "product:p-002", "__exp");
     EXPECT_RAW("*4\r\n$4\r\n2.99\r\n$-1\r\n$5\r\np-002\r\n$-1\r\n", fd, "HMGET", "product:p-002", "price",
                "nosuch", "id", "__nf");
-    ck_assert_int_eq(stat_of(fd, "hits"), 6);
+    ck_assert_int_eq(su_stat(fd, "hits"), 6);
 
     /* HGET / HMGET on a cold key: a miss answered with the picked fields. */
     EXPECT_RAW("$4\r\n3.99\r\n", fd, "HGET", "product:p-003", "price");
     EXPECT_RAW("*2\r\n$-1\r\n$9\r\nProduct 4\r\n", fd, "HMGET", "product:p-004", "nosuch", "name");
-    ck_assert_int_eq(stat_of(fd, "misses"), 3);
+    ck_assert_int_eq(su_stat(fd, "misses"), 3);
     r = q(fd, "HGETALL", "product:p-004", NULL);
     expect_product(r, 4);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count(&e.up), 3);
-    ck_assert_int_eq(stat_of(fd, "upstream_requests"), 3);
-    ck_assert_int_eq(stat_of(fd, "hits"), 7);
+    ck_assert_int_eq(su_stat(fd, "upstream_requests"), 3);
+    ck_assert_int_eq(su_stat(fd, "hits"), 7);
 
     /* Command names are case-insensitive. */
     raw = rawq(fd, "hgetall", "product:p-003", NULL);
@@ -502,7 +473,7 @@ START_TEST(t_bad_keys)
 
     ck_assert_int_eq(h_upstream_count(&e.up), 0);
     ck_assert_int_eq(qint(e.rfd, "DBSIZE", NULL), 0);
-    ck_assert_int_eq(stat_of(fd, "misses"), 0);
+    ck_assert_int_eq(su_stat(fd, "misses"), 0);
 
     /* The boundary: a 512-byte id is valid (not found upstream here). */
     memcpy(maxkey, "product:", 8);
@@ -570,9 +541,9 @@ START_TEST(t_coalesce_200)
     }
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
     fd = h_connect(e.d.port);
-    ck_assert_int_eq(stat_of(fd, "coalesced"), N - 1);
-    ck_assert_int_eq(stat_of(fd, "misses"), N);
-    ck_assert_int_eq(stat_of(fd, "upstream_requests"), 1);
+    ck_assert_int_eq(su_stat(fd, "coalesced"), N - 1);
+    ck_assert_int_eq(su_stat(fd, "misses"), N);
+    ck_assert_int_eq(su_stat(fd, "upstream_requests"), 1);
     ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
     ck_assert_int_eq(qint(e.rfd, "EXISTS", "cache:lock:product:{p-001}", NULL), 0);
 }
@@ -617,9 +588,9 @@ START_TEST(t_cross_daemon)
     ck_assert_int_eq(h_upstream_count(&up), 1);
     for (int k = 0; k < ND; k++) {
         int fd = h_connect(d[k].port);
-        suppressed += stat_of(fd, "stampedes_suppressed");
-        coalesced += stat_of(fd, "coalesced");
-        ck_assert_int_eq(stat_of(fd, "lock_timeouts"), 0);
+        suppressed += su_stat(fd, "stampedes_suppressed");
+        coalesced += su_stat(fd, "coalesced");
+        ck_assert_int_eq(su_stat(fd, "lock_timeouts"), 0);
         h_close(fd);
     }
     ck_assert_int_ge(suppressed, 1);
@@ -666,8 +637,8 @@ START_TEST(t_lock_holder_killed)
     ck_assert_int_eq(h_upstream_count(&up), 2);
     /* B takes the expired lock on a poll, or at its own lock timeout
      * (whichever comes first): either way it waited for the lock. */
-    ck_assert_int_le(stat_of(fb, "lock_timeouts"), 1);
-    ck_assert_int_eq(stat_of(fb, "stampedes_suppressed"), 1);
+    ck_assert_int_le(su_stat(fb, "lock_timeouts"), 1);
+    ck_assert_int_eq(su_stat(fb, "stampedes_suppressed"), 1);
     /* B stored it (the dead daemon's lock had expired), and it is a hit now. */
     ck_assert_msg(wait_redis_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "B did not store the record");
     raw = rawq(fb, "HGETALL", "product:p-003", NULL);
@@ -704,7 +675,7 @@ START_TEST(t_starter_disconnects)
     ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "the fill was not stored");
     fd = h_connect(e.d.port);
     EXPECT_RAW("+PONG\r\n", fd, "PING");
-    ck_assert_int_eq(stat_of(fd, "coalesced"), NW);
+    ck_assert_int_eq(su_stat(fd, "coalesced"), NW);
     ck_assert_int_eq(h_wait_exit(e.d.pid, 0, NULL), -1);
 }
 END_TEST
@@ -761,10 +732,10 @@ START_TEST(t_not_found_cached)
     EXPECT_RAW("$-1\r\n", fd, "HGET", "product:nope", "__nf");
     EXPECT_RAW("*2\r\n$-1\r\n$-1\r\n", fd, "HMGET", "product:nope", "id", "name");
     ck_assert_int_eq(h_upstream_count_id(&e.up, "nope"), 1);
-    ck_assert_int_eq(stat_of(fd, "negative_hits"), 4);
-    ck_assert_int_eq(stat_of(fd, "hits"), 0);
-    ck_assert_int_eq(stat_of(fd, "misses"), 1);
-    ck_assert_int_eq(stat_of(fd, "upstream_errors"), 0);
+    ck_assert_int_eq(su_stat(fd, "negative_hits"), 4);
+    ck_assert_int_eq(su_stat(fd, "hits"), 0);
+    ck_assert_int_eq(su_stat(fd, "misses"), 1);
+    ck_assert_int_eq(su_stat(fd, "upstream_errors"), 0);
 
     /* A cold not-found key through HGET / HMGET. */
     EXPECT_RAW("$-1\r\n", fd, "HGET", "product:nope2", "name");
@@ -814,8 +785,8 @@ START_TEST(t_upstream_status)
     expect_nothing_cached(e.rfd, "product", "boom");
     EXPECT_RAW("-UPSTREAM status 302\r\n", fd, "HGETALL", "product:moved");
     expect_nothing_cached(e.rfd, "product", "moved");
-    ck_assert_int_eq(stat_of(fd, "upstream_errors"), 7);
-    ck_assert_int_eq(stat_of(fd, "upstream_requests"), 7);
+    ck_assert_int_eq(su_stat(fd, "upstream_errors"), 7);
+    ck_assert_int_eq(su_stat(fd, "upstream_requests"), 7);
 
     /* Once the upstream recovers, the record is fetched and cached. */
     h_upstream_set_status(&e.up, "busy", 0);
@@ -849,7 +820,7 @@ START_TEST(t_upstream_timeout)
     ck_assert_msg(elapsed >= 900 && elapsed <= 1000 + 1000, "timeout reply after %lld ms, want about 1000", elapsed);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-001"), 1);
     expect_nothing_cached(e.rfd, "product", "p-001");
-    ck_assert_int_eq(stat_of(fds[0], "upstream_errors"), 1);
+    ck_assert_int_eq(su_stat(fds[0], "upstream_errors"), 1);
 
     /* Fast again: the next read fetches and caches. */
     h_upstream_set_latency(&e.up, 0);
@@ -876,7 +847,7 @@ START_TEST(t_upstream_unreachable)
     EXPECT_RAW("-UPSTREAM unreachable\r\n", fd, "HGETALL", "dead:1");
     expect_nothing_cached(e.rfd, "dead", "1");
     EXPECT_RAW("-UPSTREAM unreachable\r\n", fd, "HGET", "dead:1", "a");
-    ck_assert_int_eq(stat_of(fd, "upstream_errors"), 2);
+    ck_assert_int_eq(su_stat(fd, "upstream_errors"), 2);
     EXPECT_RAW("+PONG\r\n", fd, "PING");
 }
 END_TEST
@@ -1097,7 +1068,7 @@ START_TEST(t_redis_command_timeout)
     expect_product_raw(raw, 1);
     free(raw);
     ck_assert_msg(took < 2500, "read took %lld ms with Redis paused for 4000 ms (command_timeout_ms 300)", took);
-    ck_assert_int_ge(stat_of(fd, "redis_errors"), 1);
+    ck_assert_int_ge(su_stat(fd, "redis_errors"), 1);
     ck_assert_msg(h_log_contains(e.d.log, "command_timeout_ms"), "%s", h_log_tail(e.d.log));
 
     /* Once the pause is over the daemon reconnects and caches again. */
@@ -1161,8 +1132,8 @@ START_TEST(t_clients_gone_before_reply)
     expect_product_raw(raw, 15);
     free(raw);
     end = h_now_ms() + 5000;
-    while (stat_of(fd, "clients_connected") != 1) {
-        ck_assert_msg(h_now_ms() < end, "clients_connected stays %lld", stat_of(fd, "clients_connected"));
+    while (su_stat(fd, "clients_connected") != 1) {
+        ck_assert_msg(h_now_ms() < end, "clients_connected stays %lld", su_stat(fd, "clients_connected"));
         h_msleep(20);
     }
     ck_assert_int_eq(h_wait_exit(e.d.pid, 0, NULL), -1);
@@ -1192,19 +1163,19 @@ START_TEST(t_stats_reset_info)
     free(raw);
     EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:nope");
     EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:nope");
-    ck_assert_int_eq(stat_of(fd, "hits"), 1);
-    ck_assert_int_eq(stat_of(fd, "misses"), 2);
-    ck_assert_int_eq(stat_of(fd, "negative_hits"), 1);
-    ck_assert_int_eq(stat_of(fd, "upstream_requests"), 2);
-    ck_assert_int_eq(stat_of(fd, "hit_rate_pct"), 50);
-    ck_assert_int_eq(stat_of(fd, "clients_connected"), 1);
-    ck_assert_int_ge(stat_of(fd, "uptime_s"), 0);
+    ck_assert_int_eq(su_stat(fd, "hits"), 1);
+    ck_assert_int_eq(su_stat(fd, "misses"), 2);
+    ck_assert_int_eq(su_stat(fd, "negative_hits"), 1);
+    ck_assert_int_eq(su_stat(fd, "upstream_requests"), 2);
+    ck_assert_int_eq(su_stat(fd, "hit_rate_pct"), 50);
+    ck_assert_int_eq(su_stat(fd, "clients_connected"), 1);
+    ck_assert_int_ge(su_stat(fd, "uptime_s"), 0);
 
     EXPECT_RAW("+OK\r\n", fd, "STATS", "RESET");
     for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-        ck_assert_msg(stat_of(fd, counters[i]) == 0, "%s not reset", counters[i]);
-    ck_assert_int_eq(stat_of(fd, "hit_rate_pct"), 0);
-    ck_assert_int_eq(stat_of(fd, "clients_connected"), 1);
+        ck_assert_msg(su_stat(fd, counters[i]) == 0, "%s not reset", counters[i]);
+    ck_assert_int_eq(su_stat(fd, "hit_rate_pct"), 0);
+    ck_assert_int_eq(su_stat(fd, "clients_connected"), 1);
 
     /* INFO: the same lines. */
     raw = rawq(fd, "HGETALL", "product:p-001", NULL);
@@ -1221,7 +1192,7 @@ START_TEST(t_stats_reset_info)
     raw = h_inline(fd, "stats reset");
     ck_assert_msg(raw && strcmp(raw, "+OK\r\n") == 0, "stats reset: %s", h_repr(raw));
     free(raw);
-    ck_assert_int_eq(stat_of(fd, "hits"), 0);
+    ck_assert_int_eq(su_stat(fd, "hits"), 0);
 }
 END_TEST
 
@@ -1265,38 +1236,32 @@ START_TEST(t_ttl_pttl)
 END_TEST
 
 /* ------------------------------------------------------------- main ---- */
+
 int main(void)
 {
-    Suite *s = suite_create("reads");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "miss_then_hit", t_miss_then_hit, 30, 0 },
+        { "json_flattening", t_json_flattening, 30, 0 },
+        { "raw_namespace", t_raw_namespace, 30, 0 },
+        { "bad_keys", t_bad_keys, 30, 0 },
+        { "url_unsafe_id", t_url_unsafe_id, 30, 0 },
+        { "coalesce_200", t_coalesce_200, 30, 0 },
+        { "cross_daemon", t_cross_daemon, 30, 0 },
+        { "lock_holder_killed", t_lock_holder_killed, 30, 0 },
+        { "starter_disconnects", t_starter_disconnects, 30, 0 },
+        { "not_found_cached", t_not_found_cached, 30, 0 },
+        { "upstream_status", t_upstream_status, 30, 0 },
+        { "upstream_timeout", t_upstream_timeout, 30, 0 },
+        { "upstream_unreachable", t_upstream_unreachable, 30, 0 },
+        { "bad_body", t_bad_body, 30, 0 },
+        { "body_too_large", t_body_too_large, 30, 0 },
+        { "redis_down_and_back", t_redis_down_and_back, 30, 0 },
+        { "redis_auth", t_redis_auth, 30, 0 },
+        { "redis_command_timeout", t_redis_command_timeout, 30, 0 },
+        { "clients_gone_before_reply", t_clients_gone_before_reply, 30, 0 },
+        { "stats_reset_info", t_stats_reset_info, 30, 0 },
+        { "ttl_pttl", t_ttl_pttl, 30, 0 },
+    };
 
-    suite_add_tcase(s, tc_new("miss_then_hit", t_miss_then_hit));
-    suite_add_tcase(s, tc_new("json_flattening", t_json_flattening));
-    suite_add_tcase(s, tc_new("raw_namespace", t_raw_namespace));
-    suite_add_tcase(s, tc_new("bad_keys", t_bad_keys));
-    suite_add_tcase(s, tc_new("url_unsafe_id", t_url_unsafe_id));
-    suite_add_tcase(s, tc_new("coalesce_200", t_coalesce_200));
-    suite_add_tcase(s, tc_new("cross_daemon", t_cross_daemon));
-    suite_add_tcase(s, tc_new("lock_holder_killed", t_lock_holder_killed));
-    suite_add_tcase(s, tc_new("starter_disconnects", t_starter_disconnects));
-    suite_add_tcase(s, tc_new("not_found_cached", t_not_found_cached));
-    suite_add_tcase(s, tc_new("upstream_status", t_upstream_status));
-    suite_add_tcase(s, tc_new("upstream_timeout", t_upstream_timeout));
-    suite_add_tcase(s, tc_new("upstream_unreachable", t_upstream_unreachable));
-    suite_add_tcase(s, tc_new("bad_body", t_bad_body));
-    suite_add_tcase(s, tc_new("body_too_large", t_body_too_large));
-    suite_add_tcase(s, tc_new("redis_down_and_back", t_redis_down_and_back));
-    suite_add_tcase(s, tc_new("redis_auth", t_redis_auth));
-    suite_add_tcase(s, tc_new("redis_command_timeout", t_redis_command_timeout));
-    suite_add_tcase(s, tc_new("clients_gone_before_reply", t_clients_gone_before_reply));
-    suite_add_tcase(s, tc_new("stats_reset_info", t_stats_reset_info));
-    suite_add_tcase(s, tc_new("ttl_pttl", t_ttl_pttl));
-
-    h_tmpdir();
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("reads", cases, CK_ENV);
 }

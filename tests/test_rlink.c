@@ -10,7 +10,7 @@
  * process itself, a loopback DNS server that is silent or answers A
  * 127.0.0.1. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -99,24 +99,6 @@ static void expect_product(const char *raw, int i)
     h_reply_free(r);
 }
 
-static long long stat_of(int port, const char *name)
-{
-    int fd = h_connect(port);
-    char *raw = rawq(fd, "STATS", NULL);
-    size_t nl = strlen(name);
-    long long v = -1;
-
-    for (const char *p = raw; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, name, nl) == 0 && p[nl] == ':') {
-            v = strtoll(p + nl + 1, NULL, 10);
-            break;
-        }
-    ck_assert_msg(v >= 0, "no '%s:' in STATS: %s", name, h_repr(raw));
-    free(raw);
-    h_close(fd);
-    return v;
-}
-
 /* The ids of Redis's clients of one TYPE, except rfd's own, sorted into
  * buf as "id,id,...". */
 static void client_ids(int rfd, const char *type, char *buf, size_t sz)
@@ -182,16 +164,6 @@ static void wait_linked(struct h_daemon *d, long from)
                   "never connected to Redis: %s", h_log_tail(d->log));
     ck_assert_msg(h_wait_log_after(d->log, from, "subscribed to cache:fills", H_TIMEOUT_MS) == 0,
                   "never subscribed: %s", h_log_tail(d->log));
-}
-
-static TCase *tc_new(const char *name, const TTest *fn, int timeout_s)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, timeout_s);
-    tcase_add_test(tc, fn);
-    return tc;
 }
 
 /* ------------------------------------------------------ slow Redis ---- */
@@ -293,7 +265,7 @@ START_TEST(t_pause_keeps_link)
     ck_assert_msg(!h_log_contains(d.log, "reconnecting"), "a link was dropped: %s", h_log_tail(d.log));
     ck_assert_msg(h_log_contains(d.log, "no reply within command_timeout_ms"), "%s", h_log_tail(d.log));
     ck_assert_msg(h_wait_log(d.log, "replies in time again", 2000) == 0, "%s", h_log_tail(d.log));
-    ck_assert_int_ge(stat_of(d.port, "redis_errors"), NCACHED + NCOLD);
+    ck_assert_int_ge(su_stat_port(d.port, "redis_errors"), NCACHED + NCOLD);
     for (int i = 0; i < NCACHED + NCOLD; i++)
         h_close(fds[i]);
 }
@@ -354,7 +326,7 @@ START_TEST(t_own_stall_not_blamed)
     }
     ck_assert_msg(!h_log_contains(d.log, "reconnecting"), "a link was dropped: %s", h_log_tail(d.log));
     ck_assert_msg(!h_log_contains(d.log, "command_timeout_ms"), "commands failed: %s", h_log_tail(d.log));
-    ck_assert_int_eq(stat_of(d.port, "redis_errors"), 0);
+    ck_assert_int_eq(su_stat_port(d.port, "redis_errors"), 0);
     ck_assert_int_eq(h_upstream_count(&up), 0);
     free(body);
 }
@@ -720,22 +692,16 @@ START_TEST(t_resolve_redis_host)
 END_TEST
 
 /* ------------------------------------------------------------- main ---- */
+
 int main(void)
 {
-    Suite *s = suite_create("rlink");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "pause_keeps_link", t_pause_keeps_link, 40, 0 },
+        { "own_stall_not_blamed", t_own_stall_not_blamed, 40, 0 },
+        { "silent_subscriber", t_silent_subscriber, 60, 0 },
+        { "keepalive", t_keepalive, 30, 0 },
+        { "resolve_redis_host", t_resolve_redis_host, 60, 0 },
+    };
 
-    suite_add_tcase(s, tc_new("pause_keeps_link", t_pause_keeps_link, 40));
-    suite_add_tcase(s, tc_new("own_stall_not_blamed", t_own_stall_not_blamed, 40));
-    suite_add_tcase(s, tc_new("silent_subscriber", t_silent_subscriber, 60));
-    suite_add_tcase(s, tc_new("keepalive", t_keepalive, 30));
-    suite_add_tcase(s, tc_new("resolve_redis_host", t_resolve_redis_host, 60));
-
-    h_tmpdir();
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("rlink", cases, CK_ENV);
 }

@@ -7,7 +7,7 @@
  * serves the same records and misbehaves for IDs given a trick
  * (PUT /_trick/ID on the main port). -g generates p-001 .. p-020. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -556,39 +556,23 @@ START_TEST(t_resolver_never_answers)
 END_TEST
 
 /* ------------------------------------------------------------- main ---- */
-static TCase *tc_new(const char *name, const TTest *fn)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, fn);
-    return tc;
-}
 
 int main(void)
 {
-    Suite *s = suite_create("upstream");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "early_hints", t_early_hints, 60, 0 },
+        { "surplus_bytes", t_surplus_bytes, 60, 0 },
+        { "two_lengths", t_two_lengths, 60, 0 },
+        { "continue_is_skipped", t_continue_is_skipped, 60, 0 },
+        { "other_status_closes", t_other_status_closes, 60, 0 },
+        { "endless_headers", t_endless_headers, 60, 0 },
+        { "queued_fetch_deadline", t_queued_fetch_deadline, 60, 0 },
+        { "hanging_namespace_leaves_others", t_hanging_namespace_leaves_others, 60, 0 },
+        { "max_fetches_wait", t_max_fetches_wait, 60, 0 },
+        { "max_fetches_tryagain", t_max_fetches_tryagain, 60, 0 },
+        { "max_fetches_reload", t_max_fetches_reload, 60, 0 },
+        { "resolver_never_answers", t_resolver_never_answers, 60, 0 },
+    };
 
-    suite_add_tcase(s, tc_new("early_hints", t_early_hints));
-    suite_add_tcase(s, tc_new("surplus_bytes", t_surplus_bytes));
-    suite_add_tcase(s, tc_new("two_lengths", t_two_lengths));
-    suite_add_tcase(s, tc_new("continue_is_skipped", t_continue_is_skipped));
-    suite_add_tcase(s, tc_new("other_status_closes", t_other_status_closes));
-    suite_add_tcase(s, tc_new("endless_headers", t_endless_headers));
-    suite_add_tcase(s, tc_new("queued_fetch_deadline", t_queued_fetch_deadline));
-    suite_add_tcase(s, tc_new("hanging_namespace_leaves_others", t_hanging_namespace_leaves_others));
-    suite_add_tcase(s, tc_new("max_fetches_wait", t_max_fetches_wait));
-    suite_add_tcase(s, tc_new("max_fetches_tryagain", t_max_fetches_tryagain));
-    suite_add_tcase(s, tc_new("max_fetches_reload", t_max_fetches_reload));
-    suite_add_tcase(s, tc_new("resolver_never_answers", t_resolver_never_answers));
-
-    h_tmpdir();
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("upstream", cases, CK_ENV);
 }

@@ -8,7 +8,7 @@
  * Redis contents (through a direct connection) and the upstream's request
  * counters. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -32,38 +32,12 @@ static struct env {
 
 /* ------------------------------------------------------------ helpers -- */
 
-/* Compares a raw reply with the expected bytes and frees it. */
-#define CK_REPLY(expr, want) do { \
-        char *got_ = (expr); \
-        const char *want_ = (want); \
-        ck_assert_msg(got_ != NULL && strcmp(got_, want_) == 0, "%s: got %s, want %s", \
-                      #expr, h_repr(got_), h_repr(want_)); \
-        free(got_); \
-    } while (0)
-
-/* The raw reply starts with prefix (for errors carrying the key). */
-#define CK_REPLY_PREFIX(expr, prefix) do { \
-        char *got_ = (expr); \
-        const char *want_ = (prefix); \
-        ck_assert_msg(got_ != NULL && strncmp(got_, want_, strlen(want_)) == 0, \
-                      "%s: got %s, want a reply starting with %s", #expr, h_repr(got_), h_repr(want_)); \
-        free(got_); \
-    } while (0)
-
 /* A command to the daemon / to redis-server, raw reply (caller frees). */
 #define D(...) h_cmd(E.c, __VA_ARGS__, NULL)
 #define R(...) h_cmd(E.rd, __VA_ARGS__, NULL)
 
-static long long take_int(char *raw)
-{
-    long long v = h_reply_int(raw);
-
-    free(raw);
-    return v;
-}
-
-#define D_INT(...) take_int(D(__VA_ARGS__))
-#define R_INT(...) take_int(R(__VA_ARGS__))
+#define D_INT(...) su_take_int(D(__VA_ARGS__))
+#define R_INT(...) su_take_int(R(__VA_ARGS__))
 
 /* Number of Redis keys matching a pattern (KEYS is fine for a test). */
 static long long r_count(const char *pattern)
@@ -98,17 +72,6 @@ static long long stat_get(const char *name)
     h_reply_free(r);
     free(raw);
     return v;
-}
-
-/* Polls the upstream until it has received n requests for id. */
-static void wait_upstream_id(const char *id, long n, int timeout_ms)
-{
-    long long deadline = h_now_ms() + timeout_ms;
-    long got;
-
-    while ((got = h_upstream_count_id(&E.up, id)) < n && h_now_ms() < deadline)
-        h_msleep(10);
-    ck_assert_msg(got >= n, "upstream got %ld requests for %s, want %ld", got, id, n);
 }
 
 /* Sleeps until the record's logical expiry (__exp, Unix ms) has passed. */
@@ -307,10 +270,10 @@ START_TEST(t_del_bad_key_touches_nothing)
     h_upstream_set_body(&E.up, "a4", OLD_BODY);
     CK_REPLY(D("HGETALL", "product:a4"), OLD_REPLY);
 
-    CK_REPLY_PREFIX(D("DEL", "product:a4", "badkey"), "-ERR bad key");
+    CK_PREFIX(D("DEL", "product:a4", "badkey"), "-ERR bad key");
     CK_REPLY(D("DEL", "product:a4", "nosuch:a4"), "-ERR unknown namespace 'nosuch'\r\n");
-    CK_REPLY_PREFIX(D("DEL", "product:"), "-ERR bad key");
-    CK_REPLY_PREFIX(D("DEL", "product:a b"), "-ERR bad key");
+    CK_PREFIX(D("DEL", "product:"), "-ERR bad key");
+    CK_PREFIX(D("DEL", "product:a b"), "-ERR bad key");
     CK_REPLY(D("DEL"), "-ERR wrong number of arguments for 'del' command\r\n");
     ck_assert_int_eq(R_INT("EXISTS", "cache:product:{a4}"), 1);
     CK_REPLY(D("HGETALL", "product:a4"), OLD_REPLY);
@@ -336,14 +299,14 @@ START_TEST(t_del_during_slow_fill)
     ca = h_connect(E.d.port);
     cc = h_connect(E.d.port);
     ck_assert_int_eq(h_send_cmdv(ca, "HGETALL", "product:x1", NULL), 0);
-    wait_upstream_id("x1", 1, 3000);                            /* A's fill is at the upstream */
+    su_wait_upstream_id(&E.up, "x1", 1, 3000);   /* A's fill is at the upstream */
     ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{x1}"), 1);
 
     CK_REPLY(D("DEL", "product:x1"), ":0\r\n");                 /* nothing stored yet */
     ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{x1}"), 0);
     h_upstream_set_latency(&E.up, 3000);
     ck_assert_int_eq(h_send_cmdv(cc, "HGETALL", "product:x1", NULL), 0);
-    wait_upstream_id("x1", 2, 3000);                            /* C has a fill of its own */
+    su_wait_upstream_id(&E.up, "x1", 2, 3000);   /* C has a fill of its own */
 
     a = h_read_reply(ca, 5000);
     h_upstream_set_body(&E.up, "x1", NEW_BODY);
@@ -461,8 +424,8 @@ START_TEST(t_invalidate_errors_and_star)
 
     CK_REPLY(D("INVALIDATE", "nosuch:p*"), "-ERR unknown namespace 'nosuch'\r\n");
     CK_REPLY(D("INVALIDATE", "lock:*"), "-ERR unknown namespace 'lock'\r\n");
-    CK_REPLY_PREFIX(D("INVALIDATE", "product"), "-ERR bad key");
-    CK_REPLY_PREFIX(D("INVALIDATE", "product:"), "-ERR bad key");
+    CK_PREFIX(D("INVALIDATE", "product"), "-ERR bad key");
+    CK_PREFIX(D("INVALIDATE", "product:"), "-ERR bad key");
     CK_REPLY(D("INVALIDATE"), "-ERR wrong number of arguments for 'invalidate' command\r\n");
     CK_REPLY(D("INVALIDATE", "product:*", "user:*"),
              "-ERR wrong number of arguments for 'invalidate' command\r\n");
@@ -547,9 +510,9 @@ START_TEST(t_hset_errors)
              "-ERR field names starting with '__' are reserved\r\n");
     CK_REPLY(D("HSET", "product:h3", "v"), "-ERR wrong number of arguments for 'hset' command\r\n");
     CK_REPLY(D("HSET", "product:h3", "v", "x", "w"), "-ERR wrong number of arguments for 'hset' command\r\n");
-    CK_REPLY_PREFIX(D("HSET", "h3", "v", "x"), "-ERR bad key");
+    CK_PREFIX(D("HSET", "h3", "v", "x"), "-ERR bad key");
     CK_REPLY(D("HSET", "nosuch:h3", "v", "x"), "-ERR unknown namespace 'nosuch'\r\n");
-    CK_REPLY_PREFIX(D("HSET", "page:h3", "v", "x"), "-WRONGTYPE");
+    CK_PREFIX(D("HSET", "page:h3", "v", "x"), "-WRONGTYPE");
 
     CK_REPLY(R("HGETALL", "cache:product:{h3}"), before);
     free(before);
@@ -587,7 +550,7 @@ START_TEST(t_ttl_pttl)
 
     CK_REPLY(D("DEL", "product:t1"), ":1\r\n");
     CK_REPLY(D("PTTL", "product:t1"), ":-2\r\n");
-    CK_REPLY_PREFIX(D("TTL", "t1"), "-ERR bad key");
+    CK_PREFIX(D("TTL", "t1"), "-ERR bad key");
     CK_REPLY(D("PTTL", "nosuch:t1"), "-ERR unknown namespace 'nosuch'\r\n");
     CK_REPLY(D("TTL"), "-ERR wrong number of arguments for 'ttl' command\r\n");
     ck_assert_int_eq(h_upstream_count(&E.up), 2);
@@ -704,7 +667,7 @@ START_TEST(t_grace_notfound_replaces_stale)
     wait_logical_expiry("cache:product:{n1}");
 
     CK_REPLY(D("HGETALL", "product:n1"), OLD_REPLY);           /* stale hit, refresh starts */
-    wait_upstream_id("n1", 2, 3000);
+    su_wait_upstream_id(&E.up, "n1", 2, 3000);
     deadline = h_now_ms() + 3000;
     for (;;) {
         free(raw);
@@ -746,7 +709,7 @@ START_TEST(t_redis_down)
     CK_REPLY(D("TTL", "product:r1"), TRYAGAIN);
     CK_REPLY(D("PTTL", "product:r1"), TRYAGAIN);
     /* Validation still comes first. */
-    CK_REPLY_PREFIX(D("DEL", "r1"), "-ERR bad key");
+    CK_PREFIX(D("DEL", "r1"), "-ERR bad key");
     CK_REPLY(D("INVALIDATE", "nosuch:*"), "-ERR unknown namespace 'nosuch'\r\n");
     CK_REPLY(D("PING"), "+PONG\r\n");
     /* Reads go to the upstream, every time (nothing can be stored). */
@@ -769,41 +732,25 @@ END_TEST
 
 /* ---------------------------------------------------------------- main -- */
 
-static TCase *tc_new(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 30);
-    suite_add_tcase(s, tc);
-    return tc;
-}
 
 int main(void)
 {
-    Suite *s = suite_create("writes");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "del", t_del_then_read_sees_new, 30, 0 },
+        { "del_counts", t_del_counts_cached_only, 30, 0 },
+        { "del_bad_key", t_del_bad_key_touches_nothing, 30, 0 },
+        { "del_many", t_del_many_keys, 30, 0 },
+        { "del_slow_fill", t_del_during_slow_fill, 30, 0 },
+        { "invalidate_glob", t_invalidate_glob, 30, 0 },
+        { "invalidate_errors", t_invalidate_errors_and_star, 30, 0 },
+        { "hset", t_hset_cached_and_uncached, 30, 0 },
+        { "hset_errors", t_hset_errors, 30, 0 },
+        { "ttl", t_ttl_pttl, 30, 0 },
+        { "grace", t_grace_stale_hit_one_refresh, 30, 0 },
+        { "grace_error", t_grace_stale_if_error, 30, 0 },
+        { "grace_notfound", t_grace_notfound_replaces_stale, 30, 2 },
+        { "redis_down", t_redis_down, 30, 0 },
+    };
 
-    tcase_add_test(tc_new(s, "del"), t_del_then_read_sees_new);
-    tcase_add_test(tc_new(s, "del_counts"), t_del_counts_cached_only);
-    tcase_add_test(tc_new(s, "del_bad_key"), t_del_bad_key_touches_nothing);
-    tcase_add_test(tc_new(s, "del_many"), t_del_many_keys);
-    tcase_add_test(tc_new(s, "del_slow_fill"), t_del_during_slow_fill);
-    tcase_add_test(tc_new(s, "invalidate_glob"), t_invalidate_glob);
-    tcase_add_test(tc_new(s, "invalidate_errors"), t_invalidate_errors_and_star);
-    tcase_add_test(tc_new(s, "hset"), t_hset_cached_and_uncached);
-    tcase_add_test(tc_new(s, "hset_errors"), t_hset_errors);
-    tcase_add_test(tc_new(s, "ttl"), t_ttl_pttl);
-    tcase_add_test(tc_new(s, "grace"), t_grace_stale_hit_one_refresh);
-    tcase_add_test(tc_new(s, "grace_error"), t_grace_stale_if_error);
-    tcase_add_loop_test(tc_new(s, "grace_notfound"), t_grace_notfound_replaces_stale, 0, 2);
-    tcase_add_test(tc_new(s, "redis_down"), t_redis_down);
-
-    h_tmpdir();
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("writes", cases, CK_NORMAL);
 }

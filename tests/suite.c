@@ -1,0 +1,75 @@
+/* suite.c - helpers the Check suites share (see suite.h). */
+#define _GNU_SOURCE
+#include "suite.h"
+
+#include <stdio.h>
+
+long long su_take_int(char *raw)
+{
+    long long v = h_reply_int(raw);
+
+    free(raw);
+    return v;
+}
+
+long long su_stat(int fd, const char *name)
+{
+    char *raw = h_cmd(fd, "STATS", NULL);
+    size_t nl = strlen(name);
+    long long v = -1;
+
+    ck_assert_msg(raw && raw[0] == '$', "STATS is not a bulk string: %s", h_repr(raw));
+    for (const char *p = strstr(raw, "\r\n"); p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, nl) == 0 && p[nl] == ':') {
+            v = strtoll(p + nl + 1, NULL, 10);
+            break;
+        }
+    }
+    ck_assert_msg(v >= 0, "no '%s:' line in STATS: %s", name, h_repr(raw));
+    free(raw);
+    return v;
+}
+
+long long su_stat_port(int port, const char *name)
+{
+    int fd = h_connect(port);
+    long long v = su_stat(fd, name);
+
+    h_close(fd);
+    return v;
+}
+
+void su_wait_upstream_id(struct h_upstream *u, const char *id, long n, int timeout_ms)
+{
+    long long deadline = h_now_ms() + timeout_ms;
+    long got;
+
+    while ((got = h_upstream_count_id(u, id)) < n && h_now_ms() < deadline)
+        h_msleep(10);
+    ck_assert_msg(got >= n, "upstream got %ld requests for %s, want %ld", got, id, n);
+}
+
+int su_run(const char *suite, const struct su_case *cases, size_t n, enum print_output mode)
+{
+    Suite *s = suite_create(suite);
+    SRunner *sr;
+    int failed;
+
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+
+        tcase_add_checked_fixture(tc, NULL, h_cleanup);
+        tcase_set_timeout(tc, cases[i].timeout_s);
+        if (cases[i].loops > 0)
+            tcase_add_loop_test(tc, cases[i].fn, 0, cases[i].loops);
+        else
+            tcase_add_test(tc, cases[i].fn);
+        suite_add_tcase(s, tc);
+    }
+    h_tmpdir();
+    sr = srunner_create(s);
+    srunner_run_all(sr, mode);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

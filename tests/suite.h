@@ -1,0 +1,54 @@
+/* suite.h - what the Check suites share on top of the harness: reply
+ * assertions, STATS counters, waiting for the upstream, and a table-driven
+ * main. */
+#ifndef CACHASIDED_TESTS_SUITE_H
+#define CACHASIDED_TESTS_SUITE_H
+
+#include "harness.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The raw reply is exactly `want`; frees it. */
+#define CK_REPLY(expr, want) do { \
+        char *got_ = (expr); \
+        const char *want_ = (want); \
+        ck_assert_msg(got_ != NULL && strcmp(got_, want_) == 0, "%s: got %s, want %s", \
+                      #expr, h_repr(got_), h_repr(want_)); \
+        free(got_); \
+    } while (0)
+
+/* The raw reply starts with `want` (errors that carry the key); frees it. */
+#define CK_PREFIX(expr, want) do { \
+        char *got_ = (expr); \
+        const char *want_ = (want); \
+        ck_assert_msg(got_ != NULL && strncmp(got_, want_, strlen(want_)) == 0, \
+                      "%s: got %s, want it to start with %s", #expr, h_repr(got_), h_repr(want_)); \
+        free(got_); \
+    } while (0)
+
+/* An integer reply's value; frees raw. */
+long long su_take_int(char *raw);
+/* A counter of STATS ("name:value"), asked on fd or on a new connection to
+ * port; fails the test when there is no such line. */
+long long su_stat(int fd, const char *name);
+long long su_stat_port(int port, const char *name);
+/* Waits until the upstream has had n requests for id; fails otherwise. */
+void su_wait_upstream_id(struct h_upstream *u, const char *id, long n, int timeout_ms);
+
+/* One test case: a name for CK_RUN_CASE, the test, its timeout, and for a
+ * loop test how many times it runs (_i from 0). Every case runs with
+ * h_cleanup as its teardown. */
+struct su_case {
+    const char *name;
+    const TTest *fn;
+    int timeout_s;
+    int loops;
+};
+
+/* Runs the cases as one suite; returns main's exit status. */
+int su_run(const char *suite, const struct su_case *cases, size_t n, enum print_output mode);
+#define SU_RUN(suite, cases, mode) su_run((suite), (cases), sizeof(cases) / sizeof((cases)[0]), (mode))
+
+#endif
