@@ -179,7 +179,7 @@ sort -u "$work/manpaths" | while read -r p; do
     esac
     ok "man page path $p"
 done
-for f in /usr/bin/cachasided /usr/share/doc/cachasided/README.md.gz \
+for f in /usr/bin/cachasided /usr/share/doc/cachasided/README.md \
     /usr/share/doc/cachasided/examples/catalogue.json /usr/share/doc/cachasided/packaging.md \
     /usr/lib/sysusers.d/cachasided.conf; do
     [ -e "$root$f" ] || fail "$f not installed"
