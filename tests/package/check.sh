@@ -34,7 +34,7 @@ cleanup() {
     status=$?
     # Servers started in the root's namespace die with it; unmount first.
     umount -l "$root/proc" 2>/dev/null || true
-    rm -rf "$work"
+    rm -rf --one-file-system "$work"
     exit $status
 }
 trap cleanup EXIT INT TERM
@@ -42,6 +42,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 step() { echo "--- $*"; }
 
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
 step "build: scripts/package.sh $out"
 sh "$top/scripts/package.sh" "$out" >"$work/debs"
 cat "$work/debs"
