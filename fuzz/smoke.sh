@@ -9,6 +9,6 @@ cd "$top"
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] || autoreconf -fi >/dev/null
 mkdir -p "$top/build-fuzz"
 cd "$top/build-fuzz"
-[ -f Makefile ] || "$top/configure" -q --enable-fuzzing
+[ -f Makefile ] || "$top/configure" -q --enable-fuzzing --enable-werror
 echo "=== libFuzzer build (build-fuzz/): make fuzz-smoke"
 make -j"$(nproc)" fuzz-smoke ${FUZZ_SECONDS:+FUZZ_SECONDS=$FUZZ_SECONDS}
