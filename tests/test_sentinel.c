@@ -103,13 +103,19 @@ static void sentinels_settled(struct sset *s)
 
 static void sset_start(struct sset *s)
 {
-    char pport[16];
+    char pport[16], rdb[2][64];
 
     memset(s, 0, sizeof(*s));
-    h_redis_start(&s->primary);
+    /* A replica's full sync writes an RDB: never one a later server loads. */
+    snprintf(rdb[0], sizeof(rdb[0]), "dump-%d-p.rdb", (int)getpid());
+    snprintf(rdb[1], sizeof(rdb[1]), "dump-%d-r.rdb", (int)getpid());
+    {
+        const char *e[3] = { "--dbfilename", rdb[0], NULL };
+        h_redis_start_opts(&s->primary, e);
+    }
     snprintf(pport, sizeof(pport), "%d", s->primary.port);
     {
-        const char *e[4] = { "--replicaof", "127.0.0.1", pport, NULL };
+        const char *e[6] = { "--replicaof", "127.0.0.1", pport, "--dbfilename", rdb[1], NULL };
         h_redis_start_opts(&s->replica, e);
     }
     wait_replicating(&s->replica);
