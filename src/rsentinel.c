@@ -191,14 +191,19 @@ const char *rsentinel_status(void)
     return rsn_error[0] ? rsn_error : "no primary named by the sentinels yet";
 }
 
-void rsentinel_report(struct stats_sink *s, const struct rnode *primary)
+/* First, so that on /metrics redis_mode and redis_primary sit beside the
+ * primary link's redis_state (one cachasided_redis_info family). */
+void rsentinel_report_primary(struct stats_sink *s)
 {
     char primary_addr[300];
 
-    CS_UNUSED(primary);
     s->str(s, "redis_mode", "How Redis is found: standalone, sentinel or cluster", "sentinel");
     snprintf(primary_addr, sizeof(primary_addr), "%s", rsn_primary);
     s->str(s, "redis_primary", "The primary the sentinels named last (host:port)", primary_addr);
+}
+
+void rsentinel_report(struct stats_sink *s)
+{
     rnode_report(rsn_ask, s, "redis_sentinel");
     rnode_report(rsn_sub, s, "redis_sentinel_subscriber");
     s->num(s, SK_COUNTER, "redis_failovers_seen", "Primary switches (+switch-master) seen", NULL,

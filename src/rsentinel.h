@@ -17,6 +17,9 @@ void rsentinel_lost(void);
 void rsentinel_ok(void);
 /* Why no primary is known yet. */
 const char *rsentinel_status(void);
-void rsentinel_report(struct stats_sink *s, const struct rnode *primary);
+/* The mode and the primary's address; then the sentinel links and the
+ * switches seen. */
+void rsentinel_report_primary(struct stats_sink *s);
+void rsentinel_report(struct stats_sink *s);
 
 #endif

@@ -149,10 +149,12 @@ void rstore_report(struct stats_sink *s)
         rcluster_report(s);
         return;
     }
+    if (rs_mode == RM_SENTINEL)
+        rsentinel_report_primary(s);
     rnode_report(rs_cmd, s, "redis");
     rnode_report(rs_sub, s, "redis_subscriber");
     if (rs_mode == RM_SENTINEL)
-        rsentinel_report(s, rs_cmd);
+        rsentinel_report(s);
 }
 
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)

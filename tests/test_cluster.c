@@ -178,16 +178,19 @@ static void cluster_start(struct cl *c)
     }
 }
 
+static int admin_port;         /* of the last daemon started */
+
 static void daemon_up(struct h_daemon *d, struct cl *c, int up_port, const char *cache)
 {
     h_daemon_init(d);
+    admin_port = h_free_port();
     h_daemon_start(d,
-                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\nlog_level = info\n"
+                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nlog_level = info\n"
                    "[redis]\nmode = cluster\nnodes = 127.0.0.1:%d, 127.0.0.1:%d\ncluster_refresh_s = 5\n"
                    "command_timeout_ms = 1000\n"
                    "[cache]\n%s\n"
                    "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
-                   d->port, c->node[1].port, c->node[0].port, cache, up_port);
+                   d->port, admin_port, c->node[1].port, c->node[0].port, cache, up_port);
 }
 
 /* All three primaries linked in the daemon. */
@@ -513,6 +516,11 @@ START_TEST(test_cluster_primary_killed)
     fprintf(stderr, "test_cluster: failover followed %lld ms after the kill: %s\n", h_now_ms() - t_kill,
             t_stat(d.port, NULL, "redis_cluster_topology"));
     ck_assert_int_ge(t_stat_int(d.port, "redis_failovers_seen"), 1);
+    {
+        const char *m = t_promtool(admin_port);
+        ck_assert_msg(strstr(m, "cachasided_redis_cluster_primaries_up 3") && strstr(m, "cachasided_redis_node_slots{node="),
+                      "%s", m);
+    }
     /* The cache is used again for the victim's slots: two rounds, the
      * second without the upstream. */
     for (int i = 1; i <= 60; i++)

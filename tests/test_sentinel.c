@@ -124,16 +124,19 @@ static void sset_start(struct sset *s)
     sentinels_settled(s);
 }
 
+static int admin_port;
+
 static void daemon_up(struct h_daemon *d, struct sset *s, int up_port, const char *redis_extra)
 {
     h_daemon_init(d);
+    admin_port = h_free_port();
     h_daemon_start(d,
-                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\nlog_level = info\n"
+                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nlog_level = info\n"
                    "[redis]\nmode = sentinel\nmaster_name = " MASTER "\n"
                    "sentinels = 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d\n%s\n"
                    "[cache]\nlock_ttl_ms = 3000\nupstream_timeout_ms = 2000\n"
                    "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
-                   d->port, s->sport[0], s->sport[1], s->sport[2], redis_extra, up_port);
+                   d->port, admin_port, s->sport[0], s->sport[1], s->sport[2], redis_extra, up_port);
 }
 
 static void wait_primary(struct h_daemon *d, int port, int timeout_ms)
@@ -241,6 +244,13 @@ START_TEST(test_sentinel_failover)
         t_expect_product(d.port, i);
     ck_assert_int_eq(calls_of(s.primary.port, "evalsha"), evals_old);
     ck_assert_int_eq(t_stat_int(d.port, "redis_failovers_seen"), 1);
+    /* The topology on /metrics, as Prometheus takes it. */
+    {
+        const char *m = t_promtool(admin_port);
+        char want[96];
+        snprintf(want, sizeof(want), "cachasided_redis_info{primary=\"127.0.0.1:%d\"} 1", s.replica.port);
+        ck_assert_msg(strstr(m, want) && strstr(m, "cachasided_redis_failovers_seen_total 1"), "%s", m);
+    }
     h_daemon_stop(&d);
 }
 END_TEST

@@ -114,4 +114,26 @@ static void t_expect_product(int port, int i)
     free(raw);
 }
 
+/* GET /metrics from an admin port passes `promtool check metrics` (when
+ * promtool is installed); the text is returned for more checks (static). */
+static const char *t_promtool(int admin_port)
+{
+    static char body[1 << 18];
+    char path[PATH_MAX], cmd[PATH_MAX + 128];
+    const char *argv[4] = { "sh", "-c", cmd, NULL };
+    int code = h_http(admin_port, "GET", "/metrics", NULL, 0, body, sizeof(body)), st = 0;
+    pid_t pid;
+    char log[PATH_MAX];
+
+    ck_assert_msg(code == 200, "/metrics: %d", code);
+    snprintf(path, sizeof(path), "%s", h_path("metrics.txt"));
+    h_write_file(path, body, strlen(body));
+    snprintf(log, sizeof(log), "%s", h_path("promtool.log"));
+    snprintf(cmd, sizeof(cmd), "command -v promtool >/dev/null || exit 0; promtool check metrics < '%s'", path);
+    pid = h_spawn(argv, log);
+    ck_assert_msg(h_wait_exit(pid, 20000, &st) == 0 && h_exit_code(st) == 0, "promtool: %s\n%s",
+                  h_log_tail(log), body);
+    return body;
+}
+
 #endif
