@@ -311,7 +311,7 @@ START_TEST(test_cluster_reads_writes)
     }
     ck_assert_int_eq(h_upstream_count(&up) - before, 1);
     for (int k = 0; k < NDAEMONS; k++)
-        h_daemon_stop(&d[k]);
+        ck_assert_int_eq(h_daemon_stop(&d[k]), 0);
 }
 END_TEST
 
@@ -461,7 +461,7 @@ START_TEST(test_cluster_reshard_under_load)
     for (int i = 1; i <= 80; i++)
         t_expect_product(d.port, i);
     ck_assert_int_eq(h_upstream_count(&up), before);
-    h_daemon_stop(&d);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
 }
 END_TEST
 
@@ -529,7 +529,7 @@ START_TEST(test_cluster_primary_killed)
     for (int i = 1; i <= 60; i++)
         t_expect_product(d.port, i);
     ck_assert_int_eq(h_upstream_count(&up), before);
-    h_daemon_stop(&d);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
 }
 END_TEST
 

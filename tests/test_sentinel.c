@@ -251,7 +251,7 @@ START_TEST(test_sentinel_failover)
         snprintf(want, sizeof(want), "cachasided_redis_info{primary=\"127.0.0.1:%d\"} 1", s.replica.port);
         ck_assert_msg(strstr(m, want) && strstr(m, "cachasided_redis_failovers_seen_total 1"), "%s", m);
     }
-    h_daemon_stop(&d);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
 }
 END_TEST
 
@@ -284,7 +284,7 @@ START_TEST(test_sentinel_never_a_replica)
     /* Reads still answer, from the upstream. */
     t_expect_product(d.port, 1);
     ck_assert_int_eq(t_int(s.replica.port, "DBSIZE", NULL), 0);
-    h_daemon_stop(&d);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
 }
 END_TEST
 
