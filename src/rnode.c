@@ -77,6 +77,7 @@ struct rnode {
     enum rs_state state;
     bool subscriber;
     bool moving;                /* rnode_target: reconnect now, elsewhere */
+    bool drop_later;            /* set-up could not be sent: drop from the loop */
     int64_t since;              /* start of this attempt (resolve + connect) */
     long long backoff_ms;
     struct event *retry;
@@ -94,6 +95,7 @@ struct rnode {
 
 static LIST_HEAD(, rnode) rs_nodes = LIST_HEAD_INITIALIZER(rs_nodes);
 static struct event *rs_sweep;
+static const struct timeval rs_now_tv = { 0, 0 };
 static int64_t rs_clock, rs_clock_at;
 static char rs_sha[RS_NSCRIPTS][41];
 static const char *const rs_sources[RS_NSCRIPTS] = { LUA_LOCK, LUA_FILL, LUA_RELEASE, LUA_HSET, LUA_DEL };
@@ -188,12 +190,6 @@ static void rnode_drop(struct rnode *l, const char *why)
     rnode_lost(l);
 }
 
-static void rnode_drop_later_cb(evutil_socket_t fd, short what, void *arg)
-{
-    CS_UNUSED(fd);
-    CS_UNUSED(what);
-    rnode_drop(arg, "cannot send set-up commands");
-}
 
 /* Something was read: the link is alive, and a reply in time ends a run of
  * late ones. */
@@ -575,8 +571,9 @@ static void rnode_start_handshake(struct rnode *l)
 fail:
     /* We are inside hiredis's connect callback: drop from the loop. */
     l->state = RS_DOWN;
-    if (event_base_once(cs_base, -1, EV_TIMEOUT, rnode_drop_later_cb, l, &(struct timeval){ 0, 0 }) != 0)
-        log_error("%s: cannot schedule a reconnect", l->name);
+    /* The link's own timer, so that a link freed meanwhile is not touched. */
+    l->drop_later = true;
+    evtimer_add(l->retry, &rs_now_tv);
 }
 
 static void rnode_connect_cb(const redisAsyncContext *ac, int status)
@@ -743,6 +740,13 @@ static void rnode_retry_cb(evutil_socket_t fd, short what, void *arg)
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
+    if (l->drop_later) {
+        l->drop_later = false;
+        if (l->ac) {
+            rnode_drop(l, "cannot send set-up commands");
+            return;
+        }
+    }
     if (l->moving) {
         l->moving = false;
         rnode_close(l);
