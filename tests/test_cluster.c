@@ -310,6 +310,24 @@ START_TEST(test_cluster_reads_writes)
         }
     }
     ck_assert_int_eq(h_upstream_count(&up) - before, 1);
+
+    /* Scripts flushed on every primary (a restart without persistence):
+     * each node's NOSCRIPT is answered by loading them there again. */
+    h_upstream_set_latency(&up, 0);
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i))
+            free(t_cmd(c.node[i].port, H_DEFAULT, "SCRIPT", "FLUSH", NULL));
+    before = h_upstream_count(&up);
+    for (int i = 43; i <= 52; i++)
+        t_expect_product(d[i % NDAEMONS].port, i);
+    ck_assert_int_eq(h_upstream_count(&up) - before, 10);
+    for (int i = 43; i <= 52; i++)
+        t_expect_product(d[(i + 1) % NDAEMONS].port, i);
+    ck_assert_int_eq(h_upstream_count(&up) - before, 10);
+    ck_assert_int_eq(dbsize_primaries(&c), 11);
+    ck_assert_msg(h_log_contains(d[0].log, "(NOSCRIPT), loading it again") ||
+                  h_log_contains(d[1].log, "(NOSCRIPT), loading it again") ||
+                  h_log_contains(d[2].log, "(NOSCRIPT), loading it again"), "no NOSCRIPT seen");
     for (int k = 0; k < NDAEMONS; k++)
         ck_assert_int_eq(h_daemon_stop(&d[k]), 0);
 }
@@ -480,9 +498,15 @@ START_TEST(test_cluster_primary_killed)
     wait_linked(&d);
     for (int i = 1; i <= 60; i++)
         t_expect_product(d.port, i);
-    for (int i = 0; i < NNODES && victim < 0; i++)
-        if (is_primary(&c, i))
+    /* The victim: the primary the daemon's fill-notice subscriber is on,
+     * so that the subscription has to move too. */
+    for (int i = 0; i < NNODES && victim < 0; i++) {
+        char *raw = is_primary(&c, i) ? t_cmd(c.node[i].port, H_DEFAULT, "CLIENT", "LIST", NULL) : NULL;
+        if (raw && strstr(raw, "cmd=subscribe"))
             victim = i;
+        free(raw);
+    }
+    ck_assert_msg(victim >= 0, "no primary has the daemon's subscriber");
     for (int i = 1; i <= 60; i++) {
         if (owner_of_product(&c, i) == victim)
             n_victim++;
@@ -512,6 +536,11 @@ START_TEST(test_cluster_primary_killed)
         ck_assert_msg(h_now_ms() - t_kill < 30000, "no failover followed in 30 s: %s; log:\n%s",
                       t_stat(d.port, NULL, "redis_cluster_topology"), h_log_tail(d.log));
         h_msleep(100);
+    }
+    /* The fill-notice subscriber is on a live node again. */
+    for (long long dl = h_now_ms() + 10000; strcmp(t_stat(d.port, NULL, "redis_subscriber_state"), "up") != 0;) {
+        ck_assert_msg(h_now_ms() < dl, "subscriber not back; log:\n%s", h_log_tail(d.log));
+        h_msleep(50);
     }
     fprintf(stderr, "test_cluster: failover followed %lld ms after the kill: %s\n", h_now_ms() - t_kill,
             t_stat(d.port, NULL, "redis_cluster_topology"));
