@@ -15,12 +15,11 @@
  *   - a link quiet for RS_PROBE_MS gets a probe (PING on the command link,
  *     SUBSCRIBE again on the subscriber), so a half-open one is found too;
  *   - time our own loop spends stalled does not count (see rnode_now).
- * Host names are resolved with the shared evdns resolver, never blocking. */
+ * Connecting (resolving, the connect, reconnect timers) is in rdial.c. */
 #include "core.h"
 #include "rstore.h"
-#include "rnode.h"
+#include "rnode_int.h"
 #include "config.h"
-#include "dns.h"
 #include "log.h"
 #include "stats.h"
 #include "lua_scripts.h"
@@ -31,69 +30,11 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RS_BACKOFF_MIN_MS 100
-#define RS_BACKOFF_MAX_MS 5000
-#define RS_SWEEP_MS 20
-#define RS_STALL_MS 100         /* a sweep gap beyond this is our stall, not Redis's */
-#define RS_PROBE_MS 1000        /* a link that has heard nothing this long is probed */
-#define RS_DEAD_TIMEOUTS 10     /* silent this many command timeouts: the link is dead */
-#define RS_DEAD_MIN_MS 1000
-#define RS_MAX_ADDRS 8
-
-enum rs_state { RS_DOWN, RS_RESOLVING, RS_CONNECTING, RS_HANDSHAKE, RS_UP };
-
-struct rcmd {
-    TAILQ_ENTRY(rcmd) q;
-    struct rnode *link;
-    rstore_cb cb;
-    void *priv;
-    int64_t sent;               /* rnode_now() when queued */
-    char *fmt;                  /* kept for scripts: resent after NOSCRIPT */
-    size_t fmtlen;
-    int script;                 /* -1 when not a script */
-    bool retried;
-    bool marker;                /* ours alone: hiredis has no callback for it */
-    bool abandoned;             /* failed at its deadline; hiredis still holds it */
-    int64_t sent_us;            /* for the round-trip histogram */
-};
-
-struct rnode {
-    char name[80];
-    char host[256];
-    int port;
-    char *path;                 /* unix socket, or NULL */
-    unsigned flags;
-    char chan[300];             /* what a subscriber subscribes */
-    const struct rnode_hooks *hooks;
-    void *owner;
-    LIST_ENTRY(rnode) all;
-    redisAsyncContext *ac;
-    enum rs_state state;
-    bool subscriber;
-    bool moving;                /* rnode_target: reconnect now, elsewhere */
-    bool drop_later;            /* set-up could not be sent: drop from the loop */
-    int64_t since;              /* start of this attempt (resolve + connect) */
-    long long backoff_ms;
-    struct event *retry;
-    TAILQ_HEAD(, rcmd) pending; /* not yet answered nor abandoned, oldest first */
-    int handshake_left;
-    int waiting;                /* replies due: ours, abandoned ones, probes */
-    int64_t heard;              /* last read, or when we began waiting */
-    size_t seen_len, seen_pos;  /* the reader's buffer at the last sweep */
-    long late;                  /* commands failed by their deadline in a row */
-    struct evdns_getaddrinfo_request *dns;
-    unsigned turn;              /* which resolved address to try */
-    char last_error[160];       /* why it is (or was last) down: /healthz, STATS */
-    unsigned long connects;     /* attempts since start: 1 + reconnects */
-};
-
-static LIST_HEAD(, rnode) rs_nodes = LIST_HEAD_INITIALIZER(rs_nodes);
+struct rnode_list rs_nodes = LIST_HEAD_INITIALIZER(rs_nodes);
 static struct event *rs_sweep;
 static const struct timeval rs_now_tv = { 0, 0 };
 static int64_t rs_clock, rs_clock_at;
@@ -101,11 +42,9 @@ static char rs_sha[RS_NSCRIPTS][41];
 static const char *const rs_sources[RS_NSCRIPTS] = { LUA_LOCK, LUA_FILL, LUA_RELEASE, LUA_HSET, LUA_DEL };
 static const char *const rs_names[RS_NSCRIPTS] = { "lock", "fill", "release", "hset", "del" };
 
-static void rnode_connect(struct rnode *l);
-
 /* Remembers why a link failed, in the words /healthz shows: "connection
  * refused", "auth failed: WRONGPASS ...". */
-static void rnode_note(struct rnode *l, const char *prefix, const char *why)
+void rnode_note(struct rnode *l, const char *prefix, const char *why)
 {
     snprintf(l->last_error, sizeof(l->last_error), "%s%s", prefix, why ? why : "");
     if (l->last_error[0] >= 'A' && l->last_error[0] <= 'Z' && l->last_error[1] >= 'a')
@@ -116,7 +55,7 @@ static void rnode_note(struct rnode *l, const char *prefix, const char *why)
  * that a gap between two sweeps longer than RS_STALL_MS (our loop was
  * blocked, or the process stopped) counts as RS_STALL_MS. Replies that
  * arrived meanwhile are in our socket; they must not be blamed on Redis. */
-static int64_t rnode_now(void)
+int64_t rnode_now(void)
 {
     int64_t d = cs_mono_ms() - rs_clock_at;
 
@@ -130,12 +69,12 @@ static long long rnode_dead_ms(void)
     return ms < RS_DEAD_MIN_MS ? RS_DEAD_MIN_MS : ms;
 }
 
-static struct rnode *rnode_link_of(const redisAsyncContext *ac)
+struct rnode *rnode_link_of(const redisAsyncContext *ac)
 {
     return (struct rnode *)ac->data;
 }
 
-static void rnode_schedule(struct rnode *l)
+void rnode_schedule(struct rnode *l)
 {
     struct timeval tv;
 
@@ -151,7 +90,7 @@ static void rnode_schedule(struct rnode *l)
  * freed by its callback, which hiredis runs with a NULL reply when the
  * context goes: at once, or, when we are inside one of its callbacks, once
  * that callback returns. */
-static void rnode_forget(struct rnode *l)
+void rnode_forget(struct rnode *l)
 {
     struct rcmd *c, *next;
 
@@ -164,7 +103,7 @@ static void rnode_forget(struct rnode *l)
     }
 }
 
-static void rnode_lost(struct rnode *l)
+void rnode_lost(struct rnode *l)
 {
     if (l->hooks && l->hooks->down && !cs_exiting)
         l->hooks->down(l, l->owner);
@@ -172,7 +111,7 @@ static void rnode_lost(struct rnode *l)
 
 /* Fail the link now: hiredis calls every pending callback with NULL. Not
  * from the connect callback: hiredis 0.14 touches the context after it. */
-static void rnode_drop(struct rnode *l, const char *why)
+void rnode_drop(struct rnode *l, const char *why)
 {
     redisAsyncContext *ac = l->ac;
 
@@ -507,7 +446,7 @@ static int rnode_subscribe(struct rnode *l)
     return rc;
 }
 
-static void rnode_start_handshake(struct rnode *l)
+void rnode_start_handshake(struct rnode *l)
 {
     const char *argv[4];
     size_t lens[4];
@@ -574,184 +513,6 @@ fail:
     /* The link's own timer, so that a link freed meanwhile is not touched. */
     l->drop_later = true;
     evtimer_add(l->retry, &rs_now_tv);
-}
-
-static void rnode_connect_cb(const redisAsyncContext *ac, int status)
-{
-    struct rnode *l = rnode_link_of(ac);
-
-    if (!l)
-        return;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback. */
-        log_limited(LOG_WARNING, "%s: cannot connect: %s", l->name, ac->errstr);
-        rnode_note(l, "", ac->errstr);
-        l->ac = NULL;
-        l->state = RS_DOWN;
-        l->turn++;              /* the next attempt tries the next address */
-        rnode_forget(l);
-        rnode_schedule(l);
-        rnode_lost(l);
-        return;
-    }
-    rnode_start_handshake(l);
-}
-
-static void rnode_disconnect_cb(const redisAsyncContext *ac, int status)
-{
-    struct rnode *l = rnode_link_of(ac);
-
-    if (!l)
-        return;                 /* we dropped it ourselves */
-    log_warn("%s: connection lost%s%s", l->name, status == REDIS_OK ? "" : ": ",
-             status == REDIS_OK ? "" : ac->errstr);
-    rnode_note(l, "", "connection lost");
-    l->ac = NULL;
-    l->state = RS_DOWN;
-    rnode_forget(l);
-    rnode_schedule(l);
-    rnode_lost(l);
-}
-
-/* Connect to a numeric address (or the unix socket when host is NULL). */
-static void rnode_connect_to(struct rnode *l, const char *host)
-{
-    redisAsyncContext *ac;
-
-    if (host)
-        ac = redisAsyncConnect(host, l->port);
-    else
-        ac = redisAsyncConnectUnix(l->path);
-    if (!ac || ac->err) {
-        log_limited(LOG_WARNING, "%s: cannot connect: %s", l->name, ac ? ac->errstr : "out of memory");
-        rnode_note(l, "", ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
-        l->state = RS_DOWN;
-        rnode_schedule(l);
-        rnode_lost(l);
-        return;
-    }
-    /* Keepalive finds a peer that vanished without a FIN on an idle link.
-     * A failure here is not worth the connection: clear hiredis's error. */
-    if (host && redisEnableKeepAlive(&ac->c) != REDIS_OK) {
-        log_info("%s: cannot enable TCP keepalive: %s", l->name, ac->c.errstr);
-        ac->c.err = 0;
-        ac->c.errstr[0] = '\0';
-    }
-    ac->data = l;
-    l->ac = ac;
-    l->state = RS_CONNECTING;
-    l->waiting = 0;
-    l->late = 0;
-    l->heard = rnode_now();
-    l->seen_len = l->seen_pos = 0;
-    redisLibeventAttach(ac, cs_base);
-    redisAsyncSetConnectCallback(ac, rnode_connect_cb);
-    redisAsyncSetDisconnectCallback(ac, rnode_disconnect_cb);
-}
-
-static void rnode_resolved_cb(int err, struct evutil_addrinfo *res, void *arg)
-{
-    struct rnode *l = arg;
-    char addrs[RS_MAX_ADDRS][INET6_ADDRSTRLEN];
-    int n = 0;
-
-    if (err == EVUTIL_EAI_CANCEL)
-        return;                 /* timed out or exiting: already handled */
-    l->dns = NULL;
-    for (struct evutil_addrinfo *ai = res; ai && n < RS_MAX_ADDRS; ai = ai->ai_next) {
-        const void *a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-                      : ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                      : NULL;
-        if (a && evutil_inet_ntop(ai->ai_family, a, addrs[n], sizeof(addrs[n])))
-            n++;
-    }
-    if (res)
-        evutil_freeaddrinfo(res);
-    if (l->state != RS_RESOLVING)
-        return;
-    if (err || n == 0) {
-        log_warn("%s: cannot resolve %s: %s", l->name, l->host,
-                 err ? evutil_gai_strerror(err) : "no address");
-        rnode_note(l, "cannot resolve host: ", err ? evutil_gai_strerror(err) : "no address");
-        l->state = RS_DOWN;
-        rnode_schedule(l);
-        return;
-    }
-    log_debug("%s: %s is %s", l->name, l->host, addrs[l->turn % (unsigned)n]);
-    rnode_connect_to(l, addrs[l->turn % (unsigned)n]);
-}
-
-static bool rnode_numeric(const char *host)
-{
-    unsigned char buf[16];
-
-    return evutil_inet_pton(AF_INET, host, buf) == 1 || evutil_inet_pton(AF_INET6, host, buf) == 1;
-}
-
-static void rnode_connect(struct rnode *l)
-{
-    struct evutil_addrinfo hints;
-    struct evdns_getaddrinfo_request *req;
-
-    l->since = rnode_now();    /* resolving counts against connect_timeout_ms */
-    l->connects++;
-    if (l->path) {
-        rnode_connect_to(l, NULL);
-        return;
-    }
-    if (rnode_numeric(l->host)) {
-        rnode_connect_to(l, l->host);
-        return;
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    l->state = RS_RESOLVING;
-    /* From /etc/hosts the callback runs before this returns (and NULL is
-     * returned); otherwise it runs from the loop. */
-    req = evdns_getaddrinfo(dns_base(), l->host, NULL, &hints, rnode_resolved_cb, l);
-    if (l->state == RS_RESOLVING)
-        l->dns = req;
-}
-
-/* Close the link without the down hook: its owner moved it. */
-static void rnode_close(struct rnode *l)
-{
-    redisAsyncContext *ac = l->ac;
-
-    if (l->dns)
-        evdns_getaddrinfo_cancel(l->dns);
-    l->dns = NULL;
-    l->ac = NULL;
-    l->state = RS_DOWN;
-    if (ac) {
-        ac->data = NULL;
-        redisAsyncFree(ac);
-    }
-    rnode_forget(l);
-}
-
-static void rnode_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct rnode *l = arg;
-
-    CS_UNUSED(fd);
-    CS_UNUSED(what);
-    if (l->drop_later) {
-        l->drop_later = false;
-        if (l->ac) {
-            rnode_drop(l, "cannot send set-up commands");
-            return;
-        }
-    }
-    if (l->moving) {
-        l->moving = false;
-        rnode_close(l);
-    }
-    rnode_connect(l);
 }
 
 /* Per-command deadlines: the oldest commands first. */
@@ -872,14 +633,14 @@ struct rnode *rnode_new(const char *name, const char *host, int port, const char
     l->owner = owner;
     TAILQ_INIT(&l->pending);
     l->backoff_ms = RS_BACKOFF_MIN_MS;
-    l->retry = evtimer_new(cs_base, rnode_retry_cb, l);
+    l->retry = evtimer_new(cs_base, rdial_retry_cb, l);
     LIST_INSERT_HEAD(&rs_nodes, l, all);
     if (l->host[0] || l->path)
-        rnode_connect(l);   /* else it waits for rnode_target */
+        rdial_connect(l);   /* else it waits for rnode_target */
     return l;
 }
 
-static bool rs_cancelled;       /* a lookup was cancelled: see rnode_shutdown */
+bool rs_cancelled;              /* a lookup was cancelled: see rnode_shutdown */
 
 void rnode_free(struct rnode *l)
 {
@@ -887,7 +648,7 @@ void rnode_free(struct rnode *l)
         return;
     if (l->dns)
         rs_cancelled = true;
-    rnode_close(l);
+    rdial_close(l);
     if (l->retry)
         event_free(l->retry);
     LIST_REMOVE(l, all);
