@@ -18,9 +18,9 @@
 
 struct cs_config *cs_conf;
 
-enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_ADDR_PATH, T_URL, T_BOOL };
+enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_ADDR_PATH, T_URL, T_BOOL, T_RMODE, T_ADDRS };
 /* Keys held as strings (freed with the config, compared on reload). */
-#define CONF_IS_STR(t) ((t) == T_STR || (t) == T_ADDR || (t) == T_ADDR_PATH)
+#define CONF_IS_STR(t) ((t) == T_STR || (t) == T_ADDR || (t) == T_ADDR_PATH || (t) == T_ADDRS)
 enum csec { S_SERVER, S_REDIS, S_CACHE, S_NS };
 
 struct ckey {
@@ -55,9 +55,14 @@ static const struct ckey conf_keys[] = {
     SRV("max_output_bytes_per_client", T_INT, max_output_bytes_per_client, "67108864", 1024, 1LL << 30, true),
     SRV("shutdown_grace_ms", T_INT, shutdown_grace_ms, "5000", 0, 3600000, true),
     SRV("log_level", T_LEVEL, log_level, "info", 0, 0, true),
+    RDS("mode", T_RMODE, redis_mode, "standalone", 0, 2),
     RDS("host", T_STR, redis_host, "127.0.0.1", 0, 0),
     RDS("port", T_INT, redis_port, "6379", 1, 65535),
     RDS("unix_socket", T_STR, redis_unix_socket, "", 0, 0),
+    RDS("nodes", T_ADDRS, redis_nodes, "", 0, 0),
+    RDS("sentinels", T_ADDRS, redis_sentinels, "", 0, 0),
+    RDS("master_name", T_STR, redis_master_name, "", 0, 0),
+    RDS("cluster_refresh_s", T_INT, cluster_refresh_s, "60", 1, 86400),
     RDS("username", T_STR, redis_username, "", 0, 0),
     RDS("password", T_STR, redis_password, "", 0, 0),
     RDS("db", T_INT, redis_db, "0", 0, 1000000),
@@ -254,6 +259,36 @@ int config_parse_addr(const char *s, char *host, size_t hostsz, int *port)
     return CS_OK;
 }
 
+int config_addr_list(const char *s, struct cs_addr *out, int max)
+{
+    int n = 0;
+
+    while (*s) {
+        char item[300], host[256];
+        size_t len;
+        int port;
+        s += strspn(s, " \t,");
+        len = strcspn(s, ",");
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        if (!len)
+            break;
+        if (len >= sizeof(item) || n >= CS_ADDRS_MAX)
+            return -1;
+        memcpy(item, s, len);
+        item[len] = '\0';
+        if (strpbrk(item, " \t") || config_parse_addr(item, host, sizeof(host), &port) != CS_OK)
+            return -1;
+        if (out && n < max) {
+            snprintf(out[n].host, sizeof(out[n].host), "%s", host);
+            out[n].port = port;
+        }
+        n++;
+        s += strcspn(s, ",");
+    }
+    return n;
+}
+
 /* http://host[:port]/path with one or more {id}: split into parts. */
 static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t errsz)
 {
@@ -389,6 +424,24 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
             return CS_ERR;
         }
         return CS_OK;
+    case T_RMODE:
+        if (strcmp(v, "standalone") == 0)
+            *(long long *)field = RM_STANDALONE;
+        else if (strcmp(v, "cluster") == 0)
+            *(long long *)field = RM_CLUSTER;
+        else if (strcmp(v, "sentinel") == 0)
+            *(long long *)field = RM_SENTINEL;
+        else {
+            snprintf(err, errsz, "'mode' must be standalone, cluster or sentinel, got '%s'", v);
+            return CS_ERR;
+        }
+        return CS_OK;
+    case T_ADDRS:
+        if (config_addr_list(v, NULL, 0) < 0) {
+            snprintf(err, errsz, "'%s' must be a list of host:port separated by commas, got '%s'", k->key, v);
+            return CS_ERR;
+        }
+        goto str;
     case T_ADDR_PATH:
         if (*v == '/')
             goto str;           /* a unix socket path */
@@ -573,6 +626,14 @@ static void config_check_cache(struct cparse *p, const struct cs_cache_conf *cc,
              cc->v[CK_LOCK_TTL], cc->v[CK_UP_TIMEOUT], where);
 }
 
+static size_t config_redis_row(const char *key)
+{
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++)
+        if (conf_keys[i].sec == S_REDIS && strcmp(conf_keys[i].key, key) == 0)
+            return i;
+    abort();
+}
+
 static size_t config_row(const char *key)
 {
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++)
@@ -608,11 +669,59 @@ static void config_check_later(struct cparse *p)
                  CONF_UNIT_STOP_MS / 1000);
 }
 
+/* Which [redis] keys each mode needs and which it ignores. */
+static void config_check_redis(struct cparse *p)
+{
+    const struct cs_config *c = p->conf;
+    int mline = c->keyline[config_redis_row("mode")];
+    static const char *const standalone_only[] = { "host", "port", "unix_socket" };
+    static const char *const mode_names[] = { "standalone", "cluster", "sentinel" };
+
+    if (p->errs->n)
+        return;                 /* a bad list already said what is wrong */
+    if (c->redis_mode == RM_CLUSTER) {
+        if (config_addr_list(c->redis_nodes, NULL, 0) <= 0)
+            cerr(p, mline, "mode = cluster needs 'nodes' (seed nodes, host:port, ...)");
+        if (c->redis_db != 0)
+            cerr(p, c->keyline[config_redis_row("db")], "a Redis Cluster has only database 0; 'db' must be 0 in mode = cluster");
+    } else if (c->redis_mode == RM_SENTINEL) {
+        if (config_addr_list(c->redis_sentinels, NULL, 0) <= 0)
+            cerr(p, mline, "mode = sentinel needs 'sentinels' (host:port, ...)");
+        if (!c->redis_master_name[0])
+            cerr(p, mline, "mode = sentinel needs 'master_name' (the name the sentinels monitor)");
+    }
+    if (p->errs->n)
+        return;
+    if (c->redis_mode != RM_STANDALONE) {
+        for (size_t i = 0; i < CS_ARRAY_LEN(standalone_only); i++) {
+            int line = c->keyline[config_redis_row(standalone_only[i])];
+            if (line)
+                log_warn("%s:%d: [redis] %s is for mode = standalone; ignored in mode = %s", p->path, line,
+                         standalone_only[i], mode_names[c->redis_mode]);
+        }
+    }
+    if (c->redis_mode != RM_CLUSTER && c->keyline[config_redis_row("nodes")])
+        log_warn("%s:%d: [redis] nodes is for mode = cluster; ignored in mode = %s", p->path,
+                 c->keyline[config_redis_row("nodes")], mode_names[c->redis_mode]);
+    if (c->redis_mode != RM_CLUSTER && c->keyline[config_redis_row("cluster_refresh_s")])
+        log_warn("%s:%d: [redis] cluster_refresh_s is for mode = cluster; ignored in mode = %s", p->path,
+                 c->keyline[config_redis_row("cluster_refresh_s")], mode_names[c->redis_mode]);
+    if (c->redis_mode != RM_SENTINEL) {
+        if (c->keyline[config_redis_row("sentinels")])
+            log_warn("%s:%d: [redis] sentinels is for mode = sentinel; ignored in mode = %s", p->path,
+                     c->keyline[config_redis_row("sentinels")], mode_names[c->redis_mode]);
+        if (c->keyline[config_redis_row("master_name")])
+            log_warn("%s:%d: [redis] master_name is for mode = sentinel; ignored in mode = %s", p->path,
+                     c->keyline[config_redis_row("master_name")], mode_names[c->redis_mode]);
+    }
+}
+
 static void config_finish(struct cparse *p)
 {
     struct cs_config *c = p->conf;
 
     config_check_later(p);
+    config_check_redis(p);
     config_check_cache(p, &c->cache, NULL);
     for (int i = 0; i < c->nns; i++) {
         struct cs_ns *ns = c->ns[i];

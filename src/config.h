@@ -5,6 +5,14 @@
 #include "core.h"
 
 enum ns_format { NS_HASH, NS_RAW };
+enum redis_mode { RM_STANDALONE, RM_CLUSTER, RM_SENTINEL };
+
+/* One host:port of a [redis] nodes or sentinels list. */
+struct cs_addr {
+    char host[256];
+    int port;
+};
+#define CS_ADDRS_MAX 64
 
 /* Keys of [cache] that every namespace inherits and may override. */
 enum cache_key {
@@ -41,7 +49,9 @@ struct cs_config {
     long long log_level;
     /* [redis] */
     char *redis_host, *redis_unix_socket, *redis_username, *redis_password, *key_prefix;
+    char *redis_nodes, *redis_sentinels, *redis_master_name;
     long long redis_port, redis_db, connect_timeout_ms, command_timeout_ms;
+    long long redis_mode, cluster_refresh_s;
     /* [cache] and namespaces */
     struct cs_cache_conf cache;
     struct cs_ns **ns;
@@ -64,6 +74,9 @@ void config_unref(struct cs_config *c);
 void config_errors_free(struct config_errors *errs);
 const struct cs_ns *config_ns_find(const struct cs_config *c, const char *name, size_t len);
 int config_parse_addr(const char *s, char *host, size_t hostsz, int *port) CS_WUR;
+/* "host:port, host:port, ...": the number of entries (up to max stored in
+ * out, which may be NULL), or -1 when one is malformed. */
+int config_addr_list(const char *s, struct cs_addr *out, int max);
 /* Warn about changed keys that only a restart applies. */
 void config_warn_restart(const struct cs_config *old, const struct cs_config *neu);
 /* Reload: the same warnings, and NEU gets OLD's values of those keys. */

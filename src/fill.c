@@ -328,7 +328,7 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
         flight_put(f);
         return;
     }
-    if (!rep && !rstore_ready() && (f->state == FS_WAITING || f->state == FS_READING)) {
+    if (!rep && !rstore_ready_for(f->key, f->keylen) && (f->state == FS_WAITING || f->state == FS_READING)) {
         fill_fetch(f, SM_NONE);     /* Redis went away while we waited */
         return;
     }

@@ -1,5 +1,6 @@
-/* rstore.h - the Redis side: one pipelined command connection, one
- * subscriber connection for fill notices, scripts, timeouts, reconnects. */
+/* rstore.h - the Redis side: pipelined command connections, a subscriber
+ * for fill notices, scripts, timeouts, reconnects; one server, a Sentinel's
+ * primary or a Redis Cluster. */
 #ifndef CS_RSTORE_H
 #define CS_RSTORE_H
 
@@ -18,6 +19,8 @@ void rstore_init(void);
 void rstore_free(void);
 /* The command connection is up and has loaded the scripts. */
 bool rstore_ready(void);
+/* The link that KEY (a Redis key) goes to is up: in a cluster, per slot. */
+bool rstore_ready_for(const char *key, size_t len);
 /* NULL when ready; otherwise why not ("connection refused", "auth failed"). */
 const char *rstore_status(void);
 /* Each link's state, last error, pending commands, reconnects. */
@@ -27,6 +30,11 @@ void rstore_report(struct stats_sink *s);
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
                 const char **argv, const size_t *lens) CS_WUR;
+
+/* The servers a scan must visit (a cluster's primaries; else 1), and a
+ * command sent to the i-th of them (no key routing: SCAN). */
+int rstore_nodes(void);
+int rstore_cmd_on(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 
 /* Set by the cache: a fill notice (the record key) arrived. */
 extern void (*rstore_on_notice)(const char *key, size_t len);

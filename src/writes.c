@@ -112,6 +112,7 @@ struct inval {
     char pattern[2][CACHE_KEY_MAX];
     int phase;                  /* 0: locks, 1: records, 2: done */
     int batch_phase;            /* of the UNLINK under way */
+    int node;                   /* which server is being swept (a cluster has several) */
     char cursor[32];
 };
 
@@ -147,8 +148,10 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
     }
     iv->batch_phase = iv->phase;
     snprintf(iv->cursor, sizeof(iv->cursor), "%s", rep->element[0]->str);
-    if (strcmp(iv->cursor, "0") == 0)
+    if (strcmp(iv->cursor, "0") == 0 && ++iv->node >= rstore_nodes()) {
+        iv->node = 0;
         iv->phase++;            /* this pattern is swept after this batch */
+    }
     keys = rep->element[1];
     if (keys->elements == 0) {
         writes_scan(r);
@@ -189,7 +192,7 @@ static void writes_scan(struct req *r)
     argv[5] = WRITES_SCAN_COUNT;
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
-    if (rstore_cmd(writes_scan_cb, r, 6, argv, lens) != CS_OK)
+    if (rstore_cmd_on(iv->node, writes_scan_cb, r, 6, argv, lens) != CS_OK)
         writes_fail(r, writes_tryagain);
 }
 

@@ -1294,6 +1294,66 @@ START_TEST(test_cli_check_bad)
 }
 END_TEST
 
+/* ---- [redis] mode and the keys each mode needs ---- */
+
+START_TEST(test_redis_modes_ok)
+{
+    struct cs_config *c = load_ok(write_conf("cluster-ok.ini", "[redis]\nmode = cluster\n"
+                                             "nodes = 127.0.0.1:7000, 127.0.0.1:7001,[::1]:7002\ncluster_refresh_s = 5\n"));
+    struct cs_addr a[4];
+
+    ck_assert_int_eq(c->redis_mode, RM_CLUSTER);
+    ck_assert_int_eq(c->cluster_refresh_s, 5);
+    ck_assert_int_eq(config_addr_list(c->redis_nodes, a, 4), 3);
+    ck_assert_str_eq(a[1].host, "127.0.0.1");
+    ck_assert_int_eq(a[1].port, 7001);
+    ck_assert_str_eq(a[2].host, "::1");
+    config_unref(c);
+    c = load_ok(write_conf("sentinel-ok.ini", "[redis]\nmode = sentinel\nsentinels = s1:26379,s2:26379\n"
+                                              "master_name = mymaster\n"));
+    ck_assert_int_eq(c->redis_mode, RM_SENTINEL);
+    ck_assert_str_eq(c->redis_master_name, "mymaster");
+    config_unref(c);
+    c = load_ok(write_conf("standalone-ok.ini", "[redis]\nhost = 127.0.0.1\n"));
+    ck_assert_int_eq(c->redis_mode, RM_STANDALONE);
+    config_unref(c);
+}
+END_TEST
+
+START_TEST(test_redis_modes_bad)
+{
+    expect_error(true, 2, "[redis]\nmode = shard\n", "'mode' must be standalone, cluster or sentinel");
+    expect_error(true, 2, "[redis]\nmode = cluster\n", "mode = cluster needs 'nodes'");
+    expect_error(true, 3, "[redis]\nmode = cluster\nnodes = a:1, b\n", "'nodes' must be a list of host:port");
+    expect_error(true, 3, "[redis]\nmode = cluster\ndb = 2\nnodes = a:1\n", "'db' must be 0");
+    expect_error(false, 2, "[redis]\nmode = sentinel\nsentinels = a:26379\n", "needs 'master_name'");
+    expect_error(true, 2, "[redis]\nmode = sentinel\nmaster_name = m\n", "needs 'sentinels'");
+    expect_error(true, 2, "[redis]\nsentinels = a:1 b:2\n", "'sentinels' must be a list");
+}
+END_TEST
+
+START_TEST(test_cli_check_modes)
+{
+    char args[1024], *out, *err;
+    const char *path = write_conf("cl-warn.ini", "[redis]\nmode = cluster\nnodes = 127.0.0.1:7000\nhost = r1\n");
+    int rc;
+
+    snprintf(args, sizeof(args), "-t -c '%s'", path);
+    rc = run_daemon(args, &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(err, ":4: [redis] host is for mode = standalone; ignored in mode = cluster"),
+                  "no warning about host: %s", err);
+    free(out);
+    free(err);
+    path = write_conf("cl-bad.ini", "[redis]\nmode = sentinel\nsentinels = 127.0.0.1:26379\n");
+    snprintf(args, sizeof(args), "-t -c '%s'", path);
+    rc = run_daemon(args, &out, &err);
+    ck_assert_msg(rc == 1 && strstr(err, ":2: mode = sentinel needs 'master_name'"), "exit %d: %s", rc, err);
+    free(out);
+    free(err);
+}
+END_TEST
+
 /* ---- log.c's rate limit (linked here with the config module) ---- */
 
 /* Runs FN with stderr captured; returns what it wrote. */
@@ -1437,6 +1497,13 @@ static Suite *config_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_cli_check_good);
     tcase_add_test(tc, test_cli_check_bad);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("redis modes");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_redis_modes_ok);
+    tcase_add_test(tc, test_redis_modes_bad);
+    tcase_add_test(tc, test_cli_check_modes);
     suite_add_tcase(s, tc);
     return s;
 }

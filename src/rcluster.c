@@ -1,0 +1,700 @@
+/* rcluster.c - Redis Cluster on top of rnode links (hiredis 0.14 has no
+ * cluster support of its own).
+ *
+ * The slot map comes from CLUSTER SLOTS, asked of any node that is up (a
+ * seed link at first): at start, after MOVED, when a node's link is lost,
+ * every second while a primary of the map is down, and every
+ * cluster_refresh_s. Each primary has one rnode link that loads the
+ * scripts. A command is sent to the primary of its key's hash slot inside
+ * a small request that keeps the formatted command, so that
+ *   - MOVED updates the slot and resends to the node named,
+ *   - ASK resends once to the node named, after ASKING,
+ *   - TRYAGAIN and CLUSTERDOWN are resent every RC_RETRY_MS,
+ * all within command_timeout_ms of the first send. A slot whose primary is
+ * down makes the send fail at once (CS_ERR): its reads go to the upstream
+ * as in any Redis outage; other slots go on. Multi-key UNLINK and DEL are
+ * split per key (a record and its lock share a slot through the {id} tag).
+ * Fill notices: PUBLISH reaches every node, so one subscriber link on any
+ * node is enough; it moves to another node when its node fails. */
+#include "core.h"
+#include "rcluster.h"
+#include "rnode.h"
+#include "rslot.h"
+#include "config.h"
+#include "log.h"
+#include "stats.h"
+
+#include <hiredis/hiredis.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RC_MAX_NODES 64
+#define RC_MAX_REDIRECTS 5
+#define RC_TICK_MS 20
+#define RC_RETRY_MS 50          /* TRYAGAIN / CLUSTERDOWN / target not connected yet */
+#define RC_REFRESH_MIN_MS 200   /* at most this often, whatever asks for it */
+#define RC_DOWN_REFRESH_MS 1000 /* while a primary of the map is down */
+
+struct rcnode {
+    char host[256];
+    int port;
+    char label[300];            /* "node=127_0_0_1_7000" for the report */
+    struct rnode *link;
+    int slots;                  /* in the current map; > 0: a primary */
+};
+
+struct rcreq {
+    rstore_cb cb;
+    void *priv;
+    char *fmt;
+    size_t len;
+    int script;
+    unsigned slot;
+    bool keyed;
+    bool asking;                /* the next send goes after ASKING */
+    int target;                 /* node of the next send; -1: the slot's */
+    int redirects;
+    int64_t deadline;           /* cs_mono_ms */
+    TAILQ_ENTRY(rcreq) wait;
+};
+
+/* One reply for a command split per key: the sum of the integers. */
+struct rcagg {
+    rstore_cb cb;
+    void *priv;
+    int left;
+    long long sum;
+    bool failed;
+};
+
+static struct rcnode *rc_node[RC_MAX_NODES];
+static int rc_n;
+static int16_t rc_slot[RC_SLOTS];
+static struct cs_addr rc_seeds[CS_ADDRS_MAX];
+static int rc_nseeds, rc_seed_at, rc_sub_at = -1;
+static struct rnode *rc_seed, *rc_sub;
+static const struct rnode_hooks *rc_sub_owner;
+static struct event *rc_timer;
+static TAILQ_HEAD(, rcreq) rc_waiting = TAILQ_HEAD_INITIALIZER(rc_waiting);
+static bool rc_due, rc_asking_map;
+static int64_t rc_asked_ms, rc_refresh_ms, rc_refresh_wall;
+static unsigned rc_rr;
+static uint64_t rc_refreshes, rc_moved, rc_ask, rc_changes, rc_retries;
+static char rc_error[200];
+
+/* ---- nodes ----------------------------------------------------------- */
+
+static void rcluster_node_down(struct rnode *n, void *owner)
+{
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
+    rc_due = true;              /* maybe failed over: look again */
+}
+
+static const struct rnode_hooks rc_node_hooks = { .down = rcluster_node_down };
+
+static int rcluster_node(const char *host, int port)
+{
+    struct rcnode *n;
+    char name[300];
+
+    for (int i = 0; i < rc_n; i++)
+        if (rc_node[i]->port == port && strcmp(rc_node[i]->host, host) == 0)
+            return i;
+    if (rc_n == RC_MAX_NODES) {
+        log_limited(LOG_ERROR, "redis cluster: more than %d nodes; %s:%d not used", RC_MAX_NODES, host, port);
+        return -1;
+    }
+    n = cs_calloc(1, sizeof(*n));
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    snprintf(n->label, sizeof(n->label), "node=%s:%d", host, port);
+    for (char *p = n->label + 5; *p; p++)
+        if (*p == '.' || *p == ':')
+            *p = '_';
+    snprintf(name, sizeof(name), "redis %s:%d", host, port);
+    n->link = rnode_new(name, host, port, NULL, RN_SCRIPTS, NULL, &rc_node_hooks, n);
+    rc_node[rc_n] = n;
+    return rc_n++;
+}
+
+static struct rnode *rcluster_any_up(void)
+{
+    for (int k = 0; k < rc_n; k++) {
+        struct rcnode *n = rc_node[(rc_rr + (unsigned)k) % (unsigned)rc_n];
+        if (n->slots > 0 && rnode_up(n->link)) {
+            rc_rr += (unsigned)k + 1;
+            return n->link;
+        }
+    }
+    return NULL;
+}
+
+/* ---- the slot map ---------------------------------------------------- */
+
+static void rcluster_sub_place(void);
+
+static void rcluster_map_cb(void *priv, const redisReply *r)
+{
+    struct rnode *from = priv;
+    int16_t map[RC_SLOTS];
+    int changed = 0, covered = 0, primaries = 0;
+
+    rc_asking_map = false;
+    if (cs_exiting)
+        return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        snprintf(rc_error, sizeof(rc_error), "CLUSTER SLOTS from %s: %s", rnode_name(from),
+                 !r ? "no reply" : r->type == REDIS_REPLY_ERROR ? r->str : "no slots");
+        log_limited(LOG_WARNING, "%s", rc_error);
+        rc_due = true;
+        return;
+    }
+    memset(map, 0xff, sizeof(map));
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i], *m;
+        const char *host;
+        int node;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_ARRAY ||
+            e->element[2]->elements < 2 || e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+            continue;
+        m = e->element[2];
+        /* An empty address is the node that answered. */
+        host = m->element[0]->len ? m->element[0]->str : rnode_host(from);
+        node = rcluster_node(host, (int)m->element[1]->integer);
+        if (node < 0)
+            continue;
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer && s < RC_SLOTS; s++)
+            if (s >= 0)
+                map[s] = (int16_t)node;
+    }
+    for (int i = 0; i < rc_n; i++)
+        rc_node[i]->slots = 0;
+    for (int s = 0; s < RC_SLOTS; s++) {
+        if (map[s] >= 0) {
+            rc_node[map[s]]->slots++;
+            covered++;
+        }
+        if (rc_slot[s] >= 0 && map[s] != rc_slot[s])
+            changed++;
+    }
+    for (int i = 0; i < rc_n; i++)
+        primaries += rc_node[i]->slots > 0;
+    memcpy(rc_slot, map, sizeof(map));
+    rc_refreshes++;
+    rc_refresh_wall = cs_now_ms();
+    rc_error[0] = '\0';
+    if (changed)
+        rc_changes++;
+    if (changed || rc_refreshes == 1)
+        log_notice("redis cluster: slot map from %s: %d primaries, %d of %d slots covered, %d slot(s) moved",
+                   rnode_name(from), primaries, covered, RC_SLOTS, changed);
+    rcluster_sub_place();
+}
+
+static void rcluster_refresh(void)
+{
+    const char *argv[2] = { "CLUSTER", "SLOTS" };
+    struct rnode *l;
+
+    if (rc_asking_map)
+        return;
+    l = rcluster_any_up();
+    if (!l && rnode_up(rc_seed))
+        l = rc_seed;
+    if (!l)
+        return;                 /* the seed link's reconnects will ask */
+    rc_due = false;
+    rc_asked_ms = cs_mono_ms();
+    rc_refresh_ms = rc_asked_ms;
+    if (rnode_send(l, rcluster_map_cb, l, 2, argv, NULL, -1) == CS_OK)
+        rc_asking_map = true;
+    else
+        rc_due = true;
+}
+
+static void rcluster_seed_up(struct rnode *n, void *owner)
+{
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
+    if (!rc_refreshes || rc_due)
+        rcluster_refresh();
+}
+
+/* The next seed, then the nodes of the map, in turn. */
+static void rcluster_seed_down(struct rnode *n, void *owner)
+{
+    int total = rc_nseeds + rc_n;
+
+    CS_UNUSED(owner);
+    rc_seed_at = (rc_seed_at + 1) % total;
+    if (rc_seed_at < rc_nseeds)
+        rnode_target(n, rc_seeds[rc_seed_at].host, rc_seeds[rc_seed_at].port);
+    else
+        rnode_target(n, rc_node[rc_seed_at - rc_nseeds]->host, rc_node[rc_seed_at - rc_nseeds]->port);
+}
+
+static const struct rnode_hooks rc_seed_hooks = { .up = rcluster_seed_up, .down = rcluster_seed_down };
+
+/* ---- the fill-notice subscriber ------------------------------------- */
+
+static void rcluster_sub_up(struct rnode *n, void *owner)
+{
+    if (rc_sub_owner->up)
+        rc_sub_owner->up(n, owner);
+}
+
+static void rcluster_sub_message(struct rnode *n, void *owner, const redisReply *msg)
+{
+    if (rc_sub_owner->message)
+        rc_sub_owner->message(n, owner, msg);
+}
+
+/* Its node failed: any other node that is up hears the same notices. */
+static void rcluster_sub_down(struct rnode *n, void *owner)
+{
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
+    if (rc_sub_at >= 0 && !rnode_up(rc_node[rc_sub_at]->link))
+        rc_sub_at = -1;
+    rcluster_sub_place();
+}
+
+static const struct rnode_hooks rc_sub_hooks = { .up = rcluster_sub_up, .down = rcluster_sub_down,
+                                                 .message = rcluster_sub_message };
+
+/* While the subscriber's node is up it reconnects there by itself; else
+ * it moves to a primary whose link is up. */
+static void rcluster_sub_place(void)
+{
+    if (rnode_up(rc_sub) || (rc_sub_at >= 0 && rc_sub_at < rc_n && rnode_up(rc_node[rc_sub_at]->link)))
+        return;
+    for (int i = 0; i < rc_n; i++) {
+        if (rnode_up(rc_node[i]->link) && rc_node[i]->slots > 0) {
+            rc_sub_at = i;
+            if (strcmp(rnode_host(rc_sub), rc_node[i]->host) != 0 || rnode_port(rc_sub) != rc_node[i]->port) {
+                log_info("redis cluster: fill notices from %s:%d", rc_node[i]->host, rc_node[i]->port);
+                rnode_target(rc_sub, rc_node[i]->host, rc_node[i]->port);
+            }
+            return;
+        }
+    }
+}
+
+/* ---- requests -------------------------------------------------------- */
+
+static void rcluster_reply_cb(void *priv, const redisReply *r);
+
+static void rcluster_req_free(struct rcreq *q)
+{
+    free(q->fmt);
+    free(q);
+}
+
+static void rcluster_ignore_cb(void *priv, const redisReply *r)
+{
+    CS_UNUSED(priv);
+    CS_UNUSED(r);
+}
+
+/* CS_ERR when the target is not up (nothing sent). */
+static int rcluster_send(struct rcreq *q)
+{
+    int node = q->target >= 0 ? q->target : rc_slot[q->slot];
+    struct rnode *l;
+    char *copy;
+    static const char *const asking[1] = { "ASKING" };
+
+    if (!q->keyed && q->target < 0) {
+        l = rcluster_any_up();
+    } else {
+        if (node < 0 || node >= rc_n)
+            return CS_ERR;
+        l = rc_node[node]->link;
+    }
+    if (!l || !rnode_up(l))
+        return CS_ERR;
+    if (q->asking && rnode_send(l, rcluster_ignore_cb, NULL, 1, (const char **)asking, NULL, -1) != CS_OK)
+        return CS_ERR;
+    copy = cs_malloc(q->len);
+    memcpy(copy, q->fmt, q->len);
+    return rnode_send_fmt(l, rcluster_reply_cb, q, copy, q->len, q->script);
+}
+
+static void rcluster_wait(struct rcreq *q)
+{
+    rc_retries++;
+    TAILQ_INSERT_TAIL(&rc_waiting, q, wait);
+}
+
+/* "MOVED 3999 127.0.0.1:6381": the node index, or -1. */
+static int rcluster_redirect_node(const char *err, unsigned *slot)
+{
+    const char *sp = strchr(err, ' '), *addr, *colon;
+    char host[256];
+    long port;
+
+    if (!sp)
+        return -1;
+    *slot = (unsigned)strtoul(sp + 1, NULL, 10) & (RC_SLOTS - 1);
+    addr = strchr(sp + 1, ' ');
+    if (!addr || !(colon = strrchr(addr + 1, ':')) || (size_t)(colon - addr - 1) >= sizeof(host))
+        return -1;
+    memcpy(host, addr + 1, (size_t)(colon - addr - 1));
+    host[colon - addr - 1] = '\0';
+    port = strtol(colon + 1, NULL, 10);
+    if (port < 1 || port > 65535)
+        return -1;
+    return rcluster_node(host, (int)port);
+}
+
+static void rcluster_reply_cb(void *priv, const redisReply *r)
+{
+    struct rcreq *q = priv;
+    bool moved, ask;
+
+    if (r && r->type == REDIS_REPLY_ERROR && !cs_exiting && q->redirects < RC_MAX_REDIRECTS) {
+        moved = strncmp(r->str, "MOVED ", 6) == 0;
+        ask = strncmp(r->str, "ASK ", 4) == 0;
+        if (moved || ask) {
+            unsigned slot;
+            int node = rcluster_redirect_node(r->str, &slot);
+            if (node >= 0) {
+                q->redirects++;
+                if (moved) {
+                    rc_moved++;
+                    rc_slot[slot] = (int16_t)node;
+                    rc_due = true;
+                    q->target = -1;
+                    q->asking = false;
+                } else {
+                    rc_ask++;
+                    q->target = node;
+                    q->asking = true;
+                }
+                if (rcluster_send(q) != CS_OK)
+                    rcluster_wait(q);
+                return;
+            }
+        }
+        if ((strncmp(r->str, "TRYAGAIN", 8) == 0 || strncmp(r->str, "CLUSTERDOWN", 11) == 0) &&
+            cs_mono_ms() + RC_RETRY_MS < q->deadline) {
+            rcluster_wait(q);
+            return;
+        }
+    }
+    if (!r && !cs_exiting)
+        rc_due = true;          /* a lost link or a silent node: look again */
+    q->cb(q->priv, r);
+    rcluster_req_free(q);
+}
+
+static int rcluster_start(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens, int script,
+                          const char *key, size_t keylen)
+{
+    struct rcreq *q;
+    char *fmt;
+    int len;
+
+    if (key) {
+        int node = rc_slot[rslot_of(key, keylen)];
+        if (node < 0 || !rnode_up(rc_node[node]->link))
+            return CS_ERR;      /* this slot is degraded */
+    }
+    len = redisFormatCommandArgv(&fmt, argc, argv, lens);
+    if (len < 0)
+        return CS_ERR;
+    q = cs_calloc(1, sizeof(*q));
+    q->cb = cb;
+    q->priv = priv;
+    q->fmt = fmt;
+    q->len = (size_t)len;
+    q->script = script;
+    q->keyed = key != NULL;
+    q->slot = key ? rslot_of(key, keylen) : 0;
+    q->target = -1;
+    q->deadline = cs_mono_ms() + cs_conf->command_timeout_ms;
+    if (rcluster_send(q) != CS_OK) {
+        rcluster_req_free(q);
+        return CS_ERR;
+    }
+    return CS_OK;
+}
+
+static void rcluster_agg_cb(void *priv, const redisReply *r)
+{
+    struct rcagg *a = priv;
+
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        a->sum += r->integer;
+    else
+        a->failed = true;
+    if (--a->left > 0)
+        return;
+    if (a->failed) {
+        a->cb(a->priv, NULL);
+    } else {
+        redisReply sum;
+        memset(&sum, 0, sizeof(sum));
+        sum.type = REDIS_REPLY_INTEGER;
+        sum.integer = a->sum;
+        a->cb(a->priv, &sum);
+    }
+    free(a);
+}
+
+/* NPARTS commands, part i made by MAKE; one summed reply. */
+static int rcluster_split(rstore_cb cb, void *priv, int nparts,
+                          int (*send)(int i, rstore_cb cb, void *priv, void *ctx), void *ctx)
+{
+    struct rcagg *a = cs_calloc(1, sizeof(*a));
+    int sent = 0;
+
+    a->cb = cb;
+    a->priv = priv;
+    a->left = nparts;
+    for (int i = 0; i < nparts; i++) {
+        if (send(i, rcluster_agg_cb, a, ctx) == CS_OK) {
+            sent++;
+        } else {
+            a->failed = true;
+            a->left--;
+        }
+    }
+    if (sent == 0) {
+        free(a);
+        return CS_ERR;
+    }
+    return CS_OK;
+}
+
+struct rcsplit {
+    const char **argv;
+    const size_t *lens;
+    enum rscript script;
+};
+
+static int rcluster_unlink_one(int i, rstore_cb cb, void *priv, void *ctx)
+{
+    const struct rcsplit *sp = ctx;
+    const char *argv[2] = { "UNLINK", sp->argv[i + 1] };
+    size_t lens[2] = { 6, sp->lens[i + 1] };
+
+    return rcluster_start(cb, priv, 2, argv, lens, -1, argv[1], lens[1]);
+}
+
+static int rcluster_eval_one(int i, rstore_cb cb, void *priv, void *ctx)
+{
+    const struct rcsplit *sp = ctx;
+
+    return rcluster_eval(sp->script, cb, priv, 2, 2, sp->argv + 2 * i, sp->lens + 2 * i);
+}
+
+int rcluster_cmd(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
+{
+    if (node >= 0) {
+        /* The node-th primary, for SCAN: no key, no redirects. */
+        for (int i = 0; i < rc_n; i++) {
+            if (rc_node[i]->slots > 0 && node-- == 0)
+                return rnode_up(rc_node[i]->link) ? rnode_send(rc_node[i]->link, cb, priv, argc, argv, lens, -1)
+                                                  : CS_ERR;
+        }
+        return CS_ERR;
+    }
+    if (argc > 2 && lens[0] == 6 && strncasecmp(argv[0], "UNLINK", 6) == 0) {
+        struct rcsplit sp = { argv, lens, RS_DEL };
+        return rcluster_split(cb, priv, argc - 1, rcluster_unlink_one, &sp);
+    }
+    if (argc < 2)
+        return rcluster_start(cb, priv, argc, argv, lens, -1, NULL, 0);
+    return rcluster_start(cb, priv, argc, argv, lens, -1, argv[1], lens[1]);
+}
+
+int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
+                  const size_t *lens)
+{
+    const char **av;
+    size_t *al;
+    char nk[16];
+    int rc;
+
+    /* DEL of several entries: each record and its lock share a slot. */
+    if (s == RS_DEL && nkeys > 2 && nkeys == argc && nkeys % 2 == 0) {
+        struct rcsplit sp = { argv, lens, s };
+        return rcluster_split(cb, priv, nkeys / 2, rcluster_eval_one, &sp);
+    }
+    av = cs_malloc(sizeof(*av) * (size_t)(argc + 3));
+    al = cs_malloc(sizeof(*al) * (size_t)(argc + 3));
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = rnode_sha(s);
+    al[1] = 40;
+    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[2] = nk;
+    memcpy(av + 3, argv, sizeof(*av) * (size_t)argc);
+    memcpy(al + 3, lens, sizeof(*al) * (size_t)argc);
+    rc = rcluster_start(cb, priv, argc + 3, av, al, (int)s, nkeys > 0 ? argv[0] : NULL, nkeys > 0 ? lens[0] : 0);
+    free(av);
+    free(al);
+    return rc;
+}
+
+/* ---- the timer: retries, refreshes ----------------------------------- */
+
+static void rcluster_tick(evutil_socket_t fd, short what, void *arg)
+{
+    TAILQ_HEAD(, rcreq) now = TAILQ_HEAD_INITIALIZER(now);
+    int64_t t = cs_mono_ms();
+    struct rcreq *q;
+    bool down = false;
+
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    /* Requests put back while we go round wait for the next tick. */
+    TAILQ_CONCAT(&now, &rc_waiting, wait);
+    while ((q = TAILQ_FIRST(&now))) {
+        TAILQ_REMOVE(&now, q, wait);
+        if (t >= q->deadline) {
+            stats.redis_errors++;
+            q->cb(q->priv, NULL);
+            rcluster_req_free(q);
+        } else if (rcluster_send(q) != CS_OK) {
+            TAILQ_INSERT_TAIL(&rc_waiting, q, wait);
+        }
+    }
+    for (int i = 0; i < rc_n; i++)
+        if (rc_node[i]->slots > 0 && !rnode_up(rc_node[i]->link))
+            down = true;
+    if (down && t - rc_asked_ms >= RC_DOWN_REFRESH_MS)
+        rc_due = true;
+    if (t - rc_refresh_ms >= cs_conf->cluster_refresh_s * 1000)
+        rc_due = true;
+    if (rc_due && t - rc_asked_ms >= RC_REFRESH_MIN_MS)
+        rcluster_refresh();
+    rcluster_sub_place();
+}
+
+void rcluster_init(const char *channel, const struct rnode_hooks *sub_hooks)
+{
+    struct timeval tv = { 0, RC_TICK_MS * 1000 };
+
+    memset(rc_slot, 0xff, sizeof(rc_slot));
+    rc_sub_owner = sub_hooks;
+    rc_nseeds = config_addr_list(cs_conf->redis_nodes, rc_seeds, CS_ADDRS_MAX);
+    if (rc_nseeds > CS_ADDRS_MAX)
+        rc_nseeds = CS_ADDRS_MAX;
+    rc_seed_at = 0;
+    rc_refresh_ms = cs_mono_ms();
+    rc_seed = rnode_new("redis cluster seed", rc_seeds[0].host, rc_seeds[0].port, NULL, 0, NULL, &rc_seed_hooks,
+                        NULL);
+    rc_sub = rnode_new("redis subscriber", NULL, 0, NULL, RN_SUBSCRIBER, channel, &rc_sub_hooks, NULL);
+    rc_timer = event_new(cs_base, -1, EV_PERSIST, rcluster_tick, NULL);
+    event_add(rc_timer, &tv);
+}
+
+void rcluster_free(void)
+{
+    struct rcreq *q;
+
+    while ((q = TAILQ_FIRST(&rc_waiting))) {
+        TAILQ_REMOVE(&rc_waiting, q, wait);
+        q->cb(q->priv, NULL);
+        rcluster_req_free(q);
+    }
+    if (rc_timer)
+        event_free(rc_timer);
+    rc_timer = NULL;
+    rnode_free(rc_seed);
+    rnode_free(rc_sub);
+    rc_seed = rc_sub = NULL;
+    for (int i = 0; i < rc_n; i++) {
+        rnode_free(rc_node[i]->link);
+        free(rc_node[i]);
+    }
+    rc_n = 0;
+}
+
+bool rcluster_ready(void)
+{
+    for (int i = 0; i < rc_n; i++)
+        if (rc_node[i]->slots > 0 && rnode_up(rc_node[i]->link))
+            return true;
+    return false;
+}
+
+bool rcluster_ready_for(const char *key, size_t len)
+{
+    int node = rc_slot[rslot_of(key, len)];
+
+    return node >= 0 && rnode_up(rc_node[node]->link);
+}
+
+int rcluster_nodes(void)
+{
+    int n = 0;
+
+    for (int i = 0; i < rc_n; i++)
+        n += rc_node[i]->slots > 0;
+    return n;
+}
+
+const char *rcluster_status(void)
+{
+    if (rcluster_ready())
+        return NULL;
+    if (rc_error[0])
+        return rc_error;
+    if (!rc_refreshes)
+        return rnode_status(rc_seed) ? rnode_status(rc_seed) : "no slot map yet";
+    return "no primary of the cluster is connected";
+}
+
+void rcluster_report(struct stats_sink *s)
+{
+    char topo[1024];
+    size_t off = 0;
+    int up = 0, covered = 0;
+
+    topo[0] = '\0';
+    for (int i = 0; i < rc_n; i++) {
+        const struct rcnode *n = rc_node[i];
+        if (n->slots <= 0)
+            continue;
+        covered += n->slots;
+        up += rnode_up(n->link);
+        if (off < sizeof(topo) - 1)
+            off += (size_t)snprintf(topo + off, sizeof(topo) - off, "%s%s:%d %s %d slots", off ? ", " : "",
+                                    n->host, n->port, rnode_state_name(n->link), n->slots);
+    }
+    s->str(s, "redis_mode", "How Redis is found: standalone, sentinel or cluster", "cluster");
+    s->str(s, "redis_cluster_topology", "Each primary of the slot map: address, link state, slots", topo);
+    s->num(s, SK_GAUGE, "redis_cluster_primaries", "Primaries in the slot map", NULL, rcluster_nodes());
+    s->num(s, SK_GAUGE, "redis_cluster_primaries_up", "Primaries of the slot map whose link is up", NULL, up);
+    s->num(s, SK_GAUGE, "redis_cluster_slots_covered", "Slots with a primary in the map", NULL, covered);
+    s->num(s, SK_GAUGE, "redis_cluster_last_refresh_unix_s", "When the slot map was last read (0: never)", NULL,
+           (double)(rc_refresh_wall / 1000));
+    s->num(s, SK_COUNTER, "redis_cluster_refreshes", "Slot maps read (CLUSTER SLOTS)", NULL, (double)rc_refreshes);
+    s->num(s, SK_COUNTER, "redis_cluster_moved", "MOVED redirections followed", NULL, (double)rc_moved);
+    s->num(s, SK_COUNTER, "redis_cluster_ask", "ASK redirections followed", NULL, (double)rc_ask);
+    s->num(s, SK_COUNTER, "redis_cluster_retries", "Commands resent later (TRYAGAIN, CLUSTERDOWN, node not up yet)",
+           NULL, (double)rc_retries);
+    s->num(s, SK_COUNTER, "redis_failovers_seen", "Slot maps in which slots changed primary (failover, resharding)",
+           NULL, (double)rc_changes);
+    for (int i = 0; i < rc_n; i++) {
+        if (rc_node[i]->slots > 0)
+            s->num(s, SK_GAUGE, "redis_node_slots", "Slots this primary serves", rc_node[i]->label,
+                   rc_node[i]->slots);
+    }
+    for (int i = 0; i < rc_n; i++) {
+        if (rc_node[i]->slots > 0)
+            s->num(s, SK_GAUGE, "redis_node_up", "Whether the link to this primary is up", rc_node[i]->label,
+                   rnode_up(rc_node[i]->link));
+    }
+    rnode_report(rc_sub, s, "redis_subscriber");
+}

@@ -1,0 +1,744 @@
+/* rnode.c - one Redis link through hiredis's async API on libevent: its
+ * connection, set-up (AUTH, SELECT, scripts, ROLE or SUBSCRIBE), deadlines,
+ * probes and reconnects. rstore.c decides which links exist and where each
+ * command goes (one server, the Sentinel's primary, the cluster's nodes).
+ *
+ * hiredis 0.14 has no connect or command timeouts, so every command is
+ * tracked in our own FIFO (replies on one connection come in order) and
+ * one sweep timer enforces the deadlines:
+ *   - a command with no reply after command_timeout_ms fails alone: its
+ *     callback runs with NULL now, and its late reply is dropped when
+ *     hiredis delivers it (the rcmd lives until then, marked abandoned);
+ *   - a link that waits for replies and has read nothing at all for
+ *     RS_DEAD_TIMEOUTS x command_timeout_ms is dead: it is dropped, which
+ *     fails what is pending, and reconnected with capped exponential backoff;
+ *   - a link quiet for RS_PROBE_MS gets a probe (PING on the command link,
+ *     SUBSCRIBE again on the subscriber), so a half-open one is found too;
+ *   - time our own loop spends stalled does not count (see rnode_now).
+ * Connecting (resolving, the connect, reconnect timers) is in rdial.c. */
+#include "core.h"
+#include "rstore.h"
+#include "rnode_int.h"
+#include "config.h"
+#include "log.h"
+#include "stats.h"
+#include "lua_scripts.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rnode_list rs_nodes = LIST_HEAD_INITIALIZER(rs_nodes);
+static struct event *rs_sweep;
+static const struct timeval rs_now_tv = { 0, 0 };
+static int64_t rs_clock, rs_clock_at;
+static char rs_sha[RS_NSCRIPTS][41];
+static const char *const rs_sources[RS_NSCRIPTS] = { LUA_LOCK, LUA_FILL, LUA_RELEASE, LUA_HSET, LUA_DEL };
+static const char *const rs_names[RS_NSCRIPTS] = { "lock", "fill", "release", "hset", "del" };
+
+/* Remembers why a link failed, in the words /healthz shows: "connection
+ * refused", "auth failed: WRONGPASS ...". */
+void rnode_note(struct rnode *l, const char *prefix, const char *why)
+{
+    snprintf(l->last_error, sizeof(l->last_error), "%s%s", prefix, why ? why : "");
+    if (l->last_error[0] >= 'A' && l->last_error[0] <= 'Z' && l->last_error[1] >= 'a')
+        l->last_error[0] = (char)(l->last_error[0] - 'A' + 'a');
+}
+
+/* Milliseconds as Redis deadlines see them: the monotonic clock, except
+ * that a gap between two sweeps longer than RS_STALL_MS (our loop was
+ * blocked, or the process stopped) counts as RS_STALL_MS. Replies that
+ * arrived meanwhile are in our socket; they must not be blamed on Redis. */
+int64_t rnode_now(void)
+{
+    int64_t d = cs_mono_ms() - rs_clock_at;
+
+    return rs_clock + (d < RS_STALL_MS ? d : RS_STALL_MS);
+}
+
+static long long rnode_dead_ms(void)
+{
+    long long ms = RS_DEAD_TIMEOUTS * cs_conf->command_timeout_ms;
+
+    return ms < RS_DEAD_MIN_MS ? RS_DEAD_MIN_MS : ms;
+}
+
+struct rnode *rnode_link_of(const redisAsyncContext *ac)
+{
+    return (struct rnode *)ac->data;
+}
+
+void rnode_schedule(struct rnode *l)
+{
+    struct timeval tv;
+
+    if (cs_exiting)
+        return;
+    tv.tv_sec = l->backoff_ms / 1000;
+    tv.tv_usec = (l->backoff_ms % 1000) * 1000;
+    evtimer_add(l->retry, &tv);
+    l->backoff_ms = l->backoff_ms * 2 > RS_BACKOFF_MAX_MS ? RS_BACKOFF_MAX_MS : l->backoff_ms * 2;
+}
+
+/* Frees what hiredis does not own: the subscribe marker. Every other rcmd is
+ * freed by its callback, which hiredis runs with a NULL reply when the
+ * context goes: at once, or, when we are inside one of its callbacks, once
+ * that callback returns. */
+void rnode_forget(struct rnode *l)
+{
+    struct rcmd *c, *next;
+
+    for (c = TAILQ_FIRST(&l->pending); c; c = next) {
+        next = TAILQ_NEXT(c, q);
+        if (c->marker) {
+            TAILQ_REMOVE(&l->pending, c, q);
+            free(c);
+        }
+    }
+}
+
+void rnode_lost(struct rnode *l)
+{
+    if (l->hooks && l->hooks->down && !cs_exiting)
+        l->hooks->down(l, l->owner);
+}
+
+/* Fail the link now: hiredis calls every pending callback with NULL. Not
+ * from the connect callback: hiredis 0.14 touches the context after it. */
+void rnode_drop(struct rnode *l, const char *why)
+{
+    redisAsyncContext *ac = l->ac;
+
+    if (!ac)
+        return;
+    log_warn("%s: %s; reconnecting", l->name, why);
+    if (!l->last_error[0] || l->state == RS_UP)
+        rnode_note(l, "", why);
+    l->ac = NULL;
+    l->state = RS_DOWN;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    rnode_forget(l);
+    rnode_schedule(l);
+    rnode_lost(l);
+}
+
+
+/* Something was read: the link is alive, and a reply in time ends a run of
+ * late ones. */
+static void rnode_heard(struct rnode *l, bool in_time)
+{
+    l->heard = rnode_now();
+    if (in_time && l->late) {
+        log_notice("%s: replies in time again (%ld command(s) failed by command_timeout_ms)", l->name, l->late);
+        l->late = 0;
+    }
+}
+
+static void rnode_probe_cb(void *priv, const redisReply *r)
+{
+    CS_UNUSED(priv);
+    CS_UNUSED(r);
+}
+
+/* The n-th bulk string (0-based) of a RESP command we formatted. */
+static struct cs_str rnode_fmt_arg(const char *fmt, size_t len, int n)
+{
+    const char *p = memchr(fmt, '\n', len), *end = fmt + len;
+    struct cs_str s = { NULL, 0 };
+
+    while (p && ++p < end && *p == '$') {
+        size_t blen = strtoul(p + 1, NULL, 10);
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl || (size_t)(end - nl - 1) < blen)
+            break;
+        if (n-- == 0) {
+            s.p = nl + 1;
+            s.len = blen;
+            break;
+        }
+        p = nl + 1 + blen + 1;      /* past the bulk and its \r\n */
+    }
+    return s;
+}
+
+/* A lock script that timed out here may still have taken the lock in
+ * Redis: its flight has moved on, so hand the lock back (and wake waiters)
+ * instead of letting every daemon wait lock_ttl_ms for it. */
+static void rnode_unlock_late(struct rnode *l, const struct rcmd *c)
+{
+    /* EVALSHA sha 2 record lock token ... */
+    struct cs_str key = rnode_fmt_arg(c->fmt, c->fmtlen, 3), lock = rnode_fmt_arg(c->fmt, c->fmtlen, 4),
+                  token = rnode_fmt_arg(c->fmt, c->fmtlen, 5);
+    char chan[300];
+    const char *argv[7] = { "EVALSHA", rs_sha[RS_RELEASE], "1", lock.p, token.p, chan, key.p };
+    size_t lens[7] = { 7, 40, 1, lock.len, token.len, 0, key.len };
+    char *fmt;
+    int len;
+
+    lens[5] = (size_t)snprintf(chan, sizeof(chan), "%sfills", cs_conf->key_prefix);
+
+    if (!key.p || !lock.p || !token.p || !l->ac || l->state != RS_UP)
+        return;
+    log_info("%s: lock %.*s taken after its command timed out: releasing it", l->name, (int)lock.len, lock.p);
+    len = redisFormatCommandArgv(&fmt, 7, argv, lens);
+    if (len < 0)
+        return;
+    if (redisAsyncFormattedCommand(l->ac, NULL, NULL, fmt, (size_t)len) != REDIS_OK)
+        log_info("%s: cannot release %.*s", l->name, (int)lock.len, lock.p);
+    redisFreeCommand(fmt);
+}
+
+static void rnode_cmd_free(struct rcmd *c)
+{
+    if (c->fmt)
+        redisFreeCommand(c->fmt);
+    free(c);
+}
+
+static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct rcmd *c = privdata;
+    struct rnode *l = c->link;
+    redisReply *reply = r;
+
+    CS_UNUSED(ac);
+    l->waiting--;
+    if (reply)
+        rnode_heard(l, !c->abandoned);
+    if (c->abandoned) {
+        /* Its callback ran at the deadline; this late reply is dropped. */
+        /* The lock script answers {code, Redis ms}; code 1: it took the lock. */
+        if (reply && c->script == RS_LOCK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+            reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1)
+            rnode_unlock_late(l, c);
+        rnode_cmd_free(c);
+        return;
+    }
+    TAILQ_REMOVE(&l->pending, c, q);
+    if (reply)
+        stats_observe(SH_REDIS, (uint64_t)(cs_mono_us() - c->sent_us));
+    if (reply && reply->type == REDIS_REPLY_ERROR && c->script >= 0 && !c->retried &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && l->ac) {
+        /* Redis restarted or flushed its scripts: load, then run again. */
+        const char *argv[3] = { "SCRIPT", "LOAD", rs_sources[c->script] };
+        char *load;
+        int len = redisFormatCommandArgv(&load, 3, argv, NULL);
+        log_notice("%s: script %s missing (NOSCRIPT), loading it again", l->name, rs_names[c->script]);
+        c->retried = true;
+        if (len > 0 && redisAsyncFormattedCommand(l->ac, NULL, NULL, load, (size_t)len) == REDIS_OK &&
+            redisAsyncFormattedCommand(l->ac, rnode_reply_cb, c, c->fmt, c->fmtlen) == REDIS_OK) {
+            redisFreeCommand(load);
+            c->sent = rnode_now();     /* a new deadline for the second run */
+            l->waiting++;
+            TAILQ_INSERT_TAIL(&l->pending, c, q);
+            return;
+        }
+        if (len > 0)
+            redisFreeCommand(load);
+    }
+    if ((!reply || reply->type == REDIS_REPLY_ERROR) && c->cb != rnode_probe_cb) {
+        stats.redis_errors++;
+        if (reply)
+            log_limited(LOG_INFO, "%s: error reply: %s", l->name, reply->str);
+    }
+    c->cb(c->priv, reply);
+    rnode_cmd_free(c);
+    /* A primary demoted under us (a failover): its owner looks again. */
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "READONLY", 8) == 0 && l->hooks &&
+        l->hooks->readonly && !cs_exiting)
+        l->hooks->readonly(l, l->owner);
+}
+
+/* One more reply is due on l; silence is counted from the first. */
+static void rnode_expect(struct rnode *l)
+{
+    if (l->waiting++ == 0)
+        l->heard = rnode_now();
+}
+
+int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script)
+{
+    struct rcmd *c;
+
+    if (!l->ac || l->state < RS_HANDSHAKE) {
+        redisFreeCommand(fmt);
+        return CS_ERR;
+    }
+    c = cs_calloc(1, sizeof(*c));
+
+    c->link = l;
+    c->cb = cb;
+    c->priv = priv;
+    c->sent = rnode_now();
+    c->sent_us = cs_mono_us();
+    c->script = script;
+    if (redisAsyncFormattedCommand(l->ac, rnode_reply_cb, c, fmt, len) != REDIS_OK) {
+        free(c);
+        redisFreeCommand(fmt);
+        return CS_ERR;
+    }
+    if (script >= 0) {
+        c->fmt = fmt;
+        c->fmtlen = len;
+    } else {
+        redisFreeCommand(fmt);
+    }
+    rnode_expect(l);
+    TAILQ_INSERT_TAIL(&l->pending, c, q);
+    return CS_OK;
+}
+
+int rnode_send(struct rnode *l, rstore_cb cb, void *priv, int argc, const char **argv,
+               const size_t *lens, int script)
+{
+    char *fmt;
+    int len;
+
+    if (!l->ac || l->state < RS_HANDSHAKE)
+        return CS_ERR;
+    len = redisFormatCommandArgv(&fmt, argc, argv, lens);
+    if (len < 0)
+        return CS_ERR;
+    return rnode_send_fmt(l, cb, priv, fmt, (size_t)len, script);
+}
+
+int rnode_eval(struct rnode *n, enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
+               const char **argv, const size_t *lens)
+{
+    const char **av;
+    size_t *al;
+    char nk[16];
+    int rc;
+
+    if (n->state != RS_UP)
+        return CS_ERR;
+    av = cs_malloc(sizeof(*av) * (size_t)(argc + 3));
+    al = cs_malloc(sizeof(*al) * (size_t)(argc + 3));
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = rs_sha[s];
+    al[1] = 40;
+    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[2] = nk;
+    memcpy(av + 3, argv, sizeof(*av) * (size_t)argc);
+    memcpy(al + 3, lens, sizeof(*al) * (size_t)argc);
+    rc = rnode_send(n, cb, priv, argc + 3, av, al, (int)s);
+    free(av);
+    free(al);
+    return rc;
+}
+
+static void rnode_set_up(struct rnode *l)
+{
+    l->state = RS_UP;
+    l->backoff_ms = RS_BACKOFF_MIN_MS;
+    if (l->subscriber)
+        log_notice("%s: subscribed to %s", l->name, l->chan);
+    else
+        log_notice("%s: connected", l->name);
+    if (l->hooks && l->hooks->up)
+        l->hooks->up(l, l->owner);
+}
+
+/* Handshake: AUTH, SELECT, SCRIPT LOAD (or SUBSCRIBE), each checked. */
+static void rnode_handshake_cb(void *priv, const redisReply *r)
+{
+    struct rnode *l = priv;
+
+    if (!l->ac)
+        return;                 /* dropped meanwhile: the drop logged it */
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        log_error("%s: set-up failed: %s", l->name, r ? r->str : "no reply");
+        rnode_note(l, r && (strstr(r->str, "WRONGPASS") || strstr(r->str, "NOAUTH") || strstr(r->str, "AUTH"))
+                        ? "auth failed: " : "set-up failed: ", r ? r->str : "no reply");
+        rnode_drop(l, "set-up failed");
+        return;
+    }
+    if (l->subscriber)
+        return;                 /* up once SUBSCRIBE is confirmed */
+    if (--l->handshake_left == 0)
+        rnode_set_up(l);
+}
+
+/* The scripts are the last replies of the set-up: which one this is
+ * follows from how many replies are still due. */
+static void rnode_script_loaded_cb(void *priv, const redisReply *r)
+{
+    struct rnode *l = priv;
+    int i = RS_NSCRIPTS - l->handshake_left;
+
+    if (l->ac && i >= 0 && i < RS_NSCRIPTS && r && r->type == REDIS_REPLY_STRING && r->len == 40)
+        memcpy(rs_sha[i], r->str, 41);
+    rnode_handshake_cb(l, r);
+}
+
+/* ROLE's first element says what the server is now: a replica is never
+ * written, so it does not come up. */
+static void rnode_role_cb(void *priv, const redisReply *r)
+{
+    struct rnode *l = priv;
+    char why[120];
+
+    if (l->ac && r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") != 0) {
+        snprintf(why, sizeof(why), "not a primary (ROLE says %s)", r->element[0]->str);
+        log_warn("%s: %s:%d is %s", l->name, l->host, l->port, why);
+        rnode_note(l, "", why);
+        rnode_drop(l, why);
+        return;
+    }
+    rnode_handshake_cb(l, r);
+}
+
+static void rnode_message_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    struct rnode *l = ac->data;
+
+    CS_UNUSED(privdata);
+    if (!reply || !l || !l->ac)
+        return;                 /* the link is going away */
+    rnode_heard(l, true);
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+        reply->element[0]->type == REDIS_REPLY_STRING) {
+        if (strcmp(reply->element[0]->str, "message") == 0) {
+            if (l->hooks && l->hooks->message)
+                l->hooks->message(l, l->owner, reply);
+        } else if (strcmp(reply->element[0]->str, "subscribe") == 0 && l->state == RS_UP) {
+            if (l->waiting > 0)
+                l->waiting--;   /* a probe's answer */
+        } else if (strcmp(reply->element[0]->str, "subscribe") == 0) {
+            /* The subscribe confirmation is the end of the handshake. */
+            struct rcmd *c = TAILQ_FIRST(&l->pending);
+            if (c && c->marker) {
+                TAILQ_REMOVE(&l->pending, c, q);
+                free(c);
+            }
+            l->waiting = 0;
+            rnode_set_up(l);
+        }
+    }
+}
+
+/* SUBSCRIBE to the fill-notice channel: at set-up, and again as the
+ * subscriber's probe (Redis confirms it again; nothing else changes).
+ * Not PING: hiredis 0.14 takes the ["pong", ""] reply for a pattern
+ * message (its first letter is 'p'), finds no callback and drops it, and
+ * the PING's own callback stays queued until the connection goes. */
+static int rnode_subscribe(struct rnode *l)
+{
+    const char *argv[2] = { "SUBSCRIBE", l->chan };
+    char *fmt;
+    int len = redisFormatCommandArgv(&fmt, 2, argv, NULL);
+    int rc;
+
+    if (len < 0)
+        return CS_ERR;
+    rc = redisAsyncFormattedCommand(l->ac, rnode_message_cb, NULL, fmt, (size_t)len) == REDIS_OK ? CS_OK : CS_ERR;
+    redisFreeCommand(fmt);
+    return rc;
+}
+
+void rnode_start_handshake(struct rnode *l)
+{
+    const char *argv[4];
+    size_t lens[4];
+    char db[24];
+    const struct cs_config *c = cs_conf;
+
+    l->state = RS_HANDSHAKE;
+    l->handshake_left = 0;
+    if (c->redis_password[0] && !(l->flags & RN_NOAUTH)) {
+        int n = 0;
+        argv[n++] = "AUTH";
+        if (c->redis_username[0])
+            argv[n++] = c->redis_username;
+        argv[n++] = c->redis_password;
+        for (int i = 0; i < n; i++)
+            lens[i] = strlen(argv[i]);
+        l->handshake_left++;
+        if (rnode_send(l, rnode_handshake_cb, l, n, argv, lens, -1) != CS_OK)
+            goto fail;
+    }
+    if (l->subscriber) {
+        /* A timeout marker in the FIFO until the confirmation arrives. */
+        struct rcmd *mark = cs_calloc(1, sizeof(*mark));
+        mark->link = l;
+        mark->sent = rnode_now();
+        mark->script = -1;
+        mark->marker = true;
+        TAILQ_INSERT_TAIL(&l->pending, mark, q);
+        if (rnode_subscribe(l) != CS_OK)
+            goto fail;
+        return;
+    }
+    if (l->flags & RN_ROLE) {
+        argv[0] = "ROLE";
+        l->handshake_left++;
+        if (rnode_send(l, rnode_role_cb, l, 1, argv, NULL, -1) != CS_OK)
+            goto fail;
+    }
+    if (!(l->flags & RN_SCRIPTS)) {
+        if (l->handshake_left == 0)
+            rnode_set_up(l);
+        return;
+    }
+    if (c->redis_db) {
+        snprintf(db, sizeof(db), "%lld", c->redis_db);
+        argv[0] = "SELECT";
+        argv[1] = db;
+        l->handshake_left++;
+        if (rnode_send(l, rnode_handshake_cb, l, 2, argv, NULL, -1) != CS_OK)
+            goto fail;
+    }
+    for (int i = 0; i < RS_NSCRIPTS; i++) {
+        argv[0] = "SCRIPT";
+        argv[1] = "LOAD";
+        argv[2] = rs_sources[i];
+        l->handshake_left++;
+        if (rnode_send(l, rnode_script_loaded_cb, l, 3, argv, NULL, -1) != CS_OK)
+            goto fail;
+    }
+    return;
+fail:
+    /* We are inside hiredis's connect callback: drop from the loop. */
+    l->state = RS_DOWN;
+    /* The link's own timer, so that a link freed meanwhile is not touched. */
+    l->drop_later = true;
+    evtimer_add(l->retry, &rs_now_tv);
+}
+
+/* Per-command deadlines: the oldest commands first. */
+static void rnode_expire(struct rnode *l, int64_t now)
+{
+    redisAsyncContext *ac = l->ac;
+    struct rcmd *c;
+
+    while (ac && l->ac == ac && (c = TAILQ_FIRST(&l->pending)) && now - c->sent > cs_conf->command_timeout_ms) {
+        TAILQ_REMOVE(&l->pending, c, q);
+        if (c->marker) {
+            free(c);
+            rnode_drop(l, "SUBSCRIBE not confirmed within command_timeout_ms");
+            return;
+        }
+        c->abandoned = true;
+        if (c->cb == rnode_probe_cb)
+            continue;
+        stats.redis_errors++;
+        if (l->late++ == 0)
+            log_warn("%s: no reply within command_timeout_ms (%lld ms): failing such commands, keeping the connection",
+                     l->name, cs_conf->command_timeout_ms);
+        c->cb(c->priv, NULL);
+    }
+}
+
+static void rnode_probe(struct rnode *l)
+{
+    const char *argv[1] = { "PING" };
+
+    if (l->subscriber) {
+        if (rnode_subscribe(l) == CS_OK)
+            rnode_expect(l);
+    } else if (rnode_send(l, rnode_probe_cb, NULL, 1, argv, NULL, -1) != CS_OK) {
+        log_debug("%s: cannot send a probe", l->name);
+    }
+}
+
+static void rnode_check(struct rnode *l, int64_t now)
+{
+    char why[160];
+
+    if ((l->state == RS_RESOLVING || l->state == RS_CONNECTING) && now - l->since > cs_conf->connect_timeout_ms) {
+        if (l->state == RS_CONNECTING) {
+            l->turn++;
+            rnode_drop(l, "connect timed out (connect_timeout_ms)");
+            return;
+        }
+        log_warn("%s: cannot resolve %s within connect_timeout_ms; retrying", l->name, l->host);
+        rnode_note(l, "", "cannot resolve host: no answer");
+        if (l->dns)
+            evdns_getaddrinfo_cancel(l->dns);
+        l->dns = NULL;
+        l->state = RS_DOWN;
+        rnode_schedule(l);
+        return;
+    }
+    if (!l->ac || l->state < RS_HANDSHAKE)
+        return;
+    if (l->ac->c.reader->len != l->seen_len || l->ac->c.reader->pos != l->seen_pos) {
+        l->seen_len = l->ac->c.reader->len;   /* part of a long reply came in */
+        l->seen_pos = l->ac->c.reader->pos;
+        l->heard = now;
+    }
+    rnode_expire(l, now);
+    if (!l->ac)
+        return;
+    if ((l->waiting > 0 || !TAILQ_EMPTY(&l->pending)) && now - l->heard > rnode_dead_ms()) {
+        snprintf(why, sizeof(why), "nothing read for %lld ms while waiting for replies (%d x command_timeout_ms)",
+                 (long long)(now - l->heard), RS_DEAD_TIMEOUTS);
+        rnode_drop(l, why);
+        return;
+    }
+    if (l->state == RS_UP && l->waiting == 0 && now - l->heard >= RS_PROBE_MS)
+        rnode_probe(l);
+}
+
+static void rnode_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rnode *l, *next;
+    int64_t now;
+
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    now = rnode_now();
+    rs_clock = now;
+    rs_clock_at = cs_mono_ms();
+    /* A check may fail commands whose callbacks free other links. */
+    for (l = LIST_FIRST(&rs_nodes); l; l = next) {
+        next = LIST_NEXT(l, all);
+        rnode_check(l, now);
+    }
+}
+
+void rnode_init(void)
+{
+    struct timeval tv = { 0, RS_SWEEP_MS * 1000 };
+
+    rs_clock = rs_clock_at = cs_mono_ms();
+    rs_sweep = event_new(cs_base, -1, EV_PERSIST, rnode_sweep_cb, NULL);
+    event_add(rs_sweep, &tv);
+}
+
+struct rnode *rnode_new(const char *name, const char *host, int port, const char *path, unsigned flags,
+                        const char *channel, const struct rnode_hooks *hooks, void *owner)
+{
+    struct rnode *l = cs_calloc(1, sizeof(*l));
+
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    snprintf(l->host, sizeof(l->host), "%s", host ? host : "");
+    l->port = port;
+    l->path = path && path[0] ? strdup(path) : NULL;
+    l->flags = flags;
+    l->subscriber = (flags & RN_SUBSCRIBER) != 0;
+    snprintf(l->chan, sizeof(l->chan), "%s", channel ? channel : "");
+    l->hooks = hooks;
+    l->owner = owner;
+    TAILQ_INIT(&l->pending);
+    l->backoff_ms = RS_BACKOFF_MIN_MS;
+    l->retry = evtimer_new(cs_base, rdial_retry_cb, l);
+    LIST_INSERT_HEAD(&rs_nodes, l, all);
+    if (l->host[0] || l->path)
+        rdial_connect(l);   /* else it waits for rnode_target */
+    return l;
+}
+
+bool rs_cancelled;              /* a lookup was cancelled: see rnode_shutdown */
+
+void rnode_free(struct rnode *l)
+{
+    if (!l)
+        return;
+    if (l->dns)
+        rs_cancelled = true;
+    rdial_close(l);
+    if (l->retry)
+        event_free(l->retry);
+    LIST_REMOVE(l, all);
+    free(l->path);
+    free(l);
+}
+
+void rnode_target(struct rnode *l, const char *host, int port)
+{
+    struct timeval now = { 0, 0 };
+
+    snprintf(l->host, sizeof(l->host), "%s", host);
+    l->port = port;
+    l->turn = 0;
+    l->backoff_ms = RS_BACKOFF_MIN_MS;
+    l->last_error[0] = '\0';
+    /* From the loop: we may be inside one of this link's callbacks. */
+    l->moving = true;
+    if (!cs_exiting)
+        evtimer_add(l->retry, &now);
+}
+
+void rnode_shutdown(void)
+{
+    if (rs_sweep)
+        event_free(rs_sweep);
+    rs_sweep = NULL;
+    /* A cancelled lookup is freed by a deferred callback of the resolver:
+     * give the loop one turn, so that exiting mid-lookup leaks nothing. */
+    if (rs_cancelled)
+        event_base_loop(cs_base, EVLOOP_NONBLOCK);
+    rs_cancelled = false;
+}
+
+bool rnode_up(const struct rnode *l)
+{
+    return l->state == RS_UP;
+}
+
+const char *rnode_host(const struct rnode *l)
+{
+    return l->host;
+}
+
+int rnode_port(const struct rnode *l)
+{
+    return l->port;
+}
+
+const char *rnode_name(const struct rnode *l)
+{
+    return l->name;
+}
+
+const char *rnode_sha(enum rscript s)
+{
+    return rs_sha[s];
+}
+
+const char *rnode_status(const struct rnode *l)
+{
+    if (l->state == RS_UP)
+        return NULL;
+    if (l->last_error[0])
+        return l->last_error;
+    return l->state == RS_DOWN ? "not connected" : "connecting";
+}
+
+const char *rnode_state_name(const struct rnode *l)
+{
+    static const char *const names[] = { "down", "resolving", "connecting", "handshake", "up" };
+
+    return names[l->state];
+}
+
+void rnode_report(const struct rnode *l, struct stats_sink *s, const char *key)
+{
+    char name[96];
+    int n = 0;
+    const struct rcmd *c;
+
+    TAILQ_FOREACH(c, &l->pending, q)
+        n++;
+    snprintf(name, sizeof(name), "%s_state", key);
+    s->str(s, name, "Redis link state: down, resolving, connecting, handshake, up", rnode_state_name(l));
+    snprintf(name, sizeof(name), "%s_last_error", key);
+    s->str(s, name, "Why the Redis link last failed (empty: never)", l->last_error);
+    snprintf(name, sizeof(name), "%s_pending", key);
+    s->num(s, SK_GAUGE, name, "Commands sent on the link and not yet answered", NULL, n);
+    snprintf(name, sizeof(name), "%s_reconnects", key);
+    s->num(s, SK_COUNTER, name, "Connection attempts after the first", NULL,
+           (double)(l->connects ? l->connects - 1 : 0));
+}

@@ -1,0 +1,58 @@
+/* rnode.h - one Redis link (rnode.c), for rstore.c and the modules that
+ * find the servers (rsentinel.c, rcluster.c). */
+#ifndef CS_RNODE_H
+#define CS_RNODE_H
+
+#include "core.h"
+#include "rstore.h"
+
+struct rnode;
+struct stats_sink;
+
+enum rnode_flags {
+    RN_SUBSCRIBER = 1,          /* SUBSCRIBE to its channel; messages to hooks->message */
+    RN_SCRIPTS = 2,             /* SELECT db and load the scripts at set-up */
+    RN_ROLE = 4,                /* set-up checks ROLE: only a primary comes up */
+    RN_NOAUTH = 8,              /* no AUTH (a sentinel) */
+};
+
+/* What the owner of a link hears. Each may be NULL. */
+struct rnode_hooks {
+    void (*up)(struct rnode *n, void *owner);           /* set up (or re-subscribed) */
+    void (*down)(struct rnode *n, void *owner);         /* lost or failed; it reconnects */
+    void (*message)(struct rnode *n, void *owner, const struct redisReply *msg);
+    void (*readonly)(struct rnode *n, void *owner);     /* a -READONLY reply: not a primary any more */
+};
+
+/* HOST is an address or a name (resolved without blocking); PATH, when not
+ * NULL, a unix socket used instead. CHANNEL: what a subscriber subscribes. */
+struct rnode *rnode_new(const char *name, const char *host, int port, const char *path, unsigned flags,
+                        const char *channel, const struct rnode_hooks *hooks, void *owner);
+void rnode_free(struct rnode *n);
+/* Move the link to another server now (its pending commands fail). */
+void rnode_target(struct rnode *n, const char *host, int port);
+bool rnode_up(const struct rnode *n);
+const char *rnode_host(const struct rnode *n);
+int rnode_port(const struct rnode *n);
+const char *rnode_name(const struct rnode *n);
+/* NULL when up; otherwise why not. */
+const char *rnode_status(const struct rnode *n);
+/* CS_ERR: not sent, cb not called. SCRIPT: an rscript, or -1. */
+int rnode_send(struct rnode *n, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens,
+               int script) CS_WUR;
+/* Same with a command redisFormatCommandArgv built; FMT is taken (freed). */
+int rnode_send_fmt(struct rnode *n, rstore_cb cb, void *priv, char *fmt, size_t len, int script) CS_WUR;
+/* EVALSHA of a script with its keys and args, on this link. */
+int rnode_eval(struct rnode *n, enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
+               const size_t *lens) CS_WUR;
+const char *rnode_sha(enum rscript s);
+/* State, last error, pending commands, reconnects as KEY_state, ... */
+void rnode_report(const struct rnode *n, struct stats_sink *s, const char *key);
+/* "up", "down", "connecting" ... */
+const char *rnode_state_name(const struct rnode *n);
+
+/* The sweep timer every link shares. */
+void rnode_init(void);
+void rnode_shutdown(void);
+
+#endif

@@ -1,0 +1,88 @@
+/* rnode_int.h - the inside of a Redis link, shared by rnode.c (commands,
+ * set-up, deadlines) and rdial.c (finding and connecting the server).
+ * Nothing else includes it: the rest of the daemon sees rnode.h. */
+#ifndef CS_RNODE_INT_H
+#define CS_RNODE_INT_H
+
+#include "core.h"
+#include "rnode.h"
+
+#include <hiredis/async.h>
+#include <event2/util.h>
+
+#define RS_BACKOFF_MIN_MS 100
+#define RS_BACKOFF_MAX_MS 5000
+#define RS_SWEEP_MS 20
+#define RS_STALL_MS 100         /* a sweep gap beyond this is our stall, not Redis's */
+#define RS_PROBE_MS 1000        /* a link that has heard nothing this long is probed */
+#define RS_DEAD_TIMEOUTS 10     /* silent this many command timeouts: the link is dead */
+#define RS_DEAD_MIN_MS 1000
+#define RS_MAX_ADDRS 8
+
+enum rs_state { RS_DOWN, RS_RESOLVING, RS_CONNECTING, RS_HANDSHAKE, RS_UP };
+
+struct rcmd {
+    TAILQ_ENTRY(rcmd) q;
+    struct rnode *link;
+    rstore_cb cb;
+    void *priv;
+    int64_t sent;               /* rnode_now() when queued */
+    char *fmt;                  /* kept for scripts: resent after NOSCRIPT */
+    size_t fmtlen;
+    int script;                 /* -1 when not a script */
+    bool retried;
+    bool marker;                /* ours alone: hiredis has no callback for it */
+    bool abandoned;             /* failed at its deadline; hiredis still holds it */
+    int64_t sent_us;            /* for the round-trip histogram */
+};
+
+struct rnode {
+    char name[80];
+    char host[256];
+    int port;
+    char *path;                 /* unix socket, or NULL */
+    unsigned flags;
+    char chan[300];             /* what a subscriber subscribes */
+    const struct rnode_hooks *hooks;
+    void *owner;
+    LIST_ENTRY(rnode) all;
+    redisAsyncContext *ac;
+    enum rs_state state;
+    bool subscriber;
+    bool moving;                /* rnode_target: reconnect now, elsewhere */
+    bool drop_later;            /* set-up could not be sent: drop from the loop */
+    int64_t since;              /* start of this attempt (resolve + connect) */
+    long long backoff_ms;
+    struct event *retry;
+    TAILQ_HEAD(, rcmd) pending; /* not yet answered nor abandoned, oldest first */
+    int handshake_left;
+    int waiting;                /* replies due: ours, abandoned ones, probes */
+    int64_t heard;              /* last read, or when we began waiting */
+    size_t seen_len, seen_pos;  /* the reader's buffer at the last sweep */
+    long late;                  /* commands failed by their deadline in a row */
+    struct evdns_getaddrinfo_request *dns;
+    unsigned turn;              /* which resolved address to try */
+    char last_error[160];       /* why it is (or was last) down: /healthz, STATS */
+    unsigned long connects;     /* attempts since start: 1 + reconnects */
+};
+
+LIST_HEAD(rnode_list, rnode);
+extern struct rnode_list rs_nodes;      /* every link, for the sweep */
+extern bool rs_cancelled;               /* a lookup was cancelled: see rnode_shutdown */
+
+/* rnode.c */
+void rnode_note(struct rnode *l, const char *prefix, const char *why);
+int64_t rnode_now(void);
+void rnode_schedule(struct rnode *l);
+void rnode_forget(struct rnode *l);
+void rnode_lost(struct rnode *l);
+void rnode_drop(struct rnode *l, const char *why);
+void rnode_start_handshake(struct rnode *l);
+struct rnode *rnode_link_of(const redisAsyncContext *ac);
+
+/* rdial.c */
+void rdial_connect(struct rnode *l);
+void rdial_close(struct rnode *l);
+void rdial_retry_cb(evutil_socket_t fd, short what, void *arg);
+
+#endif

@@ -1,0 +1,213 @@
+/* rsentinel.c - the primary of a Sentinel set-up: asked with SENTINEL
+ * get-master-addr-by-name (one sentinel at a time, the next one when it
+ * fails or does not know), followed through +switch-master messages on a
+ * subscription to a sentinel. The links to the primary belong to
+ * rstore.c; this module only says where they go. */
+#include "core.h"
+#include "rsentinel.h"
+#include "rnode.h"
+#include "config.h"
+#include "log.h"
+#include "stats.h"
+
+#include <hiredis/hiredis.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RSN_ASK_EVERY_MS 1000   /* while the primary is lost */
+
+static struct cs_addr rsn_addr[CS_ADDRS_MAX];
+static int rsn_n, rsn_ask_at, rsn_sub_at;        /* which sentinel each link uses */
+static struct rnode *rsn_ask, *rsn_sub;
+static struct event *rsn_timer;
+static void (*rsn_found)(const char *host, int port);
+static bool rsn_need, rsn_busy;
+static char rsn_primary[300];                     /* "host:port" last named, "" none */
+static char rsn_error[200];
+static uint64_t rsn_switches;
+static int64_t rsn_switch_ms;
+
+static void rsentinel_next(struct rnode *n, int *at)
+{
+    *at = (*at + 1) % rsn_n;
+    rnode_target(n, rsn_addr[*at].host, rsn_addr[*at].port);
+}
+
+static void rsentinel_named(const char *host, int port, const char *how)
+{
+    char now[300];
+
+    snprintf(now, sizeof(now), "%s:%d", host, port);
+    if (strcmp(now, rsn_primary) != 0)
+        log_notice("sentinel: primary '%s' is %s (%s)", cs_conf->redis_master_name, now, how);
+    snprintf(rsn_primary, sizeof(rsn_primary), "%s", now);
+    rsn_found(host, port);
+}
+
+static void rsentinel_asked_cb(void *priv, const redisReply *r)
+{
+    CS_UNUSED(priv);
+    rsn_busy = false;
+    if (cs_exiting)
+        return;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        int port = atoi(r->element[1]->str);
+        if (port > 0 && port <= 65535) {
+            rsn_error[0] = '\0';
+            rsentinel_named(r->element[0]->str, port, "asked");
+            return;
+        }
+    }
+    snprintf(rsn_error, sizeof(rsn_error), "sentinel %s:%d: %s", rsn_addr[rsn_ask_at].host,
+             rsn_addr[rsn_ask_at].port, !r ? "no reply" : r->type == REDIS_REPLY_ERROR ? r->str
+                                            : "does not know the master name");
+    log_limited(LOG_WARNING, "%s; asking the next sentinel", rsn_error);
+    rsn_need = true;
+    if (rsn_n > 1)
+        rsentinel_next(rsn_ask, &rsn_ask_at);
+}
+
+static void rsentinel_ask(void)
+{
+    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", cs_conf->redis_master_name };
+
+    if (rsn_busy || !rnode_up(rsn_ask))
+        return;
+    if (rnode_send(rsn_ask, rsentinel_asked_cb, NULL, 3, argv, NULL, -1) == CS_OK)
+        rsn_busy = true;
+}
+
+static void rsentinel_ask_up(struct rnode *n, void *owner)
+{
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
+    if (rsn_need || !rsn_primary[0])
+        rsentinel_ask();
+}
+
+static void rsentinel_ask_down(struct rnode *n, void *owner)
+{
+    CS_UNUSED(owner);
+    rsn_busy = false;
+    snprintf(rsn_error, sizeof(rsn_error), "sentinel %s:%d: %s", rsn_addr[rsn_ask_at].host,
+             rsn_addr[rsn_ask_at].port, rnode_status(n) ? rnode_status(n) : "connection lost");
+    if (rsn_n > 1)
+        rsentinel_next(n, &rsn_ask_at);
+}
+
+/* "+switch-master <name> <old-ip> <old-port> <new-ip> <new-port>" */
+static void rsentinel_message(struct rnode *n, void *owner, const redisReply *msg)
+{
+    char name[256], oldh[256], newh[256];
+    int oldp, newp;
+    const redisReply *body = msg->element[2];
+
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
+    if (body->type != REDIS_REPLY_STRING || body->len > 900 ||
+        sscanf(body->str, "%255s %255s %d %255s %d", name, oldh, &oldp, newh, &newp) != 5 ||
+        strcmp(name, cs_conf->redis_master_name) != 0 || newp < 1 || newp > 65535)
+        return;
+    rsn_switches++;
+    rsn_switch_ms = cs_now_ms();
+    log_notice("sentinel: +switch-master %s from %s:%d to %s:%d", name, oldh, oldp, newh, newp);
+    rsentinel_named(newh, newp, "+switch-master");
+}
+
+static void rsentinel_sub_down(struct rnode *n, void *owner)
+{
+    CS_UNUSED(owner);
+    if (rsn_n > 1)
+        rsentinel_next(n, &rsn_sub_at);
+}
+
+/* Switches seen while the subscription was away are missed: ask. */
+static void rsentinel_sub_up(struct rnode *n, void *owner)
+{
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
+    if (rsn_primary[0])
+        rsentinel_ask();
+}
+
+static const struct rnode_hooks rsn_ask_hooks = { .up = rsentinel_ask_up, .down = rsentinel_ask_down };
+static const struct rnode_hooks rsn_sub_hooks = { .up = rsentinel_sub_up, .down = rsentinel_sub_down,
+                                                  .message = rsentinel_message };
+
+static void rsentinel_tick(evutil_socket_t fd, short what, void *arg)
+{
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    if (rsn_need)
+        rsentinel_ask();
+}
+
+void rsentinel_init(void (*found)(const char *host, int port))
+{
+    struct timeval tv = { RSN_ASK_EVERY_MS / 1000, (RSN_ASK_EVERY_MS % 1000) * 1000 };
+
+    rsn_found = found;
+    rsn_n = config_addr_list(cs_conf->redis_sentinels, rsn_addr, CS_ADDRS_MAX);
+    if (rsn_n > CS_ADDRS_MAX)
+        rsn_n = CS_ADDRS_MAX;
+    rsn_ask_at = 0;
+    /* The subscription on another sentinel than the questions, when there is one. */
+    rsn_sub_at = rsn_n > 1 ? 1 : 0;
+    rsn_ask = rnode_new("redis sentinel", rsn_addr[rsn_ask_at].host, rsn_addr[rsn_ask_at].port, NULL, RN_NOAUTH,
+                        NULL, &rsn_ask_hooks, NULL);
+    rsn_sub = rnode_new("redis sentinel subscriber", rsn_addr[rsn_sub_at].host, rsn_addr[rsn_sub_at].port, NULL,
+                        RN_NOAUTH | RN_SUBSCRIBER, "+switch-master", &rsn_sub_hooks, NULL);
+    rsn_timer = event_new(cs_base, -1, EV_PERSIST, rsentinel_tick, NULL);
+    event_add(rsn_timer, &tv);
+}
+
+void rsentinel_free(void)
+{
+    rnode_free(rsn_ask);
+    rnode_free(rsn_sub);
+    rsn_ask = rsn_sub = NULL;
+    if (rsn_timer)
+        event_free(rsn_timer);
+    rsn_timer = NULL;
+}
+
+void rsentinel_lost(void)
+{
+    rsn_need = true;
+    rsentinel_ask();
+}
+
+void rsentinel_ok(void)
+{
+    rsn_need = false;
+}
+
+const char *rsentinel_status(void)
+{
+    return rsn_error[0] ? rsn_error : "no primary named by the sentinels yet";
+}
+
+/* First, so that on /metrics redis_mode and redis_primary sit beside the
+ * primary link's redis_state (one cachasided_redis_info family). */
+void rsentinel_report_primary(struct stats_sink *s)
+{
+    char primary_addr[300];
+
+    s->str(s, "redis_mode", "How Redis is found: standalone, sentinel or cluster", "sentinel");
+    snprintf(primary_addr, sizeof(primary_addr), "%s", rsn_primary);
+    s->str(s, "redis_primary", "The primary the sentinels named last (host:port)", primary_addr);
+}
+
+void rsentinel_report(struct stats_sink *s)
+{
+    rnode_report(rsn_ask, s, "redis_sentinel");
+    rnode_report(rsn_sub, s, "redis_sentinel_subscriber");
+    s->num(s, SK_COUNTER, "redis_failovers_seen", "Primary switches (+switch-master) seen", NULL,
+           (double)rsn_switches);
+    s->num(s, SK_GAUGE, "redis_last_failover_unix_s", "When the last primary switch was seen (0: never)", NULL,
+           (double)(rsn_switch_ms / 1000));
+}

@@ -1,0 +1,591 @@
+/* test_cluster.c - mode = cluster against a real Redis Cluster on
+ * loopback: three primaries, three replicas (redis-cli --cluster create),
+ * three daemons.
+ *   - the hash slot of a key is CLUSTER KEYSLOT's (rslot.c, linked here);
+ *   - reads, writes and INVALIDATE by pattern across every primary, and
+ *     every command routed to the right primary at once (no MOVED);
+ *   - the stampede across three daemons: one upstream read;
+ *   - resharding under load: every read answered, no upstream read for
+ *     keys that moved with their data;
+ *   - a primary SIGKILLed: reads of its slots answered (upstream while it
+ *     is down), the cache used again after the failover, other slots never
+ *     fail.
+ * The example upstream (-g N) serves products p-001 .. p-00N. */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "topo.h"
+#include "rslot.h"
+
+#include <check.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NNODES 6
+#define NDAEMONS 3
+
+struct cl {
+    struct h_redis node[NNODES];
+    int owner[RC_SLOTS];        /* index into node[] of each slot's primary */
+};
+
+/* A port whose cluster bus port (+10000) is free too, both at most 55535. */
+static int cluster_port(void)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int port = 20000 + (int)(((unsigned)getpid() * 7919u + (unsigned)attempt * 104729u +
+                                  (unsigned)h_now_ms()) % 25000u);
+        bool ok = true;
+        for (int k = 0; k < 2 && ok; k++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a;
+            memset(&a, 0, sizeof(a));
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            a.sin_port = htons((uint16_t)(port + k * 10000));
+            ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (ok)
+            return port;
+    }
+    ck_abort_msg("no free port pair for a cluster node");
+    return -1;
+}
+
+static int node_of_port(struct cl *c, int port)
+{
+    for (int i = 0; i < NNODES; i++)
+        if (c->node[i].port == port)
+            return i;
+    return -1;
+}
+
+/* The slot map as NODE sees it (CLUSTER SLOTS). */
+static void read_map(struct cl *c, int node)
+{
+    char *raw = t_cmd(c->node[node].port, H_DEFAULT, "CLUSTER", "SLOTS", NULL);
+    struct h_reply *r;
+
+    ck_assert_msg(raw && raw[0] == '*', "CLUSTER SLOTS: %s", h_repr(raw));
+    r = h_parse_reply(raw);
+    for (int s = 0; s < RC_SLOTS; s++)
+        c->owner[s] = -1;
+    for (size_t i = 0; i < r->elements; i++) {
+        struct h_reply *e = r->element[i];
+        int owner = node_of_port(c, (int)e->element[2]->element[1]->integer);
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
+            c->owner[s] = owner;
+    }
+    h_reply_free(r);
+    free(raw);
+}
+
+static int owner_of_product(struct cl *c, int i)
+{
+    char id[16];
+
+    snprintf(id, sizeof(id), "p-%03d", i);
+    return c->owner[rslot_of(id, strlen(id))];
+}
+
+static bool cluster_ok(struct cl *c, int skip)
+{
+    for (int i = 0; i < NNODES; i++) {
+        if (i == skip)
+            continue;
+        char *raw = t_cmd(c->node[i].port, H_DEFAULT, "CLUSTER", "INFO", NULL), state[32] = "";
+        if (raw)
+            t_field(raw, "cluster_state", state, sizeof(state));
+        free(raw);
+        if (strcmp(state, "ok") != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool is_primary(struct cl *c, int i)
+{
+    for (int s = 0; s < RC_SLOTS; s++)
+        if (c->owner[s] == i)
+            return true;
+    return false;
+}
+
+static void cluster_start(struct cl *c)
+{
+    char addrs[NNODES][32], cfg[NNODES][PATH_MAX], rdb[NNODES][64];
+    const char *argv[NNODES + 8];
+    int n = 0, st;
+    pid_t pid;
+    char log[PATH_MAX];
+
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < NNODES; i++) {
+        char name[64];
+        c->node[i].port = cluster_port();
+        snprintf(name, sizeof(name), "nodes-%d-%d.conf", (int)getpid(), c->node[i].port);
+        snprintf(cfg[i], sizeof(cfg[i]), "%s", h_path(name));
+        /* A replica's full sync writes an RDB: never one a later node loads. */
+        snprintf(rdb[i], sizeof(rdb[i]), "dump-%d-%d.rdb", (int)getpid(), c->node[i].port);
+        /* Other slots keep serving while one primary is down (SPEC: only
+         * its slots degrade); a replica synced at once may fail over. */
+        const char *extra[] = { "--cluster-enabled", "yes", "--cluster-config-file", cfg[i],
+                                "--cluster-node-timeout", "1500", "--dbfilename", rdb[i],
+                                "--cluster-require-full-coverage", "no", "--repl-diskless-sync-delay", "0",
+                                "--cluster-replica-validity-factor", "0", NULL };
+        h_redis_start_opts(&c->node[i], extra);
+        snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", c->node[i].port);
+    }
+    argv[n++] = "redis-cli";
+    argv[n++] = "--cluster";
+    argv[n++] = "create";
+    for (int i = 0; i < NNODES; i++)
+        argv[n++] = addrs[i];
+    argv[n++] = "--cluster-replicas";
+    argv[n++] = "1";
+    argv[n++] = "--cluster-yes";
+    argv[n] = NULL;
+    {
+        char name[64];
+        snprintf(name, sizeof(name), "cluster-create-%d.log", c->node[0].port);
+        snprintf(log, sizeof(log), "%s", h_path(name));
+    }
+    pid = h_spawn(argv, log);
+    st = 0;
+    ck_assert_msg(h_wait_exit(pid, 30000, &st) == 0 && h_exit_code(st) == 0, "cluster create failed (%d):\n%s",
+                  h_exit_code(st), h_log_tail(log));
+    for (long long dl = h_now_ms() + 20000; !cluster_ok(c, -1);) {
+        ck_assert_msg(h_now_ms() < dl, "cluster never ok:\n%s", h_log_tail(c->node[0].log));
+        h_msleep(100);
+    }
+    read_map(c, 0);
+    for (int i = 0; i < NNODES; i++) {
+        if (is_primary(c, i))
+            continue;
+        for (long long dl = h_now_ms() + 20000;
+             strcmp(t_stat(c->node[i].port, "replication", "master_link_status"), "up") != 0;) {
+            ck_assert_msg(h_now_ms() < dl, "replica %d never synced:\n%s", c->node[i].port,
+                          h_log_tail(c->node[i].log));
+            h_msleep(50);
+        }
+    }
+}
+
+static int admin_port;         /* of the last daemon started */
+
+static void daemon_up(struct h_daemon *d, struct cl *c, int up_port, const char *cache)
+{
+    h_daemon_init(d);
+    admin_port = h_free_port();
+    h_daemon_start(d,
+                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nlog_level = info\n"
+                   "[redis]\nmode = cluster\nnodes = 127.0.0.1:%d, 127.0.0.1:%d\ncluster_refresh_s = 5\n"
+                   "command_timeout_ms = 1000\n"
+                   "[cache]\n%s\n"
+                   "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
+                   d->port, admin_port, c->node[1].port, c->node[0].port, cache, up_port);
+}
+
+/* All three primaries linked in the daemon. */
+static void wait_linked(struct h_daemon *d)
+{
+    for (long long dl = h_now_ms() + 10000;
+         strcmp(t_stat(d->port, NULL, "redis_cluster_primaries_up"), "3") != 0 ||
+         strcmp(t_stat(d->port, NULL, "redis_subscriber_state"), "up") != 0;) {
+        ck_assert_msg(h_now_ms() < dl, "daemon not linked to the cluster: %s; log:\n%s",
+                      t_stat(d->port, NULL, "redis_cluster_topology"), h_log_tail(d->log));
+        h_msleep(50);
+    }
+}
+
+static long long dbsize_primaries(struct cl *c)
+{
+    long long n = 0;
+
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(c, i))
+            n += t_int(c->node[i].port, "DBSIZE", NULL);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_cluster_keyslot)
+{
+    struct cl c;
+    static const char *const keys[] = { "foo", "cache:product:{p-001}", "cache:lock:product:{p-001}",
+                                        "{}x", "a{}{b}", "x{y}{z}", "{", "}{", "123456789", "", "{user1000}.following",
+                                        "\xff\xfe{\x01}" };
+
+    cluster_start(&c);
+    for (size_t i = 0; i < CS_ARRAY_LEN(keys); i++) {
+        long long want = t_int(c.node[0].port, "CLUSTER", "KEYSLOT", keys[i], NULL);
+        ck_assert_msg(want >= 0, "CLUSTER KEYSLOT %s", keys[i]);
+        ck_assert_msg(rslot_of(keys[i], strlen(keys[i])) == (unsigned)want, "key '%s': ours %u, Redis %lld",
+                      h_repr(keys[i]), rslot_of(keys[i], strlen(keys[i])), want);
+    }
+    /* The check value of CRC16/XMODEM. */
+    ck_assert_uint_eq(rslot_crc16("123456789", 9), 0x31C3);
+}
+END_TEST
+
+START_TEST(test_cluster_reads_writes)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d[NDAEMONS];
+    char *raw;
+    int on[NNODES] = { 0 };
+    long long before;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 60);
+    for (int k = 0; k < NDAEMONS; k++)
+        daemon_up(&d[k], &c, up.port, "lock_ttl_ms = 5000\nupstream_timeout_ms = 3000");
+    for (int k = 0; k < NDAEMONS; k++)
+        wait_linked(&d[k]);
+
+    /* Reads fill records on every primary; any daemon hits them after. */
+    for (int i = 1; i <= 30; i++)
+        t_expect_product(d[i % NDAEMONS].port, i);
+    ck_assert_int_eq(h_upstream_count(&up), 30);
+    for (int i = 1; i <= 30; i++)
+        t_expect_product(d[(i + 1) % NDAEMONS].port, i);
+    ck_assert_int_eq(h_upstream_count(&up), 30);
+    for (int i = 1; i <= 30; i++)
+        on[owner_of_product(&c, i)]++;
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i)) {
+            ck_assert_msg(on[i] > 0, "no test key on primary %d", c.node[i].port);
+            ck_assert_int_eq(t_int(c.node[i].port, "DBSIZE", NULL), on[i]);
+        }
+    /* Every command went to the right primary at once. */
+    for (int k = 0; k < NDAEMONS; k++)
+        ck_assert_int_eq(t_stat_int(d[k].port, "redis_cluster_moved"), 0);
+
+    /* Writes: HSET and DEL (several keys on several primaries). */
+    raw = t_cmd(d[0].port, H_DEFAULT, "HSET", "product:p-005", "name", "renamed", NULL);
+    ck_assert_msg(raw && strcmp(raw, ":1\r\n") == 0, "HSET: %s", h_repr(raw));
+    free(raw);
+    raw = t_cmd(d[1].port, H_DEFAULT, "HGET", "product:p-005", "name", NULL);
+    ck_assert_msg(raw && strstr(raw, "renamed"), "HGET: %s", h_repr(raw));
+    free(raw);
+    raw = t_cmd(d[2].port, H_DEFAULT, "DEL", "product:p-001", "product:p-002", "product:p-003", "product:p-004",
+                "product:p-099", NULL);
+    ck_assert_msg(raw && strcmp(raw, ":4\r\n") == 0, "DEL: %s", h_repr(raw));
+    free(raw);
+    ck_assert_int_eq(dbsize_primaries(&c), 26);
+    raw = t_cmd(d[0].port, H_DEFAULT, "TTL", "product:p-010", NULL);
+    ck_assert_msg(raw && raw[0] == ':' && atoi(raw + 1) > 0, "TTL: %s", h_repr(raw));
+    free(raw);
+
+    /* INVALIDATE by pattern sweeps every primary. */
+    raw = t_cmd(d[1].port, H_DEFAULT, "INVALIDATE", "product:p-0*", NULL);
+    ck_assert_msg(raw && strcmp(raw, ":26\r\n") == 0, "INVALIDATE: %s", h_repr(raw));
+    free(raw);
+    ck_assert_int_eq(dbsize_primaries(&c), 0);
+
+    /* The stampede: 3 daemons x 4 clients read one fresh key at once. */
+    h_upstream_set_latency(&up, 400);
+    before = h_upstream_count(&up);
+    {
+        int fds[NDAEMONS * 4];
+        const char *argv[2] = { "HGETALL", "product:p-042" };
+        for (int k = 0; k < NDAEMONS * 4; k++)
+            fds[k] = h_connect(d[k % NDAEMONS].port);
+        for (int k = 0; k < NDAEMONS * 4; k++)
+            ck_assert_int_eq(h_send_cmd(fds[k], 2, argv), 0);
+        for (int k = 0; k < NDAEMONS * 4; k++) {
+            raw = h_read_reply(fds[k], 10000);
+            ck_assert_msg(raw && raw[0] == '*' && strstr(raw, "p-042"), "stampede read %d: %s", k, h_repr(raw));
+            free(raw);
+            h_close(fds[k]);
+        }
+    }
+    ck_assert_int_eq(h_upstream_count(&up) - before, 1);
+
+    /* Scripts flushed on every primary (a restart without persistence):
+     * each node's NOSCRIPT is answered by loading them there again. */
+    h_upstream_set_latency(&up, 0);
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i))
+            free(t_cmd(c.node[i].port, H_DEFAULT, "SCRIPT", "FLUSH", NULL));
+    before = h_upstream_count(&up);
+    for (int i = 43; i <= 52; i++)
+        t_expect_product(d[i % NDAEMONS].port, i);
+    ck_assert_int_eq(h_upstream_count(&up) - before, 10);
+    for (int i = 43; i <= 52; i++)
+        t_expect_product(d[(i + 1) % NDAEMONS].port, i);
+    ck_assert_int_eq(h_upstream_count(&up) - before, 10);
+    ck_assert_int_eq(dbsize_primaries(&c), 11);
+    ck_assert_msg(h_log_contains(d[0].log, "(NOSCRIPT), loading it again") ||
+                  h_log_contains(d[1].log, "(NOSCRIPT), loading it again") ||
+                  h_log_contains(d[2].log, "(NOSCRIPT), loading it again"), "no NOSCRIPT seen");
+    for (int k = 0; k < NDAEMONS; k++)
+        ck_assert_int_eq(h_daemon_stop(&d[k]), 0);
+}
+END_TEST
+
+/* A child that reads products 1..n through a daemon round and round until
+ * killed, and exits with the number of reads that were not answered with
+ * the record (capped at 255). Its count of reads is in a file. */
+static pid_t reader_start(int port, int n, const char *countfile)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int bad = 0, fd = h_connect(port);
+        long reads = 0;
+        signal(SIGTERM, SIG_DFL);
+        for (int i = 1;; i = i % n + 1) {
+            char key[32], id[16], *raw;
+            const char *argv[2] = { "HGETALL", key };
+            snprintf(key, sizeof(key), "product:p-%03d", i);
+            snprintf(id, sizeof(id), "p-%03d", i);
+            if (h_send_cmd(fd, 2, argv) != 0)
+                _exit(254);
+            raw = h_read_reply(fd, 10000);
+            if (!raw || raw[0] != '*' || !strstr(raw, id)) {
+                fprintf(stderr, "reader: %s: %s\n", key, h_repr(raw));
+                bad++;
+            }
+            free(raw);
+            reads++;
+            if (reads % 50 == 0) {
+                char buf[64];
+                int len = snprintf(buf, sizeof(buf), "%ld %d\n", reads, bad);
+                FILE *f = fopen(countfile, "w");
+                if (f) {
+                    fwrite(buf, 1, (size_t)len, f);
+                    fclose(f);
+                }
+            }
+        }
+    }
+    return pid;
+}
+
+static void reader_result(const char *countfile, long *reads, int *bad)
+{
+    FILE *f = fopen(countfile, "r");
+
+    *reads = 0;
+    *bad = -1;
+    if (f) {
+        if (fscanf(f, "%ld %d", reads, bad) != 2)
+            *bad = -1;
+        fclose(f);
+    }
+}
+
+static void node_id(struct cl *c, int i, char *out, size_t outsz)
+{
+    char *raw = t_cmd(c->node[i].port, H_DEFAULT, "CLUSTER", "MYID", NULL);
+    struct h_reply *r;
+
+    ck_assert_msg(raw && raw[0] == '$', "MYID: %s", h_repr(raw));
+    r = h_parse_reply(raw);
+    snprintf(out, outsz, "%s", r->str);
+    h_reply_free(r);
+    free(raw);
+}
+
+START_TEST(test_cluster_reshard_under_load)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d;
+    int from = -1, to = -1, moved_keys = 0, st, bad;
+    char from_id[64], to_id[64], log[PATH_MAX], countfile[PATH_MAX];
+    const char *argv[16];
+    long long before;
+    long reads;
+    pid_t pid, reader;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 80);
+    daemon_up(&d, &c, up.port, "lock_ttl_ms = 5000\nupstream_timeout_ms = 3000");
+    wait_linked(&d);
+    for (int i = 1; i <= 80; i++)
+        t_expect_product(d.port, i);
+    for (int i = 0; i < NNODES; i++) {
+        if (is_primary(&c, i) && from < 0)
+            from = i;
+        else if (is_primary(&c, i) && to < 0)
+            to = i;
+    }
+    node_id(&c, from, from_id, sizeof(from_id));
+    node_id(&c, to, to_id, sizeof(to_id));
+    before = h_upstream_count(&up);
+
+    snprintf(countfile, sizeof(countfile), "%s", h_path("reader.count"));
+    reader = reader_start(d.port, 80, countfile);
+    h_msleep(300);
+    {
+        char addr[32];
+        int n = 0;
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", c.node[from].port);
+        argv[n++] = "redis-cli";
+        argv[n++] = "--cluster";
+        argv[n++] = "reshard";
+        argv[n++] = addr;
+        argv[n++] = "--cluster-from";
+        argv[n++] = from_id;
+        argv[n++] = "--cluster-to";
+        argv[n++] = to_id;
+        argv[n++] = "--cluster-slots";
+        argv[n++] = "3000";
+        argv[n++] = "--cluster-yes";
+        argv[n++] = "--cluster-pipeline";
+        argv[n++] = "1";
+        argv[n] = NULL;
+    }
+    snprintf(log, sizeof(log), "%s", h_path("reshard.log"));
+    pid = h_spawn(argv, log);
+    ck_assert_msg(h_wait_exit(pid, 60000, &st) == 0 && h_exit_code(st) == 0, "reshard failed:\n%s",
+                  h_log_tail(log));
+    h_msleep(1500);             /* reads go on after the move as well */
+    h_kill(reader, SIGTERM);
+    waitpid(reader, NULL, 0);
+    reader_result(countfile, &reads, &bad);
+
+    /* Which of the keys moved. */
+    {
+        int old_owner[81];
+        for (int i = 1; i <= 80; i++)
+            old_owner[i] = owner_of_product(&c, i);
+        read_map(&c, from);
+        for (int i = 1; i <= 80; i++)
+            moved_keys += old_owner[i] != owner_of_product(&c, i);
+    }
+    fprintf(stderr, "test_cluster: reshard: %ld reads, %d bad, %d of 80 keys moved, %lld upstream reads, "
+            "moved %lld ask %lld\n", reads, bad, moved_keys, h_upstream_count(&up) - before,
+            t_stat_int(d.port, "redis_cluster_moved"), t_stat_int(d.port, "redis_cluster_ask"));
+    ck_assert_msg(reads >= 50 && bad == 0, "%ld reads, %d not answered; daemon log:\n%s", reads, bad,
+                  h_log_tail(d.log));
+    ck_assert_msg(moved_keys > 0, "no test key in the slots moved");
+    ck_assert_msg(h_upstream_count(&up) - before <= moved_keys, "%lld upstream reads for %d keys moved",
+                  h_upstream_count(&up) - before, moved_keys);
+    /* The daemon follows the new map: all keys read from the cache now. */
+    before = h_upstream_count(&up);
+    for (int i = 1; i <= 80; i++)
+        t_expect_product(d.port, i);
+    ck_assert_int_eq(h_upstream_count(&up), before);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+END_TEST
+
+START_TEST(test_cluster_primary_killed)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d;
+    int victim = -1, n_victim = 0, n_other = 0;
+    long long before, t_kill;
+    bool promoted = false;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 60);
+    daemon_up(&d, &c, up.port, "lock_ttl_ms = 3000\nupstream_timeout_ms = 2000");
+    wait_linked(&d);
+    for (int i = 1; i <= 60; i++)
+        t_expect_product(d.port, i);
+    /* The victim: the primary the daemon's fill-notice subscriber is on,
+     * so that the subscription has to move too. */
+    for (int i = 0; i < NNODES && victim < 0; i++) {
+        char *raw = is_primary(&c, i) ? t_cmd(c.node[i].port, H_DEFAULT, "CLIENT", "LIST", NULL) : NULL;
+        if (raw && strstr(raw, "cmd=subscribe"))
+            victim = i;
+        free(raw);
+    }
+    ck_assert_msg(victim >= 0, "no primary has the daemon's subscriber");
+    for (int i = 1; i <= 60; i++) {
+        if (owner_of_product(&c, i) == victim)
+            n_victim++;
+        else
+            n_other++;
+    }
+    ck_assert(n_victim > 0 && n_other > 0);
+    /* Replication to the victim's replica has caught up. */
+    h_msleep(500);
+
+    h_kill(c.node[victim].pid, SIGKILL);
+    h_wait_exit(c.node[victim].pid, 5000, NULL);
+    c.node[victim].pid = 0;
+    t_kill = h_now_ms();
+    /* Until the replica is promoted: every read answered; the other
+     * primaries' keys are hits all along. */
+    while (!promoted) {
+        before = h_upstream_count(&up);
+        for (int i = 1; i <= 60; i++)
+            if (owner_of_product(&c, i) != victim)
+                t_expect_product(d.port, i);
+        ck_assert_int_eq(h_upstream_count(&up), before);
+        for (int i = 1; i <= 60; i++)
+            if (owner_of_product(&c, i) == victim)
+                t_expect_product(d.port, i);
+        promoted = strcmp(t_stat(d.port, NULL, "redis_cluster_primaries_up"), "3") == 0;
+        ck_assert_msg(h_now_ms() - t_kill < 30000, "no failover followed in 30 s: %s; log:\n%s",
+                      t_stat(d.port, NULL, "redis_cluster_topology"), h_log_tail(d.log));
+        h_msleep(100);
+    }
+    /* The fill-notice subscriber is on a live node again. */
+    for (long long dl = h_now_ms() + 10000; strcmp(t_stat(d.port, NULL, "redis_subscriber_state"), "up") != 0;) {
+        ck_assert_msg(h_now_ms() < dl, "subscriber not back; log:\n%s", h_log_tail(d.log));
+        h_msleep(50);
+    }
+    fprintf(stderr, "test_cluster: failover followed %lld ms after the kill: %s\n", h_now_ms() - t_kill,
+            t_stat(d.port, NULL, "redis_cluster_topology"));
+    ck_assert_int_ge(t_stat_int(d.port, "redis_failovers_seen"), 1);
+    {
+        const char *m = t_promtool(admin_port);
+        ck_assert_msg(strstr(m, "cachasided_redis_cluster_primaries_up 3") && strstr(m, "cachasided_redis_node_slots{node="),
+                      "%s", m);
+    }
+    /* The cache is used again for the victim's slots: two rounds, the
+     * second without the upstream. */
+    for (int i = 1; i <= 60; i++)
+        t_expect_product(d.port, i);
+    before = h_upstream_count(&up);
+    for (int i = 1; i <= 60; i++)
+        t_expect_product(d.port, i);
+    ck_assert_int_eq(h_upstream_count(&up), before);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+END_TEST
+
+static Suite *cluster_suite(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("cluster");
+
+    tcase_add_checked_fixture(tc, NULL, h_cleanup);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cluster_keyslot);
+    tcase_add_test(tc, test_cluster_reads_writes);
+    tcase_add_test(tc, test_cluster_reshard_under_load);
+    tcase_add_test(tc, test_cluster_primary_killed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    h_tmpdir();
+    sr = srunner_create(cluster_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
