@@ -177,7 +177,8 @@ int main(int argc, char **argv)
     stats_init();
     upstream_init(cs_conf);
     cache_init();
-    if (server_start() != CS_OK || admin_start() != CS_OK) {
+    /* The admin endpoint first: once the client port answers, so does it. */
+    if (admin_start() != CS_OK || server_start() != CS_OK) {
         main_exit_code = 2;
         goto out;
     }
