@@ -224,8 +224,28 @@ int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct c
 
 size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, bool lock)
 {
-    return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s%s:{%.*s}", c->key_prefix, lock ? "lock:" : "",
-                            ns->name, (int)id.len, id.p);
+    /* Called for every read: copies, not snprintf. The parts are bounded by
+     * config (prefix, namespace) and CACHE_ID_MAX, within CACHE_KEY_MAX. */
+    size_t pl = strlen(c->key_prefix), nl = ns->namelen, n = 0;
+
+    if (pl + nl + id.len + 10 > CACHE_KEY_MAX)
+        return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s%s:{%.*s}", c->key_prefix, lock ? "lock:" : "",
+                                ns->name, (int)id.len, id.p);
+    memcpy(buf, c->key_prefix, pl);
+    n = pl;
+    if (lock) {
+        memcpy(buf + n, "lock:", 5);
+        n += 5;
+    }
+    memcpy(buf + n, ns->name, nl);
+    n += nl;
+    buf[n++] = ':';
+    buf[n++] = '{';
+    memcpy(buf + n, id.p, id.len);
+    n += id.len;
+    buf[n++] = '}';
+    buf[n] = '\0';
+    return n;
 }
 
 /* Where a slot's answer goes, and what finishing it means. */

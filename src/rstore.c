@@ -18,12 +18,14 @@
 #include "config.h"
 #include "dns.h"
 #include "log.h"
+#include "resp.h"
 #include "stats.h"
 #include "lua_scripts.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
+#include <hiredis/sds.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -342,10 +344,19 @@ static int rstore_send(struct rlink *l, rstore_cb cb, void *priv, int argc, cons
 
     if (!l->ac || l->state < RS_HANDSHAKE)
         return CS_ERR;
-    len = redisFormatCommandArgv(&fmt, argc, argv, lens);
+    len = resp_command(&fmt, argc, argv, lens);   /* as redisFormatCommandArgv, without printf */
     if (len < 0)
         return CS_ERR;
     return rstore_send_fmt(l, cb, priv, fmt, (size_t)len, script);
+}
+
+void rstore_flush(void)
+{
+    redisAsyncContext *ac = rs_cmd.ac;
+
+    if (ac && rs_cmd.state >= RS_HANDSHAKE && (ac->c.flags & REDIS_CONNECTED) && ac->c.obuf &&
+        sdslen(ac->c.obuf) > 0)
+        redisAsyncHandleWrite(ac);
 }
 
 bool rstore_ready(void)

@@ -18,6 +18,10 @@ void rstore_init(void);
 void rstore_free(void);
 /* The command connection is up and has loaded the scripts. */
 bool rstore_ready(void);
+/* Sends what is queued for Redis now, not on the next loop pass: called
+ * before replies go to clients, so a record a fill stores is on its way to
+ * Redis before the client that asked for it hears the answer. */
+void rstore_flush(void);
 /* NULL when ready; otherwise why not ("connection refused", "auth failed"). */
 const char *rstore_status(void);
 /* Each link's state, last error, pending commands, reconnects. */
