@@ -61,8 +61,24 @@ struct rcmd {
     int64_t sent_us;            /* for the round-trip histogram */
 };
 
+/* Reply objects of one link, built in place of hiredis's malloc'd tree:
+ * a reader builds one reply at a time and frees it (freeObject on the
+ * root) before it starts the next, so all of a link's objects go at once. */
+#define RS_ARENA_SIZE 16384
+struct rs_arena {
+    size_t used;
+    struct rs_big *big;         /* what did not fit, freed with the rest */
+    _Alignas(16) char buf[RS_ARENA_SIZE];
+};
+
+struct rs_big {
+    struct rs_big *next;
+    _Alignas(16) char data[];
+};
+
 struct rlink {
     const char *name;
+    struct rs_arena arena;
     redisAsyncContext *ac;
     enum rs_state state;
     bool subscriber;
@@ -93,6 +109,95 @@ void (*rstore_on_notice)(const char *key, size_t len);
 void (*rstore_on_subscribed)(void);
 
 static void rstore_connect(struct rlink *l);
+
+static void *rs_arena_alloc(struct rs_arena *a, size_t n)
+{
+    struct rs_big *b;
+
+    n = (n + 15) & ~(size_t)15;
+    if (a->used + n <= RS_ARENA_SIZE) {
+        void *p = a->buf + a->used;
+        a->used += n;
+        return p;
+    }
+    b = cs_malloc(sizeof(*b) + n);
+    b->next = a->big;
+    a->big = b;
+    return b->data;
+}
+
+static void rs_arena_reset(struct rs_arena *a)
+{
+    struct rs_big *b;
+
+    while ((b = a->big) != NULL) {
+        a->big = b->next;
+        free(b);
+    }
+    a->used = 0;
+}
+
+/* Every object starts with its arena, so freeObject (which gets only the
+ * object) finds what to reset. */
+static redisReply *rs_obj(const redisReadTask *t, int type)
+{
+    struct rs_arena *a = t->privdata;
+    struct rs_arena **hdr = rs_arena_alloc(a, 16 + sizeof(redisReply));
+    redisReply *r = (redisReply *)((char *)hdr + 16);
+
+    *hdr = a;
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    if (t->parent)
+        ((redisReply *)t->parent->obj)->element[t->idx] = r;
+    return r;
+}
+
+static void *rs_create_string(const redisReadTask *t, char *str, size_t len)
+{
+    redisReply *r = rs_obj(t, t->type);
+
+    r->str = rs_arena_alloc(t->privdata, len + 1);
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *rs_create_array(const redisReadTask *t, int n)
+{
+    redisReply *r = rs_obj(t, REDIS_REPLY_ARRAY);
+
+    if (n > 0) {
+        r->element = rs_arena_alloc(t->privdata, sizeof(redisReply *) * (size_t)n);
+        memset(r->element, 0, sizeof(redisReply *) * (size_t)n);
+    }
+    r->elements = (size_t)(n > 0 ? n : 0);
+    return r;
+}
+
+static void *rs_create_integer(const redisReadTask *t, long long v)
+{
+    redisReply *r = rs_obj(t, REDIS_REPLY_INTEGER);
+
+    r->integer = v;
+    return r;
+}
+
+static void *rs_create_nil(const redisReadTask *t)
+{
+    return rs_obj(t, REDIS_REPLY_NIL);
+}
+
+static void rs_free_object(void *obj)
+{
+    if (obj)
+        rs_arena_reset(*(struct rs_arena **)((char *)obj - 16));
+}
+
+static redisReplyObjectFunctions rs_reply_fns = {
+    rs_create_string, rs_create_array, rs_create_integer, rs_create_nil, rs_free_object,
+};
 
 /* Remembers why a link failed, in the words /healthz shows: "connection
  * refused", "auth failed: WRONGPASS ...". */
@@ -603,6 +708,10 @@ static void rstore_connect_to(struct rlink *l, const char *host)
         ac->c.errstr[0] = '\0';
     }
     ac->data = l;
+    /* No reply tree per command: replies are built in the link's arena. */
+    rs_arena_reset(&l->arena);
+    ac->c.reader->fn = &rs_reply_fns;
+    ac->c.reader->privdata = &l->arena;
     l->ac = ac;
     l->state = RS_CONNECTING;
     l->waiting = 0;
