@@ -530,8 +530,14 @@ static void cache_read_cb(void *priv, const redisReply *rep)
         return;
     }
     conn_redis_answered(r->conn);
-    if (cache_parse_key(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK)
+    if (s->i < 0 && r->ns) {
+        /* Parsed at dispatch: the id follows "<ns>:". */
+        ns = r->ns;
+        id.p = r->argv[1].p + ns->namelen + 1;
+        id.len = r->argv[1].len - ns->namelen - 1;
+    } else if (cache_parse_key(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK) {
         abort();                /* validated before the read was sent */
+    }
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (cs_exiting) {
             resp_error(cache_dst(s), "ERR shutting down");

@@ -244,10 +244,34 @@ static const struct cmd_def cmd_table[] = {
     { "hset", -4, CMD_ASYNC, writes_cmd_hset, RK_NONE, CMD_KEYS_ONE },
 };
 
+/* ASCII only, as command names are: no locale on the hit path. */
+static bool cmd_name_eq(const char *lower, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (ch != lower[i])
+            return false;
+    }
+    return true;
+}
+
 const struct cmd_def *command_lookup(const char *name, size_t len)
 {
+    /* By length first: one or two names share each, and the name is
+     * compared only when its length and first letter match. */
+    static unsigned char lens[CS_ARRAY_LEN(cmd_table)];
+    char first;
+
+    if (len == 0 || len > 16)
+        return NULL;
+    if (!lens[0])
+        for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
+            lens[i] = (unsigned char)strlen(cmd_table[i].name);
+    first = name[0] >= 'A' && name[0] <= 'Z' ? (char)(name[0] - 'A' + 'a') : name[0];
     for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
-        if (strlen(cmd_table[i].name) == len && strncasecmp(cmd_table[i].name, name, len) == 0)
+        if (lens[i] == len && cmd_table[i].name[0] == first && cmd_name_eq(cmd_table[i].name, name, len))
             return &cmd_table[i];
     return NULL;
 }

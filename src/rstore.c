@@ -351,11 +351,27 @@ static void rstore_unlock_late(struct rlink *l, const struct rcmd *c)
     redisFreeCommand(fmt);
 }
 
+/* Spare command records: one per command in flight is the steady state. */
+#define RS_SPARE_MAX 256
+static struct rcmd *rs_spare[RS_SPARE_MAX];
+static int rs_nspare;
+
+static struct rcmd *rstore_cmd_new(void)
+{
+    struct rcmd *c = rs_nspare ? rs_spare[--rs_nspare] : cs_malloc(sizeof(*c));
+
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
 static void rstore_cmd_free(struct rcmd *c)
 {
     if (c->fmt)
         redisFreeCommand(c->fmt);
-    free(c);
+    if (rs_nspare < RS_SPARE_MAX && !cs_exiting)
+        rs_spare[rs_nspare++] = c;
+    else
+        free(c);
 }
 
 static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
@@ -417,7 +433,7 @@ static void rstore_expect(struct rlink *l)
 
 static int rstore_send_fmt(struct rlink *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script)
 {
-    struct rcmd *c = cs_calloc(1, sizeof(*c));
+    struct rcmd *c = rstore_cmd_new();
 
     c->link = l;
     c->cb = cb;
@@ -426,7 +442,7 @@ static int rstore_send_fmt(struct rlink *l, rstore_cb cb, void *priv, char *fmt,
     c->sent_us = cs_mono_us();
     c->script = script;
     if (redisAsyncFormattedCommand(l->ac, rstore_reply_cb, c, fmt, len) != REDIS_OK) {
-        free(c);
+        rstore_cmd_free(c);
         redisFreeCommand(fmt);
         return CS_ERR;
     }
@@ -929,6 +945,8 @@ void rstore_free(void)
     if (rs_sweep)
         event_free(rs_sweep);
     rs_sweep = NULL;
+    while (rs_nspare > 0)
+        free(rs_spare[--rs_nspare]);
     /* A cancelled lookup is freed by a deferred callback of the resolver:
      * give the loop one turn, so that exiting mid-lookup leaks nothing. */
     if (cancelled)
