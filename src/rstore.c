@@ -24,8 +24,7 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/sds.h>
+#include <event2/event_struct.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -76,9 +75,24 @@ struct rs_big {
     _Alignas(16) char data[];
 };
 
+/* The link's events, in place of hiredis's adapters/libevent.h, which
+ * re-adds a one-shot read event after every read and arms a write event
+ * for every batch (2 to 4 epoll_ctl a batch). Here the read event
+ * persists, and what a pass queued is written at its end (rs_flush_ev,
+ * as the clients' replies are): EV_WRITE is waited for only after a short
+ * write, or while connecting. */
+struct rs_events {
+    redisAsyncContext *ac;      /* NULL: detached */
+    struct event rev, wev;
+    bool reading, writing;      /* rev / wev added */
+    bool due;                   /* a write at the end of this pass */
+    bool flushing;              /* inside that write */
+};
+
 struct rlink {
     const char *name;
     struct rs_arena arena;
+    struct rs_events ev;
     redisAsyncContext *ac;
     enum rs_state state;
     bool subscriber;
@@ -198,6 +212,129 @@ static void rs_free_object(void *obj)
 static redisReplyObjectFunctions rs_reply_fns = {
     rs_create_string, rs_create_array, rs_create_integer, rs_create_nil, rs_free_object,
 };
+
+static struct event rs_flush_ev;
+static bool rs_flush_ready, rs_flush_active;
+
+static void rs_ev_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rs_events *e = arg;
+
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    redisAsyncHandleRead(e->ac);
+}
+
+static void rs_ev_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rs_events *e = arg;
+
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    redisAsyncHandleWrite(e->ac);
+}
+
+static void rs_ev_add_read(void *priv)
+{
+    struct rs_events *e = priv;
+
+    if (!e->reading) {
+        e->reading = true;
+        event_add(&e->rev, NULL);
+    }
+}
+
+static void rs_ev_del_read(void *priv)
+{
+    struct rs_events *e = priv;
+
+    if (e->reading) {
+        e->reading = false;
+        event_del(&e->rev);
+    }
+}
+
+static void rs_ev_arm_write(struct rs_events *e)
+{
+    if (!e->writing) {
+        e->writing = true;
+        event_add(&e->wev, NULL);
+    }
+}
+
+static void rs_ev_add_write(void *priv)
+{
+    struct rs_events *e = priv;
+
+    if (e->writing || e->due)
+        return;
+    if (e->flushing || !(e->ac->c.flags & REDIS_CONNECTED)) {
+        rs_ev_arm_write(e);     /* a short write, or a connect to complete */
+        return;
+    }
+    e->due = true;
+    if (!rs_flush_active) {
+        rs_flush_active = true;
+        event_active(&rs_flush_ev, EV_TIMEOUT, 1);
+    }
+}
+
+static void rs_ev_del_write(void *priv)
+{
+    struct rs_events *e = priv;
+
+    e->due = false;
+    if (e->writing) {
+        e->writing = false;
+        event_del(&e->wev);
+    }
+}
+
+static void rs_ev_cleanup(void *priv)
+{
+    struct rs_events *e = priv;
+
+    rs_ev_del_read(e);
+    rs_ev_del_write(e);
+    e->ac = NULL;
+}
+
+static void rs_ev_flush(struct rs_events *e)
+{
+    redisAsyncContext *ac = e->ac;
+
+    if (!ac || !e->due)
+        return;
+    e->due = false;
+    e->flushing = true;
+    redisAsyncHandleWrite(ac);  /* may free ac: e outlives it */
+    e->flushing = false;
+}
+
+static void rs_flush_cb(evutil_socket_t fd, short what, void *arg);
+
+static void rs_ev_attach(struct rs_events *e, redisAsyncContext *ac)
+{
+    if (!rs_flush_ready) {
+        event_assign(&rs_flush_ev, cs_base, -1, 0, rs_flush_cb, NULL);
+        rs_flush_ready = true;
+    }
+    rs_ev_del_read(e);          /* the last context's, had it not been cleaned up */
+    rs_ev_del_write(e);
+    memset(e, 0, sizeof(*e));
+    e->ac = ac;
+    event_assign(&e->rev, cs_base, ac->c.fd, EV_READ | EV_PERSIST, rs_ev_read_cb, e);
+    event_assign(&e->wev, cs_base, ac->c.fd, EV_WRITE | EV_PERSIST, rs_ev_write_cb, e);
+    ac->ev.addRead = rs_ev_add_read;
+    ac->ev.delRead = rs_ev_del_read;
+    ac->ev.addWrite = rs_ev_add_write;
+    ac->ev.delWrite = rs_ev_del_write;
+    ac->ev.cleanup = rs_ev_cleanup;
+    ac->ev.data = e;
+    /* As hiredis's adapter starts: reading, and writable tells the connect is done. */
+    rs_ev_add_read(e);
+    rs_ev_arm_write(e);
+}
 
 /* Remembers why a link failed, in the words /healthz shows: "connection
  * refused", "auth failed: WRONGPASS ...". */
@@ -473,11 +610,17 @@ static int rstore_send(struct rlink *l, rstore_cb cb, void *priv, int argc, cons
 
 void rstore_flush(void)
 {
-    redisAsyncContext *ac = rs_cmd.ac;
+    rs_ev_flush(&rs_cmd.ev);
+}
 
-    if (ac && rs_cmd.state >= RS_HANDSHAKE && (ac->c.flags & REDIS_CONNECTED) && ac->c.obuf &&
-        sdslen(ac->c.obuf) > 0)
-        redisAsyncHandleWrite(ac);
+static void rs_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    rs_flush_active = false;
+    rs_ev_flush(&rs_cmd.ev);
+    rs_ev_flush(&rs_sub.ev);
 }
 
 bool rstore_ready(void)
@@ -734,7 +877,7 @@ static void rstore_connect_to(struct rlink *l, const char *host)
     l->late = 0;
     l->heard = rstore_now();
     l->seen_len = l->seen_pos = 0;
-    redisLibeventAttach(ac, cs_base);
+    rs_ev_attach(&l->ev, ac);
     redisAsyncSetConnectCallback(ac, rstore_connect_cb);
     redisAsyncSetDisconnectCallback(ac, rstore_disconnect_cb);
 }
