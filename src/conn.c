@@ -57,6 +57,7 @@ int conn_count;
 static uint64_t conn_next_id = 1;
 static char conn_rbuf[CONN_READ_SIZE];
 static struct resp_args conn_args;  /* the request being dispatched; req_new copies them */
+static int64_t conn_pass_us;        /* cs_mono_us() at the start of this read pass */
 /* Connections with work for the end of this pass, and the event that runs it. */
 static TAILQ_HEAD(, conn) conn_todo = TAILQ_HEAD_INITIALIZER(conn_todo);
 static struct event conn_todo_ev;
@@ -296,7 +297,7 @@ static struct req *req_new(struct conn *c, const struct resp_args *a)
     r->conn = c;
     r->bytes = need;
     r->outcome = -1;
-    r->t0_us = cs_mono_us();
+    r->t0_us = conn_pass_us;     /* read together, arrived together */
     r->conf = config_ref(cs_conf);
     r->argc = a->argc;
     r->argv = (struct cs_str *)(r + 1);
@@ -452,6 +453,7 @@ static void conn_read(struct conn *c)
     size_t room = sizeof(conn_rbuf);
     ssize_t n;
 
+    conn_pass_us = cs_mono_us();
     if (c->more && c->ibuf) {
         /* Requests already buffered: their turn, before reading more. */
         c->more = false;
@@ -491,7 +493,7 @@ static void conn_read(struct conn *c)
             }
         } else {
             c->ilen += (size_t)n;
-            c->last_active = cs_mono_ms();
+            c->last_active = conn_pass_us / 1000;   /* cs_mono_ms() */
         }
     }
     base = c->ibuf ? c->ibuf : conn_rbuf;
@@ -564,10 +566,11 @@ void req_done(struct req *r)
 {
     struct conn *c = r->conn;
     struct req *h;
+    int64_t now_us = cs_mono_us();
 
     r->done = true;
     if (r->outcome >= 0) {
-        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(cs_mono_us() - r->t0_us));
+        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(now_us - r->t0_us));
         if (r->outcome == SH_REQ_ERROR && r->nss)
             r->nss->errors++;
     }
@@ -575,7 +578,7 @@ void req_done(struct req *r)
         req_free(r);
         return;
     }
-    c->last_active = cs_mono_ms();
+    c->last_active = now_us / 1000;     /* cs_mono_ms() */
     if (r->stash)
         c->stashed += evbuffer_get_length(r->stash);
     order_done(r);              /* may run later commands on its keys */

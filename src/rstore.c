@@ -124,6 +124,10 @@ void (*rstore_on_subscribed)(void);
 
 static void rstore_connect(struct rlink *l);
 
+/* When the bytes being handled were read (cs_mono_us), 0 outside a read:
+ * every reply of one read arrived then, and the clock is read once. */
+static int64_t rs_read_us;
+
 static void *rs_arena_alloc(struct rs_arena *a, size_t n)
 {
     struct rs_big *b;
@@ -222,7 +226,9 @@ static void rs_ev_read_cb(evutil_socket_t fd, short what, void *arg)
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
+    rs_read_us = cs_mono_us();
     redisAsyncHandleRead(e->ac);
+    rs_read_us = 0;
 }
 
 static void rs_ev_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -349,11 +355,22 @@ static void rstore_note(struct rlink *l, const char *prefix, const char *why)
  * that a gap between two sweeps longer than RS_STALL_MS (our loop was
  * blocked, or the process stopped) counts as RS_STALL_MS. Replies that
  * arrived meanwhile are in our socket; they must not be blamed on Redis. */
-static int64_t rstore_now(void)
+static int64_t rstore_now_at(int64_t mono_ms)
 {
-    int64_t d = cs_mono_ms() - rs_clock_at;
+    int64_t d = mono_ms - rs_clock_at;
 
     return rs_clock + (d < RS_STALL_MS ? d : RS_STALL_MS);
+}
+
+static int64_t rstore_now(void)
+{
+    return rstore_now_at(cs_mono_ms());
+}
+
+
+static int64_t rstore_reply_us(void)
+{
+    return rs_read_us ? rs_read_us : cs_mono_us();
 }
 
 static long long rstore_dead_ms(void)
@@ -427,7 +444,7 @@ static void rstore_drop_later_cb(evutil_socket_t fd, short what, void *arg)
  * late ones. */
 static void rstore_heard(struct rlink *l, bool in_time)
 {
-    l->heard = rstore_now();
+    l->heard = rstore_now_at(rstore_reply_us() / 1000);
     if (in_time && l->late) {
         log_notice("%s: replies in time again (%ld command(s) failed by command_timeout_ms)", l->name, l->late);
         l->late = 0;
@@ -532,7 +549,7 @@ static void rstore_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
     TAILQ_REMOVE(&l->pending, c, q);
     if (reply)
-        stats_observe(SH_REDIS, (uint64_t)(cs_mono_us() - c->sent_us));
+        stats_observe(SH_REDIS, (uint64_t)(rstore_reply_us() - c->sent_us));
     if (reply && reply->type == REDIS_REPLY_ERROR && c->script >= 0 && !c->retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && l->ac) {
         /* Redis restarted or flushed its scripts: load, then run again. */
@@ -575,8 +592,8 @@ static int rstore_send_fmt(struct rlink *l, rstore_cb cb, void *priv, char *fmt,
     c->link = l;
     c->cb = cb;
     c->priv = priv;
-    c->sent = rstore_now();
     c->sent_us = cs_mono_us();
+    c->sent = rstore_now_at(c->sent_us / 1000);
     c->script = script;
     if (redisAsyncFormattedCommand(l->ac, rstore_reply_cb, c, fmt, len) != REDIS_OK) {
         rstore_cmd_free(c);
