@@ -445,6 +445,25 @@ static const redisReply *cache_reply_value(const struct req *r, const redisReply
     return v && v->type == REDIS_REPLY_STRING ? v : NULL;
 }
 
+/* A hit's reply is encoded straight into the client's buffer: size bytes
+ * (counted by cache_fits's caller) reserved in one piece, one copy of each
+ * value. */
+static char *cache_reserve(struct evbuffer *dst, size_t size, struct evbuffer_iovec *v)
+{
+    if (evbuffer_reserve_space(dst, (ev_ssize_t)size, v, 1) != 1 || v->iov_len < size)
+        abort();                /* libevent could not allocate */
+    return v->iov_base;
+}
+
+static void cache_commit(struct evbuffer *dst, struct evbuffer_iovec *v, const char *end, size_t size)
+{
+    if ((size_t)(end - (const char *)v->iov_base) != size)
+        abort();                /* counted and encoded differ: a bug, not a state to go on in */
+    v->iov_len = size;
+    if (evbuffer_commit_space(dst, v, 1) != 0)
+        abort();
+}
+
 static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool nf)
 {
     struct req *r = s->r;
@@ -463,15 +482,17 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
         }
         size += resp_array_size(2 * n);
         if (cache_fits(s, size)) {
-            dst = cache_dst(s);
-            resp_array(dst, 2 * n);
+            struct evbuffer_iovec v;
+            char *p = cache_reserve(dst = cache_dst(s), size, &v);
+            p = resp_put_array(p, 2 * n);
             for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2) {
-                const redisReply *f = rep->element[i], *v = rep->element[i + 1];
+                const redisReply *f = rep->element[i], *val = rep->element[i + 1];
                 if (record_field_reserved(f->str, (size_t)f->len))
                     continue;
-                resp_bulk(dst, f->str, (size_t)f->len);
-                resp_bulk(dst, v->str, (size_t)v->len);
+                p = resp_put_bulk(p, f->str, (size_t)f->len);
+                p = resp_put_bulk(p, val->str, (size_t)val->len);
             }
+            cache_commit(dst, &v, p, size);
         }
     } else {
         int n = rk == RK_HGET || rk == RK_HMGET ? r->argc - 2 : 1;
@@ -482,16 +503,15 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
             size += v ? resp_bulk_size((size_t)v->len) : 5;
         }
         if (cache_fits(s, size)) {
-            dst = cache_dst(s);
+            struct evbuffer_iovec iv;
+            char *p = cache_reserve(dst = cache_dst(s), size, &iv);
             if (rk == RK_HMGET)
-                resp_array(dst, n);
+                p = resp_put_array(p, n);
             for (int i = 0; i < n; i++) {
                 const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
-                if (v)
-                    resp_bulk(dst, v->str, (size_t)v->len);
-                else
-                    resp_nil(dst);
+                p = v ? resp_put_bulk(p, v->str, (size_t)v->len) : resp_put_nil(p);
             }
+            cache_commit(dst, &iv, p, size);
         }
     }
     cache_slot_done(s);

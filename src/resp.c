@@ -347,6 +347,26 @@ void resp_array(struct evbuffer *b, long long n)
     evbuffer_add(b, hdr, resp_enc_header(hdr, '*', n));
 }
 
+char *resp_put_array(char *p, long long n)
+{
+    return p + resp_enc_header(p, '*', n);
+}
+
+char *resp_put_bulk(char *p, const char *s, size_t len)
+{
+    p += resp_enc_header(p, '$', (long long)len);
+    memcpy(p, s, len);
+    p[len] = '\r';
+    p[len + 1] = '\n';
+    return p + len + 2;
+}
+
+char *resp_put_nil(char *p)
+{
+    memcpy(p, "$-1\r\n", 5);
+    return p + 5;
+}
+
 int resp_command(char **out, int argc, const char **argv, const size_t *lens)
 {
     size_t total = resp_array_size(argc), pos;
