@@ -239,28 +239,23 @@ size_t resp_need(const struct resp_parser *ps)
     return ps->pos + (ps->bulk > 0 ? (size_t)ps->bulk + 2 : 0);
 }
 
-/* Decimal digits of v written backwards from end; returns where they start. */
-static char *resp_utoa(char *end, unsigned long long v)
-{
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return end;
-}
+static size_t resp_digits(unsigned long long v);
 
-/* "<type><n>\r\n" into buf (at least 24 bytes): no printf on the hit path. */
+/* "<type><n>\r\n" into buf (at least 24 bytes), digits written in place:
+ * no printf and no second copy on the hit path. */
 static size_t resp_enc_header(char *buf, char type, long long n)
 {
-    char tmp[24], *end = tmp + sizeof(tmp), *p;
-    size_t len;
+    unsigned long long v = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    size_t len = 1 + (n < 0) + resp_digits(v);
+    char *p = buf + len;
 
-    p = resp_utoa(end, n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n);
+    buf[0] = type;
     if (n < 0)
-        *--p = '-';
-    *--p = type;
-    len = (size_t)(end - p);
-    memcpy(buf, p, len);
+        buf[1] = '-';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
     buf[len] = '\r';
     buf[len + 1] = '\n';
     return len + 2;
