@@ -413,7 +413,6 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
         return;
     }
     f = flight_create(s->r->conf, ns, key, kl, lock, cache_key(lock, s->r->conf, ns, id, true), id.p, id.len);
-    f->refresh = refresh;
     if (!refresh)
         flight_add_waiter(f, s);
     fill_start(f);
@@ -663,7 +662,6 @@ static bool cache_type_ok(const struct req *r, const struct cs_ns *ns)
     return raw_cmd == (ns->format == NS_RAW);
 }
 
-static const char cache_wrongtype[] = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 void cache_cmd_read(struct req *r)
 {
@@ -678,7 +676,7 @@ void cache_cmd_read(struct req *r)
         return;
     }
     if (!cache_type_ok(r, ns)) {
-        resp_error(req_out(r), cache_wrongtype);
+        resp_error(req_out(r), CS_ERR_WRONGTYPE);
         cache_outcome(r, SH_REQ_ERROR);
         req_done(r);
         return;
@@ -722,7 +720,7 @@ void cache_cmd_mget(struct req *r)
             return;
         }
         if (!cache_type_ok(r, ns)) {
-            resp_error(req_out(r), cache_wrongtype);
+            resp_error(req_out(r), CS_ERR_WRONGTYPE);
             cache_outcome(r, SH_REQ_ERROR);
             req_done(r);
             return;
@@ -756,8 +754,8 @@ static void cache_ttl_cb(void *priv, const redisReply *rep)
     struct evbuffer *out = req_out(r);
 
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        resp_error(out, "TRYAGAIN cache unavailable");
-    } else if (rep->integer < 0 || strcmp(r->cmd->name, "pttl") == 0) {
+        resp_error(out, CS_ERR_TRYAGAIN);
+    } else if (rep->integer < 0 || r->cmd->variant == CMD_V_PTTL) {
         resp_int(out, rep->integer);
     } else {
         resp_int(out, (rep->integer + 500) / 1000);  /* rounded, as Redis's TTL */
@@ -780,7 +778,7 @@ void cache_cmd_ttl(struct req *r)
     }
     lens[1] = cache_key(key, r->conf, ns, id, false);
     if (rstore_cmd(cache_ttl_cb, r, 2, argv, lens) != CS_OK) {
-        resp_error(req_out(r), "TRYAGAIN cache unavailable");
+        resp_error(req_out(r), CS_ERR_TRYAGAIN);
         req_done(r);
     }
 }
