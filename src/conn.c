@@ -131,8 +131,8 @@ static void conn_todo_cb(evutil_socket_t fd, short what, void *arg)
         conn_todo_drop(c);
         if (todo & CONN_TODO_READ)
             conn_read(c);       /* ends with a flush */
-        else
-            conn_flush(c);
+        else if (!c->wwait || c->overflow)
+            conn_flush(c);      /* waiting for EV_WRITE: a write now would only get EAGAIN */
     }
 }
 
