@@ -85,7 +85,8 @@ struct rs_events {
     redisAsyncContext *ac;      /* NULL: detached */
     struct event rev, wev;
     bool reading, writing;      /* rev / wev added */
-    bool due;                   /* a write at the end of this pass */
+    bool due;                   /* a write at the end of this pass: on rs_due */
+    TAILQ_ENTRY(rs_events) due_link;
     bool flushing;              /* inside that write */
 };
 
@@ -219,6 +220,16 @@ static redisReplyObjectFunctions rs_reply_fns = {
 
 static struct event rs_flush_ev;
 static bool rs_flush_ready, rs_flush_active;
+/* Every link with a write due, whatever links there are. */
+static TAILQ_HEAD(, rs_events) rs_due = TAILQ_HEAD_INITIALIZER(rs_due);
+
+static void rs_ev_undue(struct rs_events *e)
+{
+    if (e->due) {
+        e->due = false;
+        TAILQ_REMOVE(&rs_due, e, due_link);
+    }
+}
 
 static void rs_ev_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -279,6 +290,7 @@ static void rs_ev_add_write(void *priv)
         return;
     }
     e->due = true;
+    TAILQ_INSERT_TAIL(&rs_due, e, due_link);
     if (!rs_flush_active) {
         rs_flush_active = true;
         event_active(&rs_flush_ev, EV_TIMEOUT, 1);
@@ -289,7 +301,7 @@ static void rs_ev_del_write(void *priv)
 {
     struct rs_events *e = priv;
 
-    e->due = false;
+    rs_ev_undue(e);
     if (e->writing) {
         e->writing = false;
         event_del(&e->wev);
@@ -309,9 +321,11 @@ static void rs_ev_flush(struct rs_events *e)
 {
     redisAsyncContext *ac = e->ac;
 
-    if (!ac || !e->due)
+    if (!e->due)
         return;
-    e->due = false;
+    rs_ev_undue(e);
+    if (!ac)
+        return;
     e->flushing = true;
     redisAsyncHandleWrite(ac);  /* may free ac: e outlives it */
     e->flushing = false;
@@ -627,7 +641,8 @@ static int rstore_send(struct rlink *l, rstore_cb cb, void *priv, int argc, cons
 
 void rstore_flush(void)
 {
-    rs_ev_flush(&rs_cmd.ev);
+    while (!TAILQ_EMPTY(&rs_due))
+        rs_ev_flush(TAILQ_FIRST(&rs_due));  /* takes it off the list */
 }
 
 static void rs_flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -636,8 +651,7 @@ static void rs_flush_cb(evutil_socket_t fd, short what, void *arg)
     CS_UNUSED(what);
     CS_UNUSED(arg);
     rs_flush_active = false;
-    rs_ev_flush(&rs_cmd.ev);
-    rs_ev_flush(&rs_sub.ev);
+    rstore_flush();
 }
 
 bool rstore_ready(void)
