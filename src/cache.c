@@ -224,8 +224,28 @@ int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct c
 
 size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, bool lock)
 {
-    return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s%s:{%.*s}", c->key_prefix, lock ? "lock:" : "",
-                            ns->name, (int)id.len, id.p);
+    /* Called for every read: copies, not snprintf. The parts are bounded by
+     * config (prefix, namespace) and CACHE_ID_MAX, within CACHE_KEY_MAX. */
+    size_t pl = strlen(c->key_prefix), nl = ns->namelen, n = 0;
+
+    if (pl + nl + id.len + 10 > CACHE_KEY_MAX)
+        return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s%s:{%.*s}", c->key_prefix, lock ? "lock:" : "",
+                                ns->name, (int)id.len, id.p);
+    memcpy(buf, c->key_prefix, pl);
+    n = pl;
+    if (lock) {
+        memcpy(buf + n, "lock:", 5);
+        n += 5;
+    }
+    memcpy(buf + n, ns->name, nl);
+    n += nl;
+    buf[n++] = ':';
+    buf[n++] = '{';
+    memcpy(buf + n, id.p, id.len);
+    n += id.len;
+    buf[n++] = '}';
+    buf[n] = '\0';
+    return n;
 }
 
 /* Where a slot's answer goes, and what finishing it means. */
@@ -393,7 +413,6 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
         return;
     }
     f = flight_create(s->r->conf, ns, key, kl, lock, cache_key(lock, s->r->conf, ns, id, true), id.p, id.len);
-    f->refresh = refresh;
     if (!refresh)
         flight_add_waiter(f, s);
     fill_start(f);
@@ -425,6 +444,25 @@ static const redisReply *cache_reply_value(const struct req *r, const redisReply
     return v && v->type == REDIS_REPLY_STRING ? v : NULL;
 }
 
+/* A hit's reply is encoded straight into the client's buffer: size bytes
+ * (counted by cache_fits's caller) reserved in one piece, one copy of each
+ * value. */
+static char *cache_reserve(struct evbuffer *dst, size_t size, struct evbuffer_iovec *v)
+{
+    if (evbuffer_reserve_space(dst, (ev_ssize_t)size, v, 1) != 1 || v->iov_len < size)
+        abort();                /* libevent could not allocate */
+    return v->iov_base;
+}
+
+static void cache_commit(struct evbuffer *dst, struct evbuffer_iovec *v, const char *end, size_t size)
+{
+    if ((size_t)(end - (const char *)v->iov_base) != size)
+        abort();                /* counted and encoded differ: a bug, not a state to go on in */
+    v->iov_len = size;
+    if (evbuffer_commit_space(dst, v, 1) != 0)
+        abort();
+}
+
 static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool nf)
 {
     struct req *r = s->r;
@@ -443,15 +481,17 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
         }
         size += resp_array_size(2 * n);
         if (cache_fits(s, size)) {
-            dst = cache_dst(s);
-            resp_array(dst, 2 * n);
+            struct evbuffer_iovec v;
+            char *p = cache_reserve(dst = cache_dst(s), size, &v);
+            p = resp_put_array(p, 2 * n);
             for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2) {
-                const redisReply *f = rep->element[i], *v = rep->element[i + 1];
+                const redisReply *f = rep->element[i], *val = rep->element[i + 1];
                 if (record_field_reserved(f->str, (size_t)f->len))
                     continue;
-                resp_bulk(dst, f->str, (size_t)f->len);
-                resp_bulk(dst, v->str, (size_t)v->len);
+                p = resp_put_bulk(p, f->str, (size_t)f->len);
+                p = resp_put_bulk(p, val->str, (size_t)val->len);
             }
+            cache_commit(dst, &v, p, size);
         }
     } else {
         int n = rk == RK_HGET || rk == RK_HMGET ? r->argc - 2 : 1;
@@ -462,16 +502,15 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
             size += v ? resp_bulk_size((size_t)v->len) : 5;
         }
         if (cache_fits(s, size)) {
-            dst = cache_dst(s);
+            struct evbuffer_iovec iv;
+            char *p = cache_reserve(dst = cache_dst(s), size, &iv);
             if (rk == RK_HMGET)
-                resp_array(dst, n);
+                p = resp_put_array(p, n);
             for (int i = 0; i < n; i++) {
                 const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
-                if (v)
-                    resp_bulk(dst, v->str, (size_t)v->len);
-                else
-                    resp_nil(dst);
+                p = v ? resp_put_bulk(p, v->str, (size_t)v->len) : resp_put_nil(p);
             }
+            cache_commit(dst, &iv, p, size);
         }
     }
     cache_slot_done(s);
@@ -510,8 +549,14 @@ static void cache_read_cb(void *priv, const redisReply *rep)
         return;
     }
     conn_redis_answered(r->conn);
-    if (cache_parse_key(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK)
+    if (s->i < 0 && r->ns) {
+        /* Parsed at dispatch: the id follows "<ns>:". */
+        ns = r->ns;
+        id.p = r->argv[1].p + ns->namelen + 1;
+        id.len = r->argv[1].len - ns->namelen - 1;
+    } else if (cache_parse_key(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK) {
         abort();                /* validated before the read was sent */
+    }
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (cs_exiting) {
             resp_error(cache_dst(s), "ERR shutting down");
@@ -617,7 +662,6 @@ static bool cache_type_ok(const struct req *r, const struct cs_ns *ns)
     return raw_cmd == (ns->format == NS_RAW);
 }
 
-static const char cache_wrongtype[] = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 void cache_cmd_read(struct req *r)
 {
@@ -632,7 +676,7 @@ void cache_cmd_read(struct req *r)
         return;
     }
     if (!cache_type_ok(r, ns)) {
-        resp_error(req_out(r), cache_wrongtype);
+        resp_error(req_out(r), CS_ERR_WRONGTYPE);
         cache_outcome(r, SH_REQ_ERROR);
         req_done(r);
         return;
@@ -676,7 +720,7 @@ void cache_cmd_mget(struct req *r)
             return;
         }
         if (!cache_type_ok(r, ns)) {
-            resp_error(req_out(r), cache_wrongtype);
+            resp_error(req_out(r), CS_ERR_WRONGTYPE);
             cache_outcome(r, SH_REQ_ERROR);
             req_done(r);
             return;
@@ -710,8 +754,8 @@ static void cache_ttl_cb(void *priv, const redisReply *rep)
     struct evbuffer *out = req_out(r);
 
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        resp_error(out, "TRYAGAIN cache unavailable");
-    } else if (rep->integer < 0 || strcmp(r->cmd->name, "pttl") == 0) {
+        resp_error(out, CS_ERR_TRYAGAIN);
+    } else if (rep->integer < 0 || r->cmd->variant == CMD_V_PTTL) {
         resp_int(out, rep->integer);
     } else {
         resp_int(out, (rep->integer + 500) / 1000);  /* rounded, as Redis's TTL */
@@ -734,7 +778,7 @@ void cache_cmd_ttl(struct req *r)
     }
     lens[1] = cache_key(key, r->conf, ns, id, false);
     if (rstore_cmd(cache_ttl_cb, r, 2, argv, lens) != CS_OK) {
-        resp_error(req_out(r), "TRYAGAIN cache unavailable");
+        resp_error(req_out(r), CS_ERR_TRYAGAIN);
         req_done(r);
     }
 }

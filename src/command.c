@@ -203,10 +203,12 @@ static void cmd_stats(struct req *r)
 {
     struct evbuffer *out = req_out(r);
 
-    if (r->argc == 2 && strcasecmp(r->argv[1].p, "reset") == 0 && r->cmd->name[0] == 's') {
+    bool stats_cmd = r->cmd->variant == CMD_V_STATS;    /* INFO [section] ignores its argument */
+
+    if (r->argc == 2 && strcasecmp(r->argv[1].p, "reset") == 0 && stats_cmd) {
         stats_reset();
         resp_simple(out, "OK");
-    } else if (r->argc > 1 && r->cmd->name[0] == 's') {
+    } else if (r->argc > 1 && stats_cmd) {
         resp_error(out, "ERR unknown STATS subcommand (STATS or STATS RESET)");
     } else {
         struct evbuffer *body = evbuffer_new();
@@ -220,34 +222,58 @@ static void cmd_stats(struct req *r)
 }
 
 static const struct cmd_def cmd_table[] = {
-    { "ping", -1, 0, cmd_ping, RK_NONE, CMD_KEYS_NONE },
-    { "echo", 2, 0, cmd_echo, RK_NONE, CMD_KEYS_NONE },
-    { "quit", -1, CMD_NOAUTH, cmd_quit, RK_NONE, CMD_KEYS_NONE },
-    { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE, CMD_KEYS_NONE },
-    { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE, CMD_KEYS_NONE },
-    { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE },
-    { "client", -2, 0, cmd_client, RK_NONE, CMD_KEYS_NONE },
-    { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE },
-    { "command", -1, 0, cmd_command, RK_NONE, CMD_KEYS_NONE },
-    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE },
-    { "info", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE },
-    { "hgetall", 2, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_HGETALL, CMD_KEYS_ONE },
-    { "hget", 3, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_HGET, CMD_KEYS_ONE },
-    { "hmget", -3, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_HMGET, CMD_KEYS_ONE },
-    { "get", 2, CMD_ASYNC | CMD_SHARED, cache_cmd_read, RK_GET, CMD_KEYS_ONE },
-    { "mget", -2, CMD_ASYNC | CMD_SHARED, cache_cmd_mget, RK_MGET, CMD_KEYS_ALL },
-    { "ttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE },
-    { "pttl", 2, CMD_ASYNC, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE },
-    { "del", -2, CMD_ASYNC, writes_cmd_del, RK_NONE, CMD_KEYS_ALL },
-    { "unlink", -2, CMD_ASYNC, writes_cmd_del, RK_NONE, CMD_KEYS_ALL },
-    { "invalidate", 2, CMD_ASYNC, writes_cmd_invalidate, RK_NONE, CMD_KEYS_NS },
-    { "hset", -4, CMD_ASYNC, writes_cmd_hset, RK_NONE, CMD_KEYS_ONE },
+    { "ping", -1, 0, cmd_ping, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "echo", 2, 0, cmd_echo, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "quit", -1, CMD_NOAUTH, cmd_quit, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "client", -2, 0, cmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "command", -1, 0, cmd_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_STATS },
+    { "info", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "hgetall", 2, CMD_SHARED, cache_cmd_read, RK_HGETALL, CMD_KEYS_ONE, CMD_V_NONE },
+    { "hget", 3, CMD_SHARED, cache_cmd_read, RK_HGET, CMD_KEYS_ONE, CMD_V_NONE },
+    { "hmget", -3, CMD_SHARED, cache_cmd_read, RK_HMGET, CMD_KEYS_ONE, CMD_V_NONE },
+    { "get", 2, CMD_SHARED, cache_cmd_read, RK_GET, CMD_KEYS_ONE, CMD_V_NONE },
+    { "mget", -2, CMD_SHARED, cache_cmd_mget, RK_MGET, CMD_KEYS_ALL, CMD_V_NONE },
+    { "ttl", 2, 0, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE, CMD_V_NONE },
+    { "pttl", 2, 0, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE, CMD_V_PTTL },
+    { "del", -2, 0, writes_cmd_del, RK_NONE, CMD_KEYS_ALL, CMD_V_NONE },
+    { "unlink", -2, 0, writes_cmd_del, RK_NONE, CMD_KEYS_ALL, CMD_V_NONE },
+    { "invalidate", 2, 0, writes_cmd_invalidate, RK_NONE, CMD_KEYS_NS, CMD_V_NONE },
+    { "hset", -4, 0, writes_cmd_hset, RK_NONE, CMD_KEYS_ONE, CMD_V_NONE },
 };
+
+/* ASCII only, as command names are: no locale on the hit path. */
+static bool cmd_name_eq(const char *lower, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (ch != lower[i])
+            return false;
+    }
+    return true;
+}
 
 const struct cmd_def *command_lookup(const char *name, size_t len)
 {
+    /* By length first: one or two names share each, and the name is
+     * compared only when its length and first letter match. */
+    static unsigned char lens[CS_ARRAY_LEN(cmd_table)];
+    char first;
+
+    if (len == 0 || len > 16)
+        return NULL;
+    if (!lens[0])
+        for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
+            lens[i] = (unsigned char)strlen(cmd_table[i].name);
+    first = name[0] >= 'A' && name[0] <= 'Z' ? (char)(name[0] - 'A' + 'a') : name[0];
     for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
-        if (strlen(cmd_table[i].name) == len && strncasecmp(cmd_table[i].name, name, len) == 0)
+        if (lens[i] == len && cmd_table[i].name[0] == first && cmd_name_eq(cmd_table[i].name, name, len))
             return &cmd_table[i];
     return NULL;
 }

@@ -5,8 +5,15 @@
 #include "core.h"
 
 #define CMD_NOAUTH 0x01     /* allowed before AUTH */
-#define CMD_ASYNC  0x02     /* keeps its arguments past dispatch */
 #define CMD_SHARED 0x04     /* reads: runs beside earlier reads of its keys (order.c) */
+
+/* Which of the commands sharing a handler this is: handlers test this,
+ * never the name. */
+enum cmd_variant {
+    CMD_V_NONE,
+    CMD_V_STATS,            /* STATS [RESET]; INFO is CMD_V_NONE and takes any argument */
+    CMD_V_PTTL,             /* PTTL: milliseconds; TTL is CMD_V_NONE */
+};
 
 /* Where a command's keys are, for ordering them per connection (order.c). */
 enum cmd_keys {
@@ -23,6 +30,7 @@ struct cmd_def {
     void (*proc)(struct req *r);
     int rk;                 /* enum read_kind of the read commands */
     int keys;               /* enum cmd_keys */
+    int variant;            /* enum cmd_variant */
 };
 
 const struct cmd_def *command_lookup(const char *name, size_t len);

@@ -4,12 +4,20 @@
  * Reads go into one buffer shared by every client; what is left of a
  * partial request is kept in the client's own buffer, so an idle client
  * holds no input buffer at all. Requests copy their arguments (req_new), so
- * nothing points into either buffer once a request is dispatched. */
+ * nothing points into either buffer once a request is dispatched.
+ *
+ * Output is written at the end of the pass that produced it (a read, or a
+ * batch of Redis replies: the conn_todo list, run from one event after
+ * them), as Redis writes before it sleeps; a client's event waits for
+ * EV_WRITE only after a short write. An idle client holds its struct with
+ * one embedded event and nothing else: its output buffer goes back to a
+ * pool once written. */
 #include "core.h"
 #include "conn.h"
 #include "command.h"
 #include "config.h"
 #include "log.h"
+#include "rstore.h"
 #include "stats.h"
 
 #include <event2/buffer.h>
@@ -39,31 +47,159 @@
 #define CONN_NOAUTH_ARGS 10
 #define CONN_NOAUTH_ARG 4096
 #define CONN_NOAUTH_FRAME 16384
+#define CONN_POOL_MAX 1024          /* spare output buffers / request blocks kept */
+#define CONN_REQ_BLOCK 512          /* requests this small come from the block pool */
+
+enum { CONN_TODO_READ = 1, CONN_TODO_FLUSH = 2 };
 
 struct conn_list conn_all = TAILQ_HEAD_INITIALIZER(conn_all);
 int conn_count;
 static uint64_t conn_next_id = 1;
 static char conn_rbuf[CONN_READ_SIZE];
 static struct resp_args conn_args;  /* the request being dispatched; req_new copies them */
+static int64_t conn_pass_us;        /* cs_mono_us() at the start of this read pass */
+/* Connections with work for the end of this pass, and the event that runs it. */
+static TAILQ_HEAD(, conn) conn_todo = TAILQ_HEAD_INITIALIZER(conn_todo);
+static struct event conn_todo_ev;
+static bool conn_todo_ready, conn_todo_active;
+/* Spares: empty output buffers, and blocks for small requests. At most
+ * one per open connection is kept, so none is left once they are gone. */
+static struct evbuffer *conn_out_pool[CONN_POOL_MAX];
+static int conn_out_spare;
+static void *conn_req_pool[CONN_POOL_MAX];
+static int conn_req_spare;
 
-static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_event_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_todo_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_read(struct conn *c);
+static bool conn_flush(struct conn *c);
+
+/* Adds c's event with what it now waits for: reading, draining, both. */
+static void conn_arm(struct conn *c)
+{
+    short want = (short)((c->reading ? EV_READ : 0) | (c->wwait ? EV_WRITE : 0));
+
+    if (want == c->evmask)
+        return;
+    if (c->evmask)
+        event_del(&c->ev);
+    c->evmask = want;
+    if (want) {
+        event_assign(&c->ev, cs_base, c->fd, (short)(want | EV_PERSIST), conn_event_cb, c);
+        event_add(&c->ev, NULL);
+    }
+}
+
+/* Work for the end of the pass: runs after the events already due. */
+static void conn_later(struct conn *c, short what)
+{
+    if (!c->todo)
+        TAILQ_INSERT_TAIL(&conn_todo, c, todo_link);
+    c->todo |= what;
+    if (!conn_todo_active) {
+        conn_todo_active = true;
+        event_active(&conn_todo_ev, EV_TIMEOUT, 1);
+    }
+}
+
+static void conn_todo_clear(struct conn *c, short what)
+{
+    if (c->todo && !(c->todo &= (short)~what))
+        TAILQ_REMOVE(&conn_todo, c, todo_link);
+}
+
+static void conn_todo_drop(struct conn *c)
+{
+    conn_todo_clear(c, CONN_TODO_READ | CONN_TODO_FLUSH);
+}
+
+static void conn_todo_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c;
+    /* Only what was due when the pass began: work added meanwhile (a
+     * client over CONN_PASS_MAX) waits its turn behind the other events. */
+    int n = 0;
+
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    CS_UNUSED(arg);
+    conn_todo_active = false;
+    TAILQ_FOREACH(c, &conn_todo, todo_link)
+        n++;
+    while (n-- > 0 && (c = TAILQ_FIRST(&conn_todo)) != NULL) {
+        short todo = c->todo;
+        conn_todo_drop(c);
+        if (todo & CONN_TODO_READ)
+            conn_read(c);       /* ends with a flush */
+        else if (!c->wwait || c->overflow)
+            conn_flush(c);      /* waiting for EV_WRITE: a write now would only get EAGAIN */
+    }
+}
+
+static struct evbuffer *conn_out(struct conn *c)
+{
+    if (!c->out)
+        c->out = conn_out_spare ? conn_out_pool[--conn_out_spare] : evbuffer_new();
+    return c->out;
+}
+
+static size_t conn_out_len(const struct conn *c)
+{
+    return c->out ? evbuffer_get_length(c->out) : 0;
+}
+
+/* c's output is all written: its buffer goes back to the pool. */
+static void conn_out_release(struct conn *c)
+{
+    if (!c->out)
+        return;
+    if (conn_out_spare < CONN_POOL_MAX && conn_out_spare < conn_count && !cs_exiting)
+        conn_out_pool[conn_out_spare++] = c->out;
+    else
+        evbuffer_free(c->out);
+    c->out = NULL;
+}
+
+static void *conn_req_alloc(size_t need)
+{
+    if (need > CONN_REQ_BLOCK)
+        return cs_malloc(need);
+    return conn_req_spare ? conn_req_pool[--conn_req_spare] : cs_malloc(CONN_REQ_BLOCK);
+}
+
+static void conn_req_release(void *p, size_t need)
+{
+    if (need <= CONN_REQ_BLOCK && conn_req_spare < CONN_POOL_MAX && conn_req_spare < conn_count && !cs_exiting)
+        conn_req_pool[conn_req_spare++] = p;
+    else
+        free(p);
+}
+
+/* Fewer connections: fewer spares. */
+static void conn_pools_trim(void)
+{
+    while (conn_out_spare > conn_count)
+        evbuffer_free(conn_out_pool[--conn_out_spare]);
+    while (conn_req_spare > conn_count)
+        free(conn_req_pool[--conn_req_spare]);
+}
 
 void conn_new(int fd, const char *peer)
 {
     struct conn *c = cs_calloc(1, sizeof(*c));
 
+    if (!conn_todo_ready) {
+        event_assign(&conn_todo_ev, cs_base, -1, 0, conn_todo_cb, NULL);
+        conn_todo_ready = true;
+    }
     c->id = conn_next_id++;
     c->fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    c->out = evbuffer_new();
     TAILQ_INIT(&c->reqs);
     c->authed = !cs_conf->requirepass[0];
     c->last_active = cs_mono_ms();
-    c->rev = event_new(cs_base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
-    c->wev = event_new(cs_base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
-    event_add(c->rev, NULL);
     c->reading = true;
+    conn_arm(c);
     TAILQ_INSERT_TAIL(&conn_all, c, link);
     conn_count++;
     stats.clients_connected++;
@@ -77,7 +213,7 @@ static void req_free(struct req *r)
     if (r->stash)
         evbuffer_free(r->stash);
     config_unref(r->conf);
-    free(r);
+    conn_req_release(r, r->bytes);
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -96,47 +232,49 @@ void conn_close(struct conn *c, const char *why)
     TAILQ_REMOVE(&conn_all, c, link);
     conn_count--;
     stats.clients_connected--;
-    event_free(c->rev);
-    event_free(c->wev);
-    evbuffer_free(c->out);
+    conn_todo_drop(c);
+    if (c->evmask)
+        event_del(&c->ev);
+    if (c->out)
+        evbuffer_free(c->out);
     close(c->fd);
     free(c->ibuf);
     free(c);
+    conn_pools_trim();
 }
 
 static void conn_pause(struct conn *c)
 {
     if (c->reading) {
-        event_del(c->rev);
         c->reading = false;
+        conn_arm(c);
     }
 }
 
 static void conn_resume(struct conn *c)
 {
     if (!c->reading && !c->closing) {
-        event_add(c->rev, NULL);
         c->reading = true;
-        /* Requests may already be buffered: run the read callback once. */
-        event_active(c->rev, EV_READ, 1);
+        conn_arm(c);
+        /* Requests may already be buffered: run the read pass once. */
+        conn_later(c, CONN_TODO_READ);
     }
 }
 
-/* Arm the write event; the write callback also does deferred closes. A
- * client over its output limit is closed from there even when its socket
- * never becomes writable (it does not read): the event is made active. */
+/* Output (or a deferred close) for the end of the pass. A client over its
+ * output limit is closed from there even when its socket never becomes
+ * writable (it does not read). */
 static void conn_want_write(struct conn *c)
 {
-    size_t queued = evbuffer_get_length(c->out) + c->stashed;
+    size_t queued = conn_out_len(c) + c->stashed;
 
-    event_add(c->wev, NULL);
     if (!c->overflow && (long long)queued > cs_conf->max_output_bytes_per_client) {
         c->overflow = true;
         c->closing = true;
         stats.output_limit_disconnects++;
         conn_pause(c);
-        event_active(c->wev, EV_WRITE, 1);
     }
+    conn_later(c, CONN_TODO_FLUSH);
 }
 
 void conn_drain(struct conn *c)
@@ -154,12 +292,12 @@ static struct req *req_new(struct conn *c, const struct resp_args *a)
 
     for (int i = 0; i < a->argc; i++)
         need += a->argv[i].len + 1;
-    r = cs_malloc(need);
+    r = conn_req_alloc(need);
     memset(r, 0, sizeof(*r));
     r->conn = c;
     r->bytes = need;
     r->outcome = -1;
-    r->t0_us = cs_mono_us();
+    r->t0_us = conn_pass_us;     /* read together, arrived together */
     r->conf = config_ref(cs_conf);
     r->argc = a->argc;
     r->argv = (struct cs_str *)(r + 1);
@@ -233,7 +371,7 @@ static void conn_process(struct conn *c, const char *base)
         }
         if (started == CONN_PASS_MAX) {
             c->more = true;     /* the next pass parses on before reading */
-            event_active(c->rev, EV_READ, 1);
+            conn_later(c, CONN_TODO_READ);
             break;
         }
         conn_limits(c, &lim);   /* each time: AUTH changes them */
@@ -307,22 +445,22 @@ static void conn_ibuf_room(struct conn *c)
     }
 }
 
-static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+/* One read pass: parse what is buffered or read more, dispatch, and write
+ * what is answered already. c may be closed on return. */
+static void conn_read(struct conn *c)
 {
-    struct conn *c = arg;
     char *dst = conn_rbuf, *base;
     size_t room = sizeof(conn_rbuf);
     ssize_t n;
 
-    CS_UNUSED(what);
+    conn_pass_us = cs_mono_us();
     if (c->more && c->ibuf) {
         /* Requests already buffered: their turn, before reading more. */
         c->more = false;
         conn_process(c, c->ibuf);
         if (!c->more)           /* compact once, not once a pass */
             conn_keep_rest(c, c->ibuf);
-        if (evbuffer_get_length(c->out))
-            conn_want_write(c);
+        conn_flush(c);
         return;
     }
     c->more = false;
@@ -332,7 +470,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
         room = c->ibuf_size - c->ilen;
     }
     if (room > 0) {
-        n = read(fd, dst, room);
+        n = read(c->fd, dst, room);
         if (n == 0) {
             /* Half-close: answer what was sent, then close. Requests held
              * back by max_inflight_per_client are parsed when req_done
@@ -345,6 +483,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
                 conn_pause(c);
             else
                 conn_drain(c);
+            conn_flush(c);
             return;
         }
         if (n < 0) {
@@ -354,46 +493,70 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
             }
         } else {
             c->ilen += (size_t)n;
-            c->last_active = cs_mono_ms();
+            c->last_active = conn_pass_us / 1000;   /* cs_mono_ms() */
         }
     }
     base = c->ibuf ? c->ibuf : conn_rbuf;
     conn_process(c, base);
     conn_keep_rest(c, base);
-    if (evbuffer_get_length(c->out))
-        conn_want_write(c);
+    conn_flush(c);
 }
 
-static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+/* Writes what is queued (at most CONN_WRITE_SLICE a pass, so one big reply
+ * never starves the others), does a deferred close, and waits for EV_WRITE
+ * only when the socket took less. Returns false when c was closed. Only
+ * from the top of an event, never under a caller still walking c. */
+static bool conn_flush(struct conn *c)
 {
-    struct conn *c = arg;
-
-    CS_UNUSED(what);
+    conn_todo_clear(c, CONN_TODO_FLUSH);   /* a read pass due stays due */
     if (c->overflow) {
         clog_warn(c, "output buffer over max_output_bytes_per_client: disconnecting a slow reader");
         conn_close(c, "output limit");
-        return;
+        return false;
     }
-    if (evbuffer_get_length(c->out)) {
-        int n = evbuffer_write_atmost(c->out, fd, CONN_WRITE_SLICE);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return;
+    if (conn_out_len(c)) {
+        int n;
+        rstore_flush();         /* what this pass asked of Redis goes first */
+        n = evbuffer_write_atmost(c->out, c->fd, CONN_WRITE_SLICE);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
             conn_close(c, strerror(errno));
-            return;
+            return false;
         }
-        if (evbuffer_get_length(c->out))
-            return;             /* the rest on the next loop pass */
     }
-    event_del(c->wev);
-    if (c->closing && c->inflight == 0)
+    if (conn_out_len(c)) {
+        if (!c->wwait) {
+            c->wwait = true;    /* the rest when the socket drains */
+            conn_arm(c);
+        }
+        return true;
+    }
+    conn_out_release(c);
+    if (c->wwait) {
+        c->wwait = false;
+        conn_arm(c);
+    }
+    if (c->closing && c->inflight == 0) {
         conn_close(c, "done");
+        return false;
+    }
+    return true;
+}
+
+static void conn_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    CS_UNUSED(fd);
+    if ((what & EV_WRITE) && !conn_flush(c))
+        return;
+    if (what & EV_READ)
+        conn_read(c);
 }
 
 struct evbuffer *req_out(struct req *r)
 {
     if (r->conn && TAILQ_FIRST(&r->conn->reqs) == r)
-        return r->conn->out;
+        return conn_out(r->conn);
     if (!r->stash)
         r->stash = evbuffer_new();
     return r->stash;
@@ -403,10 +566,11 @@ void req_done(struct req *r)
 {
     struct conn *c = r->conn;
     struct req *h;
+    int64_t now_us = cs_mono_us();
 
     r->done = true;
     if (r->outcome >= 0) {
-        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(cs_mono_us() - r->t0_us));
+        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(now_us - r->t0_us));
         if (r->outcome == SH_REQ_ERROR && r->nss)
             r->nss->errors++;
     }
@@ -414,7 +578,7 @@ void req_done(struct req *r)
         req_free(r);
         return;
     }
-    c->last_active = cs_mono_ms();
+    c->last_active = now_us / 1000;     /* cs_mono_ms() */
     if (r->stash)
         c->stashed += evbuffer_get_length(r->stash);
     order_done(r);              /* may run later commands on its keys */
@@ -424,12 +588,12 @@ void req_done(struct req *r)
         c->qbytes -= h->bytes;
         if (h->stash) {
             c->stashed -= evbuffer_get_length(h->stash);
-            evbuffer_add_buffer(c->out, h->stash);
+            evbuffer_add_buffer(conn_out(c), h->stash);
         }
         req_free(h);
     }
-    /* Writing (and any close) happens from the write event, never here:
-     * our caller may still be walking this connection. */
+    /* Writing (and any close) happens at the end of the pass (conn_todo),
+     * never here: our caller may still be walking this connection. */
     conn_want_write(c);
     if (conn_may_read(c))
         conn_resume(c);

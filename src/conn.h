@@ -6,6 +6,8 @@
 #include "order.h"
 #include "resp.h"
 
+#include <event2/event_struct.h>
+
 struct cmd_def;
 
 /* One key's lookup within a request: MGET has one per key, every other
@@ -46,25 +48,32 @@ struct req {
     struct stats_ns *nss;
 };
 
+/* Fields are ordered to pack: an idle client is this struct alone. */
 struct conn {
     uint64_t id;
-    char peer[80];
+    char peer[64];                  /* "[v6%scope]:port" fits */
     int fd;
-    struct event *rev, *wev;
+    short evmask;                   /* what ev is added with, 0 = not added */
+    short todo;                     /* CONN_TODO_*: on conn_todo, run at the end of the pass */
+    /* One event, read and/or write as evmask says: writes are tried at the
+     * end of each pass and wait for EV_WRITE only after a short write. */
+    struct event ev;
+    TAILQ_ENTRY(conn) todo_link;
     char *ibuf;                     /* only while a request is partial: NULL when idle */
     size_t ibuf_size, ilen, ipos;   /* allocated, received, parsed */
     struct resp_parser parse;       /* progress of the partial request */
-    struct evbuffer *out;
+    struct evbuffer *out;           /* NULL while nothing is waiting to go out (conn_out) */
     size_t stashed;                 /* reply bytes finished out of order, waiting their turn */
     size_t qbytes;                  /* bytes held by its queued requests */
     TAILQ_HEAD(, req) reqs;
     int inflight;                   /* requests whose reply is not yet in out */
+    int rq;                         /* its reads waiting on Redis */
     bool authed;
     bool closing;                   /* QUIT or protocol error: close when flushed */
     bool reading;                   /* read event armed */
     bool overflow;                  /* over max_output_bytes_per_client: closing */
     bool more;                      /* parsed its share this pass; the rest is buffered */
-    int rq;                         /* its reads waiting on Redis */
+    bool wwait;                     /* a short write: waiting for the socket to drain */
     int64_t last_active;
     struct order_conn ord;          /* keys with unanswered commands */
     TAILQ_ENTRY(conn) link;

@@ -16,6 +16,10 @@
 #define CS_OK 0
 #define CS_ERR (-1)
 
+/* Error replies more than one module sends. */
+#define CS_ERR_TRYAGAIN "TRYAGAIN cache unavailable"
+#define CS_ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
+
 struct event_base;
 struct evbuffer;
 struct cs_config;
@@ -38,6 +42,12 @@ extern bool cs_exiting;
 int64_t cs_now_ms(void);
 int64_t cs_mono_ms(void);
 int64_t cs_mono_us(void);       /* for latency figures */
+
+struct timeval;
+/* Milliseconds (>= 0) as a timeval for libevent timers. */
+void cs_ms_tv(struct timeval *tv, long long ms);
+/* The fill-notice channel, <key_prefix>fills, into buf; returns its length. */
+size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix);
 
 void *cs_malloc(size_t n);
 void *cs_calloc(size_t n, size_t sz);

@@ -159,8 +159,7 @@ static void fill_arm(struct flight *f)
         left = f->ns->c.v[CK_LOCK_POLL];
     if (left < 0)
         left = 0;
-    tv.tv_sec = left / 1000;
-    tv.tv_usec = (left % 1000) * 1000;
+    cs_ms_tv(&tv, left);
     evtimer_add(f->timer, &tv);
 }
 
@@ -479,7 +478,7 @@ static void fill_store(struct flight *f, struct outcome *o)
     snprintf(fresh, sizeof(fresh), "%lld", ttl_ms);
     snprintf(pttl, sizeof(pttl), "%lld", keep_ms);
     snprintf(mark, sizeof(mark), "%lld", c->v[CK_LOCK_TTL]);
-    snprintf(chan, sizeof(chan), "%sfills", f->conf->key_prefix);
+    cs_fills_channel(chan, sizeof(chan), f->conf->key_prefix);
 #define ARG(p, l) (argv[argc] = (p), lens[argc++] = (l))
     ARG(f->key, f->keylen);
     ARG(f->lock, f->locklen);
@@ -512,7 +511,7 @@ static void fill_release(struct flight *f)
     const char *argv[4] = { f->lock, f->token, chan, f->key };
     size_t lens[4] = { f->locklen, strlen(f->token), 0, f->keylen };
 
-    lens[2] = (size_t)snprintf(chan, sizeof(chan), "%sfills", f->conf->key_prefix);
+    lens[2] = cs_fills_channel(chan, sizeof(chan), f->conf->key_prefix);
     if (rstore_eval(RS_RELEASE, fill_released_cb, f, 1, 4, argv, lens) == CS_OK) {
         f->ops++;
         if (cs_exiting)

@@ -37,7 +37,7 @@ struct flight {
     const struct cs_ns *ns;
     struct waiter *waiters, **wtail;
     int ops;                            /* callbacks still to come */
-    bool in_table, finished, suppressed, refresh;
+    bool in_table, finished, suppressed;
     enum fill_state state;
     char token[40];
     struct event *timer;

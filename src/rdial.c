@@ -11,7 +11,6 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -90,7 +89,7 @@ static void rdial_to(struct rnode *l, const char *host)
     l->late = 0;
     l->heard = rnode_now();
     l->seen_len = l->seen_pos = 0;
-    redisLibeventAttach(ac, cs_base);
+    rio_attach(&l->ev, &l->arena, ac);
     redisAsyncSetConnectCallback(ac, rdial_connect_cb);
     redisAsyncSetDisconnectCallback(ac, rdial_disconnect_cb);
 }

@@ -239,14 +239,54 @@ size_t resp_need(const struct resp_parser *ps)
     return ps->pos + (ps->bulk > 0 ? (size_t)ps->bulk + 2 : 0);
 }
 
+static size_t resp_digits(unsigned long long v);
+
+/* "<type><n>\r\n" into buf (at least 24 bytes), digits written in place:
+ * no printf and no second copy on the hit path. */
+static size_t resp_enc_header(char *buf, char type, long long n)
+{
+    unsigned long long v = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    size_t len = 1 + (n < 0) + resp_digits(v);
+    char *p = buf + len;
+
+    buf[0] = type;
+    if (n < 0)
+        buf[1] = '-';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf[len] = '\r';
+    buf[len + 1] = '\n';
+    return len + 2;
+}
+
+static void resp_line(struct evbuffer *b, char type, const char *s)
+{
+    size_t len = strlen(s);
+    char small[256];
+
+    if (len + 3 <= sizeof(small)) {
+        small[0] = type;
+        memcpy(small + 1, s, len);
+        small[len + 1] = '\r';
+        small[len + 2] = '\n';
+        evbuffer_add(b, small, len + 3);
+        return;
+    }
+    evbuffer_add(b, &type, 1);
+    evbuffer_add(b, s, len);
+    evbuffer_add(b, "\r\n", 2);
+}
+
 void resp_simple(struct evbuffer *b, const char *s)
 {
-    evbuffer_add_printf(b, "+%s\r\n", s);
+    resp_line(b, '+', s);
 }
 
 void resp_error(struct evbuffer *b, const char *s)
 {
-    evbuffer_add_printf(b, "-%s\r\n", s);
+    resp_line(b, '-', s);
 }
 
 void resp_errorf(struct evbuffer *b, const char *fmt, ...)
@@ -266,15 +306,26 @@ void resp_errorf(struct evbuffer *b, const char *fmt, ...)
 
 void resp_int(struct evbuffer *b, long long v)
 {
-    evbuffer_add_printf(b, ":%lld\r\n", v);
+    char hdr[32];
+
+    evbuffer_add(b, hdr, resp_enc_header(hdr, ':', v));
 }
+
+#define RESP_BULK_SMALL 512         /* a bulk up to this goes in with one copy */
 
 void resp_bulk(struct evbuffer *b, const char *p, size_t len)
 {
-    char hdr[32];
-    int n = snprintf(hdr, sizeof(hdr), "$%zu\r\n", len);
+    char small[RESP_BULK_SMALL + 32];
+    size_t n = resp_enc_header(small, '$', (long long)len);
 
-    evbuffer_add(b, hdr, (size_t)n);
+    if (len <= RESP_BULK_SMALL) {
+        memcpy(small + n, p, len);
+        small[n + len] = '\r';
+        small[n + len + 1] = '\n';
+        evbuffer_add(b, small, n + len + 2);
+        return;
+    }
+    evbuffer_add(b, small, n);
     evbuffer_add(b, p, len);
     evbuffer_add(b, "\r\n", 2);
 }
@@ -286,7 +337,53 @@ void resp_nil(struct evbuffer *b)
 
 void resp_array(struct evbuffer *b, long long n)
 {
-    evbuffer_add_printf(b, "*%lld\r\n", n);
+    char hdr[32];
+
+    evbuffer_add(b, hdr, resp_enc_header(hdr, '*', n));
+}
+
+char *resp_put_array(char *p, long long n)
+{
+    return p + resp_enc_header(p, '*', n);
+}
+
+char *resp_put_bulk(char *p, const char *s, size_t len)
+{
+    p += resp_enc_header(p, '$', (long long)len);
+    memcpy(p, s, len);
+    p[len] = '\r';
+    p[len + 1] = '\n';
+    return p + len + 2;
+}
+
+char *resp_put_nil(char *p)
+{
+    memcpy(p, "$-1\r\n", 5);
+    return p + 5;
+}
+
+int resp_command(char **out, int argc, const char **argv, const size_t *lens)
+{
+    size_t total = resp_array_size(argc), pos;
+    char *buf;
+
+    for (int i = 0; i < argc; i++)
+        total += resp_bulk_size(lens ? lens[i] : strlen(argv[i]));
+    if (total > INT32_MAX)
+        return -1;
+    buf = cs_malloc(total + 1);
+    pos = resp_enc_header(buf, '*', argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = lens ? lens[i] : strlen(argv[i]);
+        pos += resp_enc_header(buf + pos, '$', (long long)len);
+        memcpy(buf + pos, argv[i], len);
+        pos += len;
+        buf[pos++] = '\r';
+        buf[pos++] = '\n';
+    }
+    buf[pos] = '\0';
+    *out = buf;
+    return (int)pos;
 }
 
 static size_t resp_digits(unsigned long long v)

@@ -1,5 +1,6 @@
 /* resp.h - request parser (inline and RESP) and RESP2 reply encoder.
- * Pure: no I/O, no allocation beyond the caller's argv array. */
+ * Pure: no I/O; the only allocations are the caller's argv array and
+ * resp_command's result. */
 #ifndef CS_RESP_H
 #define CS_RESP_H
 
@@ -60,5 +61,14 @@ void resp_array(struct evbuffer *b, long long n);
 /* Bytes resp_bulk(len) / resp_array(n) put on the wire. */
 size_t resp_bulk_size(size_t len);
 size_t resp_array_size(long long n);
+/* The same straight into memory the caller sized with resp_*_size (a nil
+ * is 5 bytes): one copy of the value, no buffer calls. Return the end. */
+char *resp_put_array(char *p, long long n);
+char *resp_put_bulk(char *p, const char *s, size_t len);
+char *resp_put_nil(char *p);
+/* A RESP command (array of bulks) in one malloc'd, NUL-ended buffer, as
+ * redisFormatCommandArgv makes it but without printf: returns its length,
+ * -1 when too long. lens NULL: the arguments are C strings. */
+int resp_command(char **out, int argc, const char **argv, const size_t *lens) CS_WUR;
 
 #endif

@@ -21,12 +21,12 @@
 #include "rnode_int.h"
 #include "config.h"
 #include "log.h"
+#include "resp.h"
 #include "stats.h"
 #include "lua_scripts.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -55,11 +55,16 @@ void rnode_note(struct rnode *l, const char *prefix, const char *why)
  * that a gap between two sweeps longer than RS_STALL_MS (our loop was
  * blocked, or the process stopped) counts as RS_STALL_MS. Replies that
  * arrived meanwhile are in our socket; they must not be blamed on Redis. */
-int64_t rnode_now(void)
+static int64_t rnode_now_at(int64_t mono_ms)
 {
-    int64_t d = cs_mono_ms() - rs_clock_at;
+    int64_t d = mono_ms - rs_clock_at;
 
     return rs_clock + (d < RS_STALL_MS ? d : RS_STALL_MS);
+}
+
+int64_t rnode_now(void)
+{
+    return rnode_now_at(cs_mono_ms());
 }
 
 static long long rnode_dead_ms(void)
@@ -134,7 +139,7 @@ void rnode_drop(struct rnode *l, const char *why)
  * late ones. */
 static void rnode_heard(struct rnode *l, bool in_time)
 {
-    l->heard = rnode_now();
+    l->heard = rnode_now_at(rio_reply_us() / 1000);
     if (in_time && l->late) {
         log_notice("%s: replies in time again (%ld command(s) failed by command_timeout_ms)", l->name, l->late);
         l->late = 0;
@@ -195,11 +200,27 @@ static void rnode_unlock_late(struct rnode *l, const struct rcmd *c)
     redisFreeCommand(fmt);
 }
 
+/* Spare command records: one per command in flight is the steady state. */
+#define RS_SPARE_MAX 256
+static struct rcmd *rs_spare[RS_SPARE_MAX];
+static int rs_nspare;
+
+static struct rcmd *rnode_cmd_new(void)
+{
+    struct rcmd *c = rs_nspare ? rs_spare[--rs_nspare] : cs_malloc(sizeof(*c));
+
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
 static void rnode_cmd_free(struct rcmd *c)
 {
     if (c->fmt)
         redisFreeCommand(c->fmt);
-    free(c);
+    if (rs_nspare < RS_SPARE_MAX && !cs_exiting)
+        rs_spare[rs_nspare++] = c;
+    else
+        free(c);
 }
 
 static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
@@ -223,7 +244,7 @@ static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
     TAILQ_REMOVE(&l->pending, c, q);
     if (reply)
-        stats_observe(SH_REDIS, (uint64_t)(cs_mono_us() - c->sent_us));
+        stats_observe(SH_REDIS, (uint64_t)(rio_reply_us() - c->sent_us));
     if (reply && reply->type == REDIS_REPLY_ERROR && c->script >= 0 && !c->retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && l->ac) {
         /* Redis restarted or flushed its scripts: load, then run again. */
@@ -271,16 +292,15 @@ int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t 
         redisFreeCommand(fmt);
         return CS_ERR;
     }
-    c = cs_calloc(1, sizeof(*c));
-
+    c = rnode_cmd_new();
     c->link = l;
     c->cb = cb;
     c->priv = priv;
-    c->sent = rnode_now();
     c->sent_us = cs_mono_us();
+    c->sent = rnode_now_at(c->sent_us / 1000);
     c->script = script;
     if (redisAsyncFormattedCommand(l->ac, rnode_reply_cb, c, fmt, len) != REDIS_OK) {
-        free(c);
+        rnode_cmd_free(c);
         redisFreeCommand(fmt);
         return CS_ERR;
     }
@@ -303,7 +323,7 @@ int rnode_send(struct rnode *l, rstore_cb cb, void *priv, int argc, const char *
 
     if (!l->ac || l->state < RS_HANDSHAKE)
         return CS_ERR;
-    len = redisFormatCommandArgv(&fmt, argc, argv, lens);
+    len = resp_command(&fmt, argc, argv, lens);   /* as redisFormatCommandArgv, without printf */
     if (len < 0)
         return CS_ERR;
     return rnode_send_fmt(l, cb, priv, fmt, (size_t)len, script);
@@ -652,6 +672,7 @@ void rnode_free(struct rnode *l)
     if (l->retry)
         event_free(l->retry);
     LIST_REMOVE(l, all);
+    rio_arena_reset(&l->arena);
     free(l->path);
     free(l);
 }
@@ -673,6 +694,8 @@ void rnode_target(struct rnode *l, const char *host, int port)
 
 void rnode_shutdown(void)
 {
+    while (rs_nspare > 0)
+        free(rs_spare[--rs_nspare]);
     if (rs_sweep)
         event_free(rs_sweep);
     rs_sweep = NULL;

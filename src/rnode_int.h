@@ -6,6 +6,7 @@
 
 #include "core.h"
 #include "rnode.h"
+#include "rio.h"
 
 #include <hiredis/async.h>
 #include <event2/util.h>
@@ -37,6 +38,8 @@ struct rcmd {
 };
 
 struct rnode {
+    struct rio_arena arena;     /* this link's replies */
+    struct rio_events ev;       /* and its events */
     char name[80];
     char host[256];
     int port;

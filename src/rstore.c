@@ -8,6 +8,7 @@
 #include "core.h"
 #include "rstore.h"
 #include "rnode.h"
+#include "rio.h"
 #include "rcluster.h"
 #include "rsentinel.h"
 #include "config.h"
@@ -125,6 +126,11 @@ bool rstore_ready(void)
     if (rs_mode == RM_CLUSTER)
         return rcluster_ready();
     return rs_cmd && rnode_up(rs_cmd);
+}
+
+void rstore_flush(void)
+{
+    rio_flush();
 }
 
 bool rstore_ready_for(const char *key, size_t len)

@@ -21,6 +21,10 @@ void rstore_free(void);
 bool rstore_ready(void);
 /* The link that KEY (a Redis key) goes to is up: in a cluster, per slot. */
 bool rstore_ready_for(const char *key, size_t len);
+/* Sends what is queued for Redis now, not on the next loop pass: called
+ * before replies go to clients, so a record a fill stores is on its way to
+ * Redis before the client that asked for it hears the answer. */
+void rstore_flush(void);
 /* NULL when ready; otherwise why not ("connection refused", "auth failed"). */
 const char *rstore_status(void);
 /* Each link's state, last error, pending commands, reconnects. */

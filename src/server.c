@@ -283,8 +283,7 @@ void server_shutdown(void)
         next = TAILQ_NEXT(c, link);
         conn_drain(c);
     }
-    tv.tv_sec = cs_conf->shutdown_grace_ms / 1000;
-    tv.tv_usec = (cs_conf->shutdown_grace_ms % 1000) * 1000;
+    cs_ms_tv(&tv, cs_conf->shutdown_grace_ms);
     srv_grace = evtimer_new(cs_base, server_grace_cb, NULL);
     evtimer_add(srv_grace, &tv);
     /* The sweep notices when the last client is gone; make it quick. */

@@ -536,8 +536,7 @@ static void upstream_arm(struct up_fetch *f, int64_t ms)
 
     if (ms < 1)
         ms = 1;
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    cs_ms_tv(&tv, ms);
     evtimer_add(f->timer, &tv);
 }
 
@@ -561,8 +560,7 @@ static void upstream_start(struct up_fetch *f)
     if (left < 1)
         left = 1;
     upstream_arm(f, left);
-    tv.tv_sec = (time_t)(left / 1000);
-    tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
+    cs_ms_tv(&tv, left);
     evhttp_connection_set_timeout_tv(uc->evcon, &tv);
     evhttp_connection_set_max_body_size(uc->evcon, (ev_ssize_t)f->max_body);
     f->count = evbuffer_add_cb(bufferevent_get_input(evhttp_connection_get_bufferevent(uc->evcon)),

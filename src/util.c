@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
 /* A daemon that cannot allocate a few bytes cannot answer anybody usefully:
@@ -52,6 +53,19 @@ int64_t cs_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cs_ms_tv(struct timeval *tv, long long ms)
+{
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix)
+{
+    int n = snprintf(buf, size, "%sfills", key_prefix);
+
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
 int64_t cs_mono_us(void)

@@ -24,7 +24,7 @@
 #define WRITES_SCAN_COUNT "1000"
 #define WRITES_DEL_MAX 10000
 
-static const char writes_tryagain[] = "TRYAGAIN cache unavailable";
+static const char writes_tryagain[] = CS_ERR_TRYAGAIN;
 
 static void writes_fail(struct req *r, const char *msg)
 {
@@ -259,7 +259,7 @@ void writes_cmd_hset(struct req *r)
         return;
     }
     if (ns->format != NS_HASH) {
-        writes_fail(r, "WRONGTYPE Operation against a key holding the wrong kind of value");
+        writes_fail(r, CS_ERR_WRONGTYPE);
         return;
     }
     for (int i = 2; i < r->argc; i += 2) {
