@@ -12,7 +12,7 @@
  *     fail.
  * The example upstream (-g N) serves products p-001 .. p-00N. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 #include "topo.h"
 #include "rslot.h"
 
@@ -562,30 +562,14 @@ START_TEST(test_cluster_primary_killed)
 }
 END_TEST
 
-static Suite *cluster_suite(void)
-{
-    Suite *s = suite_create("cluster");
-    TCase *tc = tcase_create("cluster");
-
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_cluster_keyslot);
-    tcase_add_test(tc, test_cluster_reads_writes);
-    tcase_add_test(tc, test_cluster_reshard_under_load);
-    tcase_add_test(tc, test_cluster_primary_killed);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "keyslot", test_cluster_keyslot, 120, 0 },
+        { "reads_writes", test_cluster_reads_writes, 120, 0 },
+        { "reshard_under_load", test_cluster_reshard_under_load, 120, 0 },
+        { "primary_killed", test_cluster_primary_killed, 120, 0 },
+    };
 
-    h_tmpdir();
-    sr = srunner_create(cluster_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("cluster", cases, CK_NORMAL);
 }

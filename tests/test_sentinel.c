@@ -6,7 +6,7 @@
  *
  * The example upstream (-g N) serves products p-001 .. p-00N. */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "suite.h"
 #include "topo.h"
 
 #include <check.h>
@@ -288,28 +288,12 @@ START_TEST(test_sentinel_never_a_replica)
 }
 END_TEST
 
-static Suite *sentinel_suite(void)
-{
-    Suite *s = suite_create("sentinel");
-    TCase *tc = tcase_create("failover");
-
-    tcase_add_checked_fixture(tc, NULL, h_cleanup);
-    tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, test_sentinel_failover);
-    tcase_add_test(tc, test_sentinel_never_a_replica);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "failover", test_sentinel_failover, 90, 0 },
+        { "never_a_replica", test_sentinel_never_a_replica, 90, 0 },
+    };
 
-    h_tmpdir();
-    sr = srunner_create(sentinel_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return SU_RUN("sentinel", cases, CK_NORMAL);
 }
