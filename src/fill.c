@@ -119,11 +119,35 @@ void fill_free(void)
 
 static void fill_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+static void fill_on_finish(struct flight *f)
+{
+    f->state = FS_DONE;
+    evtimer_del(f->timer);
+}
+
+static void fill_on_free(struct flight *f)
+{
+    event_free(f->timer);
+    config_unref(f->conf);
+}
+
 void fill_start(struct flight *f)
 {
+    (void)config_ref(f->conf);
     snprintf(f->token, sizeof(f->token), "%s-%llu", fill_daemon_id, (unsigned long long)++fill_seq);
     f->timer = evtimer_new(cs_base, fill_timer_cb, f);
+    f->on_finish = fill_on_finish;
+    f->on_free = fill_on_free;
     fill_lock(f, false);
+}
+
+/* Answers f's waiters; the number answered goes into the waiters histogram. */
+static void fill_finish(struct flight *f, struct outcome *o)
+{
+    int n = flight_finish(f, o);
+
+    if (n)
+        stats_observe(SH_WAITERS, (uint64_t)n);
 }
 
 /* Finish with what Redis holds, if it holds a usable record: a hash with a
@@ -146,7 +170,7 @@ static bool fill_take_reply(struct flight *f, const redisReply *rep)
     record_from_reply(&rec, rep);
     o = outcome_new(rec.nf ? OC_NOTFOUND : OC_RECORD);
     o->rec = rec;
-    flight_finish(f, o);
+    fill_finish(f, o);
     return true;
 }
 
@@ -194,7 +218,7 @@ static bool fill_watch(struct flight *f, const char *holder)
         return true;
     }
     log_limited(LOG_INFO, "fill %s: another daemon's fill is still under way at the reply bound", f->key);
-    flight_finish(f, outcome_error("TRYAGAIN fill under way in another daemon"));
+    fill_finish(f, outcome_error("TRYAGAIN fill under way in another daemon"));
     flight_put(f);
     return true;
 }
@@ -221,7 +245,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         if (code == 1)
             fill_release(f);    /* taken too late to be used: give it back */
         if (cs_exiting && !f->finished)
-            flight_finish(f, outcome_error("ERR shutting down"));
+            fill_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
@@ -242,7 +266,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
     case 3:
         o = outcome_new(OC_NOTFOUND);
         o->rec.nf = true;
-        flight_finish(f, o);
+        fill_finish(f, o);
         flight_put(f);
         return;
     case 0:
@@ -283,7 +307,7 @@ static void fill_lock(struct flight *f, bool poll)
     size_t lens[6];
 
     if (cs_exiting) {
-        flight_finish(f, outcome_error("ERR shutting down"));
+        fill_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
@@ -534,14 +558,14 @@ static void fill_fetched_cb(void *arg, const struct up_reply *up)
         else
             fill_release(f);
     }
-    flight_finish(f, o);
+    fill_finish(f, o);
     flight_put(f);
 }
 
 static void fill_fetch(struct flight *f, enum store_mode mode)
 {
     if (cs_exiting) {
-        flight_finish(f, outcome_error("ERR shutting down"));
+        fill_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
