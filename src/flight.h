@@ -27,13 +27,13 @@ struct outcome {
  * callee takes its own reference if it keeps o). */
 typedef void flight_done_fn(void *ctx, struct outcome *o);
 
+struct fill;
+
 struct waiter {
     flight_done_fn *done;
     void *ctx;
     struct waiter *next;
 };
-
-enum fill_state { FS_NEW, FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
 
 struct flight {
     char *key, *lock, *id;
@@ -42,21 +42,8 @@ struct flight {
     const struct cs_ns *ns;
     struct waiter *waiters, **wtail;
     int ops;                            /* callbacks still to come */
-    bool in_table, finished, suppressed;
-    enum fill_state state;
-    char token[40];
-    struct event *timer;
-    int64_t deadline;
-    int attempts;
-    int store_mode;                     /* how fill.c may store its fetch */
-    bool lock_busy;                     /* a lock script is under way */
-    bool timed_out;                     /* waited lock_ttl_ms: take over or fetch unstored */
-    int64_t lock_sent_ms;               /* wall clock, for the Redis clock offset */
-    char since[24];                     /* Redis ms when the lock was first found held */
-    char holder[40];                    /* the token holding the lock we wait on */
-    int64_t holder_seen;                /* when we first saw it (mono ms; 0: none yet) */
-    int64_t wait_start;                 /* when this flight began to wait (mono ms) */
-    bool woken_by_poll;                 /* the poll, not a notice, found the record */
+    bool in_table, finished;
+    struct fill *fill;                  /* fill.c's own state, freed by on_free */
     /* The fill's hooks: told when the flight finishes, and when it is freed. */
     void (*on_finish)(struct flight *f);
     void (*on_free)(struct flight *f);
