@@ -13,6 +13,7 @@
 #include "fill.h"
 #include "flight.h"
 #include "log.h"
+#include "outcome.h"
 #include "record.h"
 #include "resp.h"
 #include "rstore.h"

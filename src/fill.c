@@ -19,6 +19,7 @@
 #include "config.h"
 #include "flight.h"
 #include "log.h"
+#include "outcome.h"
 #include "record.h"
 #include "rstore.h"
 #include "stats.h"

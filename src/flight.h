@@ -1,27 +1,11 @@
-/* flight.h - in-process single-flight: one fill per key, its waiters, and
- * the outcome they all share. */
+/* flight.h - in-process single-flight: one fill per key and its waiters,
+ * each answered through its own callback with the outcome they all share. */
 #ifndef CS_FLIGHT_H
 #define CS_FLIGHT_H
 
 #include "core.h"
-#include "record.h"
 
-/* An encoded reply shared by every waiter (evbuffer_add_reference). */
-struct blob {
-    int refcnt;
-    size_t len;
-    char data[];
-};
-
-enum oc_kind { OC_RECORD, OC_NOTFOUND, OC_ERROR };
-
-struct outcome {
-    int refcnt;
-    enum oc_kind kind;
-    struct record rec;
-    char *err;                          /* e.g. "UPSTREAM timeout" */
-    struct blob *all, *body, *errb;     /* encoded on first use */
-};
+struct outcome;
 
 /* A waiter's own completion: called once with the flight's outcome (the
  * callee takes its own reference if it keeps o). */
@@ -70,15 +54,6 @@ void flight_put(struct flight *f);
 void flight_free_all(void);
 /* fn on every flight, detached ones too; fn may finish (and free) its own. */
 void flight_foreach(void (*fn)(struct flight *f));
-
-struct outcome *outcome_new(enum oc_kind kind);
-struct outcome *outcome_error(const char *msg);
-void outcome_unref(struct outcome *o);
-/* Shared encodings: HGETALL's array, GET's bulk, the error line. */
-struct blob *outcome_all(struct outcome *o);
-struct blob *outcome_body(struct outcome *o);
-struct blob *outcome_err(struct outcome *o);
-void blob_append(struct evbuffer *dst, struct blob *b);
 
 /* The flights under way, for STATS and /metrics. */
 int flight_in_progress(void);
