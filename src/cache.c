@@ -13,6 +13,7 @@
 #include "fill.h"
 #include "flight.h"
 #include "log.h"
+#include "outcome.h"
 #include "record.h"
 #include "resp.h"
 #include "rstore.h"
@@ -349,8 +350,10 @@ static const struct cs_str *cache_outcome_field(const struct req *r, const struc
     return o->kind == OC_RECORD && !record_field_reserved(name->p, name->len) ? cache_field(&o->rec, name) : NULL;
 }
 
-void cache_answer(struct req_slot *s, struct outcome *o)
+/* A waiter's completion: answer its slot from the flight's outcome. */
+static void cache_answer(void *ctx, struct outcome *o)
 {
+    struct req_slot *s = ctx;
     struct req *r = s->r;
     struct blob *b = NULL;
 
@@ -408,13 +411,13 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
     if (f) {
         if (!refresh) {
             stats.coalesced++;
-            flight_add_waiter(f, s);
+            flight_add_waiter(f, cache_answer, s);
         }
         return;
     }
     f = flight_create(s->r->conf, ns, key, kl, lock, cache_key(lock, s->r->conf, ns, id, true), id.p, id.len);
     if (!refresh)
-        flight_add_waiter(f, s);
+        flight_add_waiter(f, cache_answer, s);
     fill_start(f);
 }
 

@@ -29,8 +29,6 @@ int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct c
 /* <prefix><ns>:{<id>} or, with lock, <prefix>lock:<ns>:{<id>}. */
 size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, bool lock);
 
-void cache_answer(struct req_slot *s, struct outcome *o);
-
 void cache_cmd_read(struct req *r);
 void cache_cmd_mget(struct req *r);
 void cache_cmd_ttl(struct req *r);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "flight.h"
 #include "log.h"
+#include "outcome.h"
 #include "record.h"
 #include "rstore.h"
 #include "stats.h"
@@ -32,6 +33,26 @@
 #include <string.h>
 
 enum store_mode { SM_NONE, SM_OWN };
+enum fill_state { FS_NEW, FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
+
+/* One flight's fill: allocated by fill_start, freed with the flight. */
+struct fill {
+    enum fill_state state;
+    char token[40];
+    struct event *timer;
+    int64_t deadline;
+    int attempts;
+    enum store_mode store_mode;         /* how we may store our fetch */
+    bool lock_busy;                     /* a lock script is under way */
+    bool timed_out;                     /* waited lock_ttl_ms: take over or fetch unstored */
+    bool suppressed;                    /* we found the lock held and wait on its fill */
+    int64_t lock_sent_ms;               /* wall clock, for the Redis clock offset */
+    char since[24];                     /* Redis ms when the lock was first found held */
+    char holder[40];                    /* the token holding the lock we wait on */
+    int64_t holder_seen;                /* when we first saw it (mono ms; 0: none yet) */
+    int64_t wait_start;                 /* when this flight began to wait (mono ms) */
+    bool woken_by_poll;                 /* the poll, not a notice, found the record */
+};
 
 #define FILL_CLOCK_TICK_MS 500
 #define FILL_CLOCK_EVERY_MS 10000
@@ -119,11 +140,39 @@ void fill_free(void)
 
 static void fill_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+static void fill_on_finish(struct flight *f)
+{
+    f->fill->state = FS_DONE;
+    evtimer_del(f->fill->timer);
+}
+
+static void fill_on_free(struct flight *f)
+{
+    event_free(f->fill->timer);
+    free(f->fill);
+    f->fill = NULL;
+    config_unref(f->conf);
+}
+
+/* A miss is not the hot path: one allocation per fill. */
 void fill_start(struct flight *f)
 {
-    snprintf(f->token, sizeof(f->token), "%s-%llu", fill_daemon_id, (unsigned long long)++fill_seq);
-    f->timer = evtimer_new(cs_base, fill_timer_cb, f);
+    (void)config_ref(f->conf);
+    f->fill = cs_calloc(1, sizeof(*f->fill));
+    snprintf(f->fill->token, sizeof(f->fill->token), "%s-%llu", fill_daemon_id, (unsigned long long)++fill_seq);
+    f->fill->timer = evtimer_new(cs_base, fill_timer_cb, f);
+    f->on_finish = fill_on_finish;
+    f->on_free = fill_on_free;
     fill_lock(f, false);
+}
+
+/* Answers f's waiters; the number answered goes into the waiters histogram. */
+static void fill_finish(struct flight *f, struct outcome *o)
+{
+    int n = flight_finish(f, o);
+
+    if (n)
+        stats_observe(SH_WAITERS, (uint64_t)n);
 }
 
 /* Finish with what Redis holds, if it holds a usable record: a hash with a
@@ -146,13 +195,13 @@ static bool fill_take_reply(struct flight *f, const redisReply *rep)
     record_from_reply(&rec, rep);
     o = outcome_new(rec.nf ? OC_NOTFOUND : OC_RECORD);
     o->rec = rec;
-    flight_finish(f, o);
+    fill_finish(f, o);
     return true;
 }
 
 static void fill_arm(struct flight *f)
 {
-    int64_t left = f->deadline - cs_mono_ms();
+    int64_t left = f->fill->deadline - cs_mono_ms();
     struct timeval tv;
 
     if (left > f->ns->c.v[CK_LOCK_POLL])
@@ -160,7 +209,7 @@ static void fill_arm(struct flight *f)
     if (left < 0)
         left = 0;
     cs_ms_tv(&tv, left);
-    evtimer_add(f->timer, &tv);
+    evtimer_add(f->fill->timer, &tv);
 }
 
 /* The lock is held by `holder`. Each holder gets lock_ttl_ms from when we
@@ -176,25 +225,25 @@ static bool fill_watch(struct flight *f, const char *holder)
     const struct cs_cache_conf *c = &f->ns->c;
     int64_t mono = cs_mono_ms(), cap, dl;
 
-    if (f->holder_seen == 0 || strcmp(f->holder, holder) != 0) {
-        snprintf(f->holder, sizeof(f->holder), "%s", holder);
-        f->holder_seen = mono;
-        cap = f->wait_start + c->v[CK_LOCK_TTL] + c->v[CK_UP_TIMEOUT];
+    if (f->fill->holder_seen == 0 || strcmp(f->fill->holder, holder) != 0) {
+        snprintf(f->fill->holder, sizeof(f->fill->holder), "%s", holder);
+        f->fill->holder_seen = mono;
+        cap = f->fill->wait_start + c->v[CK_LOCK_TTL] + c->v[CK_UP_TIMEOUT];
         dl = mono + c->v[CK_LOCK_TTL];
-        f->deadline = dl < cap ? dl : cap;
-        if (f->deadline > mono && f->timed_out) {
-            f->timed_out = false;           /* the timer stopped at the old deadline */
+        f->fill->deadline = dl < cap ? dl : cap;
+        if (f->fill->deadline > mono && f->fill->timed_out) {
+            f->fill->timed_out = false;           /* the timer stopped at the old deadline */
             fill_arm(f);
         }
     }
-    if (!f->timed_out)
+    if (!f->fill->timed_out)
         return false;
-    if (mono - f->holder_seen >= c->v[CK_LOCK_TTL]) {
+    if (mono - f->fill->holder_seen >= c->v[CK_LOCK_TTL]) {
         fill_fetch(f, SM_NONE);
         return true;
     }
     log_limited(LOG_INFO, "fill %s: another daemon's fill is still under way at the reply bound", f->key);
-    flight_finish(f, outcome_error("TRYAGAIN fill under way in another daemon"));
+    fill_finish(f, outcome_error("TRYAGAIN fill under way in another daemon"));
     flight_put(f);
     return true;
 }
@@ -202,26 +251,26 @@ static bool fill_watch(struct flight *f, const char *holder)
 static void fill_lock_cb(void *priv, const redisReply *rep)
 {
     struct flight *f = priv;
-    bool poll = f->state != FS_LOCKING;
+    bool poll = f->fill->state != FS_LOCKING;
     long long code = -1, now = 0;
     const char *holder = "";
     struct outcome *o;
 
     f->ops--;
-    f->lock_busy = false;
+    f->fill->lock_busy = false;
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
         rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[1]->type == REDIS_REPLY_INTEGER) {
         code = rep->element[0]->integer;
         now = rep->element[1]->integer;
-        fill_clock_sample(now, f->lock_sent_ms);
+        fill_clock_sample(now, f->fill->lock_sent_ms);
         if (rep->elements >= 3 && rep->element[2]->type == REDIS_REPLY_STRING)
             holder = rep->element[2]->str;
     }
-    if (f->finished || f->state == FS_FETCHING || cs_exiting) {
+    if (f->finished || f->fill->state == FS_FETCHING || cs_exiting) {
         if (code == 1)
             fill_release(f);    /* taken too late to be used: give it back */
         if (cs_exiting && !f->finished)
-            flight_finish(f, outcome_error("ERR shutting down"));
+            fill_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
@@ -230,19 +279,19 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         fill_fetch(f, SM_OWN);
         return;
     case 2:
-        if (f->attempts > 3) {
+        if (f->fill->attempts > 3) {
             /* Fresh by the script, unusable by the re-read, again and
              * again: answer from the upstream, storing nothing. */
             fill_fetch(f, SM_NONE);
             return;
         }
-        f->woken_by_poll = poll;
+        f->fill->woken_by_poll = poll;
         fill_reread(f, true);
         return;
     case 3:
         o = outcome_new(OC_NOTFOUND);
         o->rec.nf = true;
-        flight_finish(f, o);
+        fill_finish(f, o);
         flight_put(f);
         return;
     case 0:
@@ -253,17 +302,17 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         fill_fetch(f, SM_NONE);
         return;
     }
-    if (!f->suppressed) {
-        f->suppressed = true;
+    if (!f->fill->suppressed) {
+        f->fill->suppressed = true;
         stats.stampedes_suppressed++;
-        f->wait_start = cs_mono_ms();
-        snprintf(f->since, sizeof(f->since), "%lld", now);
+        f->fill->wait_start = cs_mono_ms();
+        snprintf(f->fill->since, sizeof(f->fill->since), "%lld", now);
     }
     if (fill_watch(f, holder))
         return;
     if (poll)
         return;                 /* the timer polls on */
-    f->state = FS_WAITING;
+    f->fill->state = FS_WAITING;
     fill_arm(f);
     /* A fill that completed between our miss and our lock attempt
      * published before we waited: one read now catches it. */
@@ -279,47 +328,47 @@ static void fill_lock(struct flight *f, bool poll)
 {
     char ttl[24];
     const char *fmt = f->ns->format == NS_RAW ? "raw" : "hash";
-    const char *argv[6] = { f->key, f->lock, f->token, ttl, fmt, f->since };
+    const char *argv[6] = { f->key, f->lock, f->fill->token, ttl, fmt, f->fill->since };
     size_t lens[6];
 
     if (cs_exiting) {
-        flight_finish(f, outcome_error("ERR shutting down"));
+        fill_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
-    if (f->lock_busy)
+    if (f->fill->lock_busy)
         return;
     if (!poll)
-        f->attempts++;
+        f->fill->attempts++;
     snprintf(ttl, sizeof(ttl), "%lld", f->ns->c.v[CK_LOCK_TTL]);
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
     if (!poll)
-        f->state = FS_LOCKING;
-    f->lock_sent_ms = cs_now_ms();
+        f->fill->state = FS_LOCKING;
+    f->fill->lock_sent_ms = cs_now_ms();
     if (rstore_eval(RS_LOCK, fill_lock_cb, f, 2, 6, argv, lens) != CS_OK) {
         fill_fetch(f, SM_NONE);
         return;
     }
-    f->lock_busy = true;
+    f->fill->lock_busy = true;
     f->ops++;
 }
 
 static void fill_reread_cb(void *priv, const redisReply *rep)
 {
     struct flight *f = priv;
-    bool notice = f->state == FS_READING;
+    bool notice = f->fill->state == FS_READING;
 
     f->ops--;
     /* A re-read that comes back after the lock timeout took over: the
      * fetch under way answers. */
-    if (f->finished || f->state == FS_FETCHING) {
+    if (f->finished || f->fill->state == FS_FETCHING) {
         flight_put(f);
         return;
     }
     if (fill_take_reply(f, rep)) {
-        if (f->suppressed) {    /* another daemon's fill answered us */
-            if (notice && !f->woken_by_poll)
+        if (f->fill->suppressed) {  /* another daemon's fill answered us */
+            if (notice && !f->fill->woken_by_poll)
                 stats.fills_woken_by_notice++;
             else
                 stats.fills_woken_by_poll++;
@@ -327,7 +376,7 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
         flight_put(f);
         return;
     }
-    if (!rep && !rstore_ready_for(f->key, f->keylen) && (f->state == FS_WAITING || f->state == FS_READING)) {
+    if (!rep && !rstore_ready_for(f->key, f->keylen) && (f->fill->state == FS_WAITING || f->fill->state == FS_READING)) {
         fill_fetch(f, SM_NONE);     /* Redis went away while we waited */
         return;
     }
@@ -345,7 +394,7 @@ static void fill_reread(struct flight *f, bool notice)
 
     memcpy(key, f->key, f->keylen);
     if (notice)
-        f->state = FS_READING;
+        f->fill->state = FS_READING;
     if (rstore_cmd(fill_reread_cb, f, 2, argv, lens) != CS_OK) {
         fill_fetch(f, SM_NONE);
         return;
@@ -355,7 +404,7 @@ static void fill_reread(struct flight *f, bool notice)
 
 void fill_notice(struct flight *f)
 {
-    if (f->state == FS_WAITING)
+    if (f->fill->state == FS_WAITING)
         fill_reread(f, true);
 }
 
@@ -365,13 +414,13 @@ static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
-    if (f->state != FS_WAITING && f->state != FS_READING)
+    if (f->fill->state != FS_WAITING && f->fill->state != FS_READING)
         return;
-    if (f->deadline - cs_mono_ms() <= 0) {
-        if (!f->timed_out) {
+    if (f->fill->deadline - cs_mono_ms() <= 0) {
+        if (!f->fill->timed_out) {
             log_limited(LOG_INFO, "fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
             stats.lock_timeouts++;
-            f->timed_out = true;
+            f->fill->timed_out = true;
         }
         /* Take the lock with our own token, or fetch without storing: the
          * reply decides (the poll under way, if there is one). */
@@ -382,7 +431,7 @@ static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
      * gone (invalidated, released without a notice we heard) frees the
      * lock, and we take it instead of waiting out lock_ttl_ms. */
     fill_lock(f, true);
-    if (f->state == FS_WAITING || f->state == FS_READING)
+    if (f->fill->state == FS_WAITING || f->fill->state == FS_READING)
         fill_arm(f);
 }
 
@@ -482,7 +531,7 @@ static void fill_store(struct flight *f, struct outcome *o)
 #define ARG(p, l) (argv[argc] = (p), lens[argc++] = (l))
     ARG(f->key, f->keylen);
     ARG(f->lock, f->locklen);
-    ARG(f->token, strlen(f->token));
+    ARG(f->fill->token, strlen(f->fill->token));
     ARG(fresh, strlen(fresh));
     ARG(pttl, strlen(pttl));
     ARG(chan, strlen(chan));
@@ -508,8 +557,8 @@ static void fill_store(struct flight *f, struct outcome *o)
 static void fill_release(struct flight *f)
 {
     char chan[300];
-    const char *argv[4] = { f->lock, f->token, chan, f->key };
-    size_t lens[4] = { f->locklen, strlen(f->token), 0, f->keylen };
+    const char *argv[4] = { f->lock, f->fill->token, chan, f->key };
+    size_t lens[4] = { f->locklen, strlen(f->fill->token), 0, f->keylen };
 
     lens[2] = cs_fills_channel(chan, sizeof(chan), f->conf->key_prefix);
     if (rstore_eval(RS_RELEASE, fill_released_cb, f, 1, 4, argv, lens) == CS_OK) {
@@ -528,26 +577,26 @@ static void fill_fetched_cb(void *arg, const struct up_reply *up)
     o = fill_outcome(f, up);
     /* Store before answering: a client's next read, pipelined on the same
      * Redis connection, then comes after the record. */
-    if (!cs_exiting && f->store_mode == SM_OWN) {
+    if (!cs_exiting && f->fill->store_mode == SM_OWN) {
         if (o->kind != OC_ERROR)
             fill_store(f, o);
         else
             fill_release(f);
     }
-    flight_finish(f, o);
+    fill_finish(f, o);
     flight_put(f);
 }
 
 static void fill_fetch(struct flight *f, enum store_mode mode)
 {
     if (cs_exiting) {
-        flight_finish(f, outcome_error("ERR shutting down"));
+        fill_finish(f, outcome_error("ERR shutting down"));
         flight_put(f);
         return;
     }
-    evtimer_del(f->timer);
-    f->state = FS_FETCHING;
-    f->store_mode = mode;
+    evtimer_del(f->fill->timer);
+    f->fill->state = FS_FETCHING;
+    f->fill->store_mode = mode;
     f->ops++;
     stats.fills_led++;
     upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
@@ -557,8 +606,8 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
  * lock_ttl_ms for a fetch that will never be stored; give it back. */
 static void fill_shutdown_one(struct flight *f)
 {
-    if (f->state == FS_FETCHING && f->store_mode == SM_OWN) {
-        f->store_mode = SM_NONE;
+    if (f->fill->state == FS_FETCHING && f->fill->store_mode == SM_OWN) {
+        f->fill->store_mode = SM_NONE;
         fill_release(f);
     }
 }

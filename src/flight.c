@@ -3,16 +3,8 @@
  * answers them all with one shared, once-encoded outcome. */
 #include "core.h"
 #include "flight.h"
-#include "cache.h"
-#include "config.h"
-#include "conn.h"
-#include "glob.h"
-#include "log.h"
-#include "resp.h"
-#include "stats.h"
+#include "outcome.h"
 
-#include <event2/buffer.h>
-#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +78,7 @@ struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, con
     f->locklen = locklen;
     f->id = cs_strndup(id, idlen);
     f->idlen = idlen;
-    f->conf = config_ref(conf);
+    f->conf = conf;
     f->ns = ns;
     f->wtail = &f->waiters;
     if (ft_count + 1 > ft_size / 2)
@@ -100,11 +92,12 @@ struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, con
     return f;
 }
 
-void flight_add_waiter(struct flight *f, struct req_slot *s)
+void flight_add_waiter(struct flight *f, flight_done_fn *done, void *ctx)
 {
     struct waiter *w = cs_malloc(sizeof(*w));
 
-    w->slot = s;
+    w->done = done;
+    w->ctx = ctx;
     w->next = NULL;
     *f->wtail = w;
     f->wtail = &w->next;
@@ -118,13 +111,12 @@ void flight_detach(const char *key, size_t len)
         flight_unlink(f);
 }
 
-void flight_detach_glob(const struct cs_ns *ns, const char *glob, size_t len)
+void flight_detach_if(bool (*match)(const struct flight *f, const void *ctx), const void *ctx)
 {
     struct flight *f;
 
     TAILQ_FOREACH(f, &ft_all, all)
-        if (f->ns->namelen == ns->namelen && memcmp(f->ns->name, ns->name, ns->namelen) == 0 &&
-            glob_match(glob, len, f->id, f->idlen))
+        if (match(f, ctx))
             flight_unlink(f);
 }
 
@@ -141,40 +133,37 @@ void flight_each(void (*fn)(struct flight *f))
 static void flight_free(struct flight *f)
 {
     TAILQ_REMOVE(&ft_all, f, all);
-    if (f->timer)
-        event_free(f->timer);
-    config_unref(f->conf);
+    if (f->on_free)
+        f->on_free(f);
     free(f->key);
     free(f->lock);
     free(f->id);
     free(f);
 }
 
-void flight_finish(struct flight *f, struct outcome *o)
+int flight_finish(struct flight *f, struct outcome *o)
 {
     struct waiter *w, *next;
-    uint64_t n = 0;
+    int n = 0;
 
     if (f->finished) {          /* e.g. shutdown answered first */
         outcome_unref(o);
-        return;
+        return 0;
     }
     flight_unlink(f);
     f->finished = true;
-    f->state = FS_DONE;
-    if (f->timer)
-        evtimer_del(f->timer);
+    if (f->on_finish)
+        f->on_finish(f);
     for (w = f->waiters; w; w = next) {
         next = w->next;
-        cache_answer(w->slot, o);
+        w->done(w->ctx, o);
         free(w);
         n++;
     }
-    if (n)
-        stats_observe(SH_WAITERS, n);
     f->waiters = NULL;
     f->wtail = &f->waiters;
     outcome_unref(o);
+    return n;
 }
 
 void flight_put(struct flight *f)
@@ -199,108 +188,6 @@ void flight_free_all(void)
     ft_size = ft_count = 0;
 }
 
-struct outcome *outcome_new(enum oc_kind kind)
-{
-    struct outcome *o = cs_calloc(1, sizeof(*o));
-
-    o->refcnt = 1;
-    o->kind = kind;
-    return o;
-}
-
-struct outcome *outcome_error(const char *msg)
-{
-    struct outcome *o = outcome_new(OC_ERROR);
-
-    o->err = strdup(msg);
-    return o;
-}
-
-static void blob_unref(struct blob *b)
-{
-    if (b && --b->refcnt == 0)
-        free(b);
-}
-
-void outcome_unref(struct outcome *o)
-{
-    if (--o->refcnt > 0)
-        return;
-    record_free(&o->rec);
-    free(o->err);
-    blob_unref(o->all);
-    blob_unref(o->body);
-    blob_unref(o->errb);
-    free(o);
-}
-
-/* Moves an encoded evbuffer into a blob: one copy per flight, not per waiter. */
-static struct blob *blob_from(struct evbuffer *b)
-{
-    size_t len = evbuffer_get_length(b);
-    struct blob *bl = cs_malloc(sizeof(*bl) + len);
-
-    bl->refcnt = 1;
-    bl->len = len;
-    evbuffer_remove(b, bl->data, len);
-    evbuffer_free(b);
-    return bl;
-}
-
-static void blob_cleanup(const void *data, size_t len, void *arg)
-{
-    CS_UNUSED(data);
-    CS_UNUSED(len);
-    blob_unref(arg);
-}
-
-void blob_append(struct evbuffer *dst, struct blob *b)
-{
-    b->refcnt++;
-    evbuffer_add_reference(dst, b->data, b->len, blob_cleanup, b);
-}
-
-struct blob *outcome_err(struct outcome *o)
-{
-    if (!o->errb) {
-        struct evbuffer *b = evbuffer_new();
-        resp_error(b, o->err);
-        o->errb = blob_from(b);
-    }
-    return o->errb;
-}
-
-struct blob *outcome_all(struct outcome *o)
-{
-    if (o->kind == OC_ERROR)
-        return outcome_err(o);
-    if (!o->all) {
-        struct evbuffer *b = evbuffer_new();
-        resp_array(b, o->kind == OC_RECORD ? 2LL * o->rec.n : 0);
-        for (int i = 0; o->kind == OC_RECORD && i < o->rec.n; i++) {
-            resp_bulk(b, o->rec.f[i].p, o->rec.f[i].len);
-            resp_bulk(b, o->rec.v[i].p, o->rec.v[i].len);
-        }
-        o->all = blob_from(b);
-    }
-    return o->all;
-}
-
-struct blob *outcome_body(struct outcome *o)
-{
-    if (o->kind == OC_ERROR)
-        return outcome_err(o);
-    if (!o->body) {
-        struct evbuffer *b = evbuffer_new();
-        if (o->kind == OC_RECORD && o->rec.has_body)
-            resp_bulk(b, o->rec.body.p, o->rec.body.len);
-        else
-            resp_nil(b);
-        o->body = blob_from(b);
-    }
-    return o->body;
-}
-
 void flight_foreach(void (*fn)(struct flight *f))
 {
     struct flight *f, *next;
@@ -311,12 +198,12 @@ void flight_foreach(void (*fn)(struct flight *f))
     }
 }
 
-void flight_report(struct stats_sink *s)
+int flight_in_progress(void)
 {
     const struct flight *f;
     int n = 0;
 
     TAILQ_FOREACH(f, &ft_all, all)
         n += !f->finished;
-    s->num(s, SK_GAUGE, "flights_in_progress", "Fills under way in this daemon", NULL, n);
+    return n;
 }

@@ -1,57 +1,36 @@
-/* flight.h - in-process single-flight: one fill per key, its waiters, and
- * the outcome they all share. */
+/* flight.h - in-process single-flight: one fill per key and its waiters,
+ * each answered through its own callback with the outcome they all share. */
 #ifndef CS_FLIGHT_H
 #define CS_FLIGHT_H
 
 #include "core.h"
-#include "record.h"
 
-/* An encoded reply shared by every waiter (evbuffer_add_reference). */
-struct blob {
-    int refcnt;
-    size_t len;
-    char data[];
-};
+struct outcome;
 
-enum oc_kind { OC_RECORD, OC_NOTFOUND, OC_ERROR };
+/* A waiter's own completion: called once with the flight's outcome (the
+ * callee takes its own reference if it keeps o). */
+typedef void flight_done_fn(void *ctx, struct outcome *o);
 
-struct outcome {
-    int refcnt;
-    enum oc_kind kind;
-    struct record rec;
-    char *err;                          /* e.g. "UPSTREAM timeout" */
-    struct blob *all, *body, *errb;     /* encoded on first use */
-};
+struct fill;
 
 struct waiter {
-    struct req_slot *slot;
+    flight_done_fn *done;
+    void *ctx;
     struct waiter *next;
 };
-
-enum fill_state { FS_NEW, FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
 
 struct flight {
     char *key, *lock, *id;
     size_t keylen, locklen, idlen;
-    struct cs_config *conf;             /* a ref: ns lives in it */
+    struct cs_config *conf;             /* the fill holds its ref: ns lives in it */
     const struct cs_ns *ns;
     struct waiter *waiters, **wtail;
     int ops;                            /* callbacks still to come */
-    bool in_table, finished, suppressed;
-    enum fill_state state;
-    char token[40];
-    struct event *timer;
-    int64_t deadline;
-    int attempts;
-    int store_mode;                     /* how fill.c may store its fetch */
-    bool lock_busy;                     /* a lock script is under way */
-    bool timed_out;                     /* waited lock_ttl_ms: take over or fetch unstored */
-    int64_t lock_sent_ms;               /* wall clock, for the Redis clock offset */
-    char since[24];                     /* Redis ms when the lock was first found held */
-    char holder[40];                    /* the token holding the lock we wait on */
-    int64_t holder_seen;                /* when we first saw it (mono ms; 0: none yet) */
-    int64_t wait_start;                 /* when this flight began to wait (mono ms) */
-    bool woken_by_poll;                 /* the poll, not a notice, found the record */
+    bool in_table, finished;
+    struct fill *fill;                  /* fill.c's own state, freed by on_free */
+    /* The fill's hooks: told when the flight finishes, and when it is freed. */
+    void (*on_finish)(struct flight *f);
+    void (*on_free)(struct flight *f);
     struct flight *hnext;
     TAILQ_ENTRY(flight) all;
 };
@@ -59,15 +38,16 @@ struct flight {
 struct flight *flight_find(const char *key, size_t len);
 struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, const char *key, size_t keylen,
                              const char *lock, size_t locklen, const char *id, size_t idlen);
-void flight_add_waiter(struct flight *f, struct req_slot *s);
+void flight_add_waiter(struct flight *f, flight_done_fn *done, void *ctx);
 /* Invalidation: later requests must not join these flights. */
 void flight_detach(const char *key, size_t len);
-/* INVALIDATE ns:glob: the flights of ns whose id the glob matches. */
-void flight_detach_glob(const struct cs_ns *ns, const char *glob, size_t len);
+/* Detaches every flight match() says yes to (e.g. INVALIDATE's glob). */
+void flight_detach_if(bool (*match)(const struct flight *f, const void *ctx), const void *ctx);
 /* Calls fn on every flight, detached ones too (fn must not free any). */
 void flight_each(void (*fn)(struct flight *f));
-/* Answer every waiter with o (the flight takes o's reference). */
-void flight_finish(struct flight *f, struct outcome *o);
+/* Answer every waiter with o (the flight takes o's reference); returns
+ * how many waiters it answered. */
+int flight_finish(struct flight *f, struct outcome *o);
 /* An operation on f has called back: free f once finished and idle. */
 void flight_put(struct flight *f);
 /* Exit: finish every flight with an error and free what is idle. */
@@ -75,17 +55,7 @@ void flight_free_all(void);
 /* fn on every flight, detached ones too; fn may finish (and free) its own. */
 void flight_foreach(void (*fn)(struct flight *f));
 
-struct outcome *outcome_new(enum oc_kind kind);
-struct outcome *outcome_error(const char *msg);
-void outcome_unref(struct outcome *o);
-/* Shared encodings: HGETALL's array, GET's bulk, the error line. */
-struct blob *outcome_all(struct outcome *o);
-struct blob *outcome_body(struct outcome *o);
-struct blob *outcome_err(struct outcome *o);
-void blob_append(struct evbuffer *dst, struct blob *b);
-
 /* The flights under way, for STATS and /metrics. */
-struct stats_sink;
-void flight_report(struct stats_sink *s);
+int flight_in_progress(void);
 
 #endif

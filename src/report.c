@@ -29,7 +29,7 @@ void report_all(struct stats_sink *s)
 
     s->str(s, "build_version", "cachasided version", PACKAGE_VERSION);
     stats_report(s);
-    flight_report(s);
+    s->num(s, SK_GAUGE, "flights_in_progress", "Fills under way in this daemon", NULL, flight_in_progress());
     rstore_report(s);
     upstream_report(s);
     s->num(s, SK_GAUGE, "last_reload_unix_s", "When the last SIGHUP reload happened (0: never)", NULL,

@@ -209,6 +209,27 @@ static void writes_pattern(char *buf, const struct cs_config *c, const struct cs
     snprintf(buf + n, CACHE_KEY_MAX - n, ":{%.*s}", (int)glob.len, glob.p);
 }
 
+struct writes_glob {
+    const struct cs_ns *ns;
+    struct cs_str glob;
+};
+
+static bool writes_glob_match(const struct flight *f, const void *ctx)
+{
+    const struct writes_glob *g = ctx;
+
+    return f->ns->namelen == g->ns->namelen && memcmp(f->ns->name, g->ns->name, g->ns->namelen) == 0 &&
+           glob_match(g->glob.p, g->glob.len, f->id, f->idlen);
+}
+
+/* INVALIDATE ns:glob: the flights of ns whose id the glob matches. */
+static void writes_detach_glob(const struct cs_ns *ns, struct cs_str glob)
+{
+    struct writes_glob g = { ns, glob };
+
+    flight_detach_if(writes_glob_match, &g);
+}
+
 void writes_cmd_invalidate(struct req *r)
 {
     const struct cs_ns *ns;
@@ -237,7 +258,7 @@ void writes_cmd_invalidate(struct req *r)
     strcpy(iv->cursor, "0");
     r->state = iv;
     r->state_free = free;
-    flight_detach_glob(ns, glob.p, glob.len);
+    writes_detach_glob(ns, glob);
     writes_scan(r);
 }
 
