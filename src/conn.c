@@ -1,5 +1,5 @@
-/* conn.c - one client: input buffer, parsing, the ordered reply queue,
- * backpressure and the output limit.
+/* conn.c - one client: input buffer, parsing, backpressure, writing and
+ * the output limit; its requests and their reply order are req.c's.
  *
  * Reads go into one buffer shared by every client; what is left of a
  * partial request is kept in the client's own buffer, so an idle client
@@ -47,8 +47,7 @@
 #define CONN_NOAUTH_ARGS 10
 #define CONN_NOAUTH_ARG 4096
 #define CONN_NOAUTH_FRAME 16384
-#define CONN_POOL_MAX 1024          /* spare output buffers / request blocks kept */
-#define CONN_REQ_BLOCK 512          /* requests this small come from the block pool */
+#define CONN_POOL_MAX 1024          /* spare output buffers kept */
 
 enum { CONN_TODO_READ = 1, CONN_TODO_FLUSH = 2 };
 
@@ -62,12 +61,10 @@ static int64_t conn_pass_us;        /* cs_mono_us() at the start of this read pa
 static TAILQ_HEAD(, conn) conn_todo = TAILQ_HEAD_INITIALIZER(conn_todo);
 static struct event conn_todo_ev;
 static bool conn_todo_ready, conn_todo_active;
-/* Spares: empty output buffers, and blocks for small requests. At most
- * one per open connection is kept, so none is left once they are gone. */
+/* Spare empty output buffers. At most one per open connection is kept,
+ * so none is left once they are gone. */
 static struct evbuffer *conn_out_pool[CONN_POOL_MAX];
 static int conn_out_spare;
-static void *conn_req_pool[CONN_POOL_MAX];
-static int conn_req_spare;
 
 static void conn_event_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_todo_cb(evutil_socket_t fd, short what, void *arg);
@@ -136,10 +133,9 @@ static void conn_todo_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static struct evbuffer *conn_out(struct conn *c)
+struct evbuffer *conn_out_get(struct conn *c)
 {
-    if (!c->out)
-        c->out = conn_out_spare ? conn_out_pool[--conn_out_spare] : evbuffer_new();
+    c->out = conn_out_spare ? conn_out_pool[--conn_out_spare] : evbuffer_new();
     return c->out;
 }
 
@@ -160,28 +156,12 @@ static void conn_out_release(struct conn *c)
     c->out = NULL;
 }
 
-static void *conn_req_alloc(size_t need)
-{
-    if (need > CONN_REQ_BLOCK)
-        return cs_malloc(need);
-    return conn_req_spare ? conn_req_pool[--conn_req_spare] : cs_malloc(CONN_REQ_BLOCK);
-}
-
-static void conn_req_release(void *p, size_t need)
-{
-    if (need <= CONN_REQ_BLOCK && conn_req_spare < CONN_POOL_MAX && conn_req_spare < conn_count && !cs_exiting)
-        conn_req_pool[conn_req_spare++] = p;
-    else
-        free(p);
-}
-
 /* Fewer connections: fewer spares. */
 static void conn_pools_trim(void)
 {
     while (conn_out_spare > conn_count)
         evbuffer_free(conn_out_pool[--conn_out_spare]);
-    while (conn_req_spare > conn_count)
-        free(conn_req_pool[--conn_req_spare]);
+    req_pool_trim();
 }
 
 void conn_new(int fd, const char *peer)
@@ -206,28 +186,10 @@ void conn_new(int fd, const char *peer)
     clog_debug(c, "connected");
 }
 
-static void req_free(struct req *r)
-{
-    if (r->state_free)
-        r->state_free(r->state);
-    if (r->stash)
-        evbuffer_free(r->stash);
-    config_unref(r->conf);
-    conn_req_release(r, r->bytes);
-}
-
 void conn_close(struct conn *c, const char *why)
 {
-    struct req *r;
-
     clog_debug(c, "closing: %s", why);
-    while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
-        TAILQ_REMOVE(&c->reqs, r, q);
-        if (r->done || order_drop(r))
-            req_free(r);
-        else
-            r->conn = NULL;     /* its owner frees it when the answer comes */
-    }
+    req_close_all(c);
     order_close(&c->ord);
     TAILQ_REMOVE(&conn_all, c, link);
     conn_count--;
@@ -284,42 +246,11 @@ void conn_drain(struct conn *c)
     conn_want_write(c);
 }
 
-static struct req *req_new(struct conn *c, const struct resp_args *a)
-{
-    size_t need = sizeof(struct req) + sizeof(struct cs_str) * (size_t)a->argc;
-    struct req *r;
-    char *p;
-
-    for (int i = 0; i < a->argc; i++)
-        need += a->argv[i].len + 1;
-    r = conn_req_alloc(need);
-    memset(r, 0, sizeof(*r));
-    r->conn = c;
-    r->bytes = need;
-    r->outcome = -1;
-    r->t0_us = conn_pass_us;     /* read together, arrived together */
-    r->conf = config_ref(cs_conf);
-    r->argc = a->argc;
-    r->argv = (struct cs_str *)(r + 1);
-    p = (char *)(r->argv + a->argc);
-    for (int i = 0; i < a->argc; i++) {
-        memcpy(p, a->argv[i].p, a->argv[i].len);
-        p[a->argv[i].len] = '\0';   /* handy for logging and lookups */
-        r->argv[i].p = p;
-        r->argv[i].len = a->argv[i].len;
-        p += a->argv[i].len + 1;
-    }
-    TAILQ_INSERT_TAIL(&c->reqs, r, q);
-    c->inflight++;
-    c->qbytes += need;
-    return r;
-}
-
 /* A protocol error answers after what came before it, then closes. */
 static void conn_protocol_error(struct conn *c, const char *why)
 {
     struct resp_args none = { 0 };
-    struct req *r = req_new(c, &none);
+    struct req *r = req_new(c, &none, conn_pass_us);
 
     clog_info(c, "protocol error: %s", why);
     stats.protocol_errors++;
@@ -385,7 +316,7 @@ static void conn_process(struct conn *c, const char *base)
         c->ipos += used;
         if (st == RESP_DONE) {
             started++;
-            command_dispatch(req_new(c, &conn_args));
+            command_dispatch(req_new(c, &conn_args, conn_pass_us));   /* read together, arrived together */
         }
     }
     if (conn_args.cap > CONN_ARGS_KEEP)
@@ -553,45 +484,8 @@ static void conn_event_cb(evutil_socket_t fd, short what, void *arg)
         conn_read(c);
 }
 
-struct evbuffer *req_out(struct req *r)
+void conn_answered(struct conn *c)
 {
-    if (r->conn && TAILQ_FIRST(&r->conn->reqs) == r)
-        return conn_out(r->conn);
-    if (!r->stash)
-        r->stash = evbuffer_new();
-    return r->stash;
-}
-
-void req_done(struct req *r)
-{
-    struct conn *c = r->conn;
-    struct req *h;
-    int64_t now_us = cs_mono_us();
-
-    r->done = true;
-    if (r->outcome >= 0) {
-        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(now_us - r->t0_us));
-        if (r->outcome == SH_REQ_ERROR && r->nss)
-            r->nss->errors++;
-    }
-    if (!c) {
-        req_free(r);
-        return;
-    }
-    c->last_active = now_us / 1000;     /* cs_mono_ms() */
-    if (r->stash)
-        c->stashed += evbuffer_get_length(r->stash);
-    order_done(r);              /* may run later commands on its keys */
-    while ((h = TAILQ_FIRST(&c->reqs)) != NULL && h->done) {
-        TAILQ_REMOVE(&c->reqs, h, q);
-        c->inflight--;
-        c->qbytes -= h->bytes;
-        if (h->stash) {
-            c->stashed -= evbuffer_get_length(h->stash);
-            evbuffer_add_buffer(conn_out(c), h->stash);
-        }
-        req_free(h);
-    }
     /* Writing (and any close) happens at the end of the pass (conn_todo),
      * never here: our caller may still be walking this connection. */
     conn_want_write(c);

@@ -1,52 +1,13 @@
-/* conn.h - one client connection and the requests it has in flight. */
+/* conn.h - one client connection: what its requests (req.h) see of it. */
 #ifndef CS_CONN_H
 #define CS_CONN_H
 
 #include "core.h"
 #include "order.h"
+#include "req.h"
 #include "resp.h"
 
 #include <event2/event_struct.h>
-
-struct cmd_def;
-
-/* One key's lookup within a request: MGET has one per key, every other
- * key command uses the request's own. */
-struct req_slot {
-    struct req *r;
-    int i;
-    struct evbuffer *el;        /* MGET: this key's element of the reply */
-};
-
-/* A request moves parsed -> (Redis lookup | flight) -> done. It is owned by
- * its connection's queue; when the client goes away first, conn is set to
- * NULL and whoever holds the request (a Redis callback, a flight) frees it
- * with req_done when its answer arrives; a request still waiting for its
- * turn (order.c) has no other owner and goes with its connection. */
-struct req {
-    TAILQ_ENTRY(req) q;
-    struct conn *conn;
-    struct evbuffer *stash;         /* reply finished before its turn */
-    const struct cmd_def *cmd;
-    struct cs_config *conf;         /* the config it started under (a ref) */
-    const struct cs_ns *ns;         /* of argv[1], for key commands */
-    int argc;
-    struct cs_str *argv;            /* copies, in the same allocation */
-    size_t bytes;                   /* of that allocation: the client's share */
-    bool done;
-    struct req_slot one;
-    /* Per-command state of asynchronous commands (MGET, INVALIDATE). */
-    int pending;
-    long long count;
-    void *state;
-    void (*state_free)(void *);
-    struct order_req ord;           /* its turn among commands on its keys */
-    /* Read commands: the latency histogram it counts in (enum
-     * stats_hist_id, -1 for other commands) and its namespace's figures. */
-    int outcome;
-    int64_t t0_us;
-    struct stats_ns *nss;
-};
 
 /* Fields are ordered to pack: an idle client is this struct alone. */
 struct conn {
@@ -65,7 +26,7 @@ struct conn {
     struct evbuffer *out;           /* NULL while nothing is waiting to go out (conn_out) */
     size_t stashed;                 /* reply bytes finished out of order, waiting their turn */
     size_t qbytes;                  /* bytes held by its queued requests */
-    TAILQ_HEAD(, req) reqs;
+    TAILQ_HEAD(, req) reqs;         /* in reply order (req.c) */
     int inflight;                   /* requests whose reply is not yet in out */
     int rq;                         /* its reads waiting on Redis */
     bool authed;
@@ -95,9 +56,14 @@ void conn_sweep_idle(int64_t now, long long idle_ms);
 void conn_redis_sent(struct conn *c);
 void conn_redis_answered(struct conn *c);
 
-/* Where the reply to r goes: the socket's buffer when it is r's turn. */
-struct evbuffer *req_out(struct req *r);
-/* r's reply is complete: send what is in order, free r. */
-void req_done(struct req *r);
+/* c's output buffer, taken from the pool on first use (req_out, req_done). */
+struct evbuffer *conn_out_get(struct conn *c);
+static inline struct evbuffer *conn_out(struct conn *c)
+{
+    return c->out ? c->out : conn_out_get(c);
+}
+/* From req_done: replies went into out; write them at the end of the
+ * pass, and read on if the queue has room again. */
+void conn_answered(struct conn *c);
 
 #endif

@@ -1,0 +1,152 @@
+/* req.c - a client request and its place in its connection's reply order.
+ *
+ * A connection (conn.c) parses a request and hands it here: req_new copies
+ * its arguments into one block, so nothing points into the input buffers
+ * once it is dispatched, and queues it last on the connection. Commands
+ * answer in any order (a hit before an earlier miss), but replies must go
+ * out in the order the requests came: req_out gives the connection's own
+ * output buffer to the request at the head of the queue and a stash of
+ * its own to any other, and req_done moves every finished request at the
+ * head into the output buffer, stash by stash, then frees it. What is
+ * stashed counts against the client's output limit like what is written.
+ *
+ * Ownership: the queue owns its requests. A client that goes away first
+ * leaves the requests someone else holds (a Redis callback, a flight) with
+ * conn set to NULL; that holder's req_done frees them (req_close_all).
+ *
+ * Small requests, which are nearly all of them, come from a pool of
+ * blocks of one size, so a hit allocates nothing once the daemon is warm;
+ * the pool keeps at most one block per open connection. */
+#include "core.h"
+#include "req.h"
+#include "conn.h"
+#include "config.h"
+#include "resp.h"
+#include "stats.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REQ_POOL_MAX 1024           /* spare request blocks kept */
+#define REQ_BLOCK 512               /* requests this small come from the block pool */
+
+static void *req_pool[REQ_POOL_MAX];
+static int req_spare;
+
+static void *req_alloc(size_t need)
+{
+    if (need > REQ_BLOCK)
+        return cs_malloc(need);
+    return req_spare ? req_pool[--req_spare] : cs_malloc(REQ_BLOCK);
+}
+
+static void req_release(void *p, size_t need)
+{
+    if (need <= REQ_BLOCK && req_spare < REQ_POOL_MAX && req_spare < conn_count && !cs_exiting)
+        req_pool[req_spare++] = p;
+    else
+        free(p);
+}
+
+void req_pool_trim(void)
+{
+    while (req_spare > conn_count)
+        free(req_pool[--req_spare]);
+}
+
+static void req_free(struct req *r)
+{
+    if (r->state_free)
+        r->state_free(r->state);
+    if (r->stash)
+        evbuffer_free(r->stash);
+    config_unref(r->conf);
+    req_release(r, r->bytes);
+}
+
+struct req *req_new(struct conn *c, const struct resp_args *a, int64_t t0_us)
+{
+    size_t need = sizeof(struct req) + sizeof(struct cs_str) * (size_t)a->argc;
+    struct req *r;
+    char *p;
+
+    for (int i = 0; i < a->argc; i++)
+        need += a->argv[i].len + 1;
+    r = req_alloc(need);
+    memset(r, 0, sizeof(*r));
+    r->conn = c;
+    r->bytes = need;
+    r->outcome = -1;
+    r->t0_us = t0_us;
+    r->conf = config_ref(cs_conf);
+    r->argc = a->argc;
+    r->argv = (struct cs_str *)(r + 1);
+    p = (char *)(r->argv + a->argc);
+    for (int i = 0; i < a->argc; i++) {
+        memcpy(p, a->argv[i].p, a->argv[i].len);
+        p[a->argv[i].len] = '\0';   /* handy for logging and lookups */
+        r->argv[i].p = p;
+        r->argv[i].len = a->argv[i].len;
+        p += a->argv[i].len + 1;
+    }
+    TAILQ_INSERT_TAIL(&c->reqs, r, q);
+    c->inflight++;
+    c->qbytes += need;
+    return r;
+}
+
+struct evbuffer *req_out(struct req *r)
+{
+    if (r->conn && TAILQ_FIRST(&r->conn->reqs) == r)
+        return conn_out(r->conn);
+    if (!r->stash)
+        r->stash = evbuffer_new();
+    return r->stash;
+}
+
+void req_done(struct req *r)
+{
+    struct conn *c = r->conn;
+    struct req *h;
+    int64_t now_us = cs_mono_us();
+
+    r->done = true;
+    if (r->outcome >= 0) {
+        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(now_us - r->t0_us));
+        if (r->outcome == SH_REQ_ERROR && r->nss)
+            r->nss->errors++;
+    }
+    if (!c) {
+        req_free(r);
+        return;
+    }
+    c->last_active = now_us / 1000;     /* cs_mono_ms() */
+    if (r->stash)
+        c->stashed += evbuffer_get_length(r->stash);
+    order_done(r);              /* may run later commands on its keys */
+    while ((h = TAILQ_FIRST(&c->reqs)) != NULL && h->done) {
+        TAILQ_REMOVE(&c->reqs, h, q);
+        c->inflight--;
+        c->qbytes -= h->bytes;
+        if (h->stash) {
+            c->stashed -= evbuffer_get_length(h->stash);
+            evbuffer_add_buffer(conn_out(c), h->stash);
+        }
+        req_free(h);
+    }
+    conn_answered(c);
+}
+
+void req_close_all(struct conn *c)
+{
+    struct req *r;
+
+    while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
+        TAILQ_REMOVE(&c->reqs, r, q);
+        if (r->done || order_drop(r))
+            req_free(r);
+        else
+            r->conn = NULL;     /* its owner frees it when the answer comes */
+    }
+}

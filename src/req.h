@@ -1,0 +1,64 @@
+/* req.h - one client request, and its place in its connection's reply
+ * order (req.c). */
+#ifndef CS_REQ_H
+#define CS_REQ_H
+
+#include "core.h"
+#include "order.h"
+
+struct cmd_def;
+struct resp_args;
+struct stats_ns;
+
+/* One key's lookup within a request: MGET has one per key, every other
+ * key command uses the request's own. */
+struct req_slot {
+    struct req *r;
+    int i;
+    struct evbuffer *el;        /* MGET: this key's element of the reply */
+};
+
+/* A request moves parsed -> (Redis lookup | flight) -> done. It is owned by
+ * its connection's queue; when the client goes away first, conn is set to
+ * NULL and whoever holds the request (a Redis callback, a flight) frees it
+ * with req_done when its answer arrives; a request still waiting for its
+ * turn (order.c) has no other owner and goes with its connection. */
+struct req {
+    TAILQ_ENTRY(req) q;
+    struct conn *conn;
+    struct evbuffer *stash;         /* reply finished before its turn */
+    const struct cmd_def *cmd;
+    struct cs_config *conf;         /* the config it started under (a ref) */
+    const struct cs_ns *ns;         /* of argv[1], for key commands */
+    int argc;
+    struct cs_str *argv;            /* copies, in the same allocation */
+    size_t bytes;                   /* of that allocation: the client's share */
+    bool done;
+    struct req_slot one;
+    /* Per-command state of asynchronous commands (MGET, INVALIDATE). */
+    int pending;
+    long long count;
+    void *state;
+    void (*state_free)(void *);
+    struct order_req ord;           /* its turn among commands on its keys */
+    /* Read commands: the latency histogram it counts in (enum
+     * stats_hist_id, -1 for other commands) and its namespace's figures. */
+    int outcome;
+    int64_t t0_us;
+    struct stats_ns *nss;
+};
+
+/* A request of c's with copies of a's arguments, last in c's reply order;
+ * t0_us is when it arrived (cs_mono_us() of the read pass). */
+struct req *req_new(struct conn *c, const struct resp_args *a, int64_t t0_us);
+/* Where the reply to r goes: the socket's buffer when it is r's turn. */
+struct evbuffer *req_out(struct req *r);
+/* r's reply is complete: send what is in order, free r. */
+void req_done(struct req *r);
+/* From conn_close: frees c's requests nobody else holds, and leaves the
+ * others (at Redis, in a flight) to free themselves when answered. */
+void req_close_all(struct conn *c);
+/* Fewer connections: fewer spare request blocks. */
+void req_pool_trim(void);
+
+#endif
