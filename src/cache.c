@@ -159,21 +159,6 @@ void cache_free(void)
     fill_free();
 }
 
-bool cache_exp_parse(const char *p, size_t len, int64_t *exp)
-{
-    int64_t v = 0;
-
-    if (len == 0 || len > 18)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        v = v * 10 + (p[i] - '0');
-    }
-    *exp = v;
-    return true;
-}
-
 int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
                     struct cs_str *id, char *err, size_t errsz)
 {
@@ -519,24 +504,6 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
     cache_slot_done(s);
 }
 
-bool cache_reply_meta(const redisReply *rep, int64_t *exp, bool *nf, bool *body)
-{
-    bool valid = false;
-
-    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
-        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        if (k->len == 5 && memcmp(k->str, "__exp", 5) == 0)
-            valid = cache_exp_parse(v->str, (size_t)v->len, exp);
-        else if (k->len == 4 && memcmp(k->str, "__nf", 4) == 0)
-            *nf = true;
-        else if (k->len == 6 && memcmp(k->str, "__body", 6) == 0)
-            *body = true;
-    }
-    return valid;
-}
-
 static void cache_read_cb(void *priv, const redisReply *rep)
 {
     struct req_slot *s = priv;
@@ -572,9 +539,9 @@ static void cache_read_cb(void *priv, const redisReply *rep)
         return;
     }
     if (r->cmd->rk == RK_HGETALL) {
-        found = cache_reply_meta(rep, &exp, &nf, &body);
+        found = record_reply_meta(rep, &exp, &nf, &body);
     } else if (rep->elements >= 3 && rep->element[0]->type == REDIS_REPLY_STRING) {
-        found = cache_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &exp);
+        found = record_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &exp);
         nf = rep->element[1]->type == REDIS_REPLY_STRING;
         body = rep->element[2]->type == REDIS_REPLY_STRING;
     }

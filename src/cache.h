@@ -17,11 +17,6 @@ void cache_init(void);
 /* Exit, before the Redis link goes: release the fill locks we hold. */
 void cache_shutdown(void);
 void cache_free(void);
-/* A record's __exp: decimal digits only, else not ours (a miss). */
-bool cache_exp_parse(const char *p, size_t len, int64_t *exp) CS_WUR;
-/* The bookkeeping fields of an HGETALL reply: true when __exp is valid. */
-struct redisReply;
-bool cache_reply_meta(const struct redisReply *rep, int64_t *exp, bool *nf, bool *body) CS_WUR;
 
 /* NAMESPACE:ID -> namespace and id; on CS_ERR, err holds the reply text. */
 int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,

@@ -15,7 +15,6 @@
  * the read path). */
 #include "core.h"
 #include "fill.h"
-#include "cache.h"
 #include "config.h"
 #include "flight.h"
 #include "log.h"
@@ -187,7 +186,7 @@ static bool fill_take_reply(struct flight *f, const redisReply *rep)
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
         return false;
-    valid = cache_reply_meta(rep, &exp, &nf, &body);
+    valid = record_reply_meta(rep, &exp, &nf, &body);
     if (!valid || (!nf && body != (f->ns->format == NS_RAW)))
         return false;           /* not ours, or the other format's: overwrite it */
     if (f->ns->c.v[CK_GRACE] > 0 && exp <= fill_redis_now_ms())
@@ -388,11 +387,9 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
 
 static void fill_reread(struct flight *f, bool notice)
 {
-    char key[CACHE_KEY_MAX];
-    const char *argv[2] = { "HGETALL", key };
+    const char *argv[2] = { "HGETALL", f->key };
     size_t lens[2] = { 7, f->keylen };
 
-    memcpy(key, f->key, f->keylen);
     if (notice)
         f->fill->state = FS_READING;
     if (rstore_cmd(fill_reread_cb, f, 2, argv, lens) != CS_OK) {

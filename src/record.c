@@ -272,3 +272,36 @@ void record_free(struct record *rec)
     free(rec->mem);
     memset(rec, 0, sizeof(*rec));
 }
+
+bool record_exp_parse(const char *p, size_t len, int64_t *exp)
+{
+    int64_t v = 0;
+
+    if (len == 0 || len > 18)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *exp = v;
+    return true;
+}
+
+bool record_reply_meta(const redisReply *rep, int64_t *exp, bool *nf, bool *body)
+{
+    bool valid = false;
+
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (k->len == 5 && memcmp(k->str, "__exp", 5) == 0)
+            valid = record_exp_parse(v->str, (size_t)v->len, exp);
+        else if (k->len == 4 && memcmp(k->str, "__nf", 4) == 0)
+            *nf = true;
+        else if (k->len == 6 && memcmp(k->str, "__body", 6) == 0)
+            *body = true;
+    }
+    return valid;
+}

@@ -25,6 +25,10 @@ void record_from_raw(struct record *rec, const char *body, size_t len);
 void record_not_found(struct record *rec);
 /* Copies an HGETALL reply. */
 void record_from_reply(struct record *rec, const struct redisReply *r);
+/* A record's __exp: decimal digits only, else not ours (a miss). */
+bool record_exp_parse(const char *p, size_t len, int64_t *exp) CS_WUR;
+/* The bookkeeping fields of an HGETALL reply: true when __exp is valid. */
+bool record_reply_meta(const struct redisReply *rep, int64_t *exp, bool *nf, bool *body) CS_WUR;
 void record_free(struct record *rec);
 
 static inline bool record_field_reserved(const char *p, size_t len)
