@@ -39,6 +39,27 @@ long long su_stat_port(int port, const char *name)
     return v;
 }
 
+void su_wait_linked(const struct h_daemon *d)
+{
+    long long deadline = h_now_ms() + H_TIMEOUT_MS;
+    char *raw = NULL;
+    int fd = h_connect(d->port);
+
+    do {
+        free(raw);
+        raw = h_cmd(fd, "PTTL", "product:ready-probe", NULL);
+        if (raw && raw[0] == ':')
+            break;
+        h_msleep(20);
+    } while (h_now_ms() < deadline);
+    ck_assert_msg(raw && strcmp(raw, ":-2\r\n") == 0, "daemon's Redis link not up: %s\n%s",
+                  h_repr(raw), h_log_tail(d->log));
+    free(raw);
+    h_close(fd);
+    ck_assert_msg(h_wait_log(d->log, "subscribed to cache:fills", H_TIMEOUT_MS) == 0,
+                  "no subscription: %s", h_log_tail(d->log));
+}
+
 void su_wait_upstream_id(struct h_upstream *u, const char *id, long n, int timeout_ms)
 {
     long long deadline = h_now_ms() + timeout_ms;

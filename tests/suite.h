@@ -34,6 +34,9 @@ long long su_take_int(char *raw);
  * port; fails the test when there is no such line. */
 long long su_stat(int fd, const char *name);
 long long su_stat_port(int port, const char *name);
+/* Waits until the daemon's Redis link answers (a PTTL through it gives
+ * :-2) and its subscriber has subscribed to cache:fills; fails otherwise. */
+void su_wait_linked(const struct h_daemon *d);
 /* Waits until the upstream has had n requests for id; fails otherwise. */
 void su_wait_upstream_id(struct h_upstream *u, const char *id, long n, int timeout_ms);
 

@@ -70,27 +70,9 @@ static const char *conf_of(const struct h_daemon *d, const char *cache, const ch
 static void daemon_up(struct h_daemon *d, const char *const env[], const char *cache,
                       const char *server_extra)
 {
-    long long deadline;
-    char *raw = NULL;
-    int fd;
-
     h_daemon_init(d);
     h_daemon_start_env(d, env, "%s", conf_of(d, cache, "raw", server_extra));
-    fd = h_connect(d->port);
-    deadline = h_now_ms() + H_TIMEOUT_MS;
-    do {
-        free(raw);
-        raw = h_cmd(fd, "PTTL", "product:ready-probe", NULL);
-        if (raw && raw[0] == ':')
-            break;
-        h_msleep(20);
-    } while (h_now_ms() < deadline);
-    ck_assert_msg(raw && strcmp(raw, ":-2\r\n") == 0, "daemon's Redis link not up: %s\n%s",
-                  h_repr(raw), h_log_tail(d->log));
-    free(raw);
-    h_close(fd);
-    ck_assert_msg(h_wait_log(d->log, "subscribed to cache:fills", H_TIMEOUT_MS) == 0,
-                  "no subscription: %s", h_log_tail(d->log));
+    su_wait_linked(d);
 }
 
 static void env_start_full(const char *cache, const char *const redis_args[], const char *const env[],

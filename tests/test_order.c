@@ -95,9 +95,6 @@ static char *bulk(const char *s)
  * + daemon; waits until the daemon has its Redis link up. */
 static void env_start(void)
 {
-    long long deadline;
-    char *raw = NULL;
-
     memset(&E, 0, sizeof(E));
     h_redis_start(&E.redis);
     h_upstream_start(&E.up, LATENCY_MS, 60);
@@ -124,19 +121,7 @@ static void env_start(void)
                    E.d.port, E.redis.port, E.up.port, E.up.port);
     E.rd = h_connect(E.redis.port);
     E.c = h_connect(E.d.port);
-    deadline = h_now_ms() + H_TIMEOUT_MS;
-    do {
-        free(raw);
-        raw = D("PTTL", "product:ready-probe");
-        if (raw && raw[0] == ':')
-            break;
-        h_msleep(20);
-    } while (h_now_ms() < deadline);
-    ck_assert_msg(raw && strcmp(raw, ":-2\r\n") == 0, "daemon's Redis link not up: %s\n%s",
-                  h_repr(raw), h_log_tail(E.d.log));
-    free(raw);
-    ck_assert_msg(h_wait_log(E.d.log, "subscribed to cache:fills", H_TIMEOUT_MS) == 0,
-                  "no subscription: %s", h_log_tail(E.d.log));
+    su_wait_linked(&E.d);
 }
 
 /* The daemon exits cleanly (under ASan: no leak, no report). */
