@@ -669,12 +669,31 @@ static void config_check_later(struct cparse *p)
                  CONF_UNIT_STOP_MS / 1000);
 }
 
+/* The value of conf_keys[row] (a [server] or [redis] key) is its default. */
+static bool config_is_default(const struct cs_config *c, size_t row)
+{
+    const struct ckey *k = &conf_keys[row];
+    const char *base = (const char *)c + k->off;
+
+    if (CONF_IS_STR(k->type))
+        return strcmp(*(char *const *)base, k->def) == 0;
+    if (k->type == T_INT)
+        return *(const long long *)base == strtoll(k->def, NULL, 10);
+    return false;
+}
+
 /* Which [redis] keys each mode needs and which it ignores. */
 static void config_check_redis(struct cparse *p)
 {
     const struct cs_config *c = p->conf;
     int mline = c->keyline[config_redis_row("mode")];
-    static const char *const standalone_only[] = { "host", "port", "unix_socket" };
+    /* Set to other than its default (the example file lists them all),
+     * a key of another mode is a mistake worth a warning. */
+    static const struct { const char *key; int mode; } mode_keys[] = {
+        { "host", RM_STANDALONE }, { "port", RM_STANDALONE }, { "unix_socket", RM_STANDALONE },
+        { "nodes", RM_CLUSTER }, { "cluster_refresh_s", RM_CLUSTER },
+        { "sentinels", RM_SENTINEL }, { "master_name", RM_SENTINEL },
+    };
     static const char *const mode_names[] = { "standalone", "cluster", "sentinel" };
 
     if (p->errs->n)
@@ -692,27 +711,11 @@ static void config_check_redis(struct cparse *p)
     }
     if (p->errs->n)
         return;
-    if (c->redis_mode != RM_STANDALONE) {
-        for (size_t i = 0; i < CS_ARRAY_LEN(standalone_only); i++) {
-            int line = c->keyline[config_redis_row(standalone_only[i])];
-            if (line)
-                log_warn("%s:%d: [redis] %s is for mode = standalone; ignored in mode = %s", p->path, line,
-                         standalone_only[i], mode_names[c->redis_mode]);
-        }
-    }
-    if (c->redis_mode != RM_CLUSTER && c->keyline[config_redis_row("nodes")])
-        log_warn("%s:%d: [redis] nodes is for mode = cluster; ignored in mode = %s", p->path,
-                 c->keyline[config_redis_row("nodes")], mode_names[c->redis_mode]);
-    if (c->redis_mode != RM_CLUSTER && c->keyline[config_redis_row("cluster_refresh_s")])
-        log_warn("%s:%d: [redis] cluster_refresh_s is for mode = cluster; ignored in mode = %s", p->path,
-                 c->keyline[config_redis_row("cluster_refresh_s")], mode_names[c->redis_mode]);
-    if (c->redis_mode != RM_SENTINEL) {
-        if (c->keyline[config_redis_row("sentinels")])
-            log_warn("%s:%d: [redis] sentinels is for mode = sentinel; ignored in mode = %s", p->path,
-                     c->keyline[config_redis_row("sentinels")], mode_names[c->redis_mode]);
-        if (c->keyline[config_redis_row("master_name")])
-            log_warn("%s:%d: [redis] master_name is for mode = sentinel; ignored in mode = %s", p->path,
-                     c->keyline[config_redis_row("master_name")], mode_names[c->redis_mode]);
+    for (size_t i = 0; i < CS_ARRAY_LEN(mode_keys); i++) {
+        size_t row = config_redis_row(mode_keys[i].key);
+        if (c->redis_mode != mode_keys[i].mode && c->keyline[row] && !config_is_default(c, row))
+            log_warn("%s:%d: [redis] %s is for mode = %s; ignored in mode = %s", p->path, c->keyline[row],
+                     mode_keys[i].key, mode_names[mode_keys[i].mode], mode_names[c->redis_mode]);
     }
 }
 

@@ -1335,7 +1335,8 @@ END_TEST
 START_TEST(test_cli_check_modes)
 {
     char args[1024], *out, *err;
-    const char *path = write_conf("cl-warn.ini", "[redis]\nmode = cluster\nnodes = 127.0.0.1:7000\nhost = r1\n");
+    const char *path = write_conf("cl-warn.ini", "[redis]\nmode = cluster\nnodes = 127.0.0.1:7000\nhost = r1\n"
+                                  "port = 6379\nsentinels =\n");
     int rc;
 
     snprintf(args, sizeof(args), "-t -c '%s'", path);
@@ -1343,6 +1344,14 @@ START_TEST(test_cli_check_modes)
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
     ck_assert_msg(strstr(err, ":4: [redis] host is for mode = standalone; ignored in mode = cluster"),
                   "no warning about host: %s", err);
+    /* Keys left at their defaults, as the example file has them, are fine. */
+    ck_assert_msg(!strstr(err, "port is for") && !strstr(err, "sentinels is for"), "warned about defaults: %s", err);
+    free(out);
+    free(err);
+    /* The shipped example (standalone) starts without a mode warning. */
+    snprintf(args, sizeof(args), "-t -c '%s'", src_path("conf/cachasided.ini"));
+    rc = run_daemon(args, &out, &err);
+    ck_assert_msg(rc == 0 && !strstr(err, "ignored in mode"), "exit %d: %s", rc, err);
     free(out);
     free(err);
     path = write_conf("cl-bad.ini", "[redis]\nmode = sentinel\nsentinels = 127.0.0.1:26379\n");
