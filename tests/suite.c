@@ -12,6 +12,63 @@ long long su_take_int(char *raw)
     return v;
 }
 
+char *su_vcmd(int fd, int timeout_ms, va_list ap)
+{
+    const char *argv[64];
+    int argc = 0;
+    const char *a;
+
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        ck_assert_int_lt(argc, 64);
+        argv[argc++] = a;
+    }
+    if (h_send_cmd(fd, argc, argv) != 0)
+        return NULL;
+    return h_read_reply(fd, timeout_ms);
+}
+
+char *su_rawq(int fd, ...)
+{
+    va_list ap;
+    char *raw;
+
+    va_start(ap, fd);
+    raw = su_vcmd(fd, H_DEFAULT, ap);
+    va_end(ap);
+    ck_assert_msg(raw != NULL, "no reply within %d ms", H_TIMEOUT_MS);
+    return raw;
+}
+
+struct h_reply *su_q(int fd, ...)
+{
+    va_list ap;
+    struct h_reply *r;
+    char *raw;
+
+    va_start(ap, fd);
+    raw = su_vcmd(fd, H_DEFAULT, ap);
+    va_end(ap);
+    ck_assert_msg(raw != NULL, "no reply within %d ms", H_TIMEOUT_MS);
+    r = h_parse_reply(raw);
+    free(raw);
+    return r;
+}
+
+long long su_qint(int fd, ...)
+{
+    va_list ap;
+    long long v;
+    char *raw;
+
+    va_start(ap, fd);
+    raw = su_vcmd(fd, H_DEFAULT, ap);
+    va_end(ap);
+    ck_assert_msg(raw != NULL && raw[0] == ':', "want an integer, got %s", h_repr(raw));
+    v = h_reply_int(raw);
+    free(raw);
+    return v;
+}
+
 long long su_stat(int fd, const char *name)
 {
     char *raw = h_cmd(fd, "STATS", NULL);

@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <check.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,16 @@
         free(got_); \
     } while (0)
 
+/* The reply to a command must be exactly `want` (raw RESP). */
+#define EXPECT_RAW(want, fd, ...) CK_REPLY(su_rawq((fd), __VA_ARGS__, NULL), (want))
+
+/* One command (arguments NULL-terminated): its raw reply (free it), its
+ * parsed reply (h_reply_free) or its integer; each fails the test when no
+ * reply comes within H_TIMEOUT_MS, su_qint also when it is not an integer. */
+char *su_vcmd(int fd, int timeout_ms, va_list ap);
+char *su_rawq(int fd, ...) H_SENTINEL;
+struct h_reply *su_q(int fd, ...) H_SENTINEL;
+long long su_qint(int fd, ...) H_SENTINEL;
 /* An integer reply's value; frees raw. */
 long long su_take_int(char *raw);
 /* A counter of STATS ("name:value"), asked on fd or on a new connection to

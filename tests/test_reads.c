@@ -61,75 +61,6 @@ static void env_up(struct env *e, int latency_ms, int generate, const char *cach
     e->rfd = h_connect(e->redis.port);
 }
 
-/* Sends argv (NULL-terminated) as RESP and reads one reply (NULL on timeout). */
-static char *vcmd(int fd, int timeout_ms, va_list ap)
-{
-    const char *argv[64];
-    int argc = 0;
-    const char *a;
-
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        ck_assert_int_lt(argc, 64);
-        argv[argc++] = a;
-    }
-    if (h_send_cmd(fd, argc, argv) != 0)
-        return NULL;
-    return h_read_reply(fd, timeout_ms);
-}
-
-/* One command, its raw reply; aborts on no reply. Caller frees. */
-static char *rawq(int fd, ...)
-{
-    va_list ap;
-    char *raw;
-
-    va_start(ap, fd);
-    raw = vcmd(fd, H_DEFAULT, ap);
-    va_end(ap);
-    ck_assert_msg(raw != NULL, "no reply within %d ms", H_TIMEOUT_MS);
-    return raw;
-}
-
-/* One command, its parsed reply. Free with h_reply_free. */
-static struct h_reply *q(int fd, ...)
-{
-    va_list ap;
-    struct h_reply *r;
-    char *raw;
-
-    va_start(ap, fd);
-    raw = vcmd(fd, H_DEFAULT, ap);
-    va_end(ap);
-    ck_assert_msg(raw != NULL, "no reply within %d ms", H_TIMEOUT_MS);
-    r = h_parse_reply(raw);
-    free(raw);
-    return r;
-}
-
-/* The reply to a command must be exactly `want` (raw RESP). */
-#define EXPECT_RAW(want, fd, ...)                                                          \
-    do {                                                                                   \
-        char *got_ = rawq(fd, __VA_ARGS__, NULL);                                          \
-        ck_assert_msg(strcmp(got_, (want)) == 0, "got %s, want %s", h_repr(got_), h_repr(want)); \
-        free(got_);                                                                        \
-    } while (0)
-
-/* An integer reply. */
-static long long qint(int fd, ...)
-{
-    va_list ap;
-    long long v;
-    char *raw;
-
-    va_start(ap, fd);
-    raw = vcmd(fd, H_DEFAULT, ap);
-    va_end(ap);
-    ck_assert_msg(raw != NULL && raw[0] == ':', "want an integer, got %s", h_repr(raw));
-    v = h_reply_int(raw);
-    free(raw);
-    return v;
-}
-
 /* Value of `name` in a flat field/value array (HGETALL reply), or NULL. */
 static const char *field(const struct h_reply *r, const char *name)
 {
@@ -208,7 +139,7 @@ static int wait_redis_exists(int rfd, const char *key, int want, int timeout_ms)
     long long end = h_now_ms() + timeout_ms;
 
     for (;;) {
-        if (qint(rfd, "EXISTS", key, NULL) == want)
+        if (su_qint(rfd, "EXISTS", key, NULL) == want)
             return 0;
         if (h_now_ms() > end)
             return -1;
@@ -243,7 +174,7 @@ START_TEST(t_miss_then_hit)
     env_up(&e, 0, 5, NULL, NULL);
     fd = h_connect(e.d.port);
 
-    r = q(fd, "HGETALL", "product:p-002", NULL);
+    r = su_q(fd, "HGETALL", "product:p-002", NULL);
     expect_product(r, 2);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-002"), 1);
@@ -254,7 +185,7 @@ START_TEST(t_miss_then_hit)
      * The store and the reply leave the daemon on different connections:
      * wait for the store to land. */
     ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-002}", 1, 2000) == 0, "record not stored");
-    rr = q(e.rfd, "HGETALL", "cache:product:{p-002}", NULL);
+    rr = su_q(e.rfd, "HGETALL", "cache:product:{p-002}", NULL);
     ck_assert_int_eq(rr->type, H_REPLY_ARRAY);
     {
         struct product p;
@@ -271,13 +202,13 @@ START_TEST(t_miss_then_hit)
     }
     h_reply_free(rr);
     {
-        long long pttl = qint(e.rfd, "PTTL", "cache:product:{p-002}", NULL);
+        long long pttl = su_qint(e.rfd, "PTTL", "cache:product:{p-002}", NULL);
         ck_assert_msg(pttl >= TTL_S * 1000LL - 1000 && pttl <= TTL_S * 1000LL * (100 + JITTER_PCT) / 100 + 1000,
                       "PTTL %lld outside [%d s, %d s * %d%%] +- 1 s", pttl, TTL_S, TTL_S, 100 + JITTER_PCT);
     }
 
     /* Second read: a hit, same record, upstream not asked again. */
-    r = q(fd, "HGETALL", "product:p-002", NULL);
+    r = su_q(fd, "HGETALL", "product:p-002", NULL);
     expect_product(r, 2);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-002"), 1);
@@ -297,7 +228,7 @@ START_TEST(t_miss_then_hit)
     EXPECT_RAW("$4\r\n3.99\r\n", fd, "HGET", "product:p-003", "price");
     EXPECT_RAW("*2\r\n$-1\r\n$9\r\nProduct 4\r\n", fd, "HMGET", "product:p-004", "nosuch", "name");
     ck_assert_int_eq(su_stat(fd, "misses"), 3);
-    r = q(fd, "HGETALL", "product:p-004", NULL);
+    r = su_q(fd, "HGETALL", "product:p-004", NULL);
     expect_product(r, 4);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count(&e.up), 3);
@@ -305,7 +236,7 @@ START_TEST(t_miss_then_hit)
     ck_assert_int_eq(su_stat(fd, "hits"), 7);
 
     /* Command names are case-insensitive. */
-    raw = rawq(fd, "hgetall", "product:p-003", NULL);
+    raw = su_rawq(fd, "hgetall", "product:p-003", NULL);
     expect_product_raw(raw, 3);
     free(raw);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-003"), 1);
@@ -329,11 +260,11 @@ START_TEST(t_json_flattening)
                         "{\"s\":\"str\",\"i\":42,\"neg\":-7,\"f\":1.5,\"t\":true,\"fa\":false,\"n\":null,"
                         "\"o\": {\"a\": 1, \"b\": [1, 2]},\"arr\":[1, \"x\", null],\"e\":\"\",\"u\":\"\xc3\xa9t\xc3\xa9\"}");
     fd = h_connect(e.d.port);
-    r = q(fd, "HGETALL", "product:flat", NULL);
+    r = su_q(fd, "HGETALL", "product:flat", NULL);
     expect_fields(r, kv, sizeof(kv) / sizeof(kv[0]) / 2);
     h_reply_free(r);
     /* The same from the cache. */
-    r = q(fd, "HGETALL", "product:flat", NULL);
+    r = su_q(fd, "HGETALL", "product:flat", NULL);
     expect_fields(r, kv, sizeof(kv) / sizeof(kv[0]) / 2);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "flat"), 1);
@@ -363,25 +294,25 @@ START_TEST(t_raw_namespace)
     h_upstream_set_status(&e.up, "busy", 503);
     fd = h_connect(e.d.port);
 
-    r = q(fd, "GET", "page:one", NULL);
+    r = su_q(fd, "GET", "page:one", NULL);
     ck_assert_int_eq(r->type, H_REPLY_BULK);
     ck_assert_uint_eq(r->len, strlen(body1));
     ck_assert(memcmp(r->str, body1, r->len) == 0);
     h_reply_free(r);
 
     ck_assert_msg(wait_redis_exists(e.rfd, "cache:page:{one}", 1, 2000) == 0, "raw record not stored");
-    r = q(e.rfd, "HGET", "cache:page:{one}", "__body", NULL);
+    r = su_q(e.rfd, "HGET", "cache:page:{one}", "__body", NULL);
     ck_assert_int_eq(r->type, H_REPLY_BULK);
     ck_assert_uint_eq(r->len, strlen(body1));
     ck_assert(memcmp(r->str, body1, r->len) == 0);
     h_reply_free(r);
     {
-        long long pttl = qint(e.rfd, "PTTL", "cache:page:{one}", NULL);
+        long long pttl = su_qint(e.rfd, "PTTL", "cache:page:{one}", NULL);
         ck_assert(pttl > TTL_S * 1000LL - 1000 && pttl <= TTL_S * 1000LL * (100 + JITTER_PCT) / 100);
     }
 
     /* Second GET: from the cache. */
-    r = q(fd, "GET", "page:one", NULL);
+    r = su_q(fd, "GET", "page:one", NULL);
     ck_assert_uint_eq(r->len, strlen(body1));
     ck_assert(memcmp(r->str, body1, r->len) == 0);
     h_reply_free(r);
@@ -399,7 +330,7 @@ START_TEST(t_raw_namespace)
 
     /* A failing key is an error element; the others are still answered. */
     EXPECT_RAW("*2\r\n$5\r\n[1,2]\r\n-UPSTREAM status 503\r\n", fd, "MGET", "page:two", "page:busy");
-    ck_assert_int_eq(qint(e.rfd, "EXISTS", "cache:page:{busy}", NULL), 0);
+    ck_assert_int_eq(su_qint(e.rfd, "EXISTS", "cache:page:{busy}", NULL), 0);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "two"), 1);
 
     /* GET of a not-found key is nil, and it is remembered. */
@@ -414,7 +345,7 @@ START_TEST(t_raw_namespace)
     EXPECT_RAW("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n", fd, "HGET", "page:one",
                "__body");
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-001"), 0);
-    ck_assert_int_eq(qint(e.rfd, "EXISTS", "cache:product:{p-001}", NULL), 0);
+    ck_assert_int_eq(su_qint(e.rfd, "EXISTS", "cache:product:{p-001}", NULL), 0);
 }
 END_TEST
 
@@ -440,7 +371,7 @@ START_TEST(t_bad_keys)
     memset(longkey + 8, 'a', 513);
     longkey[8 + 513] = '\0';
     {
-        char *raw = rawq(fd, "HGETALL", longkey, NULL);
+        char *raw = su_rawq(fd, "HGETALL", longkey, NULL);
         ck_assert_msg(strncmp(raw, "-ERR bad key ", 13) == 0 && strstr(raw, "longer than 512"),
                       "513-byte id: %s", h_repr(raw));
         free(raw);
@@ -454,7 +385,7 @@ START_TEST(t_bad_keys)
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             const char *cmd = strncmp(bad[i], "page:", 5) == 0 ? "GET" : "HGETALL";
-            char *raw = rawq(fd, cmd, bad[i], NULL);
+            char *raw = su_rawq(fd, cmd, bad[i], NULL);
             ck_assert_msg(strncmp(raw, "-ERR bad key", 12) == 0, "%s %s: %s", cmd, h_repr(bad[i]), h_repr(raw));
             ck_assert_msg(strchr(raw, '\n') == raw + strlen(raw) - 1, "error line broken by the key: %s",
                           h_repr(raw));
@@ -472,7 +403,7 @@ START_TEST(t_bad_keys)
     EXPECT_RAW("-ERR bad key 'product': expected NAMESPACE:ID\r\n", fd, "PTTL", "product");
 
     ck_assert_int_eq(h_upstream_count(&e.up), 0);
-    ck_assert_int_eq(qint(e.rfd, "DBSIZE", NULL), 0);
+    ck_assert_int_eq(su_qint(e.rfd, "DBSIZE", NULL), 0);
     ck_assert_int_eq(su_stat(fd, "misses"), 0);
 
     /* The boundary: a 512-byte id is valid (not found upstream here). */
@@ -501,7 +432,7 @@ START_TEST(t_url_unsafe_id)
     snprintf(key, sizeof(key), "product:%s", id);
     snprintf(rkey, sizeof(rkey), "cache:product:{%s}", id);
 
-    r = q(fd, "HGETALL", key, NULL);
+    r = su_q(fd, "HGETALL", key, NULL);
     expect_fields(r, kv, 1);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, id), 1);
@@ -509,7 +440,7 @@ START_TEST(t_url_unsafe_id)
     ck_assert_msg(wait_redis_exists(e.rfd, rkey, 1, 2000) == 0, "%s not stored", rkey);
     EXPECT_RAW("$2\r\nok\r\n", e.rfd, "HGET", rkey, "v");
 
-    r = q(fd, "HGETALL", key, NULL);
+    r = su_q(fd, "HGETALL", key, NULL);
     expect_fields(r, kv, 1);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
@@ -545,7 +476,7 @@ START_TEST(t_coalesce_200)
     ck_assert_int_eq(su_stat(fd, "misses"), N);
     ck_assert_int_eq(su_stat(fd, "upstream_requests"), 1);
     ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
-    ck_assert_int_eq(qint(e.rfd, "EXISTS", "cache:lock:product:{p-001}", NULL), 0);
+    ck_assert_int_eq(su_qint(e.rfd, "EXISTS", "cache:lock:product:{p-001}", NULL), 0);
 }
 END_TEST
 
@@ -620,7 +551,7 @@ START_TEST(t_lock_holder_killed)
     fa = h_connect(a.port);
     ck_assert_int_eq(h_send_cmdv(fa, "HGETALL", "product:p-003", NULL), 0);
     ck_assert_msg(wait_upstream_count(&up, 1, 3000) == 0, "A's fetch never reached the upstream");
-    ck_assert_int_eq(qint(rfd, "EXISTS", "cache:lock:product:{p-003}", NULL), 1);
+    ck_assert_int_eq(su_qint(rfd, "EXISTS", "cache:lock:product:{p-003}", NULL), 1);
     h_kill(a.pid, SIGKILL);
     ck_assert_int_eq(h_wait_exit(a.pid, 5000, &st), 0);
     a.pid = 0;
@@ -641,7 +572,7 @@ START_TEST(t_lock_holder_killed)
     ck_assert_int_eq(su_stat(fb, "stampedes_suppressed"), 1);
     /* B stored it (the dead daemon's lock had expired), and it is a hit now. */
     ck_assert_msg(wait_redis_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "B did not store the record");
-    raw = rawq(fb, "HGETALL", "product:p-003", NULL);
+    raw = su_rawq(fb, "HGETALL", "product:p-003", NULL);
     expect_product_raw(raw, 3);
     free(raw);
     ck_assert_int_eq(h_upstream_count(&up), 2);
@@ -690,7 +621,7 @@ static void expect_nothing_cached(int rfd, const char *ns, const char *id)
     snprintf(rkey, sizeof(rkey), "cache:%s:{%s}", ns, id);
     snprintf(lkey, sizeof(lkey), "cache:lock:%s:{%s}", ns, id);
     ck_assert_msg(wait_redis_exists(rfd, lkey, 0, 2000) == 0, "fill lock %s still held after an error", lkey);
-    ck_assert_msg(qint(rfd, "EXISTS", rkey, NULL) == 0, "%s cached after an upstream error", rkey);
+    ck_assert_msg(su_qint(rfd, "EXISTS", rkey, NULL) == 0, "%s cached after an upstream error", rkey);
 }
 
 /* The not-found sentinel in Redis: only "__" fields, TTL about negative_ttl_s. */
@@ -700,7 +631,7 @@ static void expect_sentinel(int rfd, const char *rkey)
     long long pttl;
 
     ck_assert_msg(wait_redis_exists(rfd, rkey, 1, 2000) == 0, "no not-found sentinel stored at %s", rkey);
-    r = q(rfd, "HGETALL", rkey, NULL);
+    r = su_q(rfd, "HGETALL", rkey, NULL);
 
     ck_assert_int_eq(r->type, H_REPLY_ARRAY);
     ck_assert_msg(r->elements > 0, "no not-found sentinel stored at %s", rkey);
@@ -708,7 +639,7 @@ static void expect_sentinel(int rfd, const char *rkey)
         ck_assert_msg(strncmp(r->element[i]->str, "__", 2) == 0, "sentinel %s has field %s", rkey,
                       r->element[i]->str);
     h_reply_free(r);
-    pttl = qint(rfd, "PTTL", rkey, NULL);
+    pttl = su_qint(rfd, "PTTL", rkey, NULL);
     ck_assert_msg(pttl > NEG_TTL_S * 1000LL - 1500 && pttl <= NEG_TTL_S * 1000LL,
                   "sentinel PTTL %lld, want about %d s", pttl, NEG_TTL_S);
 }
@@ -825,7 +756,7 @@ START_TEST(t_upstream_timeout)
     /* Fast again: the next read fetches and caches. */
     h_upstream_set_latency(&e.up, 0);
     {
-        char *raw = rawq(fds[0], "HGETALL", "product:p-001", NULL);
+        char *raw = su_rawq(fds[0], "HGETALL", "product:p-001", NULL);
         expect_product_raw(raw, 1);
         free(raw);
     }
@@ -872,11 +803,11 @@ START_TEST(t_bad_body)
         char *raw;
 
         snprintf(key, sizeof(key), "product:%s", bodies[i][0]);
-        raw = rawq(fd, "HGETALL", key, NULL);
+        raw = su_rawq(fd, "HGETALL", key, NULL);
         ck_assert_msg(strcmp(raw, "-UPSTREAM bad body\r\n") == 0, "body %s: %s", h_repr(bodies[i][1]), h_repr(raw));
         free(raw);
         expect_nothing_cached(e.rfd, "product", bodies[i][0]);
-        raw = rawq(fd, "HGET", key, "a", NULL);
+        raw = su_rawq(fd, "HGET", key, "a", NULL);
         ck_assert_msg(strcmp(raw, "-UPSTREAM bad body\r\n") == 0, "body %s: %s", h_repr(bodies[i][1]), h_repr(raw));
         free(raw);
         ck_assert_int_eq(h_upstream_count_id(&e.up, bodies[i][0]), 2);
@@ -906,7 +837,7 @@ START_TEST(t_body_too_large)
     expect_nothing_cached(e.rfd, "page", "big");
     ck_assert_int_eq(h_upstream_count_id(&e.up, "big"), 2);
     {
-        struct h_reply *r = q(fd, "HGETALL", "product:small", NULL);
+        struct h_reply *r = su_q(fd, "HGETALL", "product:small", NULL);
         ck_assert_int_eq(r->type, H_REPLY_ARRAY);
         ck_assert_uint_eq(r->elements, 2);
         ck_assert_uint_eq(r->element[1]->len, 900);
@@ -933,7 +864,7 @@ START_TEST(t_redis_down_and_back)
 
     env_up(&e, 0, 6, NULL, NULL);
     fd = h_connect(e.d.port);
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     expect_product_raw(raw, 1);
     free(raw);
 
@@ -941,10 +872,10 @@ START_TEST(t_redis_down_and_back)
     h_redis_stop(&e.redis);
 
     /* Degraded: cached or not, every read is answered. */
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     expect_product_raw(raw, 1);
     free(raw);
-    raw = rawq(fd, "HGETALL", "product:p-002", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-002", NULL);
     expect_product_raw(raw, 2);
     free(raw);
     EXPECT_RAW("$9\r\nProduct 2\r\n", fd, "HGET", "product:p-002", "name");
@@ -971,16 +902,16 @@ START_TEST(t_redis_down_and_back)
     e.rfd = h_connect(e.redis.port);
     end = h_now_ms() + 10000;
     for (;;) {
-        raw = rawq(fd, "HGETALL", "product:p-004", NULL);
+        raw = su_rawq(fd, "HGETALL", "product:p-004", NULL);
         expect_product_raw(raw, 4);
         free(raw);
-        if (qint(e.rfd, "EXISTS", "cache:product:{p-004}", NULL) == 1)
+        if (su_qint(e.rfd, "EXISTS", "cache:product:{p-004}", NULL) == 1)
             break;
         ck_assert_msg(h_now_ms() < end, "Redis not written 10 s after its restart: %s", h_log_tail(e.d.log));
         h_msleep(100);
     }
     before = h_upstream_count_id(&e.up, "p-004");
-    raw = rawq(fd, "HGETALL", "product:p-004", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-004", NULL);
     expect_product_raw(raw, 4);
     free(raw);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-004"), before);
@@ -1013,7 +944,7 @@ START_TEST(t_redis_auth)
                   "the refused AUTH is not logged: %s", h_log_tail(d.log));
     fd = h_connect(d.port);
     for (int i = 0; i < 3; i++) {       /* across several reconnect attempts */
-        raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+        raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
         expect_product_raw(raw, 1);
         free(raw);
         h_msleep(150);
@@ -1030,11 +961,11 @@ START_TEST(t_redis_auth)
     ck_assert_msg(h_wait_log(d.log, "redis: connected", H_TIMEOUT_MS) == 0,
                   "no Redis connection with the right password: %s", h_log_tail(d.log));
     fd = h_connect(d.port);
-    raw = rawq(fd, "HGETALL", "product:p-002", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-002", NULL);
     expect_product_raw(raw, 2);
     free(raw);
     EXPECT_RAW("+OK\r\n", rfd, "AUTH", "s3cret");
-    ck_assert_int_eq(qint(rfd, "EXISTS", "cache:product:{p-002}", NULL), 1);
+    ck_assert_int_eq(su_qint(rfd, "EXISTS", "cache:product:{p-002}", NULL), 1);
 }
 END_TEST
 
@@ -1063,7 +994,7 @@ START_TEST(t_redis_command_timeout)
     fd = h_connect(e.d.port);
     EXPECT_RAW("+OK\r\n", e.rfd, "CLIENT", "PAUSE", "4000", "ALL");
     t0 = h_now_ms();
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     took = h_now_ms() - t0;
     expect_product_raw(raw, 1);
     free(raw);
@@ -1073,10 +1004,10 @@ START_TEST(t_redis_command_timeout)
 
     /* Once the pause is over the daemon reconnects and caches again. */
     for (long long end = h_now_ms() + 10000;; h_msleep(100)) {
-        raw = rawq(fd, "HGETALL", "product:p-002", NULL);
+        raw = su_rawq(fd, "HGETALL", "product:p-002", NULL);
         expect_product_raw(raw, 2);
         free(raw);
-        if (qint(e.rfd, "EXISTS", "cache:product:{p-002}", NULL) == 1)
+        if (su_qint(e.rfd, "EXISTS", "cache:product:{p-002}", NULL) == 1)
             break;
         ck_assert_msg(h_now_ms() < end, "nothing cached after the pause: %s", h_log_tail(e.d.log));
     }
@@ -1098,7 +1029,7 @@ START_TEST(t_clients_gone_before_reply)
     env_up(&e, 0, 20, NULL, NULL);
     fd = h_connect(e.d.port);
     for (int i = 1; i <= NKEYS; i++) {
-        raw = rawq(fd, "HGETALL", product_key(key, sizeof(key), i), NULL);
+        raw = su_rawq(fd, "HGETALL", product_key(key, sizeof(key), i), NULL);
         expect_product_raw(raw, i);
         free(raw);
     }
@@ -1125,10 +1056,10 @@ START_TEST(t_clients_gone_before_reply)
         h_close(cfd);
     }
     EXPECT_RAW("+PONG\r\n", fd, "PING");
-    raw = rawq(fd, "HGETALL", "product:p-005", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-005", NULL);
     expect_product_raw(raw, 5);
     free(raw);
-    raw = rawq(fd, "HGETALL", "product:p-015", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-015", NULL);
     expect_product_raw(raw, 15);
     free(raw);
     end = h_now_ms() + 5000;
@@ -1157,9 +1088,9 @@ START_TEST(t_stats_reset_info)
 
     env_up(&e, 0, 3, NULL, NULL);
     fd = h_connect(e.d.port);
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     free(raw);
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     free(raw);
     EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:nope");
     EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:nope");
@@ -1178,9 +1109,9 @@ START_TEST(t_stats_reset_info)
     ck_assert_int_eq(su_stat(fd, "clients_connected"), 1);
 
     /* INFO: the same lines. */
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     free(raw);
-    r = q(fd, "INFO", NULL);
+    r = su_q(fd, "INFO", NULL);
     ck_assert_int_eq(r->type, H_REPLY_BULK);
     ck_assert_msg(strncmp(r->str, "hits:1\r\n", 8) == 0 || strstr(r->str, "\nhits:1\r\n"), "INFO: %s",
                   h_repr(r->str));
@@ -1207,17 +1138,17 @@ START_TEST(t_ttl_pttl)
 
     env_up(&e, 0, 3, NULL, NULL);
     fd = h_connect(e.d.port);
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     expect_product_raw(raw, 1);
     free(raw);
 
-    ttl = qint(fd, "TTL", "product:p-001", NULL);
+    ttl = su_qint(fd, "TTL", "product:p-001", NULL);
     ck_assert_msg(ttl >= TTL_S - 1 && ttl <= TTL_S * (100 + JITTER_PCT) / 100, "TTL %lld", ttl);
-    pttl = qint(fd, "PTTL", "product:p-001", NULL);
+    pttl = su_qint(fd, "PTTL", "product:p-001", NULL);
     ck_assert_msg(pttl >= TTL_S * 1000LL - 1000 && pttl <= TTL_S * 1000LL * (100 + JITTER_PCT) / 100,
                   "PTTL %lld", pttl);
     {
-        long long direct = qint(e.rfd, "PTTL", "cache:product:{p-001}", NULL);
+        long long direct = su_qint(e.rfd, "PTTL", "cache:product:{p-001}", NULL);
         ck_assert_msg(pttl >= direct && pttl - direct < 1000, "PTTL %lld, Redis says %lld", pttl, direct);
     }
 
@@ -1225,12 +1156,12 @@ START_TEST(t_ttl_pttl)
     EXPECT_RAW(":-2\r\n", fd, "PTTL", "product:p-002");
     EXPECT_RAW(":-2\r\n", fd, "TTL", "page:p-002");
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-002"), 0);
-    ck_assert_int_eq(qint(e.rfd, "EXISTS", "cache:product:{p-002}", NULL), 0);
+    ck_assert_int_eq(su_qint(e.rfd, "EXISTS", "cache:product:{p-002}", NULL), 0);
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
 
     /* A not-found sentinel counts down from negative_ttl_s. */
     EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:nope");
-    ttl = qint(fd, "TTL", "product:nope", NULL);
+    ttl = su_qint(fd, "TTL", "product:nope", NULL);
     ck_assert_msg(ttl >= NEG_TTL_S - 1 && ttl <= NEG_TTL_S, "TTL of a not-found entry %lld", ttl);
 }
 END_TEST

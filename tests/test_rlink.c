@@ -31,56 +31,6 @@
 
 /* ---------------------------------------------------------- helpers ---- */
 
-static char *vcmd(int fd, int timeout_ms, va_list ap)
-{
-    const char *argv[64];
-    int argc = 0;
-    const char *a;
-
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        ck_assert_int_lt(argc, 64);
-        argv[argc++] = a;
-    }
-    if (h_send_cmd(fd, argc, argv) != 0)
-        return NULL;
-    return h_read_reply(fd, timeout_ms);
-}
-
-/* One command, its raw reply; aborts on no reply. Caller frees. */
-static char *rawq(int fd, ...)
-{
-    va_list ap;
-    char *raw;
-
-    va_start(ap, fd);
-    raw = vcmd(fd, H_DEFAULT, ap);
-    va_end(ap);
-    ck_assert_msg(raw != NULL, "no reply within %d ms", H_TIMEOUT_MS);
-    return raw;
-}
-
-static long long qint(int fd, ...)
-{
-    va_list ap;
-    long long v;
-    char *raw;
-
-    va_start(ap, fd);
-    raw = vcmd(fd, H_DEFAULT, ap);
-    va_end(ap);
-    ck_assert_msg(raw != NULL && raw[0] == ':', "want an integer, got %s", h_repr(raw));
-    v = h_reply_int(raw);
-    free(raw);
-    return v;
-}
-
-#define EXPECT_RAW(want, fd, ...)                                                          \
-    do {                                                                                   \
-        char *got_ = rawq(fd, __VA_ARGS__, NULL);                                          \
-        ck_assert_msg(strcmp(got_, (want)) == 0, "got %s, want %s", h_repr(got_), h_repr(want)); \
-        free(got_);                                                                        \
-    } while (0)
-
 /* raw is the HGETALL reply of generated product p-<i>: its "id" field. */
 static void expect_product(const char *raw, int i)
 {
@@ -103,8 +53,8 @@ static void expect_product(const char *raw, int i)
  * buf as "id,id,...". */
 static void client_ids(int rfd, const char *type, char *buf, size_t sz)
 {
-    long long self = qint(rfd, "CLIENT", "ID", NULL), ids[64];
-    char *raw = rawq(rfd, "CLIENT", "LIST", "TYPE", type, NULL);
+    long long self = su_qint(rfd, "CLIENT", "ID", NULL), ids[64];
+    char *raw = su_rawq(rfd, "CLIENT", "LIST", "TYPE", type, NULL);
     int n = 0;
     size_t off = 0;
 
@@ -130,7 +80,7 @@ static int wait_exists(int rfd, const char *key, int want, int timeout_ms)
     long long end = h_now_ms() + timeout_ms;
 
     for (;;) {
-        if (qint(rfd, "EXISTS", key, NULL) == want)
+        if (su_qint(rfd, "EXISTS", key, NULL) == want)
             return 0;
         if (h_now_ms() > end)
             return -1;
@@ -197,7 +147,7 @@ START_TEST(t_pause_keeps_link)
     for (int i = 1; i <= NCACHED; i++) {
         int fd = h_connect(d.port);
         snprintf(key, sizeof(key), "product:p-%03d", i);
-        raw = rawq(fd, "HGETALL", key, NULL);
+        raw = su_rawq(fd, "HGETALL", key, NULL);
         expect_product(raw, i);
         free(raw);
         h_close(fd);
@@ -229,13 +179,13 @@ START_TEST(t_pause_keeps_link)
     /* Let the pause end; the queued commands run and their replies come. */
     while (h_now_ms() < t0 + 1700)
         h_msleep(20);
-    raw = rawq(rfd, "PING", NULL);
+    raw = su_rawq(rfd, "PING", NULL);
     free(raw);
     count = h_upstream_count(&up);
     {
         int fd = h_connect(d.port);
         t0 = h_now_ms();
-        raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+        raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
         took = h_now_ms() - t0;
         expect_product(raw, 1);
         free(raw);
@@ -250,7 +200,7 @@ START_TEST(t_pause_keeps_link)
     }
     {
         int fd = h_connect(d.port);
-        raw = rawq(fd, "HGETALL", "product:p-009", NULL);
+        raw = su_rawq(fd, "HGETALL", "product:p-009", NULL);
         expect_product(raw, 9);
         free(raw);
         h_close(fd);
@@ -299,8 +249,8 @@ START_TEST(t_own_stall_not_blamed)
     snprintf(exp, sizeof(exp), "%lld", wall_ms() + 600000);
     for (int i = 0; i < NBIG; i++) {
         snprintf(key, sizeof(key), "cache:product:{big-%d}", i);
-        ck_assert_int_eq(qint(rfd, "HSET", key, "__exp", exp, "data", body, NULL), 2);
-        ck_assert_int_eq(qint(rfd, "EXPIRE", key, "600", NULL), 1);
+        ck_assert_int_eq(su_qint(rfd, "HSET", key, "__exp", exp, "data", body, NULL), 2);
+        ck_assert_int_eq(su_qint(rfd, "EXPIRE", key, "600", NULL), 1);
     }
 
     EXPECT_RAW("+OK\r\n", rfd, "CLIENT", "PAUSE", "300", "ALL");
@@ -644,7 +594,7 @@ START_TEST(t_resolve_redis_host)
     fd = h_connect(d.port);
     for (t0 = h_now_ms(); h_now_ms() - t0 < 2500; h_msleep(100)) {
         long long s = h_now_ms();
-        raw = rawq(fd, "PING", NULL);
+        raw = su_rawq(fd, "PING", NULL);
         took = h_now_ms() - s;
         ck_assert_str_eq(raw, "+PONG\r\n");
         free(raw);
@@ -653,7 +603,7 @@ START_TEST(t_resolve_redis_host)
     }
     printf("resolve: slowest PING %lld ms while the resolver is silent\n", worst);
     ck_assert_msg(worst < 200, "PING took %lld ms while Redis's name was being resolved", worst);
-    raw = rawq(fd, "HGETALL", "product:p-001", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     expect_product(raw, 1);
     free(raw);
     ck_assert_int_eq(h_upstream_count(&up), 1);
@@ -667,7 +617,7 @@ START_TEST(t_resolve_redis_host)
         dns_serve(dfd, 100);
     }
     ck_assert_msg(h_wait_log(d.log, "redis: connected", 5000) == 0, "%s", h_log_tail(d.log));
-    raw = rawq(fd, "HGETALL", "product:p-002", NULL);
+    raw = su_rawq(fd, "HGETALL", "product:p-002", NULL);
     expect_product(raw, 2);
     free(raw);
     {
