@@ -23,13 +23,16 @@
  * pipelined Redis connection, so a command started after a read was
  * answered sees what that read stored.
  *
- * Cost: a connection with nothing else unanswered runs its command at once
- * and records only a pointer (`solo`), so one-at-a-time clients pay
- * nothing. Otherwise each key is looked up in a small per-connection hash
- * table (by a 64-bit hash of the key: two keys that collide are merely
- * ordered among themselves), so a command costs O(its keys) however deep
- * the pipeline; a waiting command is queued on each key it waits for and
- * woken by the last one to let it go, never found by a scan.
+ * Cost: while every unanswered keyed command of a connection is a read
+ * (or there is only one command), nothing can wait, so nothing is looked
+ * up: the commands are only counted ("light"). One-at-a-time clients and
+ * pipelines of reads pay nothing. The first command that could have to
+ * wait puts the light ones' keys into a small per-connection hash table
+ * (by a 64-bit hash of the key: two keys that collide are merely ordered
+ * among themselves), and the table is used until the connection has no
+ * unanswered keyed command again. There a command costs O(its keys)
+ * however deep the pipeline; a waiting command is queued on each key it
+ * waits for and woken by the last one to let it go, never found by a scan.
  */
 #include "core.h"
 #include "order.h"
@@ -41,7 +44,7 @@
 
 enum order_state {
     ORDER_NONE,         /* no keys, or answered */
-    ORDER_SOLO,         /* running, the connection's only keyed command */
+    ORDER_LIGHT,        /* running, counted only: not in the table */
     ORDER_HELD,         /* running, its keys in the table */
     ORDER_WAITING,      /* queued on one key or more */
     ORDER_READY,        /* its turn has come: on the run list */
@@ -270,25 +273,43 @@ static void order_give(struct order_conn *o, struct req *r, uint64_t h, bool sha
         order_del(o, e);
 }
 
+/* The light commands go into the table, from the oldest: the table
+ * must now decide who waits. */
+static void order_promote(struct conn *c)
+{
+    struct order_conn *o = &c->ord;
+    struct req *r;
+
+    TAILQ_FOREACH(r, &c->reqs, q) {
+        if (r->ord.state != ORDER_LIGHT)
+            continue;
+        order_each(o, r, order_take);
+        r->ord.state = ORDER_HELD;
+    }
+    o->nlight = 0;
+    o->light_excl = false;
+}
+
 bool order_admit(struct req *r)
 {
     struct order_conn *o;
+    bool shared;
 
     if (!r->conn || r->cmd->keys == CMD_KEYS_NONE)
         return true;
     o = &r->conn->ord;
-    if (o->nkeyed++ == 0) {
-        /* Nothing else unanswered: nothing to look up. */
-        o->solo = r;
-        r->ord.state = ORDER_SOLO;
+    shared = (r->cmd->flags & CMD_SHARED) != 0;
+    if (o->nkeyed == o->nlight && (o->nkeyed == 0 || (shared && !o->light_excl))) {
+        /* Nothing unanswered, or reads beside reads: nothing can wait. */
+        o->nkeyed++;
+        o->nlight++;
+        o->light_excl = !shared;
+        r->ord.state = ORDER_LIGHT;
         return true;
     }
-    if (o->solo) {
-        /* A second one: now the first's keys go into the table. */
-        order_each(o, o->solo, order_take);
-        o->solo->ord.state = ORDER_HELD;
-        o->solo = NULL;
-    }
+    o->nkeyed++;
+    if (o->nlight)
+        order_promote(r->conn);
     order_each(o, r, order_take);
     if (r->ord.wait == 0) {
         r->ord.state = ORDER_HELD;
@@ -323,8 +344,9 @@ void order_done(struct req *r)
     switch (r->ord.state) {
     case ORDER_NONE:
         return;
-    case ORDER_SOLO:
-        o->solo = NULL;
+    case ORDER_LIGHT:
+        if (--o->nlight == 0)
+            o->light_excl = false;
         break;
     case ORDER_HELD:
         order_each(o, r, order_give);

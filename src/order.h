@@ -24,7 +24,8 @@ struct order_conn {
     struct order_entry *tab;        /* open addressing by key hash */
     uint32_t cap, used;
     int nkeyed;                     /* unanswered commands that have keys */
-    struct req *solo;               /* the only one: not in tab yet */
+    int nlight;                     /* of those, running and not in tab */
+    bool light_excl;                /* the one light command is not a read */
     uint64_t pass;                  /* marks the entries one walk has seen */
 };
 

@@ -177,6 +177,39 @@ START_TEST(t_read_ttl_hset)
 }
 END_TEST
 
+/* Reads of a cold key and of other keys run side by side, counted only;
+ * the HSET that follows them must still wait for every one of them (the
+ * HGETs of p-003 fill the record: an HSET run beside them would be
+ * overwritten by that fill), and the read after it sees its value. */
+START_TEST(t_reads_then_write)
+{
+    struct pipe b = { 0 };
+    char *raw;
+
+    env_start();
+    for (int i = 0; i < 5; i++) {
+        pipe_cmd(&b, "HGET", "product:p-003", "stock", NULL);
+        pipe_cmd(&b, "HGET", i % 2 ? "product:p-004" : "product:p-005", "name", NULL);
+    }
+    pipe_cmd(&b, "HSET", "product:p-003", "stock", "99", NULL);
+    pipe_cmd(&b, "HGET", "product:p-003", "stock", NULL);
+    pipe_cmd(&b, "TTL", "product:p-005", NULL);
+    pipe_send(E.c, &b);
+    for (int i = 0; i < 5; i++) {
+        CK_REPLY(h_read_reply(E.c, H_DEFAULT), "$2\r\n21\r\n");
+        CK_REPLY(h_read_reply(E.c, H_DEFAULT), i % 2 ? "$9\r\nProduct 4\r\n" : "$9\r\nProduct 5\r\n");
+    }
+    CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":1\r\n");
+    CK_REPLY(h_read_reply(E.c, H_DEFAULT), "$2\r\n99\r\n");
+    raw = h_read_reply(E.c, H_DEFAULT);
+    ck_assert_msg(h_reply_int(raw) > 0, "TTL: %s", h_repr(raw));
+    free(raw);
+    CK_REPLY(R("HGET", "cache:product:{p-003}", "stock"), "$2\r\n99\r\n");
+    ck_assert_int_eq(h_upstream_count(&E.up), 3);
+    env_stop_clean();
+}
+END_TEST
+
 /* The same bytes through redis-cli --pipe (the mass-insertion mode: it
  * writes the file as it is, then waits for the replies), so the commands
  * arrive in as few packets as the kernel makes of them. */
@@ -490,6 +523,7 @@ int main(void)
     const struct su_case cases[] = {
         { "read_ttl_hset", t_read_ttl_hset, 60, 0 },
         { "redis_cli_pipe", t_redis_cli_pipe, 60, 0 },
+        { "reads_then_write", t_reads_then_write, 60, 0 },
         { "del_hset_then_read", t_del_hset_then_read, 60, 0 },
         { "invalidate_in_order", t_invalidate_in_order, 60, 0 },
         { "parallel_misses", t_parallel_misses, 60, 0 },
