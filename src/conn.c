@@ -56,7 +56,6 @@ int conn_count;
 static uint64_t conn_next_id = 1;
 static char conn_rbuf[CONN_READ_SIZE];
 static struct resp_args conn_args;  /* the request being dispatched; req_new copies them */
-static int64_t conn_pass_us;        /* cs_mono_us() at the start of this read pass */
 /* Connections with work for the end of this pass, and the event that runs it. */
 static TAILQ_HEAD(, conn) conn_todo = TAILQ_HEAD_INITIALIZER(conn_todo);
 static struct event conn_todo_ev;
@@ -69,6 +68,7 @@ static int conn_out_spare;
 static void conn_event_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_todo_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_read(struct conn *c);
+static void conn_read_pass(struct conn *c);
 static bool conn_flush(struct conn *c);
 
 /* Adds c's event with what it now waits for: reading, draining, both. */
@@ -250,7 +250,7 @@ void conn_drain(struct conn *c)
 static void conn_protocol_error(struct conn *c, const char *why)
 {
     struct resp_args none = { 0 };
-    struct req *r = req_new(c, &none, conn_pass_us);
+    struct req *r = req_new(c, &none, cs_clock_us());
 
     clog_info(c, "protocol error: %s", why);
     stats.protocol_errors++;
@@ -316,7 +316,7 @@ static void conn_process(struct conn *c, const char *base)
         c->ipos += used;
         if (st == RESP_DONE) {
             started++;
-            command_dispatch(req_new(c, &conn_args, conn_pass_us));   /* read together, arrived together */
+            command_dispatch(req_new(c, &conn_args, cs_pass_us));   /* read together, arrived together */
         }
     }
     if (conn_args.cap > CONN_ARGS_KEEP)
@@ -380,11 +380,18 @@ static void conn_ibuf_room(struct conn *c)
  * what is answered already. c may be closed on return. */
 static void conn_read(struct conn *c)
 {
+    int64_t was = cs_pass_begin();
+
+    conn_read_pass(c);
+    cs_pass_end(was);
+}
+
+static void conn_read_pass(struct conn *c)
+{
     char *dst = conn_rbuf, *base;
     size_t room = sizeof(conn_rbuf);
     ssize_t n;
 
-    conn_pass_us = cs_mono_us();
     if (c->more && c->ibuf) {
         /* Requests already buffered: their turn, before reading more. */
         c->more = false;
@@ -424,7 +431,7 @@ static void conn_read(struct conn *c)
             }
         } else {
             c->ilen += (size_t)n;
-            c->last_active = conn_pass_us / 1000;   /* cs_mono_ms() */
+            c->last_active = cs_pass_us / 1000;     /* cs_mono_ms() */
         }
     }
     base = c->ibuf ? c->ibuf : conn_rbuf;

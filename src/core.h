@@ -42,6 +42,16 @@ extern bool cs_exiting;
 int64_t cs_now_ms(void);
 int64_t cs_mono_ms(void);
 int64_t cs_mono_us(void);       /* for latency figures */
+/* The clock of the read pass under way (a client's read, a Redis read),
+ * 0 outside one: what one read brought in arrived at one instant as far
+ * as our figures go, so a pass reads the clock once, not once a request. */
+extern int64_t cs_pass_us;
+int64_t cs_pass_begin(void);    /* returns what to give cs_pass_end */
+void cs_pass_end(int64_t was);
+static inline int64_t cs_clock_us(void)
+{
+    return cs_pass_us ? cs_pass_us : cs_mono_us();
+}
 
 struct timeval;
 /* Milliseconds (>= 0) as a timeval for libevent timers. */

@@ -109,7 +109,7 @@ void req_done(struct req *r)
 {
     struct conn *c = r->conn;
     struct req *h;
-    int64_t now_us = cs_mono_us();
+    int64_t now_us = cs_clock_us();
 
     r->done = true;
     if (r->outcome >= 0) {

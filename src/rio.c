@@ -16,7 +16,6 @@ struct rio_big {
     _Alignas(16) char data[];
 };
 
-static int64_t rio_read_us;             /* 0 outside a read */
 static struct event rio_flush_ev;
 static bool rio_flush_ready, rio_flush_active;
 /* Every link with a write due, whatever links there are. */
@@ -115,11 +114,6 @@ static redisReplyObjectFunctions rio_reply_fns = {
 
 /* ---- the events --------------------------------------------------------- */
 
-int64_t rio_reply_us(void)
-{
-    return rio_read_us ? rio_read_us : cs_mono_us();
-}
-
 static void rio_undue(struct rio_events *e)
 {
     if (e->due) {
@@ -131,12 +125,12 @@ static void rio_undue(struct rio_events *e)
 static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rio_events *e = arg;
+    int64_t was = cs_pass_begin();
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
-    rio_read_us = cs_mono_us();
     redisAsyncHandleRead(e->ac);
-    rio_read_us = 0;
+    cs_pass_end(was);
 }
 
 static void rio_write_cb(evutil_socket_t fd, short what, void *arg)

@@ -38,8 +38,5 @@ void rio_attach(struct rio_events *e, struct rio_arena *a, redisAsyncContext *ac
 void rio_arena_reset(struct rio_arena *a);
 /* Writes what every link has queued now, not at the end of the pass. */
 void rio_flush(void);
-/* When the bytes being handled were read (cs_mono_us): every reply of one
- * read arrived then, so the clock is read once a read. Now, outside one. */
-int64_t rio_reply_us(void);
 
 #endif

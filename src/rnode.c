@@ -139,7 +139,7 @@ void rnode_drop(struct rnode *l, const char *why)
  * late ones. */
 static void rnode_heard(struct rnode *l, bool in_time)
 {
-    l->heard = rnode_now_at(rio_reply_us() / 1000);
+    l->heard = rnode_now_at(cs_clock_us() / 1000);
     if (in_time && l->late) {
         log_notice("%s: replies in time again (%ld command(s) failed by command_timeout_ms)", l->name, l->late);
         l->late = 0;
@@ -244,7 +244,7 @@ static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
     TAILQ_REMOVE(&l->pending, c, q);
     if (reply)
-        stats_observe(SH_REDIS, (uint64_t)(rio_reply_us() - c->sent_us));
+        stats_observe(SH_REDIS, (uint64_t)(cs_clock_us() - c->sent_us));
     if (reply && reply->type == REDIS_REPLY_ERROR && c->script >= 0 && !c->retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && l->ac) {
         /* Redis restarted or flushed its scripts: load, then run again. */
@@ -296,7 +296,7 @@ int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t 
     c->link = l;
     c->cb = cb;
     c->priv = priv;
-    c->sent_us = cs_mono_us();
+    c->sent_us = cs_clock_us();
     c->sent = rnode_now_at(c->sent_us / 1000);
     c->script = script;
     if (redisAsyncFormattedCommand(l->ac, rnode_reply_cb, c, fmt, len) != REDIS_OK) {

@@ -68,6 +68,21 @@ size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix)
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
+int64_t cs_pass_us;
+
+int64_t cs_pass_begin(void)
+{
+    int64_t was = cs_pass_us;
+
+    cs_pass_us = cs_mono_us();
+    return was;
+}
+
+void cs_pass_end(int64_t was)
+{
+    cs_pass_us = was;
+}
+
 int64_t cs_mono_us(void)
 {
     struct timespec ts;
