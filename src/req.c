@@ -16,7 +16,7 @@
  *
  * Small requests, which are nearly all of them, come from a pool of
  * blocks of one size, so a hit allocates nothing once the daemon is warm;
- * the pool keeps at most one block per open connection. */
+ * the pool keeps at most REQ_PER_CONN blocks per open connection. */
 #include "core.h"
 #include "req.h"
 #include "conn.h"
@@ -30,6 +30,7 @@
 
 #define REQ_POOL_MAX 1024           /* spare request blocks kept */
 #define REQ_BLOCK 512               /* requests this small come from the block pool */
+#define REQ_PER_CONN 16             /* spare blocks per open connection: a -P 16 pipeline's worth */
 
 static void *req_pool[REQ_POOL_MAX];
 static int req_spare;
@@ -43,7 +44,7 @@ static void *req_alloc(size_t need)
 
 static void req_release(void *p, size_t need)
 {
-    if (need <= REQ_BLOCK && req_spare < REQ_POOL_MAX && req_spare < conn_count && !cs_exiting)
+    if (need <= REQ_BLOCK && req_spare < REQ_POOL_MAX && req_spare < REQ_PER_CONN * conn_count && !cs_exiting)
         req_pool[req_spare++] = p;
     else
         free(p);
@@ -51,7 +52,7 @@ static void req_release(void *p, size_t need)
 
 void req_pool_trim(void)
 {
-    while (req_spare > conn_count)
+    while (req_spare > REQ_PER_CONN * conn_count)
         free(req_pool[--req_spare]);
 }
 

@@ -362,7 +362,7 @@ char *resp_put_nil(char *p)
     return p + 5;
 }
 
-int resp_command(char **out, int argc, const char **argv, const size_t *lens)
+int resp_command(char **out, char *small, size_t smallsz, int argc, const char **argv, const size_t *lens)
 {
     size_t total = resp_array_size(argc), pos;
     char *buf;
@@ -371,7 +371,7 @@ int resp_command(char **out, int argc, const char **argv, const size_t *lens)
         total += resp_bulk_size(lens ? lens[i] : strlen(argv[i]));
     if (total > INT32_MAX)
         return -1;
-    buf = cs_malloc(total + 1);
+    buf = small && total + 1 <= smallsz ? small : cs_malloc(total + 1);
     pos = resp_enc_header(buf, '*', argc);
     for (int i = 0; i < argc; i++) {
         size_t len = lens ? lens[i] : strlen(argv[i]);

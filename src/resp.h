@@ -66,9 +66,11 @@ size_t resp_array_size(long long n);
 char *resp_put_array(char *p, long long n);
 char *resp_put_bulk(char *p, const char *s, size_t len);
 char *resp_put_nil(char *p);
-/* A RESP command (array of bulks) in one malloc'd, NUL-ended buffer, as
+/* A RESP command (array of bulks) in one NUL-ended buffer, as
  * redisFormatCommandArgv makes it but without printf: returns its length,
- * -1 when too long. lens NULL: the arguments are C strings. */
-int resp_command(char **out, int argc, const char **argv, const size_t *lens) CS_WUR;
+ * -1 when too long. lens NULL: the arguments are C strings. The buffer is
+ * small when it fits there (small may be NULL), else malloc'd. */
+int resp_command(char **out, char *small, size_t smallsz, int argc, const char **argv,
+                 const size_t *lens) CS_WUR;
 
 #endif

@@ -284,12 +284,15 @@ static void rnode_expect(struct rnode *l)
         l->heard = rnode_now();
 }
 
-int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script)
+/* Queues fmt on l; owned: fmt is malloc'd and now ours (kept for a script
+ * to resend, else freed); not owned: hiredis copies it, the caller keeps it. */
+static int rnode_queue(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script, bool owned)
 {
     struct rcmd *c;
 
     if (!l->ac || l->state < RS_HANDSHAKE) {
-        redisFreeCommand(fmt);
+        if (owned)
+            redisFreeCommand(fmt);
         return CS_ERR;
     }
     c = rnode_cmd_new();
@@ -301,13 +304,14 @@ int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t 
     c->script = script;
     if (redisAsyncFormattedCommand(l->ac, rnode_reply_cb, c, fmt, len) != REDIS_OK) {
         rnode_cmd_free(c);
-        redisFreeCommand(fmt);
+        if (owned)
+            redisFreeCommand(fmt);
         return CS_ERR;
     }
-    if (script >= 0) {
+    if (owned && script >= 0) {
         c->fmt = fmt;
         c->fmtlen = len;
-    } else {
+    } else if (owned) {
         redisFreeCommand(fmt);
     }
     rnode_expect(l);
@@ -315,18 +319,25 @@ int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t 
     return CS_OK;
 }
 
+int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script)
+{
+    return rnode_queue(l, cb, priv, fmt, len, script, true);
+}
+
 int rnode_send(struct rnode *l, rstore_cb cb, void *priv, int argc, const char **argv,
                const size_t *lens, int script)
 {
-    char *fmt;
+    char small[512], *fmt;
     int len;
 
     if (!l->ac || l->state < RS_HANDSHAKE)
         return CS_ERR;
-    len = resp_command(&fmt, argc, argv, lens);   /* as redisFormatCommandArgv, without printf */
+    /* A script's command is kept, to send again after NOSCRIPT; any other
+     * is copied by hiredis at once, so it is built on the stack. */
+    len = resp_command(&fmt, script < 0 ? small : NULL, sizeof(small), argc, argv, lens);
     if (len < 0)
         return CS_ERR;
-    return rnode_send_fmt(l, cb, priv, fmt, (size_t)len, script);
+    return rnode_queue(l, cb, priv, fmt, (size_t)len, script, fmt != small);
 }
 
 int rnode_eval(struct rnode *n, enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
