@@ -245,11 +245,24 @@ static size_t resp_digits(unsigned long long v);
  * no printf and no second copy on the hit path. */
 static size_t resp_enc_header(char *buf, char type, long long n)
 {
-    unsigned long long v = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
-    size_t len = 1 + (n < 0) + resp_digits(v);
-    char *p = buf + len;
+    unsigned long long v;
+    size_t len;
+    char *p;
 
     buf[0] = type;
+    if (n >= 0 && n < 100) {
+        /* Nearly every header: field counts and short values. */
+        len = n < 10 ? 2 : 3;
+        buf[len - 1] = (char)('0' + n % 10);
+        if (n >= 10)
+            buf[1] = (char)('0' + n / 10);
+        buf[len] = '\r';
+        buf[len + 1] = '\n';
+        return len + 2;
+    }
+    v = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    len = 1 + (n < 0) + resp_digits(v);
+    p = buf + len;
     if (n < 0)
         buf[1] = '-';
     do {

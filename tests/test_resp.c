@@ -873,6 +873,17 @@ START_TEST(test_enc_int)
     eb_expect(S(":1\r\n"), ":1");
     resp_int(eb, -2);
     eb_expect(S(":-2\r\n"), ":-2");
+    /* Both sides of the two-digit fast path. */
+    resp_int(eb, 9);
+    eb_expect(S(":9\r\n"), ":9");
+    resp_int(eb, 10);
+    eb_expect(S(":10\r\n"), ":10");
+    resp_int(eb, 99);
+    eb_expect(S(":99\r\n"), ":99");
+    resp_int(eb, 100);
+    eb_expect(S(":100\r\n"), ":100");
+    resp_int(eb, -10);
+    eb_expect(S(":-10\r\n"), ":-10");
     resp_int(eb, LLONG_MAX);
     eb_expect(S(":9223372036854775807\r\n"), ":LLONG_MAX");
     resp_int(eb, LLONG_MIN);
