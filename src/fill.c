@@ -32,7 +32,7 @@
 #include <string.h>
 
 enum store_mode { SM_NONE, SM_OWN };
-enum fill_state { FS_NEW, FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
+enum fill_state { FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
 
 /* One flight's fill: allocated by fill_start, freed with the flight. */
 struct fill {
