@@ -615,7 +615,7 @@ void fill_shutdown(int timeout_ms)
 
     if (!rstore_ready())
         return;
-    flight_each(fill_shutdown_one);
+    flight_foreach(fill_shutdown_one);
     if (fill_releasing == 0)
         return;
     log_info("shutdown: releasing %d fill lock(s)", fill_releasing);
