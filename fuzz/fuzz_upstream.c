@@ -201,7 +201,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fz_ns.c.v[CK_MAX_FETCHES] = 64;
     fz_conf.ns = fz_nss;
     fz_conf.nns = 1;
-    upstream_init(&fz_conf);
+    upstream_reconfigure(&fz_conf);
     fz_show = getenv("FUZZ_SHOW") != NULL;
     return 0;
 }

@@ -32,7 +32,7 @@
 #include <string.h>
 
 enum store_mode { SM_NONE, SM_OWN };
-enum fill_state { FS_NEW, FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
+enum fill_state { FS_LOCKING, FS_WAITING, FS_READING, FS_FETCHING, FS_DONE };
 
 /* One flight's fill: allocated by fill_start, freed with the flight. */
 struct fill {
@@ -615,7 +615,7 @@ void fill_shutdown(int timeout_ms)
 
     if (!rstore_ready())
         return;
-    flight_each(fill_shutdown_one);
+    flight_foreach(fill_shutdown_one);
     if (fill_releasing == 0)
         return;
     log_info("shutdown: releasing %d fill lock(s)", fill_releasing);

@@ -120,16 +120,6 @@ void flight_detach_if(bool (*match)(const struct flight *f, const void *ctx), co
             flight_unlink(f);
 }
 
-void flight_each(void (*fn)(struct flight *f))
-{
-    struct flight *f, *next;
-
-    for (f = TAILQ_FIRST(&ft_all); f; f = next) {
-        next = TAILQ_NEXT(f, all);
-        fn(f);
-    }
-}
-
 static void flight_free(struct flight *f)
 {
     TAILQ_REMOVE(&ft_all, f, all);

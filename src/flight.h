@@ -43,8 +43,6 @@ void flight_add_waiter(struct flight *f, flight_done_fn *done, void *ctx);
 void flight_detach(const char *key, size_t len);
 /* Detaches every flight match() says yes to (e.g. INVALIDATE's glob). */
 void flight_detach_if(bool (*match)(const struct flight *f, const void *ctx), const void *ctx);
-/* Calls fn on every flight, detached ones too (fn must not free any). */
-void flight_each(void (*fn)(struct flight *f));
 /* Answer every waiter with o (the flight takes o's reference); returns
  * how many waiters it answered. */
 int flight_finish(struct flight *f, struct outcome *o);

@@ -175,7 +175,7 @@ int main(int argc, char **argv)
         event_add(sigs[i], NULL);
     }
     stats_init();
-    upstream_init(cs_conf);
+    upstream_reconfigure(cs_conf);
     cache_init();
     /* The admin endpoint first: once the client port answers, so does it. */
     if (admin_start() != CS_OK || server_start() != CS_OK) {

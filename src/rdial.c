@@ -2,7 +2,7 @@
  * with the shared evdns resolver (never blocking; each attempt tries the
  * next address), the non-blocking connect, keepalive, and the reconnect
  * timer (backoff, or at once after rnode_target). Deadlines of an attempt
- * are enforced by rnode.c's sweep. */
+ * are enforced by the link's timer in rnode.c. */
 #include "core.h"
 #include "rnode_int.h"
 #include "config.h"
@@ -140,12 +140,9 @@ void rdial_connect(struct rnode *l)
 
     l->since = rnode_now();    /* resolving counts against connect_timeout_ms */
     l->connects++;
-    if (l->path) {
-        rdial_to(l, NULL);
-        return;
-    }
-    if (rdial_numeric(l->host)) {
-        rdial_to(l, l->host);
+    if (l->path || rdial_numeric(l->host)) {
+        rdial_to(l, l->path ? NULL : l->host);
+        rnode_arm(l);
         return;
     }
     memset(&hints, 0, sizeof(hints));
@@ -158,6 +155,7 @@ void rdial_connect(struct rnode *l)
     req = evdns_getaddrinfo(dns_base(), l->host, NULL, &hints, rdial_resolved_cb, l);
     if (l->state == RS_RESOLVING)
         l->dns = req;
+    rnode_arm(l);
 }
 
 /* Close the link without the down hook: its owner moved it. */

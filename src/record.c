@@ -229,12 +229,6 @@ void record_from_raw(struct record *rec, const char *body, size_t len)
     rec->body.len = len;
 }
 
-void record_not_found(struct record *rec)
-{
-    memset(rec, 0, sizeof(*rec));
-    rec->nf = true;
-}
-
 void record_from_reply(struct record *rec, const redisReply *r)
 {
     struct rbuild b = { 0 };

@@ -22,7 +22,6 @@ struct record {
  * not one (err says why, for the log). */
 int record_from_json(struct record *rec, const char *body, size_t len, char *err, size_t errsz) CS_WUR;
 void record_from_raw(struct record *rec, const char *body, size_t len);
-void record_not_found(struct record *rec);
 /* Copies an HGETALL reply. */
 void record_from_reply(struct record *rec, const struct redisReply *r);
 /* A record's __exp: decimal digits only, else not ours (a miss). */

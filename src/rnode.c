@@ -5,7 +5,8 @@
  *
  * hiredis 0.14 has no connect or command timeouts, so every command is
  * tracked in our own FIFO (replies on one connection come in order) and
- * one sweep timer enforces the deadlines:
+ * each link has one timer, armed for its next deadline (and, while it
+ * waits for anything, at least every RS_WATCH_MS), that enforces them:
  *   - a command with no reply after command_timeout_ms fails alone: its
  *     callback runs with NULL now, and its late reply is dropped when
  *     hiredis delivers it (the rcmd lives until then, marked abandoned);
@@ -15,6 +16,7 @@
  *   - a link quiet for RS_PROBE_MS gets a probe (PING on the command link,
  *     SUBSCRIBE again on the subscriber), so a half-open one is found too;
  *   - time our own loop spends stalled does not count (see rnode_now).
+ * An idle link's timer fires only for its probe: nothing ticks while idle.
  * Connecting (resolving, the connect, reconnect timers) is in rdial.c. */
 #include "core.h"
 #include "rstore.h"
@@ -35,9 +37,9 @@
 #include <string.h>
 
 struct rnode_list rs_nodes = LIST_HEAD_INITIALIZER(rs_nodes);
-static struct event *rs_sweep;
 static const struct timeval rs_now_tv = { 0, 0 };
-static int64_t rs_clock, rs_clock_at;
+static int64_t rs_active;       /* cs_mono_ms of the last thing a link did: sent, read, fired */
+static int64_t rs_lost;         /* ms of our own stalls, not counted against Redis */
 static char rs_sha[RS_NSCRIPTS][41];
 static const char *const rs_sources[RS_NSCRIPTS] = { LUA_LOCK, LUA_FILL, LUA_RELEASE, LUA_HSET, LUA_DEL };
 static const char *const rs_names[RS_NSCRIPTS] = { "lock", "fill", "release", "hset", "del" };
@@ -51,15 +53,44 @@ void rnode_note(struct rnode *l, const char *prefix, const char *why)
         l->last_error[0] = (char)(l->last_error[0] - 'A' + 'a');
 }
 
-/* Milliseconds as Redis deadlines see them: the monotonic clock, except
- * that a gap between two sweeps longer than RS_STALL_MS (our loop was
- * blocked, or the process stopped) counts as RS_STALL_MS. Replies that
- * arrived meanwhile are in our socket; they must not be blamed on Redis. */
+/* Called on a gap since the last thing any link did. If some link's timer
+ * is more than RS_STALL_MS - RS_WATCH_MS overdue, our loop did not run
+ * (blocked, or the process stopped) and the gap counts as RS_STALL_MS.
+ * The gap began at the last thing a link did, but no earlier than
+ * RS_STALL_MS before the missed timer: for a link that waits (looked at
+ * every RS_WATCH_MS) the two agree, and an idle link's late probe does
+ * not make its whole quiet spell a stall. */
+static void rnode_stall(int64_t mono)
+{
+    int64_t start = INT64_MAX;
+    const struct rnode *l;
+
+    LIST_FOREACH(l, &rs_nodes, all) {
+        int64_t t = l->due > rs_active ? l->due : rs_active;
+        if (l->due && mono - t > RS_STALL_MS - RS_WATCH_MS && l->due - RS_STALL_MS < start)
+            start = l->due - RS_STALL_MS;
+    }
+    if (start == INT64_MAX)
+        return;                 /* idle: nothing was due */
+    if (start < rs_active)
+        start = rs_active;
+    if (mono - start > RS_STALL_MS) {
+        log_debug("our loop stalled for %lld ms: not counted against Redis", (long long)(mono - start));
+        rs_lost += mono - start - RS_STALL_MS;
+    }
+}
+
+/* Milliseconds as Redis deadlines see them: the monotonic clock less the
+ * time our own loop was stalled (rnode_stall), found before anything is
+ * stamped after the stall. Replies that arrived meanwhile are in our
+ * socket; they must not be blamed on Redis. */
 static int64_t rnode_now_at(int64_t mono_ms)
 {
-    int64_t d = mono_ms - rs_clock_at;
-
-    return rs_clock + (d < RS_STALL_MS ? d : RS_STALL_MS);
+    if (mono_ms - rs_active > RS_STALL_MS - RS_WATCH_MS)
+        rnode_stall(mono_ms);
+    if (mono_ms > rs_active)
+        rs_active = mono_ms;
+    return mono_ms - rs_lost;
 }
 
 int64_t rnode_now(void)
@@ -72,6 +103,29 @@ static long long rnode_dead_ms(void)
     long long ms = RS_DEAD_TIMEOUTS * cs_conf->command_timeout_ms;
 
     return ms < RS_DEAD_MIN_MS ? RS_DEAD_MIN_MS : ms;
+}
+
+/* The link's timer fires at AT (rnode_now ms). */
+static void rnode_arm_at(struct rnode *l, int64_t at, int64_t now)
+{
+    int64_t ms = at > now ? at - now : 1;
+    struct timeval tv;
+
+    cs_ms_tv(&tv, ms);
+    evtimer_add(l->timer, &tv);
+    l->due = now + rs_lost + ms;
+}
+
+/* l now waits for a reply due by DEADLINE: its timer must fire by then,
+ * and soon, for the stall check. Mostly just a comparison: a link that
+ * already waits is looked at every RS_WATCH_MS, so only the first
+ * command after a quiet spell moves the timer. */
+static void rnode_wake_by(struct rnode *l, int64_t now, int64_t deadline)
+{
+    int64_t soon = now + RS_WATCH_MS, latest = now + RS_STALL_MS;
+
+    if (!l->due || l->due - rs_lost > (deadline < latest ? deadline : latest))
+        rnode_arm_at(l, deadline < soon ? deadline : soon, now);
 }
 
 struct rnode *rnode_link_of(const redisAsyncContext *ac)
@@ -259,6 +313,7 @@ static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
             c->sent = rnode_now();     /* a new deadline for the second run */
             l->waiting++;
             TAILQ_INSERT_TAIL(&l->pending, c, q);
+            rnode_wake_by(l, c->sent, c->sent + cs_conf->command_timeout_ms + 1);
             return;
         }
         if (len > 0)
@@ -316,6 +371,7 @@ static int rnode_queue(struct rnode *l, rstore_cb cb, void *priv, char *fmt, siz
     }
     rnode_expect(l);
     TAILQ_INSERT_TAIL(&l->pending, c, q);
+    rnode_wake_by(l, c->sent, c->sent + cs_conf->command_timeout_ms + 1);
     return CS_OK;
 }
 
@@ -370,6 +426,7 @@ static void rnode_set_up(struct rnode *l)
 {
     l->state = RS_UP;
     l->backoff_ms = RS_BACKOFF_MIN_MS;
+    rnode_arm(l);               /* for its first probe */
     if (l->subscriber)
         log_notice("%s: subscribed to %s", l->name, l->chan);
     else
@@ -506,6 +563,7 @@ void rnode_start_handshake(struct rnode *l)
         mark->script = -1;
         mark->marker = true;
         TAILQ_INSERT_TAIL(&l->pending, mark, q);
+        rnode_wake_by(l, mark->sent, mark->sent + c->command_timeout_ms + 1);
         if (rnode_subscribe(l) != CS_OK)
             goto fail;
         return;
@@ -621,31 +679,52 @@ static void rnode_check(struct rnode *l, int64_t now)
         rnode_probe(l);
 }
 
-static void rnode_sweep_cb(evutil_socket_t fd, short what, void *arg)
+/* When rnode_check has something to do for l next (rnode_now ms), or
+ * INT64_MAX: its deadlines, a look every RS_WATCH_MS while it waits for
+ * anything (a stall is seen, and a long reply that is still coming in
+ * counts as heard), its probe when it is up and quiet. */
+static int64_t rnode_next(const struct rnode *l, int64_t now)
 {
-    struct rnode *l, *next;
-    int64_t now;
+    int64_t t = now + RS_WATCH_MS, d;
+    const struct rcmd *c = TAILQ_FIRST(&l->pending);
+
+    if (l->state == RS_RESOLVING || l->state == RS_CONNECTING)
+        d = l->since + cs_conf->connect_timeout_ms + 1;
+    else if (!l->ac || l->state < RS_HANDSHAKE)
+        return INT64_MAX;
+    else if (c || l->waiting > 0)
+        d = c ? c->sent + cs_conf->command_timeout_ms + 1 : l->heard + rnode_dead_ms() + 1;
+    else if (l->state == RS_UP)
+        return l->heard + RS_PROBE_MS;
+    else
+        return INT64_MAX;
+    return d < t ? d : t;
+}
+
+void rnode_arm(struct rnode *l)
+{
+    int64_t now = rnode_now(), at = rnode_next(l, now);
+
+    if (at != INT64_MAX)
+        rnode_arm_at(l, at, now);
+}
+
+static void rnode_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rnode *l = arg;
+    int64_t now = rnode_now();  /* before due is cleared: a late timer is a stall */
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
-    CS_UNUSED(arg);
-    now = rnode_now();
-    rs_clock = now;
-    rs_clock_at = cs_mono_ms();
-    /* A check may fail commands whose callbacks free other links. */
-    for (l = LIST_FIRST(&rs_nodes); l; l = next) {
-        next = LIST_NEXT(l, all);
-        rnode_check(l, now);
-    }
+    l->due = 0;
+    rnode_check(l, now);
+    rnode_arm(l);
 }
 
 void rnode_init(void)
 {
-    struct timeval tv = { 0, RS_SWEEP_MS * 1000 };
-
-    rs_clock = rs_clock_at = cs_mono_ms();
-    rs_sweep = event_new(cs_base, -1, EV_PERSIST, rnode_sweep_cb, NULL);
-    event_add(rs_sweep, &tv);
+    rs_active = cs_mono_ms();
+    rs_lost = 0;
 }
 
 struct rnode *rnode_new(const char *name, const char *host, int port, const char *path, unsigned flags,
@@ -665,6 +744,7 @@ struct rnode *rnode_new(const char *name, const char *host, int port, const char
     TAILQ_INIT(&l->pending);
     l->backoff_ms = RS_BACKOFF_MIN_MS;
     l->retry = evtimer_new(cs_base, rdial_retry_cb, l);
+    l->timer = evtimer_new(cs_base, rnode_timer_cb, l);
     LIST_INSERT_HEAD(&rs_nodes, l, all);
     if (l->host[0] || l->path)
         rdial_connect(l);   /* else it waits for rnode_target */
@@ -682,6 +762,8 @@ void rnode_free(struct rnode *l)
     rdial_close(l);
     if (l->retry)
         event_free(l->retry);
+    if (l->timer)
+        event_free(l->timer);
     LIST_REMOVE(l, all);
     rio_arena_reset(&l->arena);
     free(l->path);
@@ -707,9 +789,6 @@ void rnode_shutdown(void)
 {
     while (rs_nspare > 0)
         free(rs_spare[--rs_nspare]);
-    if (rs_sweep)
-        event_free(rs_sweep);
-    rs_sweep = NULL;
     /* A cancelled lookup is freed by a deferred callback of the resolver:
      * give the loop one turn, so that exiting mid-lookup leaks nothing. */
     if (rs_cancelled)

@@ -51,7 +51,7 @@ void rnode_report(const struct rnode *n, struct stats_sink *s, const char *key);
 /* "up", "down", "connecting" ... */
 const char *rnode_state_name(const struct rnode *n);
 
-/* The sweep timer every link shares. */
+/* The clock every link shares; what the links leave behind at exit. */
 void rnode_init(void);
 void rnode_shutdown(void);
 

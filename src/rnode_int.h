@@ -13,8 +13,8 @@
 
 #define RS_BACKOFF_MIN_MS 100
 #define RS_BACKOFF_MAX_MS 5000
-#define RS_SWEEP_MS 20
-#define RS_STALL_MS 100         /* a sweep gap beyond this is our stall, not Redis's */
+#define RS_STALL_MS 100         /* a gap in our loop beyond this is our stall, not Redis's */
+#define RS_WATCH_MS 50          /* a link that waits is looked at this often (see rnode_now) */
 #define RS_PROBE_MS 1000        /* a link that has heard nothing this long is probed */
 #define RS_DEAD_TIMEOUTS 10     /* silent this many command timeouts: the link is dead */
 #define RS_DEAD_MIN_MS 1000
@@ -57,11 +57,13 @@ struct rnode {
     int64_t since;              /* start of this attempt (resolve + connect) */
     long long backoff_ms;
     struct event *retry;
+    struct event *timer;        /* its next deadline, or its next look while it waits */
+    int64_t due;                /* cs_mono_ms when timer fires; 0: not armed */
     TAILQ_HEAD(, rcmd) pending; /* not yet answered nor abandoned, oldest first */
     int handshake_left;
     int waiting;                /* replies due: ours, abandoned ones, probes */
     int64_t heard;              /* last read, or when we began waiting */
-    size_t seen_len, seen_pos;  /* the reader's buffer at the last sweep */
+    size_t seen_len, seen_pos;  /* the reader's buffer at the last look */
     long late;                  /* commands failed by their deadline in a row */
     struct evdns_getaddrinfo_request *dns;
     unsigned turn;              /* which resolved address to try */
@@ -70,12 +72,13 @@ struct rnode {
 };
 
 LIST_HEAD(rnode_list, rnode);
-extern struct rnode_list rs_nodes;      /* every link, for the sweep */
+extern struct rnode_list rs_nodes;      /* every link, for the stall check */
 extern bool rs_cancelled;               /* a lookup was cancelled: see rnode_shutdown */
 
 /* rnode.c */
 void rnode_note(struct rnode *l, const char *prefix, const char *why);
 int64_t rnode_now(void);
+void rnode_arm(struct rnode *l);
 void rnode_schedule(struct rnode *l);
 void rnode_forget(struct rnode *l);
 void rnode_lost(struct rnode *l);

@@ -200,11 +200,6 @@ void upstream_reconfigure(const struct cs_config *c)
         upstream_kick(p);
 }
 
-void upstream_init(const struct cs_config *c)
-{
-    upstream_reconfigure(c);
-}
-
 char *upstream_target(const struct cs_ns *ns, const char *id, size_t idlen)
 {
     static const char hex[] = "0123456789ABCDEF";

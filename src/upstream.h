@@ -20,8 +20,8 @@ struct up_reply {
 /* Called exactly once, always from the event loop (never inside fetch). */
 typedef void (*upstream_cb)(void *arg, const struct up_reply *r);
 
-void upstream_init(const struct cs_config *c);
-/* Pool sizes and per-namespace shares follow the running configuration. */
+/* Pool sizes and per-namespace shares follow the running configuration:
+ * at start-up and after each reload. */
 void upstream_reconfigure(const struct cs_config *c);
 void upstream_free(void);
 /* Per host: connections open, busy, fetches queued. */
