@@ -20,6 +20,7 @@
 #include "rcluster.h"
 #include "rnode.h"
 #include "rslot.h"
+#include "resp.h"
 #include "config.h"
 #include "log.h"
 #include "stats.h"
@@ -307,7 +308,6 @@ static int rcluster_send(struct rcreq *q)
 {
     int node = q->target >= 0 ? q->target : rc_slot[q->slot];
     struct rnode *l;
-    char *copy;
     static const char *const asking[1] = { "ASKING" };
 
     if (!q->keyed && q->target < 0) {
@@ -321,9 +321,7 @@ static int rcluster_send(struct rcreq *q)
         return CS_ERR;
     if (q->asking && rnode_send(l, rcluster_ignore_cb, NULL, 1, (const char **)asking, NULL, -1) != CS_OK)
         return CS_ERR;
-    copy = cs_malloc(q->len);
-    memcpy(copy, q->fmt, q->len);
-    return rnode_send_fmt(l, rcluster_reply_cb, q, copy, q->len, q->script);
+    return rnode_send_buf(l, rcluster_reply_cb, q, q->fmt, q->len, q->script);
 }
 
 static void rcluster_wait(struct rcreq *q)
@@ -406,7 +404,7 @@ static int rcluster_start(rstore_cb cb, void *priv, int argc, const char **argv,
         if (node < 0 || !rnode_up(rc_node[node]->link))
             return CS_ERR;      /* this slot is degraded */
     }
-    len = redisFormatCommandArgv(&fmt, argc, argv, lens);
+    len = resp_command(&fmt, NULL, 0, argc, argv, lens);
     if (len < 0)
         return CS_ERR;
     q = cs_calloc(1, sizeof(*q));

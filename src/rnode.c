@@ -375,9 +375,15 @@ static int rnode_queue(struct rnode *l, rstore_cb cb, void *priv, char *fmt, siz
     return CS_OK;
 }
 
-int rnode_send_fmt(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script)
+int rnode_send_buf(struct rnode *l, rstore_cb cb, void *priv, const char *fmt, size_t len, int script)
 {
-    return rnode_queue(l, cb, priv, fmt, len, script, true);
+    char *copy;
+
+    if (script < 0)
+        return rnode_queue(l, cb, priv, (char *)fmt, len, script, false);
+    copy = cs_malloc(len);      /* kept to send again after NOSCRIPT */
+    memcpy(copy, fmt, len);
+    return rnode_queue(l, cb, priv, copy, len, script, true);
 }
 
 int rnode_send(struct rnode *l, rstore_cb cb, void *priv, int argc, const char **argv,

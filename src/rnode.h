@@ -40,8 +40,10 @@ const char *rnode_status(const struct rnode *n);
 /* CS_ERR: not sent, cb not called. SCRIPT: an rscript, or -1. */
 int rnode_send(struct rnode *n, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens,
                int script) CS_WUR;
-/* Same with a command redisFormatCommandArgv built; FMT is taken (freed). */
-int rnode_send_fmt(struct rnode *n, rstore_cb cb, void *priv, char *fmt, size_t len, int script) CS_WUR;
+/* Same with a command already in RESP (FMT, LEN), which the caller keeps:
+ * hiredis copies it, and we keep a copy only of a script's, to send it
+ * again after NOSCRIPT. */
+int rnode_send_buf(struct rnode *n, rstore_cb cb, void *priv, const char *fmt, size_t len, int script) CS_WUR;
 /* EVALSHA of a script with its keys and args, on this link. */
 int rnode_eval(struct rnode *n, enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
                const size_t *lens) CS_WUR;
