@@ -47,16 +47,16 @@ static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_i
     struct stats_ns *n = stats_ns_get(ns->name, ns->namelen);
 
     if (o == SH_REQ_MISS) {
-        stats.misses++;
+        stats_c.misses++;
         n->misses++;
     } else {
         n->hits++;
         if (o == SH_REQ_HIT)
-            stats.hits++;
+            stats_c.hits++;
         else if (o == SH_REQ_STALE)
-            stats.stale_hits++;
+            stats_c.stale_hits++;
         else
-            stats.negative_hits++;
+            stats_c.negative_hits++;
     }
     if (!r->nss)
         r->nss = n;
@@ -395,7 +395,7 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
     }
     if (f) {
         if (!refresh) {
-            stats.coalesced++;
+            stats_c.coalesced++;
             flight_add_waiter(f, cache_answer, s);
         }
         return;

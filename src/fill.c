@@ -295,7 +295,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         return;
     case 0:
         if (!poll)
-            stats.lock_acquisitions_lost++;
+            stats_c.lock_acquisitions_lost++;
         break;
     default:
         fill_fetch(f, SM_NONE);
@@ -303,7 +303,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
     }
     if (!f->fill->suppressed) {
         f->fill->suppressed = true;
-        stats.stampedes_suppressed++;
+        stats_c.stampedes_suppressed++;
         f->fill->wait_start = cs_mono_ms();
         snprintf(f->fill->since, sizeof(f->fill->since), "%lld", now);
     }
@@ -368,9 +368,9 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
     if (fill_take_reply(f, rep)) {
         if (f->fill->suppressed) {  /* another daemon's fill answered us */
             if (notice && !f->fill->woken_by_poll)
-                stats.fills_woken_by_notice++;
+                stats_c.fills_woken_by_notice++;
             else
-                stats.fills_woken_by_poll++;
+                stats_c.fills_woken_by_poll++;
         }
         flight_put(f);
         return;
@@ -416,7 +416,7 @@ static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (f->fill->deadline - cs_mono_ms() <= 0) {
         if (!f->fill->timed_out) {
             log_limited(LOG_INFO, "fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
-            stats.lock_timeouts++;
+            stats_c.lock_timeouts++;
             f->fill->timed_out = true;
         }
         /* Take the lock with our own token, or fetch without storing: the
@@ -470,7 +470,7 @@ static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
             record_from_raw(&o->rec, up->body, up->len);
         } else if (record_from_json(&o->rec, up->body, up->len, err, sizeof(err)) != CS_OK) {
             log_limited(LOG_INFO, "upstream body for %s is not usable: %s", f->key, err);
-            stats.upstream_errors++;
+            stats_c.upstream_errors++;
             outcome_unref(o);
             return outcome_error("UPSTREAM bad body");
         }
@@ -595,7 +595,7 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
     f->fill->state = FS_FETCHING;
     f->fill->store_mode = mode;
     f->ops++;
-    stats.fills_led++;
+    stats_c.fills_led++;
     upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
 }
 
