@@ -504,9 +504,8 @@ static void fill_store(struct flight *f, struct outcome *o)
 {
     const struct cs_cache_conf *c = &f->ns->c;
     struct record *rec = &o->rec;
-    int n = 7 + 2 * rec->n + 4, argc = 0;
-    const char **argv = cs_malloc(sizeof(*argv) * (size_t)n);
-    size_t *lens = cs_malloc(sizeof(*lens) * (size_t)n);
+    int n = 7 + 2 * rec->n + 4;
+    struct rstore_args a = { cs_malloc(sizeof(*a.argv) * (size_t)n), cs_malloc(sizeof(*a.lens) * (size_t)n), 0 };
     char fresh[24], pttl[24], mark[24], chan[300];
     long long ttl_ms, keep_ms;
 
@@ -525,30 +524,28 @@ static void fill_store(struct flight *f, struct outcome *o)
     snprintf(pttl, sizeof(pttl), "%lld", keep_ms);
     snprintf(mark, sizeof(mark), "%lld", c->v[CK_LOCK_TTL]);
     cs_fills_channel(chan, sizeof(chan), f->conf->key_prefix);
-#define ARG(p, l) (argv[argc] = (p), lens[argc++] = (l))
-    ARG(f->key, f->keylen);
-    ARG(f->lock, f->locklen);
-    ARG(f->fill->token, strlen(f->fill->token));
-    ARG(fresh, strlen(fresh));
-    ARG(pttl, strlen(pttl));
-    ARG(chan, strlen(chan));
-    ARG(mark, strlen(mark));
+    rstore_arg(&a, f->key, f->keylen);
+    rstore_arg(&a, f->lock, f->locklen);
+    rstore_arg(&a, f->fill->token, strlen(f->fill->token));
+    rstore_arg(&a, fresh, strlen(fresh));
+    rstore_arg(&a, pttl, strlen(pttl));
+    rstore_arg(&a, chan, strlen(chan));
+    rstore_arg(&a, mark, strlen(mark));
     if (o->kind == OC_NOTFOUND) {
-        ARG("__nf", 4);
-        ARG("1", 1);
+        rstore_arg(&a, "__nf", 4);
+        rstore_arg(&a, "1", 1);
     } else if (rec->has_body) {
-        ARG("__body", 6);
-        ARG(rec->body.p, rec->body.len);
+        rstore_arg(&a, "__body", 6);
+        rstore_arg(&a, rec->body.p, rec->body.len);
     }
     for (int i = 0; i < rec->n; i++) {
-        ARG(rec->f[i].p, rec->f[i].len);
-        ARG(rec->v[i].p, rec->v[i].len);
+        rstore_arg(&a, rec->f[i].p, rec->f[i].len);
+        rstore_arg(&a, rec->v[i].p, rec->v[i].len);
     }
-#undef ARG
-    if (rstore_eval(RS_FILL, fill_store_cb, f, 2, argc, argv, lens) == CS_OK)
+    if (rstore_eval(RS_FILL, fill_store_cb, f, 2, a.argc, a.argv, a.lens) == CS_OK)
         f->ops++;
-    free(argv);
-    free(lens);
+    free(a.argv);
+    free(a.lens);
 }
 
 static void fill_release(struct flight *f)
