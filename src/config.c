@@ -38,7 +38,6 @@ struct ckey {
 #define RDS(k, t, f, d, mn, mx) { S_REDIS, k, t, offsetof(struct cs_config, f), d, mn, mx, false }
 #define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true }
 #define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true }
-#define BIG 2147483647LL
 #define CONFIG_PREFIX_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-/"
 
 static const struct ckey conf_keys[] = {
@@ -841,14 +840,14 @@ static bool config_is_str(const struct ckey *k)
     return CONF_IS_STR(k->type);
 }
 
-/* Restart-only rows whose value differs between OLD and NEU, logged by
- * name; with KEEP (which is NEU) the running value is copied into it. */
-static void config_restart_rows(const struct cs_config *old, const struct cs_config *neu, struct cs_config *keep)
+/* Reload: each restart-only row whose value differs between OLD and NEU
+ * is logged by name and gets OLD's (the running) value back in NEU. */
+void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
 {
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
         const char *pa = (const char *)old + k->off;
-        const char *pb = (const char *)neu + k->off;
+        char *pb = (char *)neu + k->off;
 
         if (k->reload || k->sec == S_CACHE || k->sec == S_NS)
             continue;
@@ -857,25 +856,13 @@ static void config_restart_rows(const struct cs_config *old, const struct cs_con
             continue;
         log_warn("reload: [%s] %s changed; it takes effect after a restart (keeping the running value)",
                  sec_names[k->sec], k->key);
-        if (!keep)
-            continue;
         if (config_is_str(k)) {
-            free(*(char **)((char *)keep + k->off));
-            *(char **)((char *)keep + k->off) = strdup(*(char *const *)pa);
+            free(*(char **)pb);
+            *(char **)pb = strdup(*(char *const *)pa);
         } else {
-            *(long long *)((char *)keep + k->off) = *(const long long *)pa;
+            *(long long *)pb = *(const long long *)pa;
         }
     }
-}
-
-void config_warn_restart(const struct cs_config *old, const struct cs_config *neu)
-{
-    config_restart_rows(old, neu, NULL);
-}
-
-void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
-{
-    config_restart_rows(old, neu, neu);
 }
 
 int config_key_list(const struct config_key_info **out)
