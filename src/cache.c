@@ -47,16 +47,16 @@ static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_i
     struct stats_ns *n = stats_ns_get(ns->name, ns->namelen);
 
     if (o == SH_REQ_MISS) {
-        stats.misses++;
+        stats_c.misses++;
         n->misses++;
     } else {
         n->hits++;
         if (o == SH_REQ_HIT)
-            stats.hits++;
+            stats_c.hits++;
         else if (o == SH_REQ_STALE)
-            stats.stale_hits++;
+            stats_c.stale_hits++;
         else
-            stats.negative_hits++;
+            stats_c.negative_hits++;
     }
     if (!r->nss)
         r->nss = n;
@@ -395,7 +395,7 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
     }
     if (f) {
         if (!refresh) {
-            stats.coalesced++;
+            stats_c.coalesced++;
             flight_add_waiter(f, cache_answer, s);
         }
         return;
@@ -572,9 +572,10 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
 {
     struct req *r = s->r;
     char key[CACHE_KEY_MAX];
-    const char *argv_small[8], **argv = argv_small;
-    size_t lens_small[8], *lens = lens_small;
-    int argc = 0, nfields = r->cmd->rk == RK_HGET || r->cmd->rk == RK_HMGET ? r->argc - 2 : 0;
+    const char *argv_small[8];
+    size_t lens_small[8];
+    struct rstore_args a = { argv_small, lens_small, 0 };
+    int nfields = r->cmd->rk == RK_HGET || r->cmd->rk == RK_HMGET ? r->argc - 2 : 0;
     int first_small[8], *first = first_small, nuniq = nfields;
     int rc;
 
@@ -591,31 +592,29 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         r->state_free = free;
     }
     if (nfields + 5 > 8) {
-        argv = cs_malloc(sizeof(*argv) * (size_t)(nfields + 5));
-        lens = cs_malloc(sizeof(*lens) * (size_t)(nfields + 5));
+        a.argv = cs_malloc(sizeof(*a.argv) * (size_t)(nfields + 5));
+        a.lens = cs_malloc(sizeof(*a.lens) * (size_t)(nfields + 5));
     }
-#define ARG(p, l) (argv[argc] = (p), lens[argc++] = (l))
     if (r->cmd->rk == RK_HGETALL) {
-        ARG("HGETALL", 7);
+        rstore_arg(&a, "HGETALL", 7);
     } else {
-        ARG("HMGET", 5);
+        rstore_arg(&a, "HMGET", 5);
     }
-    ARG(key, cache_key(key, r->conf, ns, id, false));
+    rstore_arg(&a, key, cache_key(key, r->conf, ns, id, false));
     if (r->cmd->rk != RK_HGETALL) {
-        ARG("__exp", 5);
-        ARG("__nf", 4);
-        ARG("__body", 6);       /* the shape tells raw records from hashes */
+        rstore_arg(&a, "__exp", 5);
+        rstore_arg(&a, "__nf", 4);
+        rstore_arg(&a, "__body", 6);  /* the shape tells raw records from hashes */
     }
     for (int i = 0; i < nfields; i++)
         if (nuniq == nfields || first[i] == i)
-            ARG(r->argv[2 + i].p, r->argv[2 + i].len);
-#undef ARG
+            rstore_arg(&a, r->argv[2 + i].p, r->argv[2 + i].len);
     if (first != first_small)
         free(first);
-    rc = rstore_cmd(cache_read_cb, s, argc, argv, lens);
-    if (argv != argv_small) {
-        free(argv);
-        free(lens);
+    rc = rstore_cmd(cache_read_cb, s, a.argc, a.argv, a.lens);
+    if (a.argv != argv_small) {
+        free(a.argv);
+        free(a.lens);
     }
     if (rc == CS_OK && r->conn)
         conn_redis_sent(r->conn);

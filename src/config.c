@@ -38,7 +38,6 @@ struct ckey {
 #define RDS(k, t, f, d, mn, mx) { S_REDIS, k, t, offsetof(struct cs_config, f), d, mn, mx, false }
 #define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true }
 #define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true }
-#define BIG 2147483647LL
 #define CONFIG_PREFIX_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-/"
 
 static const struct ckey conf_keys[] = {
@@ -102,10 +101,10 @@ struct cparse {
 
 static int config_section(struct cparse *p, const char *name, struct cs_ns **ns);
 
-static void cerr(struct cparse *p, int line, const char *fmt, ...)
+static void config_err(struct cparse *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void cerr(struct cparse *p, int line, const char *fmt, ...)
+static void config_err(struct cparse *p, int line, const char *fmt, ...)
 {
     char msg[512];
     char *full;
@@ -186,19 +185,19 @@ static char *config_reader(char *str, int num, void *stream)
     /* Refused rather than skipped: the file is then the same bytes for
      * every tool that reads it. The rest of the line is still checked. */
     if (p->line == 1 && n >= 3 && memcmp(p->buf, "\xef\xbb\xbf", 3) == 0) {
-        cerr(p, 1, "the file starts with a UTF-8 byte order mark (BOM); save it as plain UTF-8 without one");
+        config_err(p, 1, "the file starts with a UTF-8 byte order mark (BOM); save it as plain UTF-8 without one");
         memmove(p->buf, p->buf + 3, (size_t)n - 2);
         n -= 3;
     }
     s = p->buf;
     if (n > num - 3) {
-        cerr(p, p->line, "line too long (%d bytes, at most %d)", (int)n, num - 3);
+        config_err(p, p->line, "line too long (%d bytes, at most %d)", (int)n, num - 3);
         p->bad_line = p->line;
         strcpy(str, "\n");
         return str;
     }
     if ((bad = config_line_problem(s, (size_t)n, why, sizeof(why))) != NULL) {
-        cerr(p, p->line, "%s", bad);
+        config_err(p, p->line, "%s", bad);
         p->bad_line = p->line;
         if (s[strspn(s, " \t")] == '[') {
             p->sections++;
@@ -519,13 +518,13 @@ static int config_section(struct cparse *p, const char *name, struct cs_ns **ns)
         return S_CACHE;
     if (strncmp(name, "namespace:", 10) == 0) {
         if (!config_ns_name_ok(name + 10)) {
-            cerr(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", name + 10);
+            config_err(p, p->line, "bad namespace name '%s' (1-64 of A-Z a-z 0-9 _ . -, not 'lock')", name + 10);
             return -1;
         }
         *ns = config_ns_get(p->conf, name + 10, p->line);
         return S_NS;
     }
-    cerr(p, p->line, "unknown section [%s]", name);
+    config_err(p, p->line, "unknown section [%s]", name);
     return -1;
 }
 
@@ -542,7 +541,7 @@ static int config_handler(void *user, const char *section, const char *name, con
     if (p->section_bad)
         return 1;               /* its header was reported */
     if (!section[0]) {
-        cerr(p, p->line, "key outside any section");
+        config_err(p, p->line, "key outside any section");
         return 1;
     }
     if ((kind = config_section(p, section, &ns)) < 0)
@@ -558,7 +557,7 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE)))
             continue;
         if (lines[i]) {
-            cerr(p, p->line, "duplicate key '%s' (first set at line %d)", name, lines[i]);
+            config_err(p, p->line, "duplicate key '%s' (first set at line %d)", name, lines[i]);
             return 1;
         }
         lines[i] = p->line;
@@ -568,17 +567,17 @@ static int config_handler(void *user, const char *section, const char *name, con
             if (config_set(&(struct ckey){ k->sec, k->key, T_INT, sizeof(long long) * k->off,
                                             k->def, k->min, k->max, k->reload },
                            base, value, err, sizeof(err)) != CS_OK)
-                cerr(p, p->line, "%s", err);
+                config_err(p, p->line, "%s", err);
             else
                 cc->line[k->off] = p->line;
             return 1;
         }
         base = ns ? (void *)ns : (void *)c;
         if (config_set(k, base, value, err, sizeof(err)) != CS_OK)
-            cerr(p, p->line, "%s", err);
+            config_err(p, p->line, "%s", err);
         return 1;
     }
-    cerr(p, p->line, "unknown key '%s' in [%s]", name, sec == S_NS ? "namespace:..." : sec_names[sec]);
+    config_err(p, p->line, "unknown key '%s' in [%s]", name, sec == S_NS ? "namespace:..." : sec_names[sec]);
     return 1;
 }
 
@@ -619,11 +618,11 @@ static void config_check_cache(struct cparse *p, const struct cs_cache_conf *cc,
     const char *where = ns ? ns->name : "[cache]";
 
     if (cc->v[CK_NEG_TTL] >= cc->v[CK_TTL])
-        cerr(p, config_blame(p->conf, ns, CK_NEG_TTL, CK_TTL), "negative_ttl_s (%lld) must be less than ttl_s (%lld) for %s",
-             cc->v[CK_NEG_TTL], cc->v[CK_TTL], where);
+        config_err(p, config_blame(p->conf, ns, CK_NEG_TTL, CK_TTL), "negative_ttl_s (%lld) must be less than ttl_s (%lld) for %s",
+                   cc->v[CK_NEG_TTL], cc->v[CK_TTL], where);
     if (cc->v[CK_LOCK_TTL] <= cc->v[CK_UP_TIMEOUT])
-        cerr(p, config_blame(p->conf, ns, CK_LOCK_TTL, CK_UP_TIMEOUT), "lock_ttl_ms (%lld) must exceed upstream_timeout_ms (%lld) for %s",
-             cc->v[CK_LOCK_TTL], cc->v[CK_UP_TIMEOUT], where);
+        config_err(p, config_blame(p->conf, ns, CK_LOCK_TTL, CK_UP_TIMEOUT), "lock_ttl_ms (%lld) must exceed upstream_timeout_ms (%lld) for %s",
+                   cc->v[CK_LOCK_TTL], cc->v[CK_UP_TIMEOUT], where);
 }
 
 static size_t config_redis_row(const char *key)
@@ -659,8 +658,8 @@ static void config_check_later(struct cparse *p)
             continue;
         v = *(char *const *)((const char *)c + k->off);
         if (v[0] == '/' && strlen(v) > CONF_SUN_PATH_MAX)
-            cerr(p, c->keyline[i], "'%s' path is %zu bytes; a unix socket path may have at most %d",
-                 k->key, strlen(v), CONF_SUN_PATH_MAX);
+            config_err(p, c->keyline[i], "'%s' path is %zu bytes; a unix socket path may have at most %d",
+                       k->key, strlen(v), CONF_SUN_PATH_MAX);
     }
     if (c->shutdown_grace_ms + 5000 > CONF_UNIT_STOP_MS)
         log_warn("%s:%d: shutdown_grace_ms = %lld leaves less than 5 s before the unit's TimeoutStopSec (%d s): "
@@ -700,14 +699,14 @@ static void config_check_redis(struct cparse *p)
         return;                 /* a bad list already said what is wrong */
     if (c->redis_mode == RM_CLUSTER) {
         if (config_addr_list(c->redis_nodes, NULL, 0) <= 0)
-            cerr(p, mline, "mode = cluster needs 'nodes' (seed nodes, host:port, ...)");
+            config_err(p, mline, "mode = cluster needs 'nodes' (seed nodes, host:port, ...)");
         if (c->redis_db != 0)
-            cerr(p, c->keyline[config_redis_row("db")], "a Redis Cluster has only database 0; 'db' must be 0 in mode = cluster");
+            config_err(p, c->keyline[config_redis_row("db")], "a Redis Cluster has only database 0; 'db' must be 0 in mode = cluster");
     } else if (c->redis_mode == RM_SENTINEL) {
         if (config_addr_list(c->redis_sentinels, NULL, 0) <= 0)
-            cerr(p, mline, "mode = sentinel needs 'sentinels' (host:port, ...)");
+            config_err(p, mline, "mode = sentinel needs 'sentinels' (host:port, ...)");
         if (!c->redis_master_name[0])
-            cerr(p, mline, "mode = sentinel needs 'master_name' (the name the sentinels monitor)");
+            config_err(p, mline, "mode = sentinel needs 'master_name' (the name the sentinels monitor)");
     }
     if (p->errs->n)
         return;
@@ -732,7 +731,7 @@ static void config_finish(struct cparse *p)
             if (!ns->c.line[k])
                 ns->c.v[k] = c->cache.v[k];
         if (!ns->upstream && !ns->keyline[config_row("upstream")])
-            cerr(p, ns->line, "namespace '%s' has no upstream", ns->name);
+            config_err(p, ns->line, "namespace '%s' has no upstream", ns->name);
         /* Only blame namespaces for what they override, not [cache] twice. */
         for (int k = 0; k < CK_COUNT; k++) {
             if (ns->c.line[k]) {
@@ -758,7 +757,7 @@ struct cs_config *config_load(const char *path, struct config_errors *errs)
     errs->n = 0;
     p.fp = fopen(path, "r");
     if (!p.fp) {
-        cerr(&p, 0, "cannot open: %s", strerror(errno));
+        config_err(&p, 0, "cannot open: %s", strerror(errno));
         return NULL;
     }
     c = cs_calloc(1, sizeof(*c));
@@ -768,16 +767,16 @@ struct cs_config *config_load(const char *path, struct config_errors *errs)
     p.conf = c;
     rc = ini_parse_stream(config_reader, &p, config_handler, &p);
     if (rc > 0 && rc != p.bad_line)
-        cerr(&p, rc, "syntax error: expected '[section]', 'key = value' or a comment");
+        config_err(&p, rc, "syntax error: expected '[section]', 'key = value' or a comment");
     else if (rc < 0)
-        cerr(&p, p.line, "cannot parse (out of memory?)");
+        config_err(&p, p.line, "cannot parse (out of memory?)");
     fclose(p.fp);
     free(p.buf);
     /* Line 0 stands for the file as a whole. */
     if (p.read_errno)
-        cerr(&p, 0, "cannot read: %s", strerror(p.read_errno));
+        config_err(&p, 0, "cannot read: %s", strerror(p.read_errno));
     else if (!p.sections && !errs->n)
-        cerr(&p, 0, "no section: the file is empty or holds only comments (is it the right file?)");
+        config_err(&p, 0, "no section: the file is empty or holds only comments (is it the right file?)");
     config_finish(&p);
     if (errs->n) {
         config_unref(c);
@@ -841,14 +840,14 @@ static bool config_is_str(const struct ckey *k)
     return CONF_IS_STR(k->type);
 }
 
-/* Restart-only rows whose value differs between OLD and NEU, logged by
- * name; with KEEP (which is NEU) the running value is copied into it. */
-static void config_restart_rows(const struct cs_config *old, const struct cs_config *neu, struct cs_config *keep)
+/* Reload: each restart-only row whose value differs between OLD and NEU
+ * is logged by name and gets OLD's (the running) value back in NEU. */
+void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
 {
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
         const char *pa = (const char *)old + k->off;
-        const char *pb = (const char *)neu + k->off;
+        char *pb = (char *)neu + k->off;
 
         if (k->reload || k->sec == S_CACHE || k->sec == S_NS)
             continue;
@@ -857,25 +856,13 @@ static void config_restart_rows(const struct cs_config *old, const struct cs_con
             continue;
         log_warn("reload: [%s] %s changed; it takes effect after a restart (keeping the running value)",
                  sec_names[k->sec], k->key);
-        if (!keep)
-            continue;
         if (config_is_str(k)) {
-            free(*(char **)((char *)keep + k->off));
-            *(char **)((char *)keep + k->off) = strdup(*(char *const *)pa);
+            free(*(char **)pb);
+            *(char **)pb = strdup(*(char *const *)pa);
         } else {
-            *(long long *)((char *)keep + k->off) = *(const long long *)pa;
+            *(long long *)pb = *(const long long *)pa;
         }
     }
-}
-
-void config_warn_restart(const struct cs_config *old, const struct cs_config *neu)
-{
-    config_restart_rows(old, neu, NULL);
-}
-
-void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
-{
-    config_restart_rows(old, neu, neu);
 }
 
 int config_key_list(const struct config_key_info **out)

@@ -77,9 +77,8 @@ int config_parse_addr(const char *s, char *host, size_t hostsz, int *port) CS_WU
 /* "host:port, host:port, ...": the number of entries (up to max stored in
  * out, which may be NULL), or -1 when one is malformed. */
 int config_addr_list(const char *s, struct cs_addr *out, int max);
-/* Warn about changed keys that only a restart applies. */
-void config_warn_restart(const struct cs_config *old, const struct cs_config *neu);
-/* Reload: the same warnings, and NEU gets OLD's values of those keys. */
+/* Reload: warn about changed keys that only a restart applies, and NEU
+ * gets OLD's values of those keys. */
 void config_keep_restart(const struct cs_config *old, struct cs_config *neu);
 
 /* The table, for tests and documentation checks. */

@@ -182,7 +182,7 @@ void conn_new(int fd, const char *peer)
     conn_arm(c);
     TAILQ_INSERT_TAIL(&conn_all, c, link);
     conn_count++;
-    stats.clients_connected++;
+    stats_c.clients_connected++;
     clog_debug(c, "connected");
 }
 
@@ -193,7 +193,7 @@ void conn_close(struct conn *c, const char *why)
     order_close(&c->ord);
     TAILQ_REMOVE(&conn_all, c, link);
     conn_count--;
-    stats.clients_connected--;
+    stats_c.clients_connected--;
     conn_todo_drop(c);
     if (c->evmask)
         event_del(&c->ev);
@@ -233,7 +233,7 @@ static void conn_want_write(struct conn *c)
     if (!c->overflow && (long long)queued > cs_conf->max_output_bytes_per_client) {
         c->overflow = true;
         c->closing = true;
-        stats.output_limit_disconnects++;
+        stats_c.output_limit_disconnects++;
         conn_pause(c);
     }
     conn_later(c, CONN_TODO_FLUSH);
@@ -253,7 +253,7 @@ static void conn_protocol_error(struct conn *c, const char *why)
     struct req *r = req_new(c, &none, cs_clock_us());
 
     clog_info(c, "protocol error: %s", why);
-    stats.protocol_errors++;
+    stats_c.protocol_errors++;
     resp_errorf(req_out(r), "ERR protocol error: %s", why);
     conn_drain(c);
     req_done(r);

@@ -272,9 +272,9 @@ static void demo_start_stampede(struct demo_action *a, int n)
     const char *argv[2] = { demo_is_raw(a->key) ? "GET" : "HGETALL", a->key };
 
     a->stampede_started = true;
-    a->up_before = stats.upstream_requests;
-    a->coalesced_before = stats.coalesced;
-    a->suppressed_before = stats.stampedes_suppressed;
+    a->up_before = stats_c.upstream_requests;
+    a->coalesced_before = stats_c.coalesced;
+    a->suppressed_before = stats_c.stampedes_suppressed;
     a->started_us = demo_now_us();
     for (int i = 0; i < n; i++)
         demo_add(a, demo_client_new(a, 2, argv));
@@ -303,8 +303,8 @@ static void demo_action_finish(struct demo_action *a)
                 slowest = json_integer_value(us);
         }
         json_object_set_new(out, "readers", json_integer(a->nclients - 1));
-        json_object_set_new(out, "upstream_reads", json_integer((json_int_t)(stats.upstream_requests - a->up_before)));
-        json_object_set_new(out, "coalesced", json_integer((json_int_t)(stats.coalesced - a->coalesced_before)));
+        json_object_set_new(out, "upstream_reads", json_integer((json_int_t)(stats_c.upstream_requests - a->up_before)));
+        json_object_set_new(out, "coalesced", json_integer((json_int_t)(stats_c.coalesced - a->coalesced_before)));
         json_object_set_new(out, "errors", json_integer(errors));
         json_object_set_new(out, "slowest_us", json_integer(slowest));
         json_object_set_new(out, "total_us", json_integer((json_int_t)(demo_now_us() - a->started_us)));

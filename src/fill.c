@@ -295,7 +295,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         return;
     case 0:
         if (!poll)
-            stats.lock_acquisitions_lost++;
+            stats_c.lock_acquisitions_lost++;
         break;
     default:
         fill_fetch(f, SM_NONE);
@@ -303,7 +303,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
     }
     if (!f->fill->suppressed) {
         f->fill->suppressed = true;
-        stats.stampedes_suppressed++;
+        stats_c.stampedes_suppressed++;
         f->fill->wait_start = cs_mono_ms();
         snprintf(f->fill->since, sizeof(f->fill->since), "%lld", now);
     }
@@ -368,9 +368,9 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
     if (fill_take_reply(f, rep)) {
         if (f->fill->suppressed) {  /* another daemon's fill answered us */
             if (notice && !f->fill->woken_by_poll)
-                stats.fills_woken_by_notice++;
+                stats_c.fills_woken_by_notice++;
             else
-                stats.fills_woken_by_poll++;
+                stats_c.fills_woken_by_poll++;
         }
         flight_put(f);
         return;
@@ -416,7 +416,7 @@ static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (f->fill->deadline - cs_mono_ms() <= 0) {
         if (!f->fill->timed_out) {
             log_limited(LOG_INFO, "fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
-            stats.lock_timeouts++;
+            stats_c.lock_timeouts++;
             f->fill->timed_out = true;
         }
         /* Take the lock with our own token, or fetch without storing: the
@@ -470,7 +470,7 @@ static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
             record_from_raw(&o->rec, up->body, up->len);
         } else if (record_from_json(&o->rec, up->body, up->len, err, sizeof(err)) != CS_OK) {
             log_limited(LOG_INFO, "upstream body for %s is not usable: %s", f->key, err);
-            stats.upstream_errors++;
+            stats_c.upstream_errors++;
             outcome_unref(o);
             return outcome_error("UPSTREAM bad body");
         }
@@ -504,9 +504,8 @@ static void fill_store(struct flight *f, struct outcome *o)
 {
     const struct cs_cache_conf *c = &f->ns->c;
     struct record *rec = &o->rec;
-    int n = 7 + 2 * rec->n + 4, argc = 0;
-    const char **argv = cs_malloc(sizeof(*argv) * (size_t)n);
-    size_t *lens = cs_malloc(sizeof(*lens) * (size_t)n);
+    int n = 7 + 2 * rec->n + 4;
+    struct rstore_args a = { cs_malloc(sizeof(*a.argv) * (size_t)n), cs_malloc(sizeof(*a.lens) * (size_t)n), 0 };
     char fresh[24], pttl[24], mark[24], chan[300];
     long long ttl_ms, keep_ms;
 
@@ -525,30 +524,28 @@ static void fill_store(struct flight *f, struct outcome *o)
     snprintf(pttl, sizeof(pttl), "%lld", keep_ms);
     snprintf(mark, sizeof(mark), "%lld", c->v[CK_LOCK_TTL]);
     cs_fills_channel(chan, sizeof(chan), f->conf->key_prefix);
-#define ARG(p, l) (argv[argc] = (p), lens[argc++] = (l))
-    ARG(f->key, f->keylen);
-    ARG(f->lock, f->locklen);
-    ARG(f->fill->token, strlen(f->fill->token));
-    ARG(fresh, strlen(fresh));
-    ARG(pttl, strlen(pttl));
-    ARG(chan, strlen(chan));
-    ARG(mark, strlen(mark));
+    rstore_arg(&a, f->key, f->keylen);
+    rstore_arg(&a, f->lock, f->locklen);
+    rstore_arg(&a, f->fill->token, strlen(f->fill->token));
+    rstore_arg(&a, fresh, strlen(fresh));
+    rstore_arg(&a, pttl, strlen(pttl));
+    rstore_arg(&a, chan, strlen(chan));
+    rstore_arg(&a, mark, strlen(mark));
     if (o->kind == OC_NOTFOUND) {
-        ARG("__nf", 4);
-        ARG("1", 1);
+        rstore_arg(&a, "__nf", 4);
+        rstore_arg(&a, "1", 1);
     } else if (rec->has_body) {
-        ARG("__body", 6);
-        ARG(rec->body.p, rec->body.len);
+        rstore_arg(&a, "__body", 6);
+        rstore_arg(&a, rec->body.p, rec->body.len);
     }
     for (int i = 0; i < rec->n; i++) {
-        ARG(rec->f[i].p, rec->f[i].len);
-        ARG(rec->v[i].p, rec->v[i].len);
+        rstore_arg(&a, rec->f[i].p, rec->f[i].len);
+        rstore_arg(&a, rec->v[i].p, rec->v[i].len);
     }
-#undef ARG
-    if (rstore_eval(RS_FILL, fill_store_cb, f, 2, argc, argv, lens) == CS_OK)
+    if (rstore_eval(RS_FILL, fill_store_cb, f, 2, a.argc, a.argv, a.lens) == CS_OK)
         f->ops++;
-    free(argv);
-    free(lens);
+    free(a.argv);
+    free(a.lens);
 }
 
 static void fill_release(struct flight *f)
@@ -595,7 +592,7 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
     f->fill->state = FS_FETCHING;
     f->fill->store_mode = mode;
     f->ops++;
-    stats.fills_led++;
+    stats_c.fills_led++;
     upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
 }
 

@@ -25,11 +25,6 @@ int log_level_parse(const char *s, enum log_level *out)
     return CS_ERR;
 }
 
-const char *log_level_name(enum log_level l)
-{
-    return log_names[l];
-}
-
 /* Under systemd stderr is the journal (JOURNAL_STREAM names it): a line
  * then starts with its syslog priority, "<3>" for an error, so that
  * `journalctl -p err` works, and carries no timestamp (journald adds one). */

@@ -7,7 +7,6 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERROR };
 extern enum log_level log_min_level;
 
 int log_level_parse(const char *s, enum log_level *out);
-const char *log_level_name(enum log_level l);
 void log_write(enum log_level l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

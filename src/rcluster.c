@@ -559,7 +559,7 @@ static void rcluster_tick(evutil_socket_t fd, short what, void *arg)
     while ((q = TAILQ_FIRST(&now))) {
         TAILQ_REMOVE(&now, q, wait);
         if (t >= q->deadline) {
-            stats.redis_errors++;
+            stats_c.redis_errors++;
             q->cb(q->priv, NULL);
             rcluster_req_free(q);
         } else if (rcluster_send(q) != CS_OK) {

@@ -320,7 +320,7 @@ static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
             redisFreeCommand(load);
     }
     if ((!reply || reply->type == REDIS_REPLY_ERROR) && c->cb != rnode_probe_cb) {
-        stats.redis_errors++;
+        stats_c.redis_errors++;
         if (reply)
             log_limited(LOG_INFO, "%s: error reply: %s", l->name, reply->str);
     }
@@ -626,7 +626,7 @@ static void rnode_expire(struct rnode *l, int64_t now)
         c->abandoned = true;
         if (c->cb == rnode_probe_cb)
             continue;
-        stats.redis_errors++;
+        stats_c.redis_errors++;
         if (l->late++ == 0)
             log_warn("%s: no reply within command_timeout_ms (%lld ms): failing such commands, keeping the connection",
                      l->name, cs_conf->command_timeout_ms);

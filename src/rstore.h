@@ -31,6 +31,21 @@ const char *rstore_status(void);
 struct stats_sink;
 void rstore_report(struct stats_sink *s);
 /* CS_ERR: not sent, and cb will not be called. CS_OK: cb runs exactly once. */
+/* A command's arguments gathered in place: argv and lens are the caller's
+ * arrays (on its stack, or allocated when the command is long), sized for
+ * every argument it adds; nothing is copied. */
+struct rstore_args {
+    const char **argv;
+    size_t *lens;
+    int argc;
+};
+
+static inline void rstore_arg(struct rstore_args *a, const char *p, size_t len)
+{
+    a->argv[a->argc] = p;
+    a->lens[a->argc++] = len;
+}
+
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
                 const char **argv, const size_t *lens) CS_WUR;

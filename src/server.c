@@ -56,7 +56,7 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (conn_count >= cs_conf->max_clients) {
-        stats.clients_rejected++;
+        stats_c.clients_rejected++;
         /* Best effort: the socket is new, its buffer has room for this. */
         if (write(fd, full, sizeof(full) - 1) < 0)
             log_debug("%s: refusing client: %m", peer);

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-struct cs_stats stats;
+struct cs_stats stats_c;
 static struct stats_hist stats_h[SH_COUNT];
 static uint64_t stats_lat_bounds[STATS_NBUCKETS];   /* us: 50 * 1.5^i, up to ~14 s */
 static int64_t stats_started_ms;
@@ -55,7 +55,7 @@ void stats_init(void)
 {
     uint64_t b = 50;
 
-    memset(&stats, 0, sizeof(stats));
+    memset(&stats_c, 0, sizeof(stats_c));
     memset(stats_h, 0, sizeof(stats_h));
     for (int i = 0; i < STATS_NBUCKETS; i++, b = b * 3 / 2)
         stats_lat_bounds[i] = b;
@@ -64,13 +64,13 @@ void stats_init(void)
 
 void stats_reset(void)
 {
-    int64_t clients = stats.clients_connected;
+    int64_t clients = stats_c.clients_connected;
 
-    memset(&stats, 0, sizeof(stats));
+    memset(&stats_c, 0, sizeof(stats_c));
     memset(stats_h, 0, sizeof(stats_h));
     for (int i = 0; i < stats_nns; i++)
         stats_nss[i].hits = stats_nss[i].misses = stats_nss[i].errors = 0;
-    stats.clients_connected = clients;
+    stats_c.clients_connected = clients;
 }
 
 uint64_t stats_bucket_bound(enum stats_hist_id h, int i)
@@ -133,14 +133,14 @@ struct stats_ns *stats_ns_get(const char *name, size_t len)
 
 void stats_report(struct stats_sink *s)
 {
-    uint64_t served = stats.hits + stats.stale_hits + stats.negative_hits;
-    uint64_t lookups = served + stats.misses;
+    uint64_t served = stats_c.hits + stats_c.stale_hits + stats_c.negative_hits;
+    uint64_t lookups = served + stats_c.misses;
     char label[96];
 
     for (size_t i = 0; i < CS_ARRAY_LEN(stats_counters); i++)
         s->num(s, SK_COUNTER, stats_counters[i].name, stats_counters[i].help, NULL,
-               (double)*(const uint64_t *)((const char *)&stats + stats_counters[i].off));
-    s->num(s, SK_GAUGE, "clients_connected", "Client connections open now", NULL, (double)stats.clients_connected);
+               (double)*(const uint64_t *)((const char *)&stats_c + stats_counters[i].off));
+    s->num(s, SK_GAUGE, "clients_connected", "Client connections open now", NULL, (double)stats_c.clients_connected);
     s->num(s, SK_GAUGE, "uptime_s", "Seconds since start", NULL, (double)((cs_mono_ms() - stats_started_ms) / 1000));
     s->num(s, SK_GAUGE, "hit_rate_pct", "Reads answered from the cache, percent (since start or STATS RESET)", NULL,
            (double)(lookups ? served * 100 / lookups : 0));

@@ -15,7 +15,7 @@ struct cs_stats {
     int64_t clients_connected;  /* a gauge: STATS RESET leaves it */
 };
 
-extern struct cs_stats stats;
+extern struct cs_stats stats_c;
 
 /* Latency histograms: fixed log-scale buckets, microseconds, no allocation
  * per sample. */

@@ -343,7 +343,7 @@ static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool r
             upstream_retire(p, uc);
     }
     if (r->kind != UP_OK && r->kind != UP_NOTFOUND)
-        stats.upstream_errors++;
+        stats_c.upstream_errors++;
     stats_observe(SH_UPSTREAM, (uint64_t)(cs_mono_us() - f->started_us));
     f->cb(f->arg, r);
     free(f->target);
@@ -568,7 +568,7 @@ static void upstream_start(struct up_fetch *f)
     evhttp_add_header(h, "Accept", "application/json, */*");
     evhttp_add_header(h, "User-Agent", "cachasided/" PACKAGE_VERSION);
     f->req = req;
-    stats.upstream_requests++;
+    stats_c.upstream_requests++;
     if (evhttp_make_request(uc->evcon, req, EVHTTP_REQ_GET, f->target) != 0) {
         /* libevent 2.1 returns -1 with req still ours when it cannot make
          * a socket (fd exhaustion); it frees req itself only when it runs

@@ -41,9 +41,9 @@ static void writes_int_cb(void *priv, const redisReply *rep)
         return;
     }
     if (r->cmd->proc == writes_cmd_del)     /* DEL and UNLINK */
-        stats.invalidations += (uint64_t)rep->integer;
+        stats_c.invalidations += (uint64_t)rep->integer;
     else
-        stats.field_updates += (uint64_t)rep->integer;
+        stats_c.field_updates += (uint64_t)rep->integer;
     resp_int(req_out(r), rep->integer);
     req_done(r);
 }
@@ -179,7 +179,7 @@ static void writes_scan(struct req *r)
     size_t lens[6];
 
     if (iv->phase >= 2) {
-        stats.invalidations += (uint64_t)r->count;
+        stats_c.invalidations += (uint64_t)r->count;
         resp_int(req_out(r), r->count);
         req_done(r);
         return;

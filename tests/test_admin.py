@@ -21,8 +21,9 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostile"))
-from hostile import Conn, free_port, wait_port  # noqa: E402
+sys.dont_write_bytecode = True     # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cstest import Conn, daemon_ini, free_port, wait_port  # noqa: E402
 
 DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
 UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
@@ -62,7 +63,7 @@ def http(port, method, path, headers=None, unix=None, timeout=5.0):
 class Stack:
     """redis-server + example upstream + one daemon; restartable parts."""
 
-    def __init__(self, extra_server="", latency=100):
+    def __init__(self, server=None, latency=100):
         self.tmp = tempfile.mkdtemp(prefix="cachasided-admin-")
         self.rport, self.uport, self.port, self.aport = free_port(), free_port(), free_port(), free_port()
         self.procs = []
@@ -71,27 +72,11 @@ class Stack:
                                    stderr=open(os.path.join(self.tmp, "upstream.log"), "w"))
         self.procs.append(self.up)
         wait_port(self.uport, self.up, "example upstream")
-        self.conf = os.path.join(self.tmp, "cachasided.ini")
-        with open(self.conf, "w") as f:
-            f.write("""[server]
-listen = 127.0.0.1:%d
-admin_listen = 127.0.0.1:%d
-admin_demo = yes
-shutdown_grace_ms = 4000
-%s
-[redis]
-port = %d
-[cache]
-ttl_s = 60
-negative_ttl_s = 30
-lock_ttl_ms = 3000
-upstream_timeout_ms = 2000
-[namespace:product]
-upstream = http://127.0.0.1:%d/products/{id}
-[namespace:page]
-upstream = http://127.0.0.1:%d/pages/{id}
-format = raw
-""" % (self.port, self.aport, extra_server, self.rport, self.uport, self.uport))
+        self.conf = daemon_ini(
+            os.path.join(self.tmp, "cachasided.ini"), self.port, self.rport, self.uport,
+            server=dict({"admin_listen": "127.0.0.1:%d" % self.aport, "admin_demo": "yes", "shutdown_grace_ms": 4000},
+                        **(server or {})),
+            cache={"ttl_s": 60, "negative_ttl_s": 30, "lock_ttl_ms": 3000, "upstream_timeout_ms": 2000})
         self.log = os.path.join(self.tmp, "daemon.log")
         self.daemon = subprocess.Popen([DAEMON, "-c", self.conf], stderr=open(self.log, "w"))
         self.procs.append(self.daemon)
@@ -294,7 +279,7 @@ class Admin(unittest.TestCase):
 
 class AdminAuth(unittest.TestCase):
     def setUp(self):
-        self.s = Stack(extra_server="requirepass = s3cret")
+        self.s = Stack(server={"requirepass": "s3cret"})
 
     def tearDown(self):
         self.s.close()

@@ -1,7 +1,8 @@
 """Processes and wire protocols for the fault suite (tests/faults/README.md):
-a small RESP client, redis-server and the example upstream as child
-processes, and the fault-injecting HTTP proxy between the daemons and the
-upstream.  Standard library only.
+redis-server and the example upstream as child processes, and the
+fault-injecting HTTP proxy between the daemons and the upstream.  The RESP
+client is tests/cstest.py's (faults.py puts tests/ on sys.path).  Standard
+library only.
 """
 import http.client
 import json
@@ -16,92 +17,21 @@ import threading
 import time
 import urllib.parse
 
+from cstest import Conn, free_port
+
 
 def now():
     return time.monotonic()
-
-
-# ---- a small RESP client ----
-class RErr(str):
-    pass
-
-
-class Resp:
-    def __init__(self, port, timeout):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.s.settimeout(timeout)
-        self.buf = b""
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-    def send(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a.encode() if isinstance(a, str) else a
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.s.sendall(b"".join(out))
-
-    def _fill(self):
-        d = self.s.recv(65536)
-        if not d:
-            raise ConnectionError("connection closed")
-        self.buf += d
-
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
-                return line
-            self._fill()
-
-    def read(self):
-        line = self._line()
-        t, r = line[:1], line[1:]
-        if t == b"+":
-            return r.decode("latin-1")
-        if t == b"-":
-            return RErr(r.decode("latin-1"))
-        if t == b":":
-            return int(r)
-        if t == b"$":
-            n = int(r)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            d, self.buf = self.buf[:n], self.buf[n + 2:]
-            return d
-        if t == b"*":
-            n = int(r)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise ConnectionError("bad RESP line %r" % line[:60])
-
-    def cmd(self, *args):
-        self.send(*args)
-        return self.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_ping(port, timeout):
     end = now() + timeout
     while now() < end:
         try:
-            c = Resp(port, 1.0)
+            c = Conn(port, 1.0)
             r = c.cmd("PING")
             c.close()
-            if r == "PONG":
+            if r == "+PONG":
                 return True
         except (OSError, ConnectionError):
             pass

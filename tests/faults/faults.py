@@ -25,8 +25,10 @@ import threading
 import time
 
 sys.dont_write_bytecode = True     # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faultproc import RErr, Resp, Proxy, Redis, Upstream, free_port, now, wait_ping  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]       # faultproc.py, and tests/cstest.py
+from cstest import Conn, RespError, free_port  # noqa: E402
+from faultproc import Proxy, Redis, Upstream, now, wait_ping  # noqa: E402
 
 # ---- the configuration every daemon runs with ----
 NDAEMONS = 3
@@ -290,11 +292,11 @@ class Daemon:
 # ---- load, invalidations, scanner, process watch ----
 def check_value(key, val, t_send):
     """Check one reply value for key (a record, an allowed error or a problem)."""
-    if isinstance(val, RErr):
-        if val.startswith("UPSTREAM") or val.startswith("TRYAGAIN"):
+    if isinstance(val, RespError):
+        if val.startswith("-UPSTREAM") or val.startswith("-TRYAGAIN"):
             S.replies["error"] += 1
             return
-        S.violation("reply-bound", "%s: unexpected error reply -%s" % (key, val[:80]))
+        S.violation("reply-bound", "%s: unexpected error reply %s" % (key, val[:81]))
         return
     ns = key.split(":", 1)[0]
     if NAMESPACES[ns] == "hash":
@@ -326,7 +328,7 @@ def request(d, conn, words, keys):
     t = now()
     try:
         conn.send(*words)
-        val = conn.read()
+        val = conn.reply()
     except socket.timeout:
         S.violation("reply-bound", "daemon %d: no reply to %s within %.0f s" % (d.idx, " ".join(words[:2]), NO_REPLY_S))
         return False
@@ -340,7 +342,7 @@ def request(d, conn, words, keys):
     if dt > BOUND_S:
         S.violation("reply-bound", "daemon %d: %s %s answered after %.2f s" % (d.idx, words[0], words[1], dt))
     if words[0] == "MGET":
-        if isinstance(val, RErr):
+        if isinstance(val, RespError):
             check_value(keys[0], val, t)
         elif not isinstance(val, list) or len(val) != len(keys):
             S.violation("own-record", "MGET of %d keys answered %r" % (len(keys), str(val)[:80]))
@@ -364,7 +366,7 @@ def client_loop(d):
         if conn is None:
             gen = d.gen
             try:
-                conn = Resp(d.port, NO_REPLY_S)
+                conn = Conn(d.port, NO_REPLY_S)
             except OSError as e:
                 if not (d.down or d.gen != gen):
                     S.violation("reply-bound", "daemon %d: cannot connect (%s)" % (d.idx, e))
@@ -396,13 +398,13 @@ def invalidate(daemons, words, keys):
     d = random.choice(live)
     gen = d.gen
     try:
-        c = Resp(d.port, NO_REPLY_S)
+        c = Conn(d.port, NO_REPLY_S)
     except OSError:
         return
     t = now()
     try:
         c.send(*words)
-        val = c.read()
+        val = c.reply()
     except socket.timeout:
         S.violation("reply-bound", "daemon %d: no reply to %s within %.0f s" % (d.idx, " ".join(words), NO_REPLY_S))
         return
@@ -417,7 +419,7 @@ def invalidate(daemons, words, keys):
         S.violation("reply-bound", "daemon %d: %s answered after %.2f s" % (d.idx, " ".join(words), t_ack - t))
     if isinstance(val, int):
         B.inval(keys, t, t_ack)
-    elif not (isinstance(val, RErr) and val.startswith("TRYAGAIN")):
+    elif not (isinstance(val, RespError) and val.startswith("-TRYAGAIN")):
         S.violation("reply-bound", "daemon %d: %s answered %r" % (d.idx, " ".join(words), val))
 
 
@@ -441,14 +443,14 @@ RECORD_KEY = re.compile(r"^%s([^:{}]+):\{(.*)\}$" % re.escape(PREFIX))
 def scan_redis(port, seen, phase_t=None):
     """Check every record under the prefix; returns False if Redis did not answer."""
     try:
-        c = Resp(port, 1.0)
+        c = Conn(port, 1.0)
     except OSError:
         return False
     try:
         cursor, names = b"0", []
         while True:
             r = c.cmd("SCAN", cursor, "MATCH", PREFIX + "*", "COUNT", "1000")
-            if isinstance(r, RErr):
+            if isinstance(r, RespError):
                 return False
             cursor, batch = r
             names += batch
@@ -468,7 +470,7 @@ def scan_redis(port, seen, phase_t=None):
             key = "%s:%s" % (m.group(1), m.group(2))
             t_req = now()
             val = c.cmd("HGETALL", name)
-            if isinstance(val, RErr):
+            if isinstance(val, RespError):
                 S.violation("redis-records", "%s: not a hash (%s)" % (name, val), phase_t)
                 continue
             if not val:
@@ -612,7 +614,7 @@ def fault_redis_cmd(redis, words, hold):
 
     def run():
         try:
-            c = Resp(redis.port, hold + 10)
+            c = Conn(redis.port, hold + 10)
             c.cmd(*words)
             c.close()
         except (OSError, ConnectionError) as e:
@@ -632,7 +634,7 @@ def fault_kill_lockholder(daemons, redis, upstream, rounds):
             time.sleep(1.0)
             victim = key = None
             end = now() + 5
-            rc = Resp(redis.port, 2.0)
+            rc = Conn(redis.port, 2.0)
             while now() < end and victim is None:
                 for r in B.open_reads():
                     d = daemons[r["d"]]
@@ -657,7 +659,7 @@ def fault_kill_lockholder(daemons, redis, upstream, rounds):
             for d in others:
                 def rd(d=d):
                     try:
-                        c = Resp(d.port, NO_REPLY_S)
+                        c = Conn(d.port, NO_REPLY_S)
                     except OSError:
                         return
                     w = ["HGETALL", key] if key.startswith("h:") else ["GET", key]
@@ -839,12 +841,12 @@ def main():
                 S.violation("daemon-alive", "daemon %d is not running at the end" % d.idx)
                 continue
             try:
-                c = Resp(d.port, 5)
+                c = Conn(d.port, 5)
                 r = c.cmd("PING")
                 c.close()
             except (OSError, ConnectionError) as e:
                 r = e
-            if r != "PONG":
+            if r != "+PONG":
                 S.violation("daemon-alive", "daemon %d: PING answered %r" % (d.idx, r))
         for d in daemons:
             if d.proc.poll() is None:

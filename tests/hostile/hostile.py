@@ -17,7 +17,6 @@ Standard library only; every loop is bounded in count and time.
 import os
 import re
 import resource
-import select
 import shutil
 import signal
 import socket
@@ -27,6 +26,11 @@ import multiprocessing
 import tempfile
 import threading
 import time
+
+sys.dont_write_bytecode = True     # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# bench/soak.py imports these from here too.
+from cstest import Conn, daemon_ini, enc, free_port, wait_port  # noqa: E402
 
 RSS_BOUND_KB = 256 * 1024       # the bound for this configuration (docs/configuration.md)
 PROBE_SLACK_MS = 10.0
@@ -43,100 +47,6 @@ def note(msg):
 def fail(msg):
     failures.append(msg)
     note("  FAIL: " + msg)
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc, what, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise SystemExit("%s exited at start (status %s)" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("%s does not listen on %d" % (what, port))
-
-
-# ---- a small RESP client ------------------------------------------------
-
-def enc(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, str):
-            a = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class Conn:
-    def __init__(self, port, timeout=10.0):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout)
-        self.s.settimeout(timeout)
-        self.buf = b""
-
-    def close(self):
-        self.s.close()
-
-    def _fill(self):
-        d = self.s.recv(1 << 20)
-        if not d:
-            raise EOFError("closed")
-        self.buf += d
-
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
-                return line
-            self._fill()
-
-    def reply(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t in (b"+", b"-"):
-            return (t + rest).decode(errors="replace")
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            v, self.buf = self.buf[:n], self.buf[n + 2:]
-            return v
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        raise ValueError("bad reply %r" % line[:60])
-
-    def cmd(self, *args):
-        self.s.sendall(enc(*args))
-        return self.reply()
-
-    def closed_after(self, timeout=5.0):
-        """True if the server closes the connection within timeout."""
-        end = time.time() + timeout
-        self.s.settimeout(0.2)
-        while time.time() < end:
-            try:
-                if not self.s.recv(65536):
-                    return True
-            except socket.timeout:
-                continue
-            except OSError:
-                return True
-        return False
 
 
 def rss_kb(pid):
@@ -178,7 +88,7 @@ def probe(port, seconds, key="product:p-001"):
         t0 = time.perf_counter()
         try:
             v = c.cmd("HGET", key, "name")
-        except (OSError, EOFError, ValueError):
+        except (OSError, ValueError):
             errors += 1
             c.close()
             c = Conn(port, 5.0)
@@ -546,7 +456,7 @@ def s_malformed(env):
         c.s.sendall(frame)
         try:
             r = c.reply()
-        except (EOFError, OSError, ValueError) as e:
+        except (OSError, ValueError) as e:
             r = "<%s>" % e
         closed = c.closed_after(3.0)
         c.close()
@@ -703,33 +613,14 @@ def main():
         with open(os.path.join(tmp, "resolv.conf"), "w") as f:
             f.write("nameserver 127.0.0.1:%d\n" % env.resolver.port)
         env.up_timeout_s = 2.0
-        conf = os.path.join(tmp, "cachasided.ini")
-        with open(conf, "w") as f:
-            f.write("""[server]
-listen = 127.0.0.1:%d
-max_clients = 20000
-max_output_bytes_per_client = 8388608
-client_idle_timeout_s = 0
-log_level = warning
-[redis]
-port = %d
-[cache]
-ttl_s = 600
-lock_ttl_ms = 3000
-upstream_timeout_ms = 2000
-max_body_bytes = 2097152
-[namespace:product]
-upstream = http://127.0.0.1:%d/products/{id}
-[namespace:page]
-upstream = http://127.0.0.1:%d/pages/{id}
-format = raw
-[namespace:evilh]
-upstream = http://127.0.0.1:%d/headers/{id}
-[namespace:evilw]
-upstream = http://127.0.0.1:%d/hang/{id}
-[namespace:dns]
-upstream = http://unanswered.invalid:%d/x/{id}
-""" % (dport, rport, uport, uport, evil.port, evil.port, evil.port))
+        conf = daemon_ini(
+            os.path.join(tmp, "cachasided.ini"), dport, rport, uport,
+            server={"max_clients": 20000, "max_output_bytes_per_client": 8388608, "client_idle_timeout_s": 0,
+                    "log_level": "warning"},
+            cache={"ttl_s": 600, "lock_ttl_ms": 3000, "upstream_timeout_ms": 2000, "max_body_bytes": 2097152},
+            namespaces={"evilh": {"upstream": "http://127.0.0.1:%d/headers/{id}" % evil.port},
+                        "evilw": {"upstream": "http://127.0.0.1:%d/hang/{id}" % evil.port},
+                        "dns": {"upstream": "http://unanswered.invalid:%d/x/{id}" % evil.port}})
         dlog = open(os.path.join(tmp, "daemon.log"), "w")
         denv = dict(os.environ, CACHASIDED_RESOLV_CONF=os.path.join(tmp, "resolv.conf"))
         env.daemon = subprocess.Popen([daemon_bin, "-c", conf], stderr=dlog, env=denv)

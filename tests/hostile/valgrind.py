@@ -18,11 +18,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile import Conn, enc, free_port, wait_port  # noqa: E402
+sys.dont_write_bytecode = True     # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cstest import Conn, daemon_ini, enc, free_port, wait_port  # noqa: E402
 
 
 def http(port, method, path, body=b""):
@@ -149,26 +149,10 @@ def main():
         procs.append(subprocess.Popen([up_bin, "-p", str(uport), "-g", "100", "-q"],
                                       stderr=open(os.path.join(tmp, "upstream.log"), "w")))
         wait_port(uport, procs[-1], "example upstream")
-        conf = os.path.join(tmp, "cachasided.ini")
-        with open(conf, "w") as f:
-            f.write("""[server]
-listen = 127.0.0.1:%d
-log_level = info
-shutdown_grace_ms = 2000
-[redis]
-port = %d
-command_timeout_ms = 2000
-connect_timeout_ms = 2000
-[cache]
-ttl_s = 60
-lock_ttl_ms = 5000
-upstream_timeout_ms = 3000
-[namespace:product]
-upstream = http://127.0.0.1:%d/products/{id}
-[namespace:page]
-upstream = http://127.0.0.1:%d/pages/{id}
-format = raw
-""" % (dport, rport, uport, uport))
+        conf = daemon_ini(os.path.join(tmp, "cachasided.ini"), dport, rport, uport,
+                          server={"log_level": "info", "shutdown_grace_ms": 2000},
+                          redis={"command_timeout_ms": 2000, "connect_timeout_ms": 2000},
+                          cache={"ttl_s": 60, "lock_ttl_ms": 5000, "upstream_timeout_ms": 3000})
         vlog = os.path.join(tmp, "valgrind.log")
         daemon = subprocess.Popen(["valgrind", "--tool=memcheck", "--leak-check=full",
                                    "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
