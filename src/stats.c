@@ -11,6 +11,10 @@
 struct cs_stats stats_c;
 static struct stats_hist stats_h[SH_COUNT];
 static uint64_t stats_lat_bounds[STATS_NBUCKETS];   /* us: 50 * 1.5^i, up to ~14 s */
+/* By bit length of v: the first bucket whose bound is >= the smallest v
+ * of that length. A bucket is 1.5x the last and a length 2x, so the right
+ * one is at most two further on: no search per sample. */
+static unsigned char stats_lat_from[65];
 static int64_t stats_started_ms;
 
 #define STATS_NS_MAX 256
@@ -59,6 +63,12 @@ void stats_init(void)
     memset(stats_h, 0, sizeof(stats_h));
     for (int i = 0; i < STATS_NBUCKETS; i++, b = b * 3 / 2)
         stats_lat_bounds[i] = b;
+    for (int k = 0, i = 0; k <= 64; k++) {
+        uint64_t least = k ? (uint64_t)1 << (k - 1) : 0;
+        while (i < STATS_NBUCKETS && stats_lat_bounds[i] < least)
+            i++;
+        stats_lat_from[k] = (unsigned char)i;
+    }
     stats_started_ms = cs_mono_ms();
 }
 
@@ -78,20 +88,27 @@ uint64_t stats_bucket_bound(enum stats_hist_id h, int i)
     return h == SH_WAITERS ? (uint64_t)1 << i : stats_lat_bounds[i];
 }
 
+static int stats_bits(uint64_t v)
+{
+    return v ? 64 - __builtin_clzll(v) : 0;
+}
+
 void stats_observe(enum stats_hist_id h, uint64_t v)
 {
     struct stats_hist *s = &stats_h[h];
-    int lo = 0, hi = STATS_NBUCKETS;
+    int i;
 
     /* The first bucket whose bound is >= v; STATS_NBUCKETS when above all. */
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (stats_bucket_bound(h, mid) >= v)
-            hi = mid;
-        else
-            lo = mid + 1;
+    if (h == SH_WAITERS) {
+        i = v <= 1 ? 0 : stats_bits(v - 1);
+        if (i > STATS_NBUCKETS)
+            i = STATS_NBUCKETS;
+    } else {
+        i = stats_lat_from[stats_bits(v)];
+        while (i < STATS_NBUCKETS && stats_lat_bounds[i] < v)
+            i++;
     }
-    s->n[lo]++;
+    s->n[i]++;
     s->count++;
     s->sum += v;
 }
