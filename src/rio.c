@@ -54,16 +54,16 @@ void rio_arena_reset(struct rio_arena *a)
 }
 
 /* Every object starts with its arena, so freeObject (which gets only the
- * object) finds what to reset. */
-static redisReply *rio_obj(const redisReadTask *t, int type)
+ * object) finds what to reset. EXTRA bytes follow the object (a string's
+ * text), in the same allocation. */
+static redisReply *rio_obj(const redisReadTask *t, int type, size_t extra)
 {
     struct rio_arena *a = t->privdata;
-    struct rio_arena **hdr = rio_alloc(a, 16 + sizeof(redisReply));
+    struct rio_arena **hdr = rio_alloc(a, 16 + sizeof(redisReply) + extra);
     redisReply *r = (redisReply *)((char *)hdr + 16);
 
     *hdr = a;
-    memset(r, 0, sizeof(*r));
-    r->type = type;
+    *r = (redisReply){ .type = type };
     if (t->parent)
         ((redisReply *)t->parent->obj)->element[t->idx] = r;
     return r;
@@ -71,9 +71,9 @@ static redisReply *rio_obj(const redisReadTask *t, int type)
 
 static void *rio_string(const redisReadTask *t, char *str, size_t len)
 {
-    redisReply *r = rio_obj(t, t->type);
+    redisReply *r = rio_obj(t, t->type, len + 1);
 
-    r->str = rio_alloc(t->privdata, len + 1);
+    r->str = (char *)(r + 1);
     memcpy(r->str, str, len);
     r->str[len] = '\0';
     r->len = len;
@@ -82,7 +82,7 @@ static void *rio_string(const redisReadTask *t, char *str, size_t len)
 
 static void *rio_array(const redisReadTask *t, int n)
 {
-    redisReply *r = rio_obj(t, REDIS_REPLY_ARRAY);
+    redisReply *r = rio_obj(t, REDIS_REPLY_ARRAY, 0);
 
     if (n > 0) {
         r->element = rio_alloc(t->privdata, sizeof(redisReply *) * (size_t)n);
@@ -94,7 +94,7 @@ static void *rio_array(const redisReadTask *t, int n)
 
 static void *rio_integer(const redisReadTask *t, long long v)
 {
-    redisReply *r = rio_obj(t, REDIS_REPLY_INTEGER);
+    redisReply *r = rio_obj(t, REDIS_REPLY_INTEGER, 0);
 
     r->integer = v;
     return r;
@@ -102,7 +102,7 @@ static void *rio_integer(const redisReadTask *t, long long v)
 
 static void *rio_nil(const redisReadTask *t)
 {
-    return rio_obj(t, REDIS_REPLY_NIL);
+    return rio_obj(t, REDIS_REPLY_NIL, 0);
 }
 
 static void rio_free_object(void *obj)
