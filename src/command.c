@@ -247,6 +247,8 @@ static const struct cmd_def cmd_table[] = {
 };
 
 /* ASCII only, as command names are: no locale on the hit path. */
+#define CMD_NAME_MAX 16          /* no command name is longer */
+
 static bool cmd_name_eq(const char *lower, const char *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -261,20 +263,29 @@ static bool cmd_name_eq(const char *lower, const char *p, size_t len)
 
 const struct cmd_def *command_lookup(const char *name, size_t len)
 {
-    /* By length first: one or two names share each, and the name is
-     * compared only when its length and first letter match. */
-    static unsigned char lens[CS_ARRAY_LEN(cmd_table)];
+    /* By length: each length's names are a run of cmd_by_len, and a name is
+     * compared only when its first letter matches too. */
+    static unsigned char cmd_by_len[CS_ARRAY_LEN(cmd_table)], cmd_len_at[CMD_NAME_MAX + 2];
     char first;
 
-    if (len == 0 || len > 16)
+    if (len == 0 || len > CMD_NAME_MAX)
         return NULL;
-    if (!lens[0])
-        for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
-            lens[i] = (unsigned char)strlen(cmd_table[i].name);
+    if (!cmd_len_at[CMD_NAME_MAX + 1]) {
+        int n = 0;
+        for (size_t l = 0; l <= CMD_NAME_MAX; l++) {
+            cmd_len_at[l] = (unsigned char)n;
+            for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
+                if (strlen(cmd_table[i].name) == l)
+                    cmd_by_len[n++] = (unsigned char)i;
+        }
+        cmd_len_at[CMD_NAME_MAX + 1] = (unsigned char)n;
+    }
     first = name[0] >= 'A' && name[0] <= 'Z' ? (char)(name[0] - 'A' + 'a') : name[0];
-    for (size_t i = 0; i < CS_ARRAY_LEN(cmd_table); i++)
-        if (lens[i] == len && cmd_table[i].name[0] == first && cmd_name_eq(cmd_table[i].name, name, len))
-            return &cmd_table[i];
+    for (int j = cmd_len_at[len]; j < cmd_len_at[len + 1]; j++) {
+        const struct cmd_def *d = &cmd_table[cmd_by_len[j]];
+        if (d->name[0] == first && cmd_name_eq(d->name, name, len))
+            return d;
+    }
     return NULL;
 }
 

@@ -288,8 +288,9 @@ bool record_reply_meta(const redisReply *rep, int64_t *exp, bool *nf, bool *body
 
     for (size_t i = 0; i + 1 < rep->elements; i += 2) {
         const redisReply *k = rep->element[i], *v = rep->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len < 4 || k->str[0] != '_' ||
+            k->str[1] != '_')
+            continue;           /* a field of the record: most of them */
         if (k->len == 5 && memcmp(k->str, "__exp", 5) == 0)
             valid = record_exp_parse(v->str, (size_t)v->len, exp);
         else if (k->len == 4 && memcmp(k->str, "__nf", 4) == 0)
