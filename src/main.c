@@ -5,6 +5,7 @@
 #include "dns.h"
 #include "cache.h"
 #include "log.h"
+#include "mem.h"
 #include "notify.h"
 #include "report.h"
 #include "rstore.h"
@@ -112,6 +113,7 @@ int main(int argc, char **argv)
     bool check_only = false;
     int opt;
 
+    mem_init();                 /* before libevent allocates anything */
     while ((opt = getopt(argc, argv, "c:tl:hV")) != -1) {
         switch (opt) {
         case 'c':
@@ -202,5 +204,6 @@ out:
     cache_free();
     event_base_free(cs_base);
     config_unref(cs_conf);
+    mem_free_spares();
     return main_exit_code;
 }
