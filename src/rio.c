@@ -7,6 +7,7 @@
 #include "rio.h"
 
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <event2/event.h>
 #include <errno.h>
 #include <stdio.h>
@@ -180,13 +181,15 @@ static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
     cs_pass_end(was);
 }
 
+static void rio_write(struct rio_events *e);
+
 static void rio_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rio_events *e = arg;
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
-    redisAsyncHandleWrite(e->ac);
+    rio_write(e);
 }
 
 static void rio_add_read(void *priv)
@@ -255,6 +258,44 @@ static void rio_cleanup(void *priv)
     e->ac = NULL;
 }
 
+/* hiredis frees its output buffer after each complete write and grows a
+ * new one, doubling, for the next batch: several reallocs a batch. We
+ * write it ourselves and keep the buffer, up to RIO_KEEP_OBUF. Connects,
+ * errors and a buffer grown past that go through hiredis's own write. */
+#define RIO_KEEP_OBUF (64 * 1024)
+
+static void rio_write(struct rio_events *e)
+{
+    redisAsyncContext *ac = e->ac;
+    redisContext *c = &ac->c;
+    size_t len = sdslen(c->obuf);
+    ssize_t n;
+
+    if (!(c->flags & REDIS_CONNECTED) || c->err || sdsalloc(c->obuf) > RIO_KEEP_OBUF) {
+        redisAsyncHandleWrite(ac);
+        return;
+    }
+    if (len) {
+        n = write(c->fd, c->obuf, len);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            /* As hiredis words it; its write then sees the error and drops the link. */
+            c->err = REDIS_ERR_IO;
+            snprintf(c->errstr, sizeof(c->errstr), "%s", strerror(errno));
+            redisAsyncHandleWrite(ac);
+            return;
+        }
+        if (n == (ssize_t)len)
+            sdsclear(c->obuf);
+        else if (n > 0)
+            sdsrange(c->obuf, (int)n, -1);      /* n < len <= RIO_KEEP_OBUF */
+    }
+    if (sdslen(c->obuf))
+        rio_arm_write(e);       /* the rest when the socket drains */
+    else
+        rio_del_write(e);
+    rio_add_read(e);
+}
+
 /* The link outlives its contexts (links are freed only at exit), so e is
  * still there when the write frees ac. */
 static void rio_flush_one(struct rio_events *e)
@@ -265,7 +306,7 @@ static void rio_flush_one(struct rio_events *e)
     if (!ac)
         return;
     e->flushing = true;
-    redisAsyncHandleWrite(ac);
+    rio_write(e);
     e->flushing = false;
 }
 
