@@ -1,6 +1,6 @@
 /* test_mem.c - unit tests of libevent's block lists (mem.c): every size
- * gets room for what was asked, realloc keeps the bytes, and a freed block
- * is what the next allocation of its size gets. */
+ * gets room for what was asked, realloc keeps the bytes, and a freed large
+ * block is what the next allocation of its size gets. */
 #include "core.h"
 #include "mem.h"
 
@@ -75,11 +75,17 @@ START_TEST(freed_block_reused)
     if (POOLED)
         ck_assert_ptr_eq(a, b);
     fill(b, 2000, 9);
-    /* Growing inside the class keeps the block; past it moves. */
+    /* Growing inside the block keeps it; past it moves, bytes and all. */
     if (POOLED)
         ck_assert_ptr_eq(mem_realloc(b, 2048), b);
-    b = mem_realloc(b, 2049);
+    b = mem_realloc(b, 5000);
     expect(b, 2000, 9);
+    mem_release(b);
+    /* A huge block is not kept for the 16 KB list: it goes back. */
+    a = mem_alloc(1 << 20);
+    mem_release(a);
+    b = mem_alloc(16384);
+    ck_assert_ptr_ne(a, b);
     mem_release(b);
     mem_free_spares();
 }
