@@ -4,6 +4,8 @@
 #include "core.h"
 #include "mem.h"
 
+#include "suite.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,21 +95,15 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("mem");
-    TCase *tc = tcase_create("blocks");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "every_size", every_size, 30, 0 },
+        { "realloc_keeps_bytes", realloc_keeps_bytes, 30, 0 },
+        { "freed_block_reused", freed_block_reused, 30, 0 },
+    };
+    int rc;
 
     mem_init();
-    tcase_add_test(tc, every_size);
-    tcase_add_test(tc, realloc_keeps_bytes);
-    tcase_add_test(tc, freed_block_reused);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = SU_RUN("mem", cases, CK_NORMAL);
     mem_free_spares();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

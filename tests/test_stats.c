@@ -4,6 +4,8 @@
 #include "core.h"
 #include "stats.h"
 
+#include "suite.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -117,18 +119,13 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("stats");
-    TCase *tc = tcase_create("buckets");
-    SRunner *sr;
-    int failed;
+    const struct su_case cases[] = {
+        { "latency_buckets", latency_buckets, 30, 0 },
+        { "waiter_buckets", waiter_buckets, 30, 0 },
+    };
+    int rc;
 
     stats_init();
-    tcase_add_test(tc, latency_buckets);
-    tcase_add_test(tc, waiter_buckets);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    rc = SU_RUN("stats", cases, CK_NORMAL);
+    return rc;
 }
