@@ -34,12 +34,15 @@ struct cl {
     int owner[RC_SLOTS];        /* index into node[] of each slot's primary */
 };
 
-/* A port whose cluster bus port (+10000) is free too, both at most 55535. */
+/* A port whose cluster bus port (+10000) is free too. Both are below the
+ * kernel's ephemeral range (32768 and up by default): a port there could
+ * be taken, between this check and redis-server's bind, by another suite
+ * binding port 0 or by any outgoing connection. */
 static int cluster_port(void)
 {
     for (int attempt = 0; attempt < 200; attempt++) {
         int port = 20000 + (int)(((unsigned)getpid() * 7919u + (unsigned)attempt * 104729u +
-                                  (unsigned)h_now_ms()) % 25000u);
+                                  (unsigned)h_now_ms()) % 2700u);
         bool ok = true;
         for (int k = 0; k < 2 && ok; k++) {
             int fd = socket(AF_INET, SOCK_STREAM, 0);
