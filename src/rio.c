@@ -135,6 +135,14 @@ static void rio_undue(struct rio_events *e)
 #define RIO_READ (16 * 1024)
 #define RIO_FEED 1024
 
+/* An I/O error of ours recorded as hiredis records its own, so that its
+ * read or write, called next, drops the link with the same words. */
+static void rio_error(redisContext *c, int err, const char *why)
+{
+    c->err = err;
+    snprintf(c->errstr, sizeof(c->errstr), "%s", why);
+}
+
 /* What redisAsyncHandleRead runs after its read: exported by libhiredis
  * (0.14 and later), not declared in its async.h. */
 void redisProcessCallbacks(redisAsyncContext *ac);
@@ -154,10 +162,8 @@ static void rio_read(struct rio_events *e)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
-        /* As hiredis words it; its read then sees the error and drops the link. */
-        c->err = n < 0 ? REDIS_ERR_IO : REDIS_ERR_EOF;
-        snprintf(c->errstr, sizeof(c->errstr), "%s", n < 0 ? strerror(errno) : "Server closed the connection");
-        redisAsyncHandleRead(ac);
+        rio_error(c, n < 0 ? REDIS_ERR_IO : REDIS_ERR_EOF, n < 0 ? strerror(errno) : "Server closed the connection");
+        redisAsyncHandleRead(ac);   /* sees the error: drops the link */
         return;
     }
     for (ssize_t off = 0; off < n; off += RIO_FEED) {
@@ -278,10 +284,8 @@ static void rio_write(struct rio_events *e)
     if (len) {
         n = write(c->fd, c->obuf, len);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            /* As hiredis words it; its write then sees the error and drops the link. */
-            c->err = REDIS_ERR_IO;
-            snprintf(c->errstr, sizeof(c->errstr), "%s", strerror(errno));
-            redisAsyncHandleWrite(ac);
+            rio_error(c, REDIS_ERR_IO, strerror(errno));
+            redisAsyncHandleWrite(ac);  /* sees the error: drops the link */
             return;
         }
         if (n == (ssize_t)len)
