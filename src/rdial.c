@@ -88,8 +88,8 @@ static void rdial_to(struct rnode *l, const char *host)
     l->waiting = 0;
     l->late = 0;
     l->heard = rnode_now();
-    l->seen_len = l->seen_pos = 0;
-    rio_attach(&l->ev, &l->arena, ac);
+    l->seen = 0;
+    rio_attach(&l->ev, ac, &l->arena, rnode_on_reply, l);
     redisAsyncSetConnectCallback(ac, rdial_connect_cb);
     redisAsyncSetDisconnectCallback(ac, rdial_disconnect_cb);
 }

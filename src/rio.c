@@ -1,8 +1,14 @@
-/* rio.c - a Redis link's events and reply arena (see rio.h).
+/* rio.c - a Redis link's I/O (see rio.h).
  *
- * hiredis's libevent adapter re-adds a one-shot read event after every
- * read and arms a write event for every batch: 2 to 4 epoll_ctl calls a
- * batch. Its default reply functions malloc every object of every reply. */
+ * hiredis connects the link, and drops it on an error; the commands and
+ * replies in between are ours. Its async API re-parses every command it
+ * is given (to spot SUBSCRIBE and MONITOR), mallocs a callback for each,
+ * and its reader copies every reply, moves what follows it, and mallocs
+ * each object. Its libevent adapter re-adds a one-shot read event after
+ * every read and arms a write event for every batch: 2 to 4 epoll_ctl
+ * calls a batch. Here commands are appended to its output buffer, replies
+ * parsed where they were read (rreply.c) and handed to the link's owner,
+ * which keeps its own FIFO of what it sent. */
 #include "core.h"
 #include "rio.h"
 
@@ -15,106 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
-struct rio_big {
-    struct rio_big *next;
-    _Alignas(16) char data[];
-};
-
 static struct event rio_flush_ev;
 static bool rio_flush_ready, rio_flush_active;
 /* Every link with a write due, whatever links there are. */
 static TAILQ_HEAD(, rio_events) rio_due = TAILQ_HEAD_INITIALIZER(rio_due);
-
-/* ---- the arena ---------------------------------------------------------- */
-
-static void *rio_alloc(struct rio_arena *a, size_t n)
-{
-    struct rio_big *b;
-
-    n = (n + 15) & ~(size_t)15;
-    if (a->used + n <= RIO_ARENA_SIZE) {
-        void *p = a->buf + a->used;
-        a->used += n;
-        return p;
-    }
-    b = cs_malloc(sizeof(*b) + n);
-    b->next = a->big;
-    a->big = b;
-    return b->data;
-}
-
-void rio_arena_reset(struct rio_arena *a)
-{
-    struct rio_big *b;
-
-    while ((b = a->big) != NULL) {
-        a->big = b->next;
-        free(b);
-    }
-    a->used = 0;
-}
-
-/* Every object starts with its arena, so freeObject (which gets only the
- * object) finds what to reset. EXTRA bytes follow the object (a string's
- * text), in the same allocation. */
-static redisReply *rio_obj(const redisReadTask *t, int type, size_t extra)
-{
-    struct rio_arena *a = t->privdata;
-    struct rio_arena **hdr = rio_alloc(a, 16 + sizeof(redisReply) + extra);
-    redisReply *r = (redisReply *)((char *)hdr + 16);
-
-    *hdr = a;
-    *r = (redisReply){ .type = type };
-    if (t->parent)
-        ((redisReply *)t->parent->obj)->element[t->idx] = r;
-    return r;
-}
-
-static void *rio_string(const redisReadTask *t, char *str, size_t len)
-{
-    redisReply *r = rio_obj(t, t->type, len + 1);
-
-    r->str = (char *)(r + 1);
-    memcpy(r->str, str, len);
-    r->str[len] = '\0';
-    r->len = len;
-    return r;
-}
-
-static void *rio_array(const redisReadTask *t, int n)
-{
-    redisReply *r = rio_obj(t, REDIS_REPLY_ARRAY, 0);
-
-    if (n > 0) {
-        r->element = rio_alloc(t->privdata, sizeof(redisReply *) * (size_t)n);
-        memset(r->element, 0, sizeof(redisReply *) * (size_t)n);
-    }
-    r->elements = (size_t)(n > 0 ? n : 0);
-    return r;
-}
-
-static void *rio_integer(const redisReadTask *t, long long v)
-{
-    redisReply *r = rio_obj(t, REDIS_REPLY_INTEGER, 0);
-
-    r->integer = v;
-    return r;
-}
-
-static void *rio_nil(const redisReadTask *t)
-{
-    return rio_obj(t, REDIS_REPLY_NIL, 0);
-}
-
-static void rio_free_object(void *obj)
-{
-    if (obj)
-        rio_arena_reset(*(struct rio_arena **)((char *)obj - 16));
-}
-
-static redisReplyObjectFunctions rio_reply_fns = {
-    rio_string, rio_array, rio_integer, rio_nil, rio_free_object,
-};
 
 /* ---- the events --------------------------------------------------------- */
 
@@ -126,14 +36,10 @@ static void rio_undue(struct rio_events *e)
     }
 }
 
-/* hiredis reads 16 KB at a time into its reader and, once a reply has
- * taken it past 1 KB, moves the rest of its buffer down after every
- * reply: for a read of a hundred pipelined replies that is a hundred
- * moves of up to 16 KB. We read, and feed the reader a kilobyte at a
- * time, so what it moves stays under a kilobyte. Connects, errors and the
- * end of the stream go through hiredis's own read, as before. */
+/* The input buffer: a read's worth at least, kept between reads; grown
+ * for a reply larger than that, and given back once it has been used. */
 #define RIO_READ (16 * 1024)
-#define RIO_FEED 1024
+#define RIO_KEEP_IN (64 * 1024)
 
 /* An I/O error of ours recorded as hiredis records its own, so that its
  * read or write, called next, drops the link with the same words. */
@@ -143,22 +49,89 @@ static void rio_error(redisContext *c, int err, const char *why)
     snprintf(c->errstr, sizeof(c->errstr), "%s", why);
 }
 
-/* What redisAsyncHandleRead runs after its read: exported by libhiredis
- * (0.14 and later), not declared in its async.h. */
-void redisProcessCallbacks(redisAsyncContext *ac);
+/* Room for a read after what is still unparsed (a reply's first part). */
+static void rio_room(struct rio_events *e)
+{
+    size_t keep = e->in_len - e->in_pos;
+
+    if (keep == 0 && e->in_cap > RIO_KEEP_IN) {
+        free(e->in);            /* a large reply is over */
+        e->in = NULL;
+        e->in_cap = e->in_len = e->in_pos = 0;
+    }
+    if (e->in_pos > 0 && e->in_cap - e->in_len < RIO_READ) {
+        memmove(e->in, e->in + e->in_pos, keep);
+        e->in_pos = 0;
+        e->in_len = keep;
+    }
+    if (e->in_cap - e->in_len < RIO_READ) {
+        e->in_cap = e->in_cap ? e->in_cap * 2 : RIO_READ;
+        if (e->in_cap - e->in_len < RIO_READ)
+            e->in_cap = e->in_len + RIO_READ;
+        e->in = cs_realloc(e->in, e->in_cap);
+    }
+}
+
+/* Hands every whole reply in the buffer to the owner, until the context
+ * goes (the owner dropped the link, or the input is not RESP). */
+static void rio_replies(struct rio_events *e, redisAsyncContext *ac)
+{
+    char why[128] = "Protocol error";
+    int rc;
+
+    while (e->in_pos < e->in_len) {
+        char *p = e->in + e->in_pos;
+        size_t len = e->in_len - e->in_pos, used;
+        redisReply *r;
+
+        if (e->scanning) {
+            rc = rreply_scan(&e->scan, p, len, why, sizeof(why));
+            if (rc == RREPLY_MORE)
+                return;
+            e->scanning = false;
+        } else {
+            rc = RREPLY_OK;
+        }
+        if (rc == RREPLY_OK)
+            rc = rreply_parse(e->arena, p, len, &r, &used, why, sizeof(why));
+        if (rc == RREPLY_MORE) {
+            /* Came in part: see when it is whole without parsing it again. */
+            rreply_arena_reset(e->arena);
+            rreply_scan_init(&e->scan);
+            rc = rreply_scan(&e->scan, p, len, why, sizeof(why));
+            e->scanning = rc == RREPLY_MORE;
+            if (rc == RREPLY_MORE)
+                return;
+            if (rc == RREPLY_OK)
+                rc = rreply_parse(e->arena, p, len, &r, &used, why, sizeof(why));
+        }
+        if (rc != RREPLY_OK) {
+            rreply_arena_reset(e->arena);
+            rio_error(&ac->c, REDIS_ERR_PROTOCOL, why);
+            redisAsyncHandleRead(ac);   /* sees the error: drops the link */
+            return;
+        }
+        e->in_pos += used;
+        e->on_reply(e->owner, r);
+        rreply_arena_reset(e->arena);
+        if (e->ac != ac)
+            return;             /* the owner freed or replaced the context */
+    }
+    e->in_pos = e->in_len = 0;
+}
 
 static void rio_read(struct rio_events *e)
 {
     redisAsyncContext *ac = e->ac;
     redisContext *c = &ac->c;
-    char buf[RIO_READ];
     ssize_t n;
 
     if (!(c->flags & REDIS_CONNECTED) || c->err) {
         redisAsyncHandleRead(ac);
         return;
     }
-    n = read(c->fd, buf, sizeof(buf));
+    rio_room(e);
+    n = read(c->fd, e->in + e->in_len, e->in_cap - e->in_len);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -166,14 +139,9 @@ static void rio_read(struct rio_events *e)
         redisAsyncHandleRead(ac);   /* sees the error: drops the link */
         return;
     }
-    for (ssize_t off = 0; off < n; off += RIO_FEED) {
-        size_t len = (size_t)(n - off < RIO_FEED ? n - off : RIO_FEED);
-        /* A reader in error refuses more; redisProcessCallbacks then drops the link. */
-        (void)redisReaderFeed(c->reader, buf + off, len);
-        redisProcessCallbacks(ac);
-        if (e->ac != ac)
-            return;             /* a callback freed or replaced the context */
-    }
+    e->in_len += (size_t)n;
+    e->in_total += (uint64_t)n;
+    rio_replies(e, ac);
 }
 
 static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -255,6 +223,24 @@ static void rio_del_write(void *priv)
     }
 }
 
+int rio_send(struct rio_events *e, const char *cmd, size_t len)
+{
+    redisContext *c;
+    sds grown;
+
+    if (!e->ac)
+        return CS_ERR;
+    c = &e->ac->c;
+    if (c->err || (c->flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        return CS_ERR;
+    grown = sdscatlen(c->obuf, cmd, len);
+    if (!grown)
+        return CS_ERR;          /* out of memory: obuf is as it was */
+    c->obuf = grown;
+    rio_add_write(e);
+    return CS_OK;
+}
+
 static void rio_cleanup(void *priv)
 {
     struct rio_events *e = priv;
@@ -329,18 +315,25 @@ static void rio_flush_cb(evutil_socket_t fd, short what, void *arg)
     rio_flush();
 }
 
-void rio_attach(struct rio_events *e, struct rio_arena *a, redisAsyncContext *ac)
+void rio_attach(struct rio_events *e, redisAsyncContext *ac, struct rreply_arena *a,
+                void (*on_reply)(void *owner, struct redisReply *r), void *owner)
 {
+    char *in = e->in;
+    size_t cap = e->in_cap;
+
     if (!rio_flush_ready) {
         event_assign(&rio_flush_ev, cs_base, -1, 0, rio_flush_cb, NULL);
         rio_flush_ready = true;
     }
-    rio_arena_reset(a);
-    ac->c.reader->fn = &rio_reply_fns;
-    ac->c.reader->privdata = a;
+    rreply_arena_reset(a);
     rio_del_read(e);            /* the last context's, had it not been cleaned up */
     rio_del_write(e);
     memset(e, 0, sizeof(*e));
+    e->in = in;                 /* the buffer stays; what was in it does not */
+    e->in_cap = cap;
+    e->arena = a;
+    e->on_reply = on_reply;
+    e->owner = owner;
     e->ac = ac;
     event_assign(&e->rev, cs_base, ac->c.fd, EV_READ | EV_PERSIST, rio_read_cb, e);
     event_assign(&e->wev, cs_base, ac->c.fd, EV_WRITE | EV_PERSIST, rio_write_cb, e);
@@ -353,4 +346,13 @@ void rio_attach(struct rio_events *e, struct rio_arena *a, redisAsyncContext *ac
     /* As hiredis's adapter starts: reading, and writable says the connect is done. */
     rio_add_read(e);
     rio_arm_write(e);
+}
+
+void rio_release(struct rio_events *e)
+{
+    free(e->in);
+    e->in = NULL;
+    e->in_cap = e->in_len = e->in_pos = 0;
+    if (e->arena)
+        rreply_arena_reset(e->arena);
 }

@@ -1,24 +1,16 @@
 /* rio.h - a Redis link's I/O under hiredis: its own libevent events (in
- * place of hiredis's adapter) and its replies in an arena (in place of a
- * malloc'd tree per reply). rnode.c and rdial.c embed one of each per link. */
+ * place of hiredis's adapter), its commands appended to hiredis's output
+ * buffer, its replies parsed in its own input buffer (rreply.c) and
+ * handed to its owner in order. hiredis still connects, and drops the
+ * link on an error. rnode.c and rdial.c embed one per link. */
 #ifndef CS_RIO_H
 #define CS_RIO_H
 
 #include "core.h"
+#include "rreply.h"
 
 #include <hiredis/async.h>
 #include <event2/event_struct.h>
-
-/* Reply objects of one link. A reader builds one reply at a time and frees
- * it (freeObject on the root) before it starts the next, so all of a
- * link's objects go at once. */
-#define RIO_ARENA_SIZE 16384
-struct rio_big;
-struct rio_arena {
-    size_t used;
-    struct rio_big *big;        /* what did not fit, freed with the rest */
-    _Alignas(16) char buf[RIO_ARENA_SIZE];
-};
 
 /* The read event persists; what a loop pass queued for Redis is written
  * at its end (as the clients' replies are); EV_WRITE is waited for only
@@ -30,12 +22,26 @@ struct rio_events {
     bool due;                   /* a write at the end of this pass: on the due list */
     TAILQ_ENTRY(rio_events) due_link;
     bool flushing;              /* inside that write */
+    /* Replies: read into in, parsed into arena, handed to on_reply. */
+    struct rreply_arena *arena;
+    void (*on_reply)(void *owner, struct redisReply *r);
+    void *owner;
+    char *in;
+    size_t in_cap, in_len, in_pos;      /* in[in_pos, in_len): not parsed yet */
+    bool scanning;              /* in_pos starts a reply only partly read */
+    struct rreply_scan scan;
+    uint64_t in_total;          /* bytes read since the attach */
 };
 
-/* A new context: its replies go to a (emptied first), its events to e. */
-void rio_attach(struct rio_events *e, struct rio_arena *a, redisAsyncContext *ac);
-/* What the arena holds beyond its own buffer, freed (a link going away). */
-void rio_arena_reset(struct rio_arena *a);
+/* A new context: its events to e, each reply on it to ON_REPLY (built in
+ * A, valid during the call), in the order the replies come. */
+void rio_attach(struct rio_events *e, redisAsyncContext *ac, struct rreply_arena *a,
+                void (*on_reply)(void *owner, struct redisReply *r), void *owner);
+/* Queues a command (RESP) on the attached context: written at the end of
+ * the pass. CS_ERR: no context, or it is failing. */
+int rio_send(struct rio_events *e, const char *cmd, size_t len) CS_WUR;
+/* What e keeps between contexts, freed (the link going away). */
+void rio_release(struct rio_events *e);
 /* Writes what every link has queued now, not at the end of the pass. */
 void rio_flush(void);
 

@@ -1,15 +1,20 @@
-/* rnode.c - one Redis link through hiredis's async API on libevent: its
- * connection, set-up (AUTH, SELECT, scripts, ROLE or SUBSCRIBE), deadlines,
- * probes and reconnects. rstore.c decides which links exist and where each
- * command goes (one server, the Sentinel's primary, the cluster's nodes).
+/* rnode.c - one Redis link: its commands and their replies, set-up (AUTH,
+ * SELECT, scripts, ROLE or SUBSCRIBE), deadlines, probes and reconnects.
+ * rstore.c decides which links exist and where each command goes (one
+ * server, the Sentinel's primary, the cluster's nodes).
  *
- * hiredis 0.14 has no connect or command timeouts, so every command is
- * tracked in our own FIFO (replies on one connection come in order) and
- * each link has one timer, armed for its next deadline (and, while it
- * waits for anything, at least every RS_WATCH_MS), that enforces them:
+ * hiredis connects the link and drops it on errors; rio.c writes what we
+ * queue and hands us each reply. Replies on one connection come in the
+ * order of the commands, so every command sent is on the link's `sent`
+ * FIFO until its reply comes, and the one reply goes to the first. A
+ * subscriber's pub/sub messages are told apart by their shape.
+ *
+ * hiredis 0.14 has no connect or command timeouts, so each link has one
+ * timer, armed for its next deadline (and, while it waits for anything,
+ * at least every RS_WATCH_MS), that enforces them:
  *   - a command with no reply after command_timeout_ms fails alone: its
- *     callback runs with NULL now, and its late reply is dropped when
- *     hiredis delivers it (the rcmd lives until then, marked abandoned);
+ *     callback runs with NULL now, and its late reply is dropped when it
+ *     comes (the rcmd stays on `sent` until then, marked abandoned);
  *   - a link that waits for replies and has read nothing at all for
  *     RS_DEAD_TIMEOUTS x command_timeout_ms is dead: it is dropped, which
  *     fails what is pending, and reconnected with capped exponential backoff;
@@ -145,14 +150,19 @@ void rnode_schedule(struct rnode *l)
     l->backoff_ms = l->backoff_ms * 2 > RS_BACKOFF_MAX_MS ? RS_BACKOFF_MAX_MS : l->backoff_ms * 2;
 }
 
-/* Frees what hiredis does not own: the subscribe marker. Every other rcmd is
- * freed by its callback, which hiredis runs with a NULL reply when the
- * context goes: at once, or, when we are inside one of its callbacks, once
- * that callback returns. */
+static void rnode_reply(struct rnode *l, struct rcmd *c, const redisReply *reply);
+
+/* The context is gone (l->ac is NULL already, so nothing is sent on it):
+ * every command on the wire fails, its callback run with NULL, and the
+ * subscribe marker goes. */
 void rnode_forget(struct rnode *l)
 {
     struct rcmd *c, *next;
 
+    while ((c = TAILQ_FIRST(&l->sent)) != NULL) {
+        TAILQ_REMOVE(&l->sent, c, wire);
+        rnode_reply(l, c, NULL);
+    }
     for (c = TAILQ_FIRST(&l->pending); c; c = next) {
         next = TAILQ_NEXT(c, q);
         if (c->marker) {
@@ -168,8 +178,8 @@ void rnode_lost(struct rnode *l)
         l->hooks->down(l, l->owner);
 }
 
-/* Fail the link now: hiredis calls every pending callback with NULL. Not
- * from the connect callback: hiredis 0.14 touches the context after it. */
+/* Fail the link now: every pending command with it. Not from the connect
+ * callback: hiredis 0.14 touches the context after it. */
 void rnode_drop(struct rnode *l, const char *why)
 {
     redisAsyncContext *ac = l->ac;
@@ -227,6 +237,33 @@ static struct cs_str rnode_fmt_arg(const char *fmt, size_t len, int n)
     return s;
 }
 
+/* One more reply is due on l; silence is counted from the first. */
+static void rnode_expect(struct rnode *l)
+{
+    if (l->waiting++ == 0)
+        l->heard = rnode_now();
+}
+
+static struct rcmd *rnode_cmd_new(void);
+
+/* Sends a command whose reply nobody waits for (a SCRIPT LOAD before a
+ * resend, a late lock's release): on the wire as abandoned from the start,
+ * so its reply is read and dropped. No deadline. */
+static int rnode_quiet(struct rnode *l, const char *fmt, size_t len)
+{
+    struct rcmd *c;
+
+    if (!l->ac || rio_send(&l->ev, fmt, len) != CS_OK)
+        return CS_ERR;
+    c = rnode_cmd_new();
+    c->link = l;
+    c->script = -1;
+    c->abandoned = true;
+    TAILQ_INSERT_TAIL(&l->sent, c, wire);
+    rnode_expect(l);
+    return CS_OK;
+}
+
 /* A lock script that timed out here may still have taken the lock in
  * Redis: its flight has moved on, so hand the lock back (and wake waiters)
  * instead of letting every daemon wait lock_ttl_ms for it. */
@@ -235,10 +272,9 @@ static void rnode_unlock_late(struct rnode *l, const struct rcmd *c)
     /* EVALSHA sha 2 record lock token ... */
     struct cs_str key = rnode_fmt_arg(c->fmt, c->fmtlen, 3), lock = rnode_fmt_arg(c->fmt, c->fmtlen, 4),
                   token = rnode_fmt_arg(c->fmt, c->fmtlen, 5);
-    char chan[300];
+    char chan[300], small[512], *fmt;
     const char *argv[7] = { "EVALSHA", rs_sha[RS_RELEASE], "1", lock.p, token.p, chan, key.p };
     size_t lens[7] = { 7, 40, 1, lock.len, token.len, 0, key.len };
-    char *fmt;
     int len;
 
     lens[5] = (size_t)snprintf(chan, sizeof(chan), "%sfills", cs_conf->key_prefix);
@@ -246,12 +282,13 @@ static void rnode_unlock_late(struct rnode *l, const struct rcmd *c)
     if (!key.p || !lock.p || !token.p || !l->ac || l->state != RS_UP)
         return;
     log_info("%s: lock %.*s taken after its command timed out: releasing it", l->name, (int)lock.len, lock.p);
-    len = redisFormatCommandArgv(&fmt, 7, argv, lens);
+    len = resp_command(&fmt, small, sizeof(small), 7, argv, lens);
     if (len < 0)
         return;
-    if (redisAsyncFormattedCommand(l->ac, NULL, NULL, fmt, (size_t)len) != REDIS_OK)
+    if (rnode_quiet(l, fmt, (size_t)len) != CS_OK)
         log_info("%s: cannot release %.*s", l->name, (int)lock.len, lock.p);
-    redisFreeCommand(fmt);
+    if (fmt != small)
+        free(fmt);
 }
 
 /* Spare command records: one per command in flight is the steady state. */
@@ -269,21 +306,16 @@ static struct rcmd *rnode_cmd_new(void)
 
 static void rnode_cmd_free(struct rcmd *c)
 {
-    if (c->fmt)
-        redisFreeCommand(c->fmt);
+    free(c->fmt);
     if (rs_nspare < RS_SPARE_MAX && !cs_exiting)
         rs_spare[rs_nspare++] = c;
     else
         free(c);
 }
 
-static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
+/* c's reply (NULL: the link went), c already off `sent`. */
+static void rnode_reply(struct rnode *l, struct rcmd *c, const redisReply *reply)
 {
-    struct rcmd *c = privdata;
-    struct rnode *l = c->link;
-    redisReply *reply = r;
-
-    CS_UNUSED(ac);
     l->waiting--;
     if (reply)
         rnode_heard(l, !c->abandoned);
@@ -304,20 +336,21 @@ static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         /* Redis restarted or flushed its scripts: load, then run again. */
         const char *argv[3] = { "SCRIPT", "LOAD", rs_sources[c->script] };
         char *load;
-        int len = redisFormatCommandArgv(&load, 3, argv, NULL);
+        int len = resp_command(&load, NULL, 0, 3, argv, NULL);
         log_notice("%s: script %s missing (NOSCRIPT), loading it again", l->name, rs_names[c->script]);
         c->retried = true;
-        if (len > 0 && redisAsyncFormattedCommand(l->ac, NULL, NULL, load, (size_t)len) == REDIS_OK &&
-            redisAsyncFormattedCommand(l->ac, rnode_reply_cb, c, c->fmt, c->fmtlen) == REDIS_OK) {
-            redisFreeCommand(load);
+        if (len > 0 && rnode_quiet(l, load, (size_t)len) == CS_OK &&
+            rio_send(&l->ev, c->fmt, c->fmtlen) == CS_OK) {
+            free(load);
             c->sent = rnode_now();     /* a new deadline for the second run */
             l->waiting++;
             TAILQ_INSERT_TAIL(&l->pending, c, q);
+            TAILQ_INSERT_TAIL(&l->sent, c, wire);
             rnode_wake_by(l, c->sent, c->sent + cs_conf->command_timeout_ms + 1);
             return;
         }
         if (len > 0)
-            redisFreeCommand(load);
+            free(load);
     }
     if ((!reply || reply->type == REDIS_REPLY_ERROR) && c->cb != rnode_probe_cb) {
         stats_c.redis_errors++;
@@ -332,22 +365,15 @@ static void rnode_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         l->hooks->readonly(l, l->owner);
 }
 
-/* One more reply is due on l; silence is counted from the first. */
-static void rnode_expect(struct rnode *l)
-{
-    if (l->waiting++ == 0)
-        l->heard = rnode_now();
-}
-
 /* Queues fmt on l; owned: fmt is malloc'd and now ours (kept for a script
- * to resend, else freed); not owned: hiredis copies it, the caller keeps it. */
+ * to resend, else freed); not owned: it is copied, the caller keeps it. */
 static int rnode_queue(struct rnode *l, rstore_cb cb, void *priv, char *fmt, size_t len, int script, bool owned)
 {
     struct rcmd *c;
 
-    if (!l->ac || l->state < RS_HANDSHAKE) {
+    if (!l->ac || l->state < RS_HANDSHAKE || rio_send(&l->ev, fmt, len) != CS_OK) {
         if (owned)
-            redisFreeCommand(fmt);
+            free(fmt);
         return CS_ERR;
     }
     c = rnode_cmd_new();
@@ -357,20 +383,15 @@ static int rnode_queue(struct rnode *l, rstore_cb cb, void *priv, char *fmt, siz
     c->sent_us = cs_clock_us();
     c->sent = rnode_now_at(c->sent_us / 1000);
     c->script = script;
-    if (redisAsyncFormattedCommand(l->ac, rnode_reply_cb, c, fmt, len) != REDIS_OK) {
-        rnode_cmd_free(c);
-        if (owned)
-            redisFreeCommand(fmt);
-        return CS_ERR;
-    }
     if (owned && script >= 0) {
         c->fmt = fmt;
         c->fmtlen = len;
     } else if (owned) {
-        redisFreeCommand(fmt);
+        free(fmt);
     }
     rnode_expect(l);
     TAILQ_INSERT_TAIL(&l->pending, c, q);
+    TAILQ_INSERT_TAIL(&l->sent, c, wire);
     rnode_wake_by(l, c->sent, c->sent + cs_conf->command_timeout_ms + 1);
     return CS_OK;
 }
@@ -395,7 +416,7 @@ int rnode_send(struct rnode *l, rstore_cb cb, void *priv, int argc, const char *
     if (!l->ac || l->state < RS_HANDSHAKE)
         return CS_ERR;
     /* A script's command is kept, to send again after NOSCRIPT; any other
-     * is copied by hiredis at once, so it is built on the stack. */
+     * is copied to the output buffer at once, so it is built on the stack. */
     len = resp_command(&fmt, script < 0 ? small : NULL, sizeof(small), argc, argv, lens);
     if (len < 0)
         return CS_ERR;
@@ -491,52 +512,82 @@ static void rnode_role_cb(void *priv, const redisReply *r)
     rnode_handshake_cb(l, r);
 }
 
-static void rnode_message_cb(redisAsyncContext *ac, void *r, void *privdata)
+/* A subscriber's pub/sub reply: a message, or a SUBSCRIBE confirmed. */
+static void rnode_message(struct rnode *l, const redisReply *reply)
 {
-    redisReply *reply = r;
-    struct rnode *l = ac->data;
-
-    CS_UNUSED(privdata);
-    if (!reply || !l || !l->ac)
-        return;                 /* the link is going away */
     rnode_heard(l, true);
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
-        reply->element[0]->type == REDIS_REPLY_STRING) {
-        if (strcmp(reply->element[0]->str, "message") == 0) {
-            if (l->hooks && l->hooks->message)
-                l->hooks->message(l, l->owner, reply);
-        } else if (strcmp(reply->element[0]->str, "subscribe") == 0 && l->state == RS_UP) {
-            if (l->waiting > 0)
-                l->waiting--;   /* a probe's answer */
-        } else if (strcmp(reply->element[0]->str, "subscribe") == 0) {
-            /* The subscribe confirmation is the end of the handshake. */
-            struct rcmd *c = TAILQ_FIRST(&l->pending);
-            if (c && c->marker) {
-                TAILQ_REMOVE(&l->pending, c, q);
-                free(c);
-            }
-            l->waiting = 0;
-            rnode_set_up(l);
+    if (strcmp(reply->element[0]->str, "message") == 0) {
+        if (l->hooks && l->hooks->message)
+            l->hooks->message(l, l->owner, reply);
+    } else if (l->state == RS_UP) {
+        if (l->waiting > 0)
+            l->waiting--;       /* a probe's answer */
+    } else {
+        /* The subscribe confirmation is the end of the handshake. */
+        struct rcmd *c = TAILQ_FIRST(&l->pending);
+        if (c && c->marker) {
+            TAILQ_REMOVE(&l->pending, c, q);
+            free(c);
         }
+        l->waiting = 0;
+        rnode_set_up(l);
     }
+}
+
+/* Pub/sub replies are arrays of three whose first is the kind; only a
+ * subscriber gets them, and it gets no other arrays. */
+static bool rnode_is_pubsub(const struct rnode *l, const redisReply *r)
+{
+    return l->subscriber && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+           r->element[0]->type == REDIS_REPLY_STRING &&
+           (strcmp(r->element[0]->str, "message") == 0 || strcmp(r->element[0]->str, "subscribe") == 0);
+}
+
+/* Each reply rio.c reads on l's link: the answer to the oldest command on
+ * the wire, or a subscriber's pub/sub message (no command of ours). */
+void rnode_on_reply(void *owner, redisReply *r)
+{
+    struct rnode *l = owner;
+    struct rcmd *c;
+
+    if (!l->ac)
+        return;
+    if (rnode_is_pubsub(l, r)) {
+        rnode_message(l, r);
+        return;
+    }
+    c = TAILQ_FIRST(&l->sent);
+    if (!c) {
+        /* Redis says this before it closes a connection it will not serve
+         * (too many clients): anything else unasked for is a broken link. */
+        char why[150];
+        snprintf(why, sizeof(why), "reply to no command: %.120s",
+                 r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS ? r->str : "(not a status)");
+        rnode_note(l, "", why);
+        rnode_drop(l, why);
+        return;
+    }
+    TAILQ_REMOVE(&l->sent, c, wire);
+    rnode_reply(l, c, r);
 }
 
 /* SUBSCRIBE to the fill-notice channel: at set-up, and again as the
  * subscriber's probe (Redis confirms it again; nothing else changes).
- * Not PING: hiredis 0.14 takes the ["pong", ""] reply for a pattern
- * message (its first letter is 'p'), finds no callback and drops it, and
- * the PING's own callback stays queued until the connection goes. */
+ * Its confirmation is told apart by its shape (rnode_is_pubsub), so it
+ * is not on `sent`. Not PING: a subscribed connection answers it with
+ * ["pong", ""], an array of two that nothing else looks like. */
 static int rnode_subscribe(struct rnode *l)
 {
     const char *argv[2] = { "SUBSCRIBE", l->chan };
-    char *fmt;
-    int len = redisFormatCommandArgv(&fmt, 2, argv, NULL);
+    char small[512], *fmt;
+    int len = resp_command(&fmt, small, sizeof(small), 2, argv, NULL);
     int rc;
 
     if (len < 0)
         return CS_ERR;
-    rc = redisAsyncFormattedCommand(l->ac, rnode_message_cb, NULL, fmt, (size_t)len) == REDIS_OK ? CS_OK : CS_ERR;
-    redisFreeCommand(fmt);
+    rc = rio_send(&l->ev, fmt, (size_t)len);
+    if (fmt != small)
+        free(fmt);
     return rc;
 }
 
@@ -667,9 +718,8 @@ static void rnode_check(struct rnode *l, int64_t now)
     }
     if (!l->ac || l->state < RS_HANDSHAKE)
         return;
-    if (l->ac->c.reader->len != l->seen_len || l->ac->c.reader->pos != l->seen_pos) {
-        l->seen_len = l->ac->c.reader->len;   /* part of a long reply came in */
-        l->seen_pos = l->ac->c.reader->pos;
+    if (l->ev.in_total != l->seen) {
+        l->seen = l->ev.in_total;       /* part of a long reply came in */
         l->heard = now;
     }
     rnode_expire(l, now);
@@ -748,6 +798,7 @@ struct rnode *rnode_new(const char *name, const char *host, int port, const char
     l->hooks = hooks;
     l->owner = owner;
     TAILQ_INIT(&l->pending);
+    TAILQ_INIT(&l->sent);
     l->backoff_ms = RS_BACKOFF_MIN_MS;
     l->retry = evtimer_new(cs_base, rdial_retry_cb, l);
     l->timer = evtimer_new(cs_base, rnode_timer_cb, l);
@@ -771,7 +822,7 @@ void rnode_free(struct rnode *l)
     if (l->timer)
         event_free(l->timer);
     LIST_REMOVE(l, all);
-    rio_arena_reset(&l->arena);
+    rio_release(&l->ev);
     free(l->path);
     free(l);
 }

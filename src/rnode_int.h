@@ -23,7 +23,8 @@
 enum rs_state { RS_DOWN, RS_RESOLVING, RS_CONNECTING, RS_HANDSHAKE, RS_UP };
 
 struct rcmd {
-    TAILQ_ENTRY(rcmd) q;
+    TAILQ_ENTRY(rcmd) q;        /* on pending */
+    TAILQ_ENTRY(rcmd) wire;     /* on sent */
     struct rnode *link;
     rstore_cb cb;
     void *priv;
@@ -32,13 +33,13 @@ struct rcmd {
     size_t fmtlen;
     int script;                 /* -1 when not a script */
     bool retried;
-    bool marker;                /* ours alone: hiredis has no callback for it */
-    bool abandoned;             /* failed at its deadline; hiredis still holds it */
+    bool marker;                /* on pending alone: the subscribe confirmation's deadline */
+    bool abandoned;             /* failed at its deadline (or nobody waits): on sent alone */
     int64_t sent_us;            /* for the round-trip histogram */
 };
 
 struct rnode {
-    struct rio_arena arena;     /* this link's replies */
+    struct rreply_arena arena;  /* this link's replies */
     struct rio_events ev;       /* and its events */
     char name[80];
     char host[256];
@@ -60,10 +61,11 @@ struct rnode {
     struct event *timer;        /* its next deadline, or its next look while it waits */
     int64_t due;                /* cs_mono_ms when timer fires; 0: not armed */
     TAILQ_HEAD(, rcmd) pending; /* not yet answered nor abandoned, oldest first */
+    TAILQ_HEAD(, rcmd) sent;    /* every command on the wire, in order: replies come so */
     int handshake_left;
     int waiting;                /* replies due: ours, abandoned ones, probes */
     int64_t heard;              /* last read, or when we began waiting */
-    size_t seen_len, seen_pos;  /* the reader's buffer at the last look */
+    uint64_t seen;              /* bytes read at the last look */
     long late;                  /* commands failed by their deadline in a row */
     struct evdns_getaddrinfo_request *dns;
     unsigned turn;              /* which resolved address to try */
@@ -85,6 +87,7 @@ void rnode_lost(struct rnode *l);
 void rnode_drop(struct rnode *l, const char *why);
 void rnode_start_handshake(struct rnode *l);
 struct rnode *rnode_link_of(const redisAsyncContext *ac);
+void rnode_on_reply(void *owner, struct redisReply *r);
 
 /* rdial.c */
 void rdial_connect(struct rnode *l);

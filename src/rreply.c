@@ -50,15 +50,6 @@ void rreply_arena_reset(struct rreply_arena *a)
     a->used = 0;
 }
 
-static redisReply *rr_obj(struct rreply_arena *a, int type)
-{
-    redisReply *r = rr_alloc(a, sizeof(*r));
-
-    memset(r, 0, sizeof(*r));
-    r->type = type;
-    return r;
-}
-
 /* One line: a type byte, its text, \r\n. */
 struct rr_head {
     char type;
@@ -81,48 +72,61 @@ static bool rr_crlf(const char *p)
     return (p[0] == '\r' || p[0] == '\0') && p[1] == '\n';
 }
 
-static bool rr_num(const char *s, size_t n, long long *out)
+/* The number after a type byte, up to its \r\n, without memchr or
+ * division: most lines of a reply are these. *NEXT: past the \n. */
+static int rr_int(char *p, const char *end, long long *v, char **next)
 {
-    bool neg = n > 0 && s[0] == '-';
-    long long v = 0;
-    size_t i = neg ? 1 : 0;
+    char *q = p, *digits;
+    unsigned long long u = 0;
+    bool neg = q < end && *q == '-';
 
-    if (i == n)
-        return false;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (LLONG_MAX - (s[i] - '0')) / 10)
-            return false;
-        v = v * 10 + (s[i] - '0');
+    if (neg)
+        q++;
+    digits = q;
+    while (q < end && (unsigned)(*q - '0') < 10) {
+        u = u * 10 + (unsigned)(*q - '0');
+        q++;
     }
-    *out = neg ? -v : v;
-    return true;
+    if (q - digits > 19 || (q - digits == 19 && u > (unsigned long long)LLONG_MAX))
+        return RREPLY_ERR;      /* 19 digits cannot wrap: only the bound to check */
+    if (end - q < 2)
+        return RREPLY_MORE;
+    if (q == digits || !rr_crlf(q))
+        return RREPLY_ERR;
+    *v = neg ? -(long long)u : (long long)u;
+    *next = q + 2;
+    return RREPLY_OK;
 }
 
-static int rr_head(char *p, const char *end, struct rr_head *h, char *errbuf, size_t errsize)
+static inline __attribute__((always_inline)) int rr_head(char *p, const char *end, struct rr_head *h, char *errbuf, size_t errsize)
 {
     char *nl;
+    int rc;
 
     if (p >= end)
         return RREPLY_MORE;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl)
-        return end - p > RR_LINE_MAX ? rr_fail(errbuf, errsize, "line too long") : RREPLY_MORE;
-    if (nl - p < 2 || !rr_crlf(nl - 1))
-        return rr_fail(errbuf, errsize, "line without \\r\\n");
     h->type = p[0];
     h->text = p + 1;
-    h->tlen = (size_t)(nl - 1 - h->text);
-    h->next = nl + 1;
+    h->tlen = 0;
     switch (h->type) {
-    case '+':
-    case '-':
-        return RREPLY_OK;
     case ':':
-        return rr_num(h->text, h->tlen, &h->num) ? RREPLY_OK : rr_fail(errbuf, errsize, "bad integer");
     case '$':
     case '*':
-        if (!rr_num(h->text, h->tlen, &h->num) || h->num < -1 || h->num > RREPLY_MAX_BULK)
-            return rr_fail(errbuf, errsize, "bad length");
+        rc = rr_int(p + 1, end, &h->num, &h->next);
+        if (rc == RREPLY_OK && h->type != ':' && (h->num < -1 || h->num > RREPLY_MAX_BULK))
+            rc = RREPLY_ERR;
+        if (rc == RREPLY_ERR)
+            return rr_fail(errbuf, errsize, h->type == ':' ? "bad integer" : "bad length");
+        return rc;
+    case '+':
+    case '-':
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return end - p > RR_LINE_MAX ? rr_fail(errbuf, errsize, "line too long") : RREPLY_MORE;
+        if (nl - p < 2 || !rr_crlf(nl - 1))
+            return rr_fail(errbuf, errsize, "line without \\r\\n");
+        h->tlen = (size_t)(nl - 1 - h->text);
+        h->next = nl + 1;
         return RREPLY_OK;
     default: {
         char why[48];
@@ -140,61 +144,92 @@ struct rr_ctx {
     size_t errsize;
 };
 
-static int rr_build(struct rr_ctx *x, int depth, redisReply **out)
+/* The element most replies are made of, a bulk string of under 10^8
+ * bytes that is all here, parsed with nothing to spare. False: anything
+ * else, for rr_fill. */
+static inline bool rr_fast_bulk(struct rr_ctx *x, redisReply *r)
+{
+    char *p = x->p, *q = p + 1;
+    const char *end = x->end;
+    size_t n = 0;
+
+    if (end - p < 4 || p[0] != '$')
+        return false;
+    while (q < end && (unsigned)(*q - '0') < 10 && q - p < 9)
+        n = n * 10 + (size_t)(*q++ - '0');
+    if (q == p + 1 || end - q < 4 || (size_t)(end - q) - 4 < n || q[0] != '\r' || q[1] != '\n' ||
+        q[2 + n] != '\r' || q[3 + n] != '\n')
+        return false;
+    r->type = REDIS_REPLY_STRING;
+    r->str = q + 2;
+    r->len = n;
+    r->str[n] = '\0';
+    x->p = q + 4 + n;
+    return true;
+}
+
+/* Fills R (zeroed) with the reply at x->p. An array's elements are
+ * allocated together with their pointers: one allocation an array. */
+static int rr_fill(struct rr_ctx *x, int depth, redisReply *r)
 {
     struct rr_head h;
-    redisReply *r;
+    redisReply *objs;
     int rc = rr_head(x->p, x->end, &h, x->errbuf, x->errsize);
 
     if (rc != RREPLY_OK)
         return rc;
-    x->p = h.next;
-    if ((h.type == '$' || h.type == '*') && h.num == -1) {
-        *out = rr_obj(x->a, REDIS_REPLY_NIL);
-        return RREPLY_OK;
-    }
     switch (h.type) {
-    case '+':
-    case '-':
-        r = rr_obj(x->a, h.type == '+' ? REDIS_REPLY_STATUS : REDIS_REPLY_ERROR);
-        r->str = h.text;
-        r->len = h.tlen;
-        r->str[r->len] = '\0';
-        break;
-    case ':':
-        r = rr_obj(x->a, REDIS_REPLY_INTEGER);
-        r->integer = h.num;
-        break;
     case '$':
+        if (h.num == -1)
+            break;
         if (x->end - h.next < h.num + 2)
             return RREPLY_MORE;
         if (!rr_crlf(h.next + h.num))
             return rr_fail(x->errbuf, x->errsize, "bulk without \\r\\n");
-        r = rr_obj(x->a, REDIS_REPLY_STRING);
+        r->type = REDIS_REPLY_STRING;
         r->str = h.next;
         r->len = (size_t)h.num;
         r->str[r->len] = '\0';
         x->p = h.next + h.num + 2;
-        break;
-    default:                    /* '*' */
+        return RREPLY_OK;
+    case '*':
+        if (h.num == -1)
+            break;
         if (depth == RREPLY_DEPTH)
             return rr_fail(x->errbuf, x->errsize, "arrays nested too deep");
         /* Each element takes 3 bytes at least: until they can all be
          * here, allocate nothing for them. */
         if (h.num > (x->end - h.next) / 3)
             return RREPLY_MORE;
-        r = rr_obj(x->a, REDIS_REPLY_ARRAY);
+        r->type = REDIS_REPLY_ARRAY;
         r->elements = (size_t)h.num;
-        if (h.num > 0)
-            r->element = rr_alloc(x->a, sizeof(*r->element) * r->elements);
+        x->p = h.next;
+        if (h.num == 0)
+            return RREPLY_OK;
+        r->element = rr_alloc(x->a, (sizeof(*r->element) + sizeof(*objs)) * r->elements);
+        objs = (redisReply *)(r->element + r->elements);
+        memset(objs, 0, sizeof(*objs) * r->elements);
         for (size_t i = 0; i < r->elements; i++) {
-            rc = rr_build(x, depth + 1, &r->element[i]);
-            if (rc != RREPLY_OK)
+            r->element[i] = &objs[i];
+            if (!rr_fast_bulk(x, &objs[i]) && (rc = rr_fill(x, depth + 1, &objs[i])) != RREPLY_OK)
                 return rc;
         }
-        break;
+        return RREPLY_OK;
+    case ':':
+        r->type = REDIS_REPLY_INTEGER;
+        r->integer = h.num;
+        x->p = h.next;
+        return RREPLY_OK;
+    default:                    /* '+' '-' */
+        r->type = h.type == '+' ? REDIS_REPLY_STATUS : REDIS_REPLY_ERROR;
+        r->str = h.text;
+        r->len = h.tlen;
+        r->str[r->len] = '\0';
+        x->p = h.next;
+        return RREPLY_OK;
     }
-    *out = r;
+    r->type = REDIS_REPLY_NIL;  /* $-1, *-1 */
+    x->p = h.next;
     return RREPLY_OK;
 }
 
@@ -202,7 +237,12 @@ int rreply_parse(struct rreply_arena *a, char *buf, size_t len, redisReply **out
                  size_t errsize)
 {
     struct rr_ctx x = { a, buf, buf + len, errbuf, errsize };
-    int rc = rr_build(&x, 0, out);
+    redisReply *r = rr_alloc(a, sizeof(*r));
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    rc = rr_fill(&x, 0, r);
+    *out = r;
 
     if (rc == RREPLY_OK)
         *used = (size_t)(x.p - buf);
