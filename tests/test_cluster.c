@@ -363,12 +363,17 @@ static pid_t reader_start(int port, int n, const char *countfile)
             free(raw);
             reads++;
             if (reads % 50 == 0) {
-                char buf[64];
+                /* Written aside and renamed: SIGTERM between fopen's
+                 * truncation and the write would leave the file empty. */
+                char buf[64], tmp[PATH_MAX];
                 int len = snprintf(buf, sizeof(buf), "%ld %d\n", reads, bad);
-                FILE *f = fopen(countfile, "w");
+                FILE *f;
+                snprintf(tmp, sizeof(tmp), "%s.tmp", countfile);
+                f = fopen(tmp, "w");
                 if (f) {
                     fwrite(buf, 1, (size_t)len, f);
-                    fclose(f);
+                    if (fclose(f) == 0)
+                        rename(tmp, countfile);
                 }
             }
         }
