@@ -365,7 +365,7 @@ static pid_t reader_start(int port, int n, const char *countfile)
             if (reads % 50 == 0) {
                 /* Written aside and renamed: SIGTERM between fopen's
                  * truncation and the write would leave the file empty. */
-                char buf[64], tmp[PATH_MAX];
+                char buf[64], tmp[PATH_MAX + 8];
                 int len = snprintf(buf, sizeof(buf), "%ld %d\n", reads, bad);
                 FILE *f;
                 snprintf(tmp, sizeof(tmp), "%s.tmp", countfile);
