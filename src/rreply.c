@@ -87,13 +87,15 @@ static int rr_int(char *p, const char *end, long long *v, char **next)
         u = u * 10 + (unsigned)(*q - '0');
         q++;
     }
-    if (q - digits > 19 || (q - digits == 19 && u > (unsigned long long)LLONG_MAX))
-        return RREPLY_ERR;      /* 19 digits cannot wrap: only the bound to check */
+    /* 19 digits cannot wrap: only the bound to check, one more for a
+     * negative number (INCRBY can answer LLONG_MIN). */
+    if (q - digits > 19 || (q - digits == 19 && u > (unsigned long long)LLONG_MAX + neg))
+        return RREPLY_ERR;
     if (end - q < 2)
         return RREPLY_MORE;
     if (q == digits || !rr_crlf(q))
         return RREPLY_ERR;
-    *v = neg ? -(long long)u : (long long)u;
+    *v = neg && u ? -(long long)(u - 1) - 1 : (long long)u;
     *next = q + 2;
     return RREPLY_OK;
 }
@@ -120,7 +122,9 @@ static inline __attribute__((always_inline)) int rr_head(char *p, const char *en
         return rc;
     case '+':
     case '-':
-        nl = memchr(p, '\n', (size_t)(end - p));
+        /* The limit holds however the line was split into reads: its \n
+         * is looked for no further than a split line is waited for. */
+        nl = memchr(p, '\n', end - p > RR_LINE_MAX ? RR_LINE_MAX + 1 : (size_t)(end - p));
         if (!nl)
             return end - p > RR_LINE_MAX ? rr_fail(errbuf, errsize, "line too long") : RREPLY_MORE;
         if (nl - p < 2 || !rr_crlf(nl - 1))
