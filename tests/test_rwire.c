@@ -764,14 +764,15 @@ END_TEST
 
 /* Redis forgets the scripts (SCRIPT FLUSH) under a running daemon: the next
  * cold read still fills the cache, the daemon saying it loads them again;
- * the cold read after that needs no second load. */
+ * the cold read after that needs no second load. Then again with six cold
+ * reads pipelined, so that several commands on the wire meet NOSCRIPT. */
 START_TEST(t_noscript)
 {
     struct h_redis redis;
     struct h_upstream up;
     struct h_daemon d;
     long from;
-    int rfd, loads;
+    int rfd, fd, loads;
 
     memset(&redis, 0, sizeof(redis));
     h_redis_start(&redis);
@@ -801,6 +802,23 @@ START_TEST(t_noscript)
     /* The hit path is unchanged: no upstream request. */
     read_product(d.port, 2);
     ck_assert_int_eq(h_upstream_count(&up), 3);
+
+    /* Forgotten again, then six cold reads in one write: every command that
+     * met NOSCRIPT is run again once, after the load, each read its own. */
+    EXPECT_RAW("+OK\r\n", rfd, "SCRIPT", "FLUSH", NULL);
+    fd = h_connect(d.port);
+    read_pipelined(fd, 4, 9, 5000);
+    h_close(fd);
+    for (int i = 4; i <= 9; i++) {
+        char key[40];
+        snprintf(key, sizeof(key), "cache:product:{p-%03d}", i);
+        ck_assert_msg(wait_exists(rfd, key, 2000) == 0, "%s not filled after the second SCRIPT FLUSH: %s", key,
+                      h_log_tail(d.log));
+    }
+    ck_assert_int_eq(h_upstream_count(&up), 9);
+    printf("noscript: %d reload(s) for six pipelined cold reads\n",
+           log_count(d.log, from, "(NOSCRIPT), loading it again") - loads);
+    ck_assert_msg(!logged_after(d.log, from, "reconnecting"), "a link was dropped: %s", h_log_tail(d.log));
     h_close(rfd);
 }
 END_TEST
