@@ -5,11 +5,11 @@
  *
  * A TCP proxy, forked from the test, sits between the daemon and Redis. It
  * passes Redis's bytes to the daemon one byte a write, in random pieces of
- * 1 to 7 or of 1 to 256 bytes, or as they come, and on the test's word it adds bytes of
- * its own to what the daemon reads on the command connection (never on the
- * one whose client sent SUBSCRIBE). The test talks to it over a socket
- * pair: one byte a command, one byte back. The example upstream (-g N)
- * serves products p-001 .. p-00N. */
+ * 1 to 7 or of 1 to 256 bytes, or as they come, and on the test's word it
+ * adds bytes of its own to what the daemon reads on the command connection
+ * (never on the one whose client sent SUBSCRIBE). The test talks to it
+ * over a socket pair: one byte a command, one byte back. The example
+ * upstream (-g N) serves products p-001 .. p-00N. */
 #define _GNU_SOURCE
 #include "suite.h"
 
