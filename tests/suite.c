@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include "suite.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 long long su_take_int(char *raw)
 {
@@ -150,4 +152,21 @@ int su_run(const char *suite, const struct su_case *cases, size_t n, enum print_
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+void su_expect_product(const char *raw, int i)
+{
+    struct h_reply *r;
+    char want[16];
+    bool found = false;
+
+    ck_assert_msg(raw != NULL, "no reply for p-%03d", i);
+    r = h_parse_reply(raw);
+    ck_assert_msg(r->type == H_REPLY_ARRAY && r->elements == 10, "p-%03d: got %s", i, h_repr(raw));
+    snprintf(want, sizeof(want), "p-%03d", i);
+    for (size_t k = 0; k + 1 < r->elements; k += 2)
+        if (strcmp(r->element[k]->str, "id") == 0)
+            found = strcmp(r->element[k + 1]->str, want) == 0;
+    ck_assert_msg(found, "p-%03d: got %s", i, h_repr(raw));
+    h_reply_free(r);
 }

@@ -48,6 +48,9 @@ long long su_stat_port(int port, const char *name);
 /* Waits until the daemon's Redis link answers (a PTTL through it gives
  * :-2) and its subscriber has subscribed to cache:fills; fails otherwise. */
 void su_wait_linked(const struct h_daemon *d);
+/* raw is the HGETALL reply of generated product p-<i> (the example
+ * upstream's -g N): fails unless it is that record. */
+void su_expect_product(const char *raw, int i);
 /* Waits until the upstream has had n requests for id; fails otherwise. */
 void su_wait_upstream_id(struct h_upstream *u, const char *id, long n, int timeout_ms);
 

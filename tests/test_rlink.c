@@ -31,24 +31,6 @@
 
 /* ---------------------------------------------------------- helpers ---- */
 
-/* raw is the HGETALL reply of generated product p-<i>: its "id" field. */
-static void expect_product(const char *raw, int i)
-{
-    struct h_reply *r;
-    char want[16];
-    bool found = false;
-
-    ck_assert_msg(raw != NULL, "no reply for p-%03d", i);
-    r = h_parse_reply(raw);
-    ck_assert_msg(r->type == H_REPLY_ARRAY && r->elements == 10, "p-%03d: got %s", i, h_repr(raw));
-    snprintf(want, sizeof(want), "p-%03d", i);
-    for (size_t k = 0; k + 1 < r->elements; k += 2)
-        if (strcmp(r->element[k]->str, "id") == 0)
-            found = strcmp(r->element[k + 1]->str, want) == 0;
-    ck_assert_msg(found, "p-%03d: got %s", i, h_repr(raw));
-    h_reply_free(r);
-}
-
 /* The ids of Redis's clients of one TYPE, except rfd's own, sorted into
  * buf as "id,id,...". */
 static void client_ids(int rfd, const char *type, char *buf, size_t sz)
@@ -148,7 +130,7 @@ START_TEST(t_pause_keeps_link)
         int fd = h_connect(d.port);
         snprintf(key, sizeof(key), "product:p-%03d", i);
         raw = su_rawq(fd, "HGETALL", key, NULL);
-        expect_product(raw, i);
+        su_expect_product(raw, i);
         free(raw);
         h_close(fd);
     }
@@ -167,7 +149,7 @@ START_TEST(t_pause_keeps_link)
     for (int i = 0; i < NCACHED + NCOLD; i++) {
         raw = h_read_reply(fds[i], 5000);
         took = h_now_ms() - t0;
-        expect_product(raw, i + 1);
+        su_expect_product(raw, i + 1);
         free(raw);
         if (took > worst)
             worst = took;
@@ -187,7 +169,7 @@ START_TEST(t_pause_keeps_link)
         t0 = h_now_ms();
         raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
         took = h_now_ms() - t0;
-        expect_product(raw, 1);
+        su_expect_product(raw, 1);
         free(raw);
         h_close(fd);
     }
@@ -201,7 +183,7 @@ START_TEST(t_pause_keeps_link)
     {
         int fd = h_connect(d.port);
         raw = su_rawq(fd, "HGETALL", "product:p-009", NULL);
-        expect_product(raw, 9);
+        su_expect_product(raw, 9);
         free(raw);
         h_close(fd);
         ck_assert_int_eq(wait_exists(rfd, "cache:product:{p-009}", 1, 2000), 0);
@@ -404,10 +386,10 @@ static long long read_through_two(struct h_daemon *a, struct h_daemon *b, int i)
     raw = h_read_reply(fb, 14000);
     took = h_now_ms() - t0;
     ck_assert_msg(raw != NULL, "daemon B: no reply for %s in 14 s", key);
-    expect_product(raw, i);
+    su_expect_product(raw, i);
     free(raw);
     raw = h_read_reply(fa, 5000);
-    expect_product(raw, i);
+    su_expect_product(raw, i);
     free(raw);
     h_close(fa);
     h_close(fb);
@@ -604,7 +586,7 @@ START_TEST(t_resolve_redis_host)
     printf("resolve: slowest PING %lld ms while the resolver is silent\n", worst);
     ck_assert_msg(worst < 200, "PING took %lld ms while Redis's name was being resolved", worst);
     raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
-    expect_product(raw, 1);
+    su_expect_product(raw, 1);
     free(raw);
     ck_assert_int_eq(h_upstream_count(&up), 1);
     ck_assert_msg(h_log_contains(d.log, "cannot resolve redis.cachasided.test within connect_timeout_ms"), "%s",
@@ -618,7 +600,7 @@ START_TEST(t_resolve_redis_host)
     }
     ck_assert_msg(h_wait_log(d.log, "redis: connected", 5000) == 0, "%s", h_log_tail(d.log));
     raw = su_rawq(fd, "HGETALL", "product:p-002", NULL);
-    expect_product(raw, 2);
+    su_expect_product(raw, 2);
     free(raw);
     {
         int rfd = h_connect(redis.port);

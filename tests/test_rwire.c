@@ -31,24 +31,6 @@
 
 /* ---------------------------------------------------------- helpers ---- */
 
-/* raw is the HGETALL reply of generated product p-<i>: its "id" field. */
-static void expect_product(const char *raw, int i)
-{
-    struct h_reply *r;
-    char want[16];
-    bool found = false;
-
-    ck_assert_msg(raw != NULL, "no reply for p-%03d", i);
-    r = h_parse_reply(raw);
-    ck_assert_msg(r->type == H_REPLY_ARRAY && r->elements == 10, "p-%03d: got %s", i, h_repr(raw));
-    snprintf(want, sizeof(want), "p-%03d", i);
-    for (size_t k = 0; k + 1 < r->elements; k += 2)
-        if (strcmp(r->element[k]->str, "id") == 0)
-            found = strcmp(r->element[k + 1]->str, want) == 0;
-    ck_assert_msg(found, "p-%03d: got %s", i, h_repr(raw));
-    h_reply_free(r);
-}
-
 /* One client reads p-<i> on a connection of its own. */
 static void read_product(int port, int i)
 {
@@ -57,7 +39,7 @@ static void read_product(int port, int i)
 
     snprintf(key, sizeof(key), "product:p-%03d", i);
     raw = h_cmd(fd, "HGETALL", key, NULL);
-    expect_product(raw, i);
+    su_expect_product(raw, i);
     free(raw);
     h_close(fd);
 }
@@ -74,7 +56,7 @@ static void read_pipelined(int fd, int first, int last, int timeout_ms)
     ck_assert_int_eq(h_send(fd, req, off), 0);
     for (int i = first; i <= last; i++) {
         char *raw = h_read_reply(fd, timeout_ms);
-        expect_product(raw, i);
+        su_expect_product(raw, i);
         free(raw);
     }
 }
@@ -632,7 +614,7 @@ static void expect_served(int *fds, int n)
         CK_REPLY(h_cmd(fds[i], "PING", NULL), "+PONG\r\n");
         snprintf(key, sizeof(key), "product:p-%03d", i + 1);
         raw = h_cmd(fds[i], "HGETALL", key, NULL);
-        expect_product(raw, i + 1);
+        su_expect_product(raw, i + 1);
         free(raw);
     }
 }
@@ -671,7 +653,7 @@ START_TEST(t_garbage)
     ck_assert_int_eq(h_send_cmdv(fd, "HGETALL", "product:p-002", NULL), 0);     /* its command meets the garbage */
     raw = h_read_reply(fd, 15000);
     took = h_now_ms() - t0;
-    expect_product(raw, 2);
+    su_expect_product(raw, 2);
     free(raw);
     /* Failed when the link went, not at command_timeout_ms (5000). */
     ck_assert_msg(took < 3000, "the read waited %lld ms", took);
@@ -690,7 +672,7 @@ START_TEST(t_garbage)
 
     /* The same client, and the others, on the same connections. */
     raw = h_cmd(fd, "HGETALL", "product:p-003", NULL);
-    expect_product(raw, 3);
+    su_expect_product(raw, 3);
     free(raw);
     expect_served(others, NOTHERS);
     /* Cached reads are hits again; a cold one fills. */
