@@ -170,3 +170,21 @@ void su_expect_product(const char *raw, int i)
     ck_assert_msg(found, "p-%03d: got %s", i, h_repr(raw));
     h_reply_free(r);
 }
+
+long long su_proc_counter(pid_t pid, const char *file, const char *name)
+{
+    char path[64], line[256];
+    size_t n = strlen(name);
+    long long v = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot read %s", path);
+    while (v < 0 && fgets(line, sizeof(line), f))
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            v = strtoll(line + n + 1, NULL, 10);
+    fclose(f);
+    ck_assert_msg(v >= 0, "no %s in %s", name, path);
+    return v;
+}

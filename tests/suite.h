@@ -48,6 +48,9 @@ long long su_stat_port(int port, const char *name);
 /* Waits until the daemon's Redis link answers (a PTTL through it gives
  * :-2) and its subscriber has subscribed to cache:fills; fails otherwise. */
 void su_wait_linked(const struct h_daemon *d);
+/* The counter NAME ("syscr") of /proc/PID/FILE ("io"); fails the test
+ * when the file or the line is missing. */
+long long su_proc_counter(pid_t pid, const char *file, const char *name);
 /* raw is the HGETALL reply of generated product p-<i> (the example
  * upstream's -g N): fails unless it is that record. */
 void su_expect_product(const char *raw, int i);

@@ -28,19 +28,7 @@ static void idle_up(struct h_daemon *d, struct h_redis *redis, struct h_upstream
  * blocks is one voluntary context switch). */
 static long long sleeps(pid_t pid)
 {
-    char path[64], line[256];
-    long long n = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot read %s", path);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
-            n = strtoll(line + 24, NULL, 10);
-    fclose(f);
-    ck_assert_int_ge(n, 0);
-    return n;
+    return su_proc_counter(pid, "status", "voluntary_ctxt_switches");
 }
 
 /* Idle, with both Redis links up, the daemon wakes a few times a second

@@ -96,22 +96,10 @@ static bool logged_after(const char *path, long from, const char *needle)
     return log_count(path, from, needle) > 0;
 }
 
-/* The read(2)-like calls the process has made (/proc/PID/io syscr). */
+/* The read(2)-like calls the process has made. */
 static long long read_calls(pid_t pid)
 {
-    char path[64], line[128];
-    long long n = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
-    f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "syscr: %lld", &n) == 1)
-            break;
-    fclose(f);
-    ck_assert_msg(n >= 0, "no syscr in %s", path);
-    return n;
+    return su_proc_counter(pid, "io", "syscr");
 }
 
 /* The first line past from that holds needle, or "" (a static buffer). */
