@@ -550,8 +550,7 @@ void rnode_on_reply(void *owner, redisReply *r)
     struct rnode *l = owner;
     struct rcmd *c;
 
-    if (!l->ac)
-        return;
+    /* rio.c stops handing replies once the context goes, so l->ac is set. */
     if (rnode_is_pubsub(l, r)) {
         rnode_message(l, r);
         return;

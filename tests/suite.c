@@ -115,7 +115,7 @@ void su_wait_linked(const struct h_daemon *d)
                   h_repr(raw), h_log_tail(d->log));
     free(raw);
     h_close(fd);
-    ck_assert_msg(h_wait_log(d->log, "subscribed to cache:fills", H_TIMEOUT_MS) == 0,
+    ck_assert_msg(h_wait_log(d->log, "subscribed to cache:fills", 10000) == 0,
                   "no subscription: %s", h_log_tail(d->log));
 }
 
@@ -187,4 +187,25 @@ long long su_proc_counter(pid_t pid, const char *file, const char *name)
     fclose(f);
     ck_assert_msg(v >= 0, "no %s in %s", name, path);
     return v;
+}
+
+void su_wait_log_linked(const struct h_daemon *d, long from)
+{
+    ck_assert_msg(h_wait_log_after(d->log, from, "redis: connected", 10000) == 0,
+                  "never connected to Redis: %s", h_log_tail(d->log));
+    ck_assert_msg(h_wait_log_after(d->log, from, "subscribed to cache:fills", 10000) == 0,
+                  "never subscribed: %s", h_log_tail(d->log));
+}
+
+int su_wait_exists(int rfd, const char *key, int want, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    for (;;) {
+        if (su_qint(rfd, "EXISTS", key, NULL) == want)
+            return 0;
+        if (h_now_ms() > end)
+            return -1;
+        h_msleep(20);
+    }
 }

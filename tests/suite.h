@@ -48,6 +48,12 @@ long long su_stat_port(int port, const char *name);
 /* Waits until the daemon's Redis link answers (a PTTL through it gives
  * :-2) and its subscriber has subscribed to cache:fills; fails otherwise. */
 void su_wait_linked(const struct h_daemon *d);
+/* Waits until the log past offset FROM says both Redis links are up
+ * ("redis: connected", "subscribed to cache:fills"); fails otherwise. */
+void su_wait_log_linked(const struct h_daemon *d, long from);
+/* Waits up to TIMEOUT_MS until EXISTS key on Redis (fd rfd) is WANT:
+ * 0 when it is, -1 when it never was. */
+int su_wait_exists(int rfd, const char *key, int want, int timeout_ms);
 /* The counter NAME ("syscr") of /proc/PID/FILE ("io"); fails the test
  * when the file or the line is missing. */
 long long su_proc_counter(pid_t pid, const char *file, const char *name);

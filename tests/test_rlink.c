@@ -57,19 +57,6 @@ static void client_ids(int rfd, const char *type, char *buf, size_t sz)
         off += (size_t)snprintf(buf + off, sz - off, "%s%lld", i ? "," : "", ids[i]);
 }
 
-static int wait_exists(int rfd, const char *key, int want, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    for (;;) {
-        if (su_qint(rfd, "EXISTS", key, NULL) == want)
-            return 0;
-        if (h_now_ms() > end)
-            return -1;
-        h_msleep(20);
-    }
-}
-
 static long long wall_ms(void)
 {
     struct timespec ts;
@@ -88,14 +75,6 @@ static void daemon_up(struct h_daemon *d, const char *const env[], const char *r
                        "[cache]\n%s\n"
                        "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
                        d->port, redis, cache, up_port);
-}
-
-static void wait_linked(struct h_daemon *d, long from)
-{
-    ck_assert_msg(h_wait_log_after(d->log, from, "redis: connected", H_TIMEOUT_MS) == 0,
-                  "never connected to Redis: %s", h_log_tail(d->log));
-    ck_assert_msg(h_wait_log_after(d->log, from, "subscribed to cache:fills", H_TIMEOUT_MS) == 0,
-                  "never subscribed: %s", h_log_tail(d->log));
 }
 
 /* ------------------------------------------------------ slow Redis ---- */
@@ -124,7 +103,7 @@ START_TEST(t_pause_keeps_link)
     char rconf[128];
     snprintf(rconf, sizeof(rconf), "port = %d\ncommand_timeout_ms = 300", redis.port);
     daemon_up(&d, NULL, rconf, "lock_ttl_ms = 10000\nupstream_timeout_ms = 2000", up.port);
-    wait_linked(&d, 0);
+    su_wait_log_linked(&d, 0);
     rfd = h_connect(redis.port);
     for (int i = 1; i <= NCACHED; i++) {
         int fd = h_connect(d.port);
@@ -178,7 +157,7 @@ START_TEST(t_pause_keeps_link)
     ck_assert_msg(took < 1000, "a hit after the pause took %lld ms", took);
     for (int i = NCACHED + 1; i <= NCACHED + NCOLD; i++) {
         snprintf(key, sizeof(key), "cache:lock:product:{p-%03d}", i);
-        ck_assert_msg(wait_exists(rfd, key, 0, 2000) == 0, "%s still held (lock_ttl_ms 10000)", key);
+        ck_assert_msg(su_wait_exists(rfd, key, 0, 2000) == 0, "%s still held (lock_ttl_ms 10000)", key);
     }
     {
         int fd = h_connect(d.port);
@@ -186,7 +165,7 @@ START_TEST(t_pause_keeps_link)
         su_expect_product(raw, 9);
         free(raw);
         h_close(fd);
-        ck_assert_int_eq(wait_exists(rfd, "cache:product:{p-009}", 1, 2000), 0);
+        ck_assert_int_eq(su_wait_exists(rfd, "cache:product:{p-009}", 1, 2000), 0);
     }
     client_ids(rfd, "normal", after_cmd, sizeof(after_cmd));
     client_ids(rfd, "pubsub", after_sub, sizeof(after_sub));
@@ -224,7 +203,7 @@ START_TEST(t_own_stall_not_blamed)
     h_upstream_start(&up, 0, 3);
     snprintf(rconf, sizeof(rconf), "port = %d\ncommand_timeout_ms = 500", redis.port);
     daemon_up(&d, NULL, rconf, "", up.port);
-    wait_linked(&d, 0);
+    su_wait_log_linked(&d, 0);
     rfd = h_connect(redis.port);
     memset(body, 'x', BIG);
     body[BIG] = '\0';
@@ -420,8 +399,8 @@ START_TEST(t_silent_subscriber)
     daemon_up(&a, NULL, rconf, cache, up.port);
     snprintf(rconf, sizeof(rconf), "port = %d\ncommand_timeout_ms = 300", px_port);
     daemon_up(&b, NULL, rconf, cache, up.port);
-    wait_linked(&a, 0);
-    wait_linked(&b, 0);
+    su_wait_log_linked(&a, 0);
+    su_wait_log_linked(&b, 0);
     h_msleep(1500);                 /* a few probes, all answered */
     ck_assert_msg(!h_log_contains(b.log, "reconnecting"), "B dropped a link before any fault: %s",
                   h_log_tail(b.log));
@@ -472,7 +451,7 @@ START_TEST(t_keepalive)
     EXPECT_RAW("+OK\r\n", rfd, "CLIENT", "PAUSE", "400", "ALL");
     snprintf(rconf, sizeof(rconf), "port = %d\ncommand_timeout_ms = 1500", redis.port);
     daemon_up(&d, NULL, rconf, "", up.port);
-    wait_linked(&d, 0);
+    su_wait_log_linked(&d, 0);
     h_msleep(1200);                 /* and a probe or two */
     ck_assert_msg(!h_log_contains(d.log, "reconnecting"), "a link was dropped: %s", h_log_tail(d.log));
     h_close(rfd);                   /* only the daemon's sockets stay established */
@@ -604,7 +583,7 @@ START_TEST(t_resolve_redis_host)
     free(raw);
     {
         int rfd = h_connect(redis.port);
-        ck_assert_int_eq(wait_exists(rfd, "cache:product:{p-002}", 1, 2000), 0);
+        ck_assert_int_eq(su_wait_exists(rfd, "cache:product:{p-002}", 1, 2000), 0);
         h_close(rfd);
     }
     h_close(fd);
@@ -617,7 +596,7 @@ START_TEST(t_resolve_redis_host)
                        "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\n[redis]\n%s\n"
                        "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
                        d.port, rconf, up.port);
-    wait_linked(&d, from);
+    su_wait_log_linked(&d, from);
     ck_assert_int_eq(h_daemon_stop(&d), 0);
     close(dfd);
 }

@@ -61,19 +61,6 @@ static void read_pipelined(int fd, int first, int last, int timeout_ms)
     }
 }
 
-static int wait_exists(int rfd, const char *key, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    for (;;) {
-        if (su_qint(rfd, "EXISTS", key, NULL) == 1)
-            return 0;
-        if (h_now_ms() > end)
-            return -1;
-        h_msleep(20);
-    }
-}
-
 /* How many times needle is in the log past offset from. */
 static int log_count(const char *path, long from, const char *needle)
 {
@@ -132,14 +119,6 @@ static void daemon_up(struct h_daemon *d, int redis_port, const char *redis, int
                    "[cache]\nupstream_timeout_ms = 3000\nlock_ttl_ms = 6000\n"
                    "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
                    d->port, redis_port, redis, up_port);
-}
-
-static void wait_linked(struct h_daemon *d, long from)
-{
-    ck_assert_msg(h_wait_log_after(d->log, from, "redis: connected", 10000) == 0,
-                  "never connected to Redis: %s", h_log_tail(d->log));
-    ck_assert_msg(h_wait_log_after(d->log, from, "subscribed to cache:fills", 10000) == 0,
-                  "never subscribed: %s", h_log_tail(d->log));
 }
 
 /* ------------------------------------------------------- the proxy ---- */
@@ -487,7 +466,7 @@ START_TEST(t_trickle)
     px = wp_start(redis.port, WP_BYTE, &px_port, &ctl);
     t0 = h_now_ms();
     daemon_up(&d, px_port, "command_timeout_ms = 10000", up.port);
-    wait_linked(&d, 0);
+    su_wait_log_linked(&d, 0);
     printf("trickle: linked in %lld ms, Redis's replies a byte a write\n", h_now_ms() - t0);
     rfd = h_connect(redis.port);
 
@@ -496,7 +475,7 @@ START_TEST(t_trickle)
         char key[40];
         read_product(d.port, i);
         snprintf(key, sizeof(key), "cache:product:{p-%03d}", i);
-        ck_assert_msg(wait_exists(rfd, key, 5000) == 0, "%s not filled", key);
+        ck_assert_msg(su_wait_exists(rfd, key, 1, 5000) == 0, "%s not filled", key);
     }
     ck_assert_int_eq(h_upstream_count(&up), NCOLD);
     /* The rest cold too, pipelined by one client. */
@@ -523,7 +502,7 @@ START_TEST(t_trickle)
     raw = h_read_reply_len(fd, 20000, &len);
     expect_big(raw, len, data, BIG);
     free(raw);
-    ck_assert_msg(wait_exists(rfd, "cache:product:{big}", 5000) == 0, "product:big not filled");
+    ck_assert_msg(su_wait_exists(rfd, "cache:product:{big}", 1, 5000) == 0, "product:big not filled");
     ck_assert_int_eq(h_upstream_count(&up), NALL + 1);
     reads = read_calls(d.pid);
     ck_assert_int_eq(h_send_cmdv(fd, "HGETALL", "product:big", NULL), 0);
@@ -567,7 +546,7 @@ END_TEST
 static void cached_daemon(struct h_daemon *d, int px_port, struct h_upstream *up, int n)
 {
     daemon_up(d, px_port, "command_timeout_ms = 5000", up->port);
-    wait_linked(d, 0);
+    su_wait_log_linked(d, 0);
     for (int i = 1; i <= n; i++)
         read_product(d->port, i);
     ck_assert_int_eq(h_upstream_count(up), n);
@@ -748,24 +727,25 @@ START_TEST(t_noscript)
     h_redis_start(&redis);
     h_upstream_start(&up, 0, 9);
     daemon_up(&d, redis.port, "", up.port);
-    wait_linked(&d, 0);
+    su_wait_log_linked(&d, 0);
     rfd = h_connect(redis.port);
     read_product(d.port, 1);
-    ck_assert_int_eq(wait_exists(rfd, "cache:product:{p-001}", 2000), 0);
+    ck_assert_int_eq(su_wait_exists(rfd, "cache:product:{p-001}", 1, 2000), 0);
     ck_assert_int_eq(h_upstream_count(&up), 1);
 
     from = h_log_size(d.log);
     EXPECT_RAW("+OK\r\n", rfd, "SCRIPT", "FLUSH", NULL);
     read_product(d.port, 2);
-    ck_assert_msg(wait_exists(rfd, "cache:product:{p-002}", 2000) == 0, "p-002 not filled after SCRIPT FLUSH: %s",
-                  h_log_tail(d.log));
+    ck_assert_msg(su_wait_exists(rfd, "cache:product:{p-002}", 1, 2000) == 0,
+                  "p-002 not filled after SCRIPT FLUSH: %s", h_log_tail(d.log));
     ck_assert_int_eq(h_upstream_count(&up), 2);
     loads = log_count(d.log, from, "(NOSCRIPT), loading it again");
     printf("noscript: %d script(s) loaded again for the first cold read\n", loads);
     ck_assert_msg(loads >= 1, "no NOSCRIPT reload logged: %s", h_log_tail(d.log));
 
     read_product(d.port, 3);
-    ck_assert_msg(wait_exists(rfd, "cache:product:{p-003}", 2000) == 0, "p-003 not filled: %s", h_log_tail(d.log));
+    ck_assert_msg(su_wait_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "p-003 not filled: %s",
+                  h_log_tail(d.log));
     ck_assert_int_eq(h_upstream_count(&up), 3);
     ck_assert_int_eq(log_count(d.log, from, "(NOSCRIPT), loading it again"), loads);
     ck_assert_msg(!logged_after(d.log, from, "reconnecting"), "a link was dropped: %s", h_log_tail(d.log));
@@ -782,7 +762,7 @@ START_TEST(t_noscript)
     for (int i = 4; i <= 9; i++) {
         char key[40];
         snprintf(key, sizeof(key), "cache:product:{p-%03d}", i);
-        ck_assert_msg(wait_exists(rfd, key, 2000) == 0, "%s not filled after the second SCRIPT FLUSH: %s", key,
+        ck_assert_msg(su_wait_exists(rfd, key, 1, 2000) == 0, "%s not filled after the second SCRIPT FLUSH: %s", key,
                       h_log_tail(d.log));
     }
     ck_assert_int_eq(h_upstream_count(&up), 9);
