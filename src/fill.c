@@ -120,8 +120,9 @@ static void fill_clock_cb(evutil_socket_t fd, short what, void *arg)
 void fill_init(void)
 {
     unsigned char rnd[8];
-    struct timeval tv = { FILL_CLOCK_TICK_MS / 1000, (FILL_CLOCK_TICK_MS % 1000) * 1000 };
+    struct timeval tv;
 
+    cs_ms_tv(&tv, FILL_CLOCK_TICK_MS);
     evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
     for (int i = 0; i < 8; i++)
         snprintf(fill_daemon_id + 2 * i, 3, "%02x", rnd[i]);
@@ -608,7 +609,7 @@ static void fill_shutdown_one(struct flight *f)
 
 void fill_shutdown(int timeout_ms)
 {
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    struct timeval tv;
 
     if (!rstore_ready())
         return;
@@ -617,6 +618,7 @@ void fill_shutdown(int timeout_ms)
         return;
     log_info("shutdown: releasing %d fill lock(s)", fill_releasing);
     /* Run the loop until the releases are answered (or time runs out). */
+    cs_ms_tv(&tv, timeout_ms);
     event_base_loopexit(cs_base, &tv);
     event_base_dispatch(cs_base);
 }

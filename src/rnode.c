@@ -144,8 +144,7 @@ void rnode_schedule(struct rnode *l)
 
     if (cs_exiting)
         return;
-    tv.tv_sec = l->backoff_ms / 1000;
-    tv.tv_usec = (l->backoff_ms % 1000) * 1000;
+    cs_ms_tv(&tv, l->backoff_ms);
     evtimer_add(l->retry, &tv);
     l->backoff_ms = l->backoff_ms * 2 > RS_BACKOFF_MAX_MS ? RS_BACKOFF_MAX_MS : l->backoff_ms * 2;
 }

@@ -148,8 +148,9 @@ static void rsentinel_tick(evutil_socket_t fd, short what, void *arg)
 
 void rsentinel_init(void (*found)(const char *host, int port))
 {
-    struct timeval tv = { RSN_ASK_EVERY_MS / 1000, (RSN_ASK_EVERY_MS % 1000) * 1000 };
+    struct timeval tv;
 
+    cs_ms_tv(&tv, RSN_ASK_EVERY_MS);
     rsn_found = found;
     rsn_n = config_addr_list(cs_conf->redis_sentinels, rsn_addr, CS_ADDRS_MAX);
     if (rsn_n > CS_ADDRS_MAX)

@@ -288,8 +288,7 @@ void server_shutdown(void)
     evtimer_add(srv_grace, &tv);
     /* The sweep notices when the last client is gone; make it quick. */
     event_del(srv_sweep);
-    tv.tv_sec = 0;
-    tv.tv_usec = 20000;
+    cs_ms_tv(&tv, 20);
     event_add(srv_sweep, &tv);
 }
 
