@@ -276,7 +276,7 @@ static void rnode_unlock_late(struct rnode *l, const struct rcmd *c)
     size_t lens[7] = { 7, 40, 1, lock.len, token.len, 0, key.len };
     int len;
 
-    lens[5] = (size_t)snprintf(chan, sizeof(chan), "%sfills", cs_conf->key_prefix);
+    lens[5] = cs_fills_channel(chan, sizeof(chan), cs_conf->key_prefix);
 
     if (!key.p || !lock.p || !token.p || !l->ac || l->state != RS_UP)
         return;

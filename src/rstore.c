@@ -89,7 +89,7 @@ void rstore_init(void)
     const struct cs_config *c = cs_conf;
 
     rs_mode = c->redis_mode;
-    snprintf(rs_chan, sizeof(rs_chan), "%sfills", c->key_prefix);
+    cs_fills_channel(rs_chan, sizeof(rs_chan), c->key_prefix);
     rnode_init();
     switch (rs_mode) {
     case RM_CLUSTER:
