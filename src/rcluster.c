@@ -27,6 +27,7 @@
 
 #include <hiredis/hiredis.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +48,16 @@ struct rcnode {
     int slots;                  /* in the current map; > 0: a primary */
 };
 
+/* A command kept until its answer, to send again on MOVED or ASK: in
+ * `small` when it fits (a read's HGETALL or HMGET does). Spare ones are
+ * kept for the next commands. */
+#define RC_SMALL 192
+#define RC_SPARE_MAX 256
+
 struct rcreq {
     rstore_cb cb;
     void *priv;
-    char *fmt;
+    char *fmt;                  /* small, or allocated */
     size_t len;
     int script;
     unsigned slot;
@@ -60,7 +67,11 @@ struct rcreq {
     int redirects;
     int64_t deadline;           /* cs_mono_ms */
     TAILQ_ENTRY(rcreq) wait;
+    char small[RC_SMALL];
 };
+
+static struct rcreq *rc_spare[RC_SPARE_MAX];
+static int rc_nspare;
 
 /* One reply for a command split per key: the sum of the integers. */
 struct rcagg {
@@ -291,10 +302,22 @@ static void rcluster_sub_place(void)
 
 static void rcluster_reply_cb(void *priv, const redisReply *r);
 
+static struct rcreq *rcluster_req_new(void)
+{
+    struct rcreq *q = rc_nspare ? rc_spare[--rc_nspare] : cs_malloc(sizeof(*q));
+
+    memset(q, 0, offsetof(struct rcreq, small));
+    return q;
+}
+
 static void rcluster_req_free(struct rcreq *q)
 {
-    free(q->fmt);
-    free(q);
+    if (q->fmt != q->small)
+        free(q->fmt);
+    if (rc_nspare < RC_SPARE_MAX && !cs_exiting)
+        rc_spare[rc_nspare++] = q;
+    else
+        free(q);
 }
 
 static void rcluster_ignore_cb(void *priv, const redisReply *r)
@@ -404,10 +427,13 @@ static int rcluster_start(rstore_cb cb, void *priv, int argc, const char **argv,
         if (node < 0 || !rnode_up(rc_node[node]->link))
             return CS_ERR;      /* this slot is degraded */
     }
-    len = resp_command(&fmt, NULL, 0, argc, argv, lens);
-    if (len < 0)
+    q = rcluster_req_new();
+    len = resp_command(&fmt, q->small, sizeof(q->small), argc, argv, lens);
+    if (len < 0) {
+        q->fmt = q->small;
+        rcluster_req_free(q);
         return CS_ERR;
-    q = cs_calloc(1, sizeof(*q));
+    }
     q->cb = cb;
     q->priv = priv;
     q->fmt = fmt;
@@ -516,9 +542,7 @@ int rcluster_cmd(int node, rstore_cb cb, void *priv, int argc, const char **argv
 int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
                   const size_t *lens)
 {
-    const char **av;
-    size_t *al;
-    char nk[16];
+    struct rnode_evalsha e;
     int rc;
 
     /* DEL of several entries: each record and its lock share a slot. */
@@ -526,19 +550,9 @@ int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
         struct rcsplit sp = { argv, lens, s };
         return rcluster_split(cb, priv, nkeys / 2, rcluster_eval_one, &sp);
     }
-    av = cs_malloc(sizeof(*av) * (size_t)(argc + 3));
-    al = cs_malloc(sizeof(*al) * (size_t)(argc + 3));
-    av[0] = "EVALSHA";
-    al[0] = 7;
-    av[1] = rnode_sha(s);
-    al[1] = 40;
-    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[2] = nk;
-    memcpy(av + 3, argv, sizeof(*av) * (size_t)argc);
-    memcpy(al + 3, lens, sizeof(*al) * (size_t)argc);
-    rc = rcluster_start(cb, priv, argc + 3, av, al, (int)s, nkeys > 0 ? argv[0] : NULL, nkeys > 0 ? lens[0] : 0);
-    free(av);
-    free(al);
+    rnode_evalsha(&e, s, nkeys, argc, argv, lens);
+    rc = rcluster_start(cb, priv, e.argc, e.av, e.al, (int)s, nkeys > 0 ? argv[0] : NULL, nkeys > 0 ? lens[0] : 0);
+    rnode_evalsha_done(&e);
     return rc;
 }
 
@@ -616,6 +630,8 @@ void rcluster_free(void)
         free(rc_node[i]);
     }
     rc_n = 0;
+    while (rc_nspare > 0)      /* after the links, whose commands come back here */
+        free(rc_spare[--rc_nspare]);
 }
 
 bool rcluster_ready(void)

@@ -422,29 +422,48 @@ int rnode_send(struct rnode *l, rstore_cb cb, void *priv, int argc, const char *
     return rnode_queue(l, cb, priv, fmt, (size_t)len, script, fmt != small);
 }
 
+void rnode_evalsha(struct rnode_evalsha *e, enum rscript s, int nkeys, int argc, const char **argv,
+                   const size_t *lens)
+{
+    e->argc = argc + 3;
+    if (e->argc <= RN_EVAL_STACK) {
+        e->av = e->av_stack;
+        e->al = e->al_stack;
+    } else {
+        e->av = cs_malloc(sizeof(*e->av) * (size_t)e->argc);
+        e->al = cs_malloc(sizeof(*e->al) * (size_t)e->argc);
+    }
+    e->av[0] = "EVALSHA";
+    e->al[0] = 7;
+    e->av[1] = rs_sha[s];
+    e->al[1] = 40;
+    e->al[2] = (size_t)snprintf(e->nkeys, sizeof(e->nkeys), "%d", nkeys);
+    e->av[2] = e->nkeys;
+    memcpy(e->av + 3, argv, sizeof(*e->av) * (size_t)argc);
+    memcpy(e->al + 3, lens, sizeof(*e->al) * (size_t)argc);
+}
+
+void rnode_evalsha_done(struct rnode_evalsha *e)
+{
+    if (e->av != e->av_stack) {
+        free(e->av);
+        free(e->al);
+    }
+    e->av = NULL;
+    e->al = NULL;
+}
+
 int rnode_eval(struct rnode *n, enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
                const char **argv, const size_t *lens)
 {
-    const char **av;
-    size_t *al;
-    char nk[16];
+    struct rnode_evalsha e;
     int rc;
 
     if (n->state != RS_UP)
         return CS_ERR;
-    av = cs_malloc(sizeof(*av) * (size_t)(argc + 3));
-    al = cs_malloc(sizeof(*al) * (size_t)(argc + 3));
-    av[0] = "EVALSHA";
-    al[0] = 7;
-    av[1] = rs_sha[s];
-    al[1] = 40;
-    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[2] = nk;
-    memcpy(av + 3, argv, sizeof(*av) * (size_t)argc);
-    memcpy(al + 3, lens, sizeof(*al) * (size_t)argc);
-    rc = rnode_send(n, cb, priv, argc + 3, av, al, (int)s);
-    free(av);
-    free(al);
+    rnode_evalsha(&e, s, nkeys, argc, argv, lens);
+    rc = rnode_send(n, cb, priv, e.argc, e.av, e.al, (int)s);
+    rnode_evalsha_done(&e);
     return rc;
 }
 
@@ -869,11 +888,6 @@ int rnode_port(const struct rnode *l)
 const char *rnode_name(const struct rnode *l)
 {
     return l->name;
-}
-
-const char *rnode_sha(enum rscript s)
-{
-    return rs_sha[s];
 }
 
 const char *rnode_status(const struct rnode *l)

@@ -41,13 +41,28 @@ const char *rnode_status(const struct rnode *n);
 int rnode_send(struct rnode *n, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens,
                int script) CS_WUR;
 /* Same with a command already in RESP (FMT, LEN), which the caller keeps:
- * hiredis copies it, and we keep a copy only of a script's, to send it
- * again after NOSCRIPT. */
+ * it is copied to the link's output buffer, and a script's also kept, to
+ * send it again after NOSCRIPT. */
 int rnode_send_buf(struct rnode *n, rstore_cb cb, void *priv, const char *fmt, size_t len, int script) CS_WUR;
 /* EVALSHA of a script with its keys and args, on this link. */
 int rnode_eval(struct rnode *n, enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
                const size_t *lens) CS_WUR;
-const char *rnode_sha(enum rscript s);
+
+/* The arguments of EVALSHA sha NKEYS ARGV...: on the stack for a command
+ * of up to RN_EVAL_STACK arguments, else allocated; rnode_evalsha_done
+ * gives them back. */
+#define RN_EVAL_STACK 16
+struct rnode_evalsha {
+    int argc;
+    const char **av;
+    size_t *al;
+    const char *av_stack[RN_EVAL_STACK];
+    size_t al_stack[RN_EVAL_STACK];
+    char nkeys[16];
+};
+void rnode_evalsha(struct rnode_evalsha *e, enum rscript s, int nkeys, int argc, const char **argv,
+                   const size_t *lens);
+void rnode_evalsha_done(struct rnode_evalsha *e);
 /* State, last error, pending commands, reconnects as KEY_state, ... */
 void rnode_report(const struct rnode *n, struct stats_sink *s, const char *key);
 /* "up", "down", "connecting" ... */
