@@ -132,21 +132,6 @@ static char *product_key(char *buf, size_t sz, int i)
     return buf;
 }
 
-/* Polls Redis until EXISTS `key` is `want`: 0 when it is, -1 after
- * timeout_ms. */
-static int wait_redis_exists(int rfd, const char *key, int want, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    for (;;) {
-        if (su_qint(rfd, "EXISTS", key, NULL) == want)
-            return 0;
-        if (h_now_ms() > end)
-            return -1;
-        h_msleep(20);
-    }
-}
-
 /* Polls the upstream until it has seen `n` data requests. */
 static int wait_upstream_count(struct h_upstream *u, long n, int timeout_ms)
 {
@@ -184,7 +169,7 @@ START_TEST(t_miss_then_hit)
     /* Stored in Redis: the record's fields (bookkeeping "__" fields allowed).
      * The store and the reply leave the daemon on different connections:
      * wait for the store to land. */
-    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-002}", 1, 2000) == 0, "record not stored");
+    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-002}", 1, 2000) == 0, "record not stored");
     rr = su_q(e.rfd, "HGETALL", "cache:product:{p-002}", NULL);
     ck_assert_int_eq(rr->type, H_REPLY_ARRAY);
     {
@@ -300,7 +285,7 @@ START_TEST(t_raw_namespace)
     ck_assert(memcmp(r->str, body1, r->len) == 0);
     h_reply_free(r);
 
-    ck_assert_msg(wait_redis_exists(e.rfd, "cache:page:{one}", 1, 2000) == 0, "raw record not stored");
+    ck_assert_msg(su_wait_exists(e.rfd, "cache:page:{one}", 1, 2000) == 0, "raw record not stored");
     r = su_q(e.rfd, "HGET", "cache:page:{one}", "__body", NULL);
     ck_assert_int_eq(r->type, H_REPLY_BULK);
     ck_assert_uint_eq(r->len, strlen(body1));
@@ -325,7 +310,7 @@ START_TEST(t_raw_namespace)
     ck_assert_int_eq(h_upstream_count_id(&e.up, "one"), 1);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "two"), 1);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "missing"), 1);
-    ck_assert_msg(wait_redis_exists(e.rfd, "cache:page:{two}", 1, 2000) == 0, "page:two not stored");
+    ck_assert_msg(su_wait_exists(e.rfd, "cache:page:{two}", 1, 2000) == 0, "page:two not stored");
     EXPECT_RAW("$5\r\n[1,2]\r\n", e.rfd, "HGET", "cache:page:{two}", "__body");
 
     /* A failing key is an error element; the others are still answered. */
@@ -437,7 +422,7 @@ START_TEST(t_url_unsafe_id)
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, id), 1);
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
-    ck_assert_msg(wait_redis_exists(e.rfd, rkey, 1, 2000) == 0, "%s not stored", rkey);
+    ck_assert_msg(su_wait_exists(e.rfd, rkey, 1, 2000) == 0, "%s not stored", rkey);
     EXPECT_RAW("$2\r\nok\r\n", e.rfd, "HGET", rkey, "v");
 
     r = su_q(fd, "HGETALL", key, NULL);
@@ -475,7 +460,7 @@ START_TEST(t_coalesce_200)
     ck_assert_int_eq(su_stat(fd, "coalesced"), N - 1);
     ck_assert_int_eq(su_stat(fd, "misses"), N);
     ck_assert_int_eq(su_stat(fd, "upstream_requests"), 1);
-    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
+    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
     ck_assert_int_eq(su_qint(e.rfd, "EXISTS", "cache:lock:product:{p-001}", NULL), 0);
 }
 END_TEST
@@ -571,7 +556,7 @@ START_TEST(t_lock_holder_killed)
     ck_assert_int_le(su_stat(fb, "lock_timeouts"), 1);
     ck_assert_int_eq(su_stat(fb, "stampedes_suppressed"), 1);
     /* B stored it (the dead daemon's lock had expired), and it is a hit now. */
-    ck_assert_msg(wait_redis_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "B did not store the record");
+    ck_assert_msg(su_wait_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "B did not store the record");
     raw = su_rawq(fb, "HGETALL", "product:p-003", NULL);
     expect_product_raw(raw, 3);
     free(raw);
@@ -603,7 +588,7 @@ START_TEST(t_starter_disconnects)
         free(raw);
     }
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
-    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "the fill was not stored");
+    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "the fill was not stored");
     fd = h_connect(e.d.port);
     EXPECT_RAW("+PONG\r\n", fd, "PING");
     ck_assert_int_eq(su_stat(fd, "coalesced"), NW);
@@ -620,7 +605,7 @@ static void expect_nothing_cached(int rfd, const char *ns, const char *id)
 
     snprintf(rkey, sizeof(rkey), "cache:%s:{%s}", ns, id);
     snprintf(lkey, sizeof(lkey), "cache:lock:%s:{%s}", ns, id);
-    ck_assert_msg(wait_redis_exists(rfd, lkey, 0, 2000) == 0, "fill lock %s still held after an error", lkey);
+    ck_assert_msg(su_wait_exists(rfd, lkey, 0, 2000) == 0, "fill lock %s still held after an error", lkey);
     ck_assert_msg(su_qint(rfd, "EXISTS", rkey, NULL) == 0, "%s cached after an upstream error", rkey);
 }
 
@@ -630,7 +615,7 @@ static void expect_sentinel(int rfd, const char *rkey)
     struct h_reply *r;
     long long pttl;
 
-    ck_assert_msg(wait_redis_exists(rfd, rkey, 1, 2000) == 0, "no not-found sentinel stored at %s", rkey);
+    ck_assert_msg(su_wait_exists(rfd, rkey, 1, 2000) == 0, "no not-found sentinel stored at %s", rkey);
     r = su_q(rfd, "HGETALL", rkey, NULL);
 
     ck_assert_int_eq(r->type, H_REPLY_ARRAY);
@@ -723,7 +708,7 @@ START_TEST(t_upstream_status)
     h_upstream_set_status(&e.up, "busy", 0);
     h_upstream_set_body(&e.up, "busy", "{\"ok\":1}");
     EXPECT_RAW("*2\r\n$2\r\nok\r\n$1\r\n1\r\n", fd, "HGETALL", "product:busy");
-    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{busy}", 1, 2000) == 0, "recovered record not stored");
+    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{busy}", 1, 2000) == 0, "recovered record not stored");
 }
 END_TEST
 
@@ -761,7 +746,7 @@ START_TEST(t_upstream_timeout)
         free(raw);
     }
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-001"), 2);
-    ck_assert_msg(wait_redis_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
+    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
 }
 END_TEST
 
