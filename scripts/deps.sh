@@ -6,9 +6,13 @@ PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev l
 libjansson-dev check redis-server redis-tools systemd curl python3 valgrind
 prometheus chromium"
 # --fuzzing: also clang and libFuzzer, for configure --enable-fuzzing (fuzz/smoke.sh).
-if [ "${1:-}" = "--fuzzing" ]; then
-    PKGS="$PKGS clang libfuzzer-14-dev libclang-rt-14-dev"
-fi
+# --bench: also the peers bench/run measures against and gnuplot for its
+# chart. Where systemd runs, Debian starts nginx (port 80) and Varnish
+# (6081) as services on install; bench/run starts its own on free ports.
+case "${1:-}" in
+--fuzzing) PKGS="$PKGS clang libfuzzer-14-dev libclang-rt-14-dev" ;;
+--bench) PKGS="$PKGS nutcracker varnish nginx-light gnuplot-nox" ;;
+esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
