@@ -6,9 +6,11 @@
 #ifndef CS_FUZZ_H
 #define CS_FUZZ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -44,6 +46,30 @@ static inline void fuzz_quiet(int on)
     if (!null && !(null = fopen("/dev/null", "w")))
         return;
     stderr = on ? null : fuzz_stderr();
+}
+
+/* What one parse of a stream produced, serialised, so that the whole
+ * stream and its split can be compared byte for byte. */
+struct fuzz_log {
+    char *buf;
+    size_t len, cap;
+};
+
+static inline void fuzz_log_add(struct fuzz_log *l, const void *p, size_t n)
+{
+    if (l->len + n > l->cap) {
+        while (l->len + n > l->cap)
+            l->cap = l->cap ? l->cap * 2 : 256;
+        l->buf = realloc(l->buf, l->cap);
+        FUZZ_CHECK(l->buf != NULL, "out of memory");
+    }
+    memcpy(l->buf + l->len, p, n);
+    l->len += n;
+}
+
+static inline bool fuzz_log_same(const struct fuzz_log *a, const struct fuzz_log *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->buf, b->buf, a->len) == 0);
 }
 
 #endif

@@ -20,23 +20,11 @@
 
 /* What one parse of the stream produced: every command, serialised. */
 struct outcome {
-    char *log;
-    size_t len, cap;
+    struct fuzz_log log;
     int ncmds;
     const char *err;            /* the protocol error that ended it, or NULL */
     size_t rest;                /* bytes left unparsed at the end */
 };
-
-static void out_add(struct outcome *o, const void *p, size_t n)
-{
-    if (o->len + n > o->cap) {
-        while (o->len + n > o->cap)
-            o->cap = o->cap ? o->cap * 2 : 256;
-        o->log = cs_realloc(o->log, o->cap);
-    }
-    memcpy(o->log + o->len, p, n);
-    o->len += n;
-}
 
 /* The client connection as the parser sees it. Adapt this struct and
  * fz_parse() when the parser's API changes. */
@@ -86,15 +74,15 @@ static void fz_process(struct fz_conn *c, struct outcome *o)
         if (st == RESP_DONE) {
             uint32_t argc = (uint32_t)c->args.argc;
             FUZZ_CHECK(c->args.argc > 0, "a command with %d arguments", c->args.argc);
-            out_add(o, &argc, sizeof(argc));
+            fuzz_log_add(&o->log, &argc, sizeof(argc));
             for (int i = 0; i < c->args.argc; i++) {
                 const struct cs_str *a = &c->args.argv[i];
                 uint64_t al = a->len;
                 FUZZ_CHECK(a->p >= c->buf + pos && a->len <= used && a->p - (c->buf + pos) <= (ptrdiff_t)(used - a->len),
                            "argument %d (%zu bytes at offset %td) outside the %zu bytes consumed", i, a->len,
                            a->p - (c->buf + pos), used);
-                out_add(o, &al, sizeof(al));
-                out_add(o, a->p, a->len);
+                fuzz_log_add(&o->log, &al, sizeof(al));
+                fuzz_log_add(&o->log, a->p, a->len);
             }
             o->ncmds++;
         }
@@ -160,12 +148,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_run(&split, max_arg, data, size, nsizes ? sizes : (const uint8_t *)"", nsizes ? nsizes : 1);
 
     FUZZ_CHECK(whole.ncmds == split.ncmds, "%d commands whole, %d split", whole.ncmds, split.ncmds);
-    FUZZ_CHECK(whole.len == split.len && (!whole.len || memcmp(whole.log, split.log, whole.len) == 0),
+    FUZZ_CHECK(fuzz_log_same(&whole.log, &split.log),
                "the commands differ between the whole stream and its split");
     FUZZ_CHECK((whole.err == NULL) == (split.err == NULL) && (!whole.err || strcmp(whole.err, split.err) == 0),
                "error '%s' whole, '%s' split", whole.err ? whole.err : "none", split.err ? split.err : "none");
     FUZZ_CHECK(whole.rest == split.rest, "%zu bytes left whole, %zu split", whole.rest, split.rest);
-    free(whole.log);
-    free(split.log);
+    free(whole.log.buf);
+    free(split.log.buf);
     return 0;
 }

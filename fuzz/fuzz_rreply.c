@@ -24,42 +24,30 @@ static struct rreply_arena fz_arena;
 
 /* What one parse of the stream produced: every reply, serialised. */
 struct outcome {
-    char *log;
-    size_t len, cap;
+    struct fuzz_log log;
     int nreplies;
     bool err;
     size_t rest;
 };
 
-static void out_add(struct outcome *o, const void *p, size_t n)
-{
-    if (o->len + n > o->cap) {
-        while (o->len + n > o->cap)
-            o->cap = o->cap ? o->cap * 2 : 256;
-        o->log = cs_realloc(o->log, o->cap);
-    }
-    memcpy(o->log + o->len, p, n);
-    o->len += n;
-}
-
 /* Serialises r, checking that its strings lie in [lo, hi). */
 static void out_reply(struct outcome *o, const redisReply *r, const char *lo, const char *hi)
 {
-    out_add(o, &r->type, sizeof(r->type));
+    fuzz_log_add(&o->log, &r->type, sizeof(r->type));
     switch (r->type) {
     case REDIS_REPLY_INTEGER:
-        out_add(o, &r->integer, sizeof(r->integer));
+        fuzz_log_add(&o->log, &r->integer, sizeof(r->integer));
         break;
     case REDIS_REPLY_STRING:
     case REDIS_REPLY_STATUS:
     case REDIS_REPLY_ERROR:
         FUZZ_CHECK(r->str >= lo && r->str + r->len < hi, "string outside its reply");
         FUZZ_CHECK(r->str[r->len] == '\0', "string not terminated");
-        out_add(o, &r->len, sizeof(r->len));
-        out_add(o, r->str, r->len);
+        fuzz_log_add(&o->log, &r->len, sizeof(r->len));
+        fuzz_log_add(&o->log, r->str, r->len);
         break;
     case REDIS_REPLY_ARRAY:
-        out_add(o, &r->elements, sizeof(r->elements));
+        fuzz_log_add(&o->log, &r->elements, sizeof(r->elements));
         for (size_t i = 0; i < r->elements; i++)
             out_reply(o, r->element[i], lo, hi);
         break;
@@ -165,10 +153,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(whole.nreplies == split.nreplies, "%d replies whole, %d split", whole.nreplies, split.nreplies);
     FUZZ_CHECK(whole.err == split.err, "error %d whole, %d split", whole.err, split.err);
     FUZZ_CHECK(whole.rest == split.rest, "rest %zu whole, %zu split", whole.rest, split.rest);
-    FUZZ_CHECK(whole.len == split.len && (whole.len == 0 || memcmp(whole.log, split.log, whole.len) == 0),
+    FUZZ_CHECK(fuzz_log_same(&whole.log, &split.log),
                "the replies differ");
-    free(whole.log);
-    free(split.log);
+    free(whole.log.buf);
+    free(split.log.buf);
     return 0;
 }
 
