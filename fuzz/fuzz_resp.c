@@ -148,8 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_run(&split, max_arg, data, size, nsizes ? sizes : (const uint8_t *)"", nsizes ? nsizes : 1);
 
     FUZZ_CHECK(whole.ncmds == split.ncmds, "%d commands whole, %d split", whole.ncmds, split.ncmds);
-    FUZZ_CHECK(fuzz_log_same(&whole.log, &split.log),
-               "the commands differ between the whole stream and its split");
+    FUZZ_CHECK(fuzz_log_same(&whole.log, &split.log), "the commands differ between the whole stream and its split");
     FUZZ_CHECK((whole.err == NULL) == (split.err == NULL) && (!whole.err || strcmp(whole.err, split.err) == 0),
                "error '%s' whole, '%s' split", whole.err ? whole.err : "none", split.err ? split.err : "none");
     FUZZ_CHECK(whole.rest == split.rest, "%zu bytes left whole, %zu split", whole.rest, split.rest);

@@ -153,8 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(whole.nreplies == split.nreplies, "%d replies whole, %d split", whole.nreplies, split.nreplies);
     FUZZ_CHECK(whole.err == split.err, "error %d whole, %d split", whole.err, split.err);
     FUZZ_CHECK(whole.rest == split.rest, "rest %zu whole, %zu split", whole.rest, split.rest);
-    FUZZ_CHECK(fuzz_log_same(&whole.log, &split.log),
-               "the replies differ");
+    FUZZ_CHECK(fuzz_log_same(&whole.log, &split.log), "the replies differ");
     free(whole.log.buf);
     free(split.log.buf);
     return 0;
