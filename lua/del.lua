@@ -1,9 +1,26 @@
--- Remove cache entries and their fill locks (locks first, so a fill that
--- is under way cannot write back). KEYS: record, lock, record, lock, ...
--- Returns the number of entries removed.
+-- Remove cache entries, and with them the fill locks they hold (a fill
+-- under way then cannot write back); the daemons waiting on such a fill
+-- hear that it was revoked, on the key's own channel.
+-- KEYS: records. ARGV[1]: key_prefix, from which each key's channel,
+-- <prefix>fills:<rest of the key>, is made.
+-- Returns the number of entries removed: a hash that held only a lock was
+-- no entry.
 local n = 0
-for i = 1, #KEYS, 2 do
-  redis.call('DEL', KEYS[i + 1])
-  n = n + redis.call('DEL', KEYS[i])
+for i = 1, #KEYS do
+  local kt = redis.call('TYPE', KEYS[i]).ok
+  if kt ~= 'none' then
+    if kt ~= 'hash' or redis.call('HEXISTS', KEYS[i], '__exp') == 1 then
+      n = n + 1
+    end
+    local locked = kt == 'hash' and redis.call('HEXISTS', KEYS[i], '__lock') == 1
+    redis.call('UNLINK', KEYS[i])
+    if locked then
+      local ch = ARGV[1] .. 'fills:' .. string.sub(KEYS[i], #ARGV[1] + 1)
+      local r = redis.pcall('SPUBLISH', ch, 'revoked')
+      if type(r) == 'table' and r.err then
+        redis.call('PUBLISH', ch, 'revoked')
+      end
+    end
+  end
 end
 return n

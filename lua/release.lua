@@ -1,10 +1,13 @@
 -- A fill that stores nothing (upstream error, Redis refused the store,
 -- shutdown): release our lock and wake the waiters so they can try.
--- No shebang on purpose: DEL and PUBLISH still run when Redis is over
+-- No shebang on purpose: HDEL and PUBLISH still run when Redis is over
 -- maxmemory, which is when a fill's lock most needs to go.
--- KEYS[1] lock; ARGV[1] token, ARGV[2] channel, ARGV[3] record key
-if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+-- KEYS[1] record; ARGV[1] token, ARGV[2] the key's notice channel
+if redis.call('TYPE', KEYS[1]).ok == 'hash' and redis.call('HGET', KEYS[1], '__lock') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], '__lock', '__lockexp')
 end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+local r = redis.pcall('SPUBLISH', ARGV[2], 'done')
+if type(r) == 'table' and r.err then
+  redis.call('PUBLISH', ARGV[2], 'done')
+end
 return 1

@@ -124,15 +124,42 @@ static int cache_dedupe(const struct cs_str *v, int n, int *first)
     return uniq;
 }
 
-static void cache_on_notice(const char *key, size_t len)
+/* <prefix>fills:<ns>:{<id>} -> <prefix><ns>:{<id>}: the flight of the key
+ * a channel is for, or NULL. */
+static struct flight *cache_chan_flight(const char *chan, size_t len)
 {
-    struct flight *f = flight_find(key, len);
+    char key[CACHE_KEY_MAX];
+    size_t pl = strlen(cs_conf->key_prefix);
+
+    if (len < pl + 6 || len - 6 >= sizeof(key) || memcmp(chan + pl, "fills:", 6) != 0)
+        return NULL;
+    memcpy(key, chan, pl);
+    memcpy(key + pl, chan + pl + 6, len - pl - 6);
+    return flight_find(key, len - 6);
+}
+
+/* A fill of the key is done, or a write revoked it: look again. */
+static void cache_on_notice(const char *chan, size_t len, const char *msg, size_t msglen)
+{
+    struct flight *f = cache_chan_flight(chan, len);
+
+    CS_UNUSED(msg);
+    CS_UNUSED(msglen);
+    if (f)
+        fill_notice(f);
+}
+
+/* Listening on the key's channel from now on: a fill that was done before
+ * is found by looking once more. */
+static void cache_on_listening(const char *chan, size_t len)
+{
+    struct flight *f = cache_chan_flight(chan, len);
 
     if (f)
         fill_notice(f);
 }
 
-/* Notices sent while the subscriber was away are lost: every flight
+/* Notices sent while a subscriber was away are lost: every flight
  * waiting for one acts as if it had come (with the command link up; else
  * the flights find Redis gone on their own). */
 static void cache_on_subscribed(void)
@@ -144,6 +171,7 @@ static void cache_on_subscribed(void)
 void cache_init(void)
 {
     rstore_on_notice = cache_on_notice;
+    rstore_on_listening = cache_on_listening;
     rstore_on_subscribed = cache_on_subscribed;
     fill_init();
 }
@@ -208,21 +236,16 @@ int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct c
     return CS_OK;
 }
 
-size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, bool lock)
+size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id)
 {
     /* Called for every read: copies, not snprintf. The parts are bounded by
      * config (prefix, namespace) and CACHE_ID_MAX, within CACHE_KEY_MAX. */
     size_t pl = strlen(c->key_prefix), nl = ns->namelen, n = 0;
 
-    if (pl + nl + id.len + 10 > CACHE_KEY_MAX)
-        return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s%s:{%.*s}", c->key_prefix, lock ? "lock:" : "",
-                                ns->name, (int)id.len, id.p);
+    if (pl + nl + id.len + 5 > CACHE_KEY_MAX)
+        return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s:{%.*s}", c->key_prefix, ns->name, (int)id.len, id.p);
     memcpy(buf, c->key_prefix, pl);
     n = pl;
-    if (lock) {
-        memcpy(buf + n, "lock:", 5);
-        n += 5;
-    }
     memcpy(buf + n, ns->name, nl);
     n += nl;
     buf[n++] = ':';
@@ -380,16 +403,27 @@ static void cache_answer(void *ctx, struct outcome *o)
     cache_slot_done(s);
 }
 
-/* A miss (or Redis trouble): join the key's flight or start one. */
-static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str id, bool refresh)
+/* A miss (or Redis trouble): join the key's flight or start one. LOCK is
+ * what the read found in the record's __lock (p NULL: nothing), READ
+ * false when Redis gave no answer. A flight that a write has overtaken
+ * since (fill_joinable) is left to the requests already waiting on it:
+ * this one starts a new fill, so no read that begins after a write
+ * answered, through any daemon, gets data from before it. */
+static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str id, bool refresh, bool read,
+                       struct cs_str lock)
 {
-    char key[CACHE_KEY_MAX], lock[CACHE_KEY_MAX];
-    size_t kl = cache_key(key, s->r->conf, ns, id, false);
+    char key[CACHE_KEY_MAX];
+    size_t kl = cache_key(key, s->r->conf, ns, id);
     struct flight *f = flight_find(key, kl);
 
     if (f && f->ns->format != ns->format) {
         /* A reload switched the format: that fill answers in the old shape.
          * Its waiters keep it; this request starts its own. */
+        flight_detach(key, kl);
+        f = NULL;
+    }
+    if (f && read && !fill_joinable(f, lock)) {
+        stats_c.fills_overtaken++;
         flight_detach(key, kl);
         f = NULL;
     }
@@ -400,7 +434,7 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
         }
         return;
     }
-    f = flight_create(s->r->conf, ns, key, kl, lock, cache_key(lock, s->r->conf, ns, id, true), id.p, id.len);
+    f = flight_create(s->r->conf, ns, key, kl, id.p, id.len);
     if (!refresh)
         flight_add_waiter(f, cache_answer, s);
     fill_start(f);
@@ -420,10 +454,10 @@ static struct cs_str cache_slot_key(const struct req_slot *s)
 static const redisReply *cache_reply_value(const struct req *r, const redisReply *rep, int i)
 {
     const int *at = r->cmd->rk == RK_HMGET ? r->state : NULL;
-    /* HMGET key __exp __nf __body <fields>: GET's body is element 2, the
-     * fields start at 3. */
+    /* HMGET key __exp __nf __body __lock <fields>: GET's body is element
+     * 2, the fields start at 4. */
     bool raw = r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET;
-    size_t e = raw ? 2 : 3 + (size_t)(at ? at[i] : i);
+    size_t e = raw ? 2 : 4 + (size_t)(at ? at[i] : i);
     const redisReply *v = e < rep->elements ? rep->element[e] : NULL;
 
     if (r->cmd->rk == RK_HGET || r->cmd->rk == RK_HMGET)
@@ -511,8 +545,9 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     const struct cs_ns *ns;
     struct cs_str id;
     char err[160];
-    int64_t exp = 0;
-    bool found = false, nf = false, body = false;
+    struct record_meta m = { 0 };
+    bool found = false;
+    int64_t now;
 
     if (!r->conn) {
         cache_slot_done(s);
@@ -535,39 +570,48 @@ static void cache_read_cb(void *priv, const redisReply *rep)
             return;
         }
         cache_count(r, ns, SH_REQ_MISS);
-        cache_join(s, ns, id, false);   /* the fill finds Redis down: straight to the upstream */
+        cache_join(s, ns, id, false, false, m.lock);   /* the fill finds Redis down: straight to the upstream */
         return;
     }
     if (r->cmd->rk == RK_HGETALL) {
-        found = record_reply_meta(rep, &exp, &nf, &body);
-    } else if (rep->elements >= 3 && rep->element[0]->type == REDIS_REPLY_STRING) {
-        found = record_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &exp);
-        nf = rep->element[1]->type == REDIS_REPLY_STRING;
-        body = rep->element[2]->type == REDIS_REPLY_STRING;
+        found = record_reply_meta(rep, &m);
+    } else if (rep->elements >= 4 && rep->element[0]->type == REDIS_REPLY_STRING) {
+        found = record_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &m.exp);
+        m.nf = rep->element[1]->type == REDIS_REPLY_STRING;
+        m.body = rep->element[2]->type == REDIS_REPLY_STRING;
+    }
+    if (rep->elements >= 4 && r->cmd->rk != RK_HGETALL && rep->element[3]->type == REDIS_REPLY_STRING) {
+        m.lock.p = rep->element[3]->str;
+        m.lock.len = (size_t)rep->element[3]->len;
     }
     /* Everything under key_prefix is ours: a record without a valid __exp
      * or of the other format's shape (left by a reload that switched the
      * format) is a miss, and the fill overwrites it. */
-    if (found && !nf && body != (ns->format == NS_RAW))
+    if (found && !m.nf && m.body != (ns->format == NS_RAW))
+        found = false;
+    now = found ? fill_redis_now_ms() : 0;
+    /* Past its grace (a fill's lock can keep the key a little longer). */
+    if (found && m.exp + ns->c.v[CK_GRACE] * 1000 <= now)
         found = false;
     if (!found) {
         cache_count(r, ns, SH_REQ_MISS);
-        cache_join(s, ns, id, false);
+        cache_join(s, ns, id, false, true, m.lock);
         return;
     }
-    if (ns->c.v[CK_GRACE] > 0 && exp <= fill_redis_now_ms()) {
+    if (ns->c.v[CK_GRACE] > 0 && m.exp <= now) {
         /* Stale within grace: answer now, refresh in the background. */
         cache_count(r, ns, SH_REQ_STALE);
-        cache_join(s, ns, id, true);    /* first: answering may free r */
-        cache_answer_reply(s, rep, nf);
+        cache_join(s, ns, id, true, true, m.lock);     /* first: answering may free r */
+        cache_answer_reply(s, rep, m.nf);
         return;
     }
-    cache_count(r, ns, nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
-    cache_answer_reply(s, rep, nf);
+    cache_count(r, ns, m.nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
+    cache_answer_reply(s, rep, m.nf);
 }
 
-/* Send one slot's read: HGETALL, or HMGET __exp __nf __body <fields> so a
- * single round trip tells presence, freshness and the values. */
+/* Send one slot's read: HGETALL, or HMGET __exp __nf __body __lock
+ * <fields> so a single round trip tells presence, freshness, the fill
+ * under way and the values. */
 static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_str id)
 {
     struct req *r = s->r;
@@ -591,20 +635,21 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         r->state = at;
         r->state_free = free;
     }
-    if (nfields + 5 > 8) {
-        a.argv = cs_malloc(sizeof(*a.argv) * (size_t)(nfields + 5));
-        a.lens = cs_malloc(sizeof(*a.lens) * (size_t)(nfields + 5));
+    if (nfields + 6 > 8) {
+        a.argv = cs_malloc(sizeof(*a.argv) * (size_t)(nfields + 6));
+        a.lens = cs_malloc(sizeof(*a.lens) * (size_t)(nfields + 6));
     }
     if (r->cmd->rk == RK_HGETALL) {
         rstore_arg(&a, "HGETALL", 7);
     } else {
         rstore_arg(&a, "HMGET", 5);
     }
-    rstore_arg(&a, key, cache_key(key, r->conf, ns, id, false));
+    rstore_arg(&a, key, cache_key(key, r->conf, ns, id));
     if (r->cmd->rk != RK_HGETALL) {
         rstore_arg(&a, "__exp", 5);
         rstore_arg(&a, "__nf", 4);
         rstore_arg(&a, "__body", 6);  /* the shape tells raw records from hashes */
+        rstore_arg(&a, "__lock", 6);
     }
     for (int i = 0; i < nfields; i++)
         if (nuniq == nfields || first[i] == i)
@@ -619,8 +664,9 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
     if (rc == CS_OK && r->conn)
         conn_redis_sent(r->conn);
     if (rc != CS_OK) {
+        struct cs_str none = { NULL, 0 };
         cache_count(r, ns, SH_REQ_MISS);
-        cache_join(s, ns, id, false);
+        cache_join(s, ns, id, false, false, none);
     }
 }
 
@@ -737,16 +783,16 @@ void cache_cmd_ttl(struct req *r)
     const struct cs_ns *ns;
     struct cs_str id;
     char err[200], key[CACHE_KEY_MAX];
-    const char *argv[2] = { "PTTL", key };
-    size_t lens[2] = { 4, 0 };
+    const char *argv[1] = { key };
+    size_t lens[1] = { 0 };
 
     if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
         resp_error(req_out(r), err);
         req_done(r);
         return;
     }
-    lens[1] = cache_key(key, r->conf, ns, id, false);
-    if (rstore_cmd(cache_ttl_cb, r, 2, argv, lens) != CS_OK) {
+    lens[0] = cache_key(key, r->conf, ns, id);
+    if (rstore_eval(RS_TTL, cache_ttl_cb, r, 1, 1, argv, lens) != CS_OK) {
         resp_error(req_out(r), CS_ERR_TRYAGAIN);
         req_done(r);
     }

@@ -21,8 +21,8 @@ void cache_free(void);
 /* NAMESPACE:ID -> namespace and id; on CS_ERR, err holds the reply text. */
 int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
                     struct cs_str *id, char *err, size_t errsz) CS_WUR;
-/* <prefix><ns>:{<id>} or, with lock, <prefix>lock:<ns>:{<id>}. */
-size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, bool lock);
+/* <prefix><ns>:{<id>}: the record, which also holds its fill's lock. */
+size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id);
 
 void cache_cmd_read(struct req *r);
 void cache_cmd_mget(struct req *r);

@@ -56,8 +56,14 @@ static inline int64_t cs_clock_us(void)
 struct timeval;
 /* Milliseconds (>= 0) as a timeval for libevent timers. */
 void cs_ms_tv(struct timeval *tv, long long ms);
-/* The fill-notice channel, <key_prefix>fills, into buf; returns its length. */
+/* <key_prefix>fills into buf; returns its length. The subscriber links
+ * stay subscribed to it (their probe); nothing is published there. */
 size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix);
+/* A record key's own notice channel: <key_prefix>fills:<ns>:{<id>} for
+ * <key_prefix><ns>:{<id>}, the same hash tag, so the same cluster slot
+ * (docs/design.md, "Notices"). buf holds CS_CHAN_MAX; returns the length. */
+#define CS_CHAN_MAX 1100
+size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t keylen);
 
 void *cs_malloc(size_t n);
 void *cs_calloc(size_t n, size_t sz);

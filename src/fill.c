@@ -51,6 +51,7 @@ struct fill {
     int64_t holder_seen;                /* when we first saw it (mono ms; 0: none yet) */
     int64_t wait_start;                 /* when this flight began to wait (mono ms) */
     bool woken_by_poll;                 /* the poll, not a notice, found the record */
+    bool listening;                     /* on the key's notice channel */
 };
 
 #define FILL_CLOCK_TICK_MS 500
@@ -140,10 +141,66 @@ void fill_free(void)
 
 static void fill_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+/* The key's notice channel, listened on while the flight waits. */
+static void fill_listen(struct flight *f, bool on)
+{
+    char chan[CS_CHAN_MAX];
+    size_t len;
+
+    if (f->fill->listening == on)
+        return;
+    len = cs_key_channel(chan, f->conf->key_prefix, f->key, f->keylen);
+    if (!on) {
+        rstore_unlisten(chan, len);
+        f->fill->listening = false;
+        return;
+    }
+    switch (rstore_listen(chan, len)) {
+    case RL_PENDING:
+        /* Once Redis confirms it, fill_notice looks again: a fill done
+         * before then is found so. */
+        f->fill->listening = true;
+        return;
+    case RL_ON:
+        f->fill->listening = true;
+        break;
+    case RL_FULL:
+        break;                  /* the poll it is */
+    }
+    /* A fill that completed between our miss and our lock attempt
+     * published before we listened: one read now catches it. */
+    fill_reread(f, false);
+}
+
 static void fill_on_finish(struct flight *f)
 {
     f->fill->state = FS_DONE;
     evtimer_del(f->fill->timer);
+    fill_listen(f, false);
+}
+
+/* A key's commands go to one link, whose replies come in order: when the
+ * joining read's reply is here, every command f sent before that read has
+ * been answered, so what f still waits for ran in Redis after the read,
+ * and after any write that was answered before the read began. Only a
+ * fetch already under way predates it: joined when the lock it holds is
+ * still the one the read found (a write would have removed it). */
+bool fill_joinable(const struct flight *f, struct cs_str lock)
+{
+    const struct fill *fl = f->fill;
+
+    switch (fl->state) {
+    case FS_LOCKING:
+    case FS_WAITING:
+    case FS_READING:
+        return true;
+    case FS_FETCHING:
+        return fl->store_mode == SM_OWN && lock.p && lock.len == strlen(fl->token) &&
+               memcmp(lock.p, fl->token, lock.len) == 0;
+    case FS_DONE:
+        break;
+    }
+    return false;
 }
 
 static void fill_on_free(struct flight *f)
@@ -182,15 +239,13 @@ static bool fill_take_reply(struct flight *f, const redisReply *rep)
 {
     struct outcome *o;
     struct record rec;
-    int64_t exp = 0;
-    bool valid = false, nf = false, body = false;
+    struct record_meta m;
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
         return false;
-    valid = record_reply_meta(rep, &exp, &nf, &body);
-    if (!valid || (!nf && body != (f->ns->format == NS_RAW)))
+    if (!record_reply_meta(rep, &m) || (!m.nf && m.body != (f->ns->format == NS_RAW)))
         return false;           /* not ours, or the other format's: overwrite it */
-    if (f->ns->c.v[CK_GRACE] > 0 && exp <= fill_redis_now_ms())
+    if (f->ns->c.v[CK_GRACE] > 0 && m.exp <= fill_redis_now_ms())
         return false;           /* stale: another refresh is still under way */
     record_from_reply(&rec, rep);
     o = outcome_new(rec.nf ? OC_NOTFOUND : OC_RECORD);
@@ -314,9 +369,10 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         return;                 /* the timer polls on */
     f->fill->state = FS_WAITING;
     fill_arm(f);
-    /* A fill that completed between our miss and our lock attempt
-     * published before we waited: one read now catches it. */
-    fill_reread(f, false);
+    if (f->fill->listening)
+        fill_reread(f, false);  /* waiting again: see fill_listen */
+    else
+        fill_listen(f, true);
 }
 
 /* Run the lock script: a first or renewed attempt (counted: a record that
@@ -328,8 +384,8 @@ static void fill_lock(struct flight *f, bool poll)
 {
     char ttl[24];
     const char *fmt = f->ns->format == NS_RAW ? "raw" : "hash";
-    const char *argv[6] = { f->key, f->lock, f->fill->token, ttl, fmt, f->fill->since };
-    size_t lens[6];
+    const char *argv[5] = { f->key, f->fill->token, ttl, fmt, f->fill->since };
+    size_t lens[5];
 
     if (cs_exiting) {
         fill_finish(f, outcome_error("ERR shutting down"));
@@ -341,12 +397,13 @@ static void fill_lock(struct flight *f, bool poll)
     if (!poll)
         f->fill->attempts++;
     snprintf(ttl, sizeof(ttl), "%lld", f->ns->c.v[CK_LOCK_TTL]);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
+    lens[0] = f->keylen;
     if (!poll)
         f->fill->state = FS_LOCKING;
     f->fill->lock_sent_ms = cs_now_ms();
-    if (rstore_eval(RS_LOCK, fill_lock_cb, f, 2, 6, argv, lens) != CS_OK) {
+    if (rstore_eval(RS_LOCK, fill_lock_cb, f, 1, 5, argv, lens) != CS_OK) {
         fill_fetch(f, SM_NONE);
         return;
     }
@@ -505,9 +562,10 @@ static void fill_store(struct flight *f, struct outcome *o)
 {
     const struct cs_cache_conf *c = &f->ns->c;
     struct record *rec = &o->rec;
-    int n = 7 + 2 * rec->n + 4;
+    int n = 6 + 2 * rec->n + 4;
     struct rstore_args a = { cs_malloc(sizeof(*a.argv) * (size_t)n), cs_malloc(sizeof(*a.lens) * (size_t)n), 0 };
-    char fresh[24], pttl[24], mark[24], chan[300];
+    char fresh[24], pttl[24], mark[24], chan[CS_CHAN_MAX];
+    size_t chanlen;
     long long ttl_ms, keep_ms;
 
     if (o->kind == OC_NOTFOUND) {
@@ -524,13 +582,12 @@ static void fill_store(struct flight *f, struct outcome *o)
     snprintf(fresh, sizeof(fresh), "%lld", ttl_ms);
     snprintf(pttl, sizeof(pttl), "%lld", keep_ms);
     snprintf(mark, sizeof(mark), "%lld", c->v[CK_LOCK_TTL]);
-    cs_fills_channel(chan, sizeof(chan), f->conf->key_prefix);
+    chanlen = cs_key_channel(chan, f->conf->key_prefix, f->key, f->keylen);
     rstore_arg(&a, f->key, f->keylen);
-    rstore_arg(&a, f->lock, f->locklen);
     rstore_arg(&a, f->fill->token, strlen(f->fill->token));
     rstore_arg(&a, fresh, strlen(fresh));
     rstore_arg(&a, pttl, strlen(pttl));
-    rstore_arg(&a, chan, strlen(chan));
+    rstore_arg(&a, chan, chanlen);
     rstore_arg(&a, mark, strlen(mark));
     if (o->kind == OC_NOTFOUND) {
         rstore_arg(&a, "__nf", 4);
@@ -543,7 +600,7 @@ static void fill_store(struct flight *f, struct outcome *o)
         rstore_arg(&a, rec->f[i].p, rec->f[i].len);
         rstore_arg(&a, rec->v[i].p, rec->v[i].len);
     }
-    if (rstore_eval(RS_FILL, fill_store_cb, f, 2, a.argc, a.argv, a.lens) == CS_OK)
+    if (rstore_eval(RS_FILL, fill_store_cb, f, 1, a.argc, a.argv, a.lens) == CS_OK)
         f->ops++;
     free(a.argv);
     free(a.lens);
@@ -551,12 +608,12 @@ static void fill_store(struct flight *f, struct outcome *o)
 
 static void fill_release(struct flight *f)
 {
-    char chan[300];
-    const char *argv[4] = { f->lock, f->fill->token, chan, f->key };
-    size_t lens[4] = { f->locklen, strlen(f->fill->token), 0, f->keylen };
+    char chan[CS_CHAN_MAX];
+    const char *argv[3] = { f->key, f->fill->token, chan };
+    size_t lens[3] = { f->keylen, strlen(f->fill->token), 0 };
 
-    lens[2] = cs_fills_channel(chan, sizeof(chan), f->conf->key_prefix);
-    if (rstore_eval(RS_RELEASE, fill_released_cb, f, 1, 4, argv, lens) == CS_OK) {
+    lens[2] = cs_key_channel(chan, f->conf->key_prefix, f->key, f->keylen);
+    if (rstore_eval(RS_RELEASE, fill_released_cb, f, 1, 3, argv, lens) == CS_OK) {
         f->ops++;
         if (cs_exiting)
             fill_releasing++;

@@ -16,7 +16,13 @@ void fill_shutdown(int timeout_ms);
  * on the read path. */
 int64_t fill_redis_now_ms(void);
 void fill_start(struct flight *f);
-/* A fill notice for f's key arrived on the subscriber connection. */
+/* A notice for f's key (a fill done, or revoked by a write), or the
+ * key's channel is listened on now: f looks again if it waits. */
 void fill_notice(struct flight *f);
+/* Whether a read that found no usable record, with LOCK in the record's
+ * __lock (p NULL: none), may join f: only when f's answer is sure to come
+ * from Redis or the upstream after that read (docs/design.md, "Writes
+ * revoke fills"). */
+bool fill_joinable(const struct flight *f, struct cs_str lock);
 
 #endif

@@ -67,15 +67,13 @@ static void flight_unlink(struct flight *f)
 }
 
 struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, const char *key, size_t keylen,
-                             const char *lock, size_t locklen, const char *id, size_t idlen)
+                             const char *id, size_t idlen)
 {
     struct flight *f = cs_calloc(1, sizeof(*f));
     size_t b;
 
     f->key = cs_strndup(key, keylen);
     f->keylen = keylen;
-    f->lock = cs_strndup(lock, locklen);
-    f->locklen = locklen;
     f->id = cs_strndup(id, idlen);
     f->idlen = idlen;
     f->conf = conf;
@@ -126,7 +124,6 @@ static void flight_free(struct flight *f)
     if (f->on_free)
         f->on_free(f);
     free(f->key);
-    free(f->lock);
     free(f->id);
     free(f);
 }

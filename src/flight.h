@@ -20,8 +20,8 @@ struct waiter {
 };
 
 struct flight {
-    char *key, *lock, *id;
-    size_t keylen, locklen, idlen;
+    char *key, *id;
+    size_t keylen, idlen;
     struct cs_config *conf;             /* the fill holds its ref: ns lives in it */
     const struct cs_ns *ns;
     struct waiter *waiters, **wtail;
@@ -37,7 +37,7 @@ struct flight {
 
 struct flight *flight_find(const char *key, size_t len);
 struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, const char *key, size_t keylen,
-                             const char *lock, size_t locklen, const char *id, size_t idlen);
+                             const char *id, size_t idlen);
 void flight_add_waiter(struct flight *f, flight_done_fn *done, void *ctx);
 /* Invalidation: later requests must not join these flights. */
 void flight_detach(const char *key, size_t len);

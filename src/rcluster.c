@@ -14,12 +14,14 @@
  * down makes the send fail at once (CS_ERR): its reads go to the upstream
  * as in any Redis outage; other slots go on. Multi-key UNLINK and DEL are
  * split per key (a record and its lock share a slot through the {id} tag).
- * Fill notices: PUBLISH reaches every node, so one subscriber link on any
- * node is enough; it moves to another node when its node fails. */
+ * Fill notices are sharded pub/sub on each key's own channel, which lives
+ * on the key's slot: each primary has a subscriber link too, and rsub.c
+ * listens on a channel through the link of its slot's primary. */
 #include "core.h"
 #include "rcluster.h"
 #include "rnode.h"
 #include "rslot.h"
+#include "rsub.h"
 #include "resp.h"
 #include "config.h"
 #include "log.h"
@@ -45,6 +47,7 @@ struct rcnode {
     int port;
     char label[300];            /* "node=127_0_0_1_7000" for the report */
     struct rnode *link;
+    struct rnode *sub;          /* its subscriber, made when it first serves slots */
     int slots;                  /* in the current map; > 0: a primary */
 };
 
@@ -86,9 +89,10 @@ static struct rcnode *rc_node[RC_MAX_NODES];
 static int rc_n;
 static int16_t rc_slot[RC_SLOTS];
 static struct cs_addr rc_seeds[CS_ADDRS_MAX];
-static int rc_nseeds, rc_seed_at, rc_sub_at = -1;
-static struct rnode *rc_seed, *rc_sub;
-static const struct rnode_hooks *rc_sub_owner;
+static int rc_nseeds, rc_seed_at;
+static struct rnode *rc_seed;
+static const struct rnode_hooks *rc_sub_hooks;
+static char rc_chan[300];
 static struct event *rc_timer;
 static TAILQ_HEAD(, rcreq) rc_waiting = TAILQ_HEAD_INITIALIZER(rc_waiting);
 static bool rc_due, rc_asking_map;
@@ -147,7 +151,19 @@ static struct rnode *rcluster_any_up(void)
 
 /* ---- the slot map ---------------------------------------------------- */
 
-static void rcluster_sub_place(void);
+/* Every primary of the map has its subscriber link. */
+static void rcluster_subs(void)
+{
+    char name[300];
+
+    for (int i = 0; i < rc_n; i++) {
+        struct rcnode *n = rc_node[i];
+        if (n->slots > 0 && !n->sub) {
+            snprintf(name, sizeof(name), "redis subscriber %s:%d", n->host, n->port);
+            n->sub = rnode_new(name, n->host, n->port, NULL, RN_SUBSCRIBER, rc_chan, rc_sub_hooks, n);
+        }
+    }
+}
 
 static void rcluster_map_cb(void *priv, const redisReply *r)
 {
@@ -206,7 +222,9 @@ static void rcluster_map_cb(void *priv, const redisReply *r)
     if (changed || rc_refreshes == 1)
         log_notice("redis cluster: slot map from %s: %d primaries, %d of %d slots covered, %d slot(s) moved",
                    rnode_name(from), primaries, covered, RC_SLOTS, changed);
-    rcluster_sub_place();
+    rcluster_subs();
+    if (changed)
+        rsub_replace();
 }
 
 static void rcluster_refresh(void)
@@ -253,49 +271,13 @@ static void rcluster_seed_down(struct rnode *n, void *owner)
 
 static const struct rnode_hooks rc_seed_hooks = { .up = rcluster_seed_up, .down = rcluster_seed_down };
 
-/* ---- the fill-notice subscriber ------------------------------------- */
+/* ---- the notice subscribers ------------------------------------------ */
 
-static void rcluster_sub_up(struct rnode *n, void *owner)
+struct rnode *rcluster_sub_for(const char *chan, size_t len)
 {
-    if (rc_sub_owner->up)
-        rc_sub_owner->up(n, owner);
-}
+    int node = rc_slot[rslot_of(chan, len)];
 
-static void rcluster_sub_message(struct rnode *n, void *owner, const redisReply *msg)
-{
-    if (rc_sub_owner->message)
-        rc_sub_owner->message(n, owner, msg);
-}
-
-/* Its node failed: any other node that is up hears the same notices. */
-static void rcluster_sub_down(struct rnode *n, void *owner)
-{
-    CS_UNUSED(n);
-    CS_UNUSED(owner);
-    if (rc_sub_at >= 0 && !rnode_up(rc_node[rc_sub_at]->link))
-        rc_sub_at = -1;
-    rcluster_sub_place();
-}
-
-static const struct rnode_hooks rc_sub_hooks = { .up = rcluster_sub_up, .down = rcluster_sub_down,
-                                                 .message = rcluster_sub_message };
-
-/* While the subscriber's node is up it reconnects there by itself; else
- * it moves to a primary whose link is up. */
-static void rcluster_sub_place(void)
-{
-    if (rnode_up(rc_sub) || (rc_sub_at >= 0 && rc_sub_at < rc_n && rnode_up(rc_node[rc_sub_at]->link)))
-        return;
-    for (int i = 0; i < rc_n; i++) {
-        if (rnode_up(rc_node[i]->link) && rc_node[i]->slots > 0) {
-            rc_sub_at = i;
-            if (strcmp(rnode_host(rc_sub), rc_node[i]->host) != 0 || rnode_port(rc_sub) != rc_node[i]->port) {
-                log_info("redis cluster: fill notices from %s:%d", rc_node[i]->host, rc_node[i]->port);
-                rnode_target(rc_sub, rc_node[i]->host, rc_node[i]->port);
-            }
-            return;
-        }
-    }
+    return node >= 0 ? rc_node[node]->sub : NULL;
 }
 
 /* ---- requests -------------------------------------------------------- */
@@ -501,6 +483,7 @@ struct rcsplit {
     const char **argv;
     const size_t *lens;
     enum rscript script;
+    int nkeys;
 };
 
 static int rcluster_unlink_one(int i, rstore_cb cb, void *priv, void *ctx)
@@ -512,11 +495,14 @@ static int rcluster_unlink_one(int i, rstore_cb cb, void *priv, void *ctx)
     return rcluster_start(cb, priv, 2, argv, lens, -1, argv[1], lens[1]);
 }
 
+/* del.lua's keys, one by one, each with its ARGV (after the last key). */
 static int rcluster_eval_one(int i, rstore_cb cb, void *priv, void *ctx)
 {
     const struct rcsplit *sp = ctx;
+    const char *argv[2] = { sp->argv[i], sp->argv[sp->nkeys] };
+    size_t lens[2] = { sp->lens[i], sp->lens[sp->nkeys] };
 
-    return rcluster_eval(sp->script, cb, priv, 2, 2, sp->argv + 2 * i, sp->lens + 2 * i);
+    return rcluster_eval(sp->script, cb, priv, 1, 2, argv, lens);
 }
 
 int rcluster_cmd(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
@@ -531,7 +517,7 @@ int rcluster_cmd(int node, rstore_cb cb, void *priv, int argc, const char **argv
         return CS_ERR;
     }
     if (argc > 2 && lens[0] == 6 && strncasecmp(argv[0], "UNLINK", 6) == 0) {
-        struct rcsplit sp = { argv, lens, RS_DEL };
+        struct rcsplit sp = { argv, lens, RS_DEL, 0 };
         return rcluster_split(cb, priv, argc - 1, rcluster_unlink_one, &sp);
     }
     if (argc < 2)
@@ -545,10 +531,10 @@ int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
     struct rnode_evalsha e;
     int rc;
 
-    /* DEL of several entries: each record and its lock share a slot. */
-    if (s == RS_DEL && nkeys > 2 && nkeys == argc && nkeys % 2 == 0) {
-        struct rcsplit sp = { argv, lens, s };
-        return rcluster_split(cb, priv, nkeys / 2, rcluster_eval_one, &sp);
+    /* DEL of several entries, which may be in as many slots: one by one. */
+    if (s == RS_DEL && nkeys > 1 && argc == nkeys + 1) {
+        struct rcsplit sp = { argv, lens, s, nkeys };
+        return rcluster_split(cb, priv, nkeys, rcluster_eval_one, &sp);
     }
     rnode_evalsha(&e, s, nkeys, argc, argv, lens);
     rc = rcluster_start(cb, priv, e.argc, e.av, e.al, (int)s, nkeys > 0 ? argv[0] : NULL, nkeys > 0 ? lens[0] : 0);
@@ -589,7 +575,6 @@ static void rcluster_tick(evutil_socket_t fd, short what, void *arg)
         rc_due = true;
     if (rc_due && t - rc_asked_ms >= RC_REFRESH_MIN_MS)
         rcluster_refresh();
-    rcluster_sub_place();
 }
 
 void rcluster_init(const char *channel, const struct rnode_hooks *sub_hooks)
@@ -597,7 +582,8 @@ void rcluster_init(const char *channel, const struct rnode_hooks *sub_hooks)
     struct timeval tv = { 0, RC_TICK_MS * 1000 };
 
     memset(rc_slot, 0xff, sizeof(rc_slot));
-    rc_sub_owner = sub_hooks;
+    rc_sub_hooks = sub_hooks;
+    snprintf(rc_chan, sizeof(rc_chan), "%s", channel);
     rc_nseeds = config_addr_list(cs_conf->redis_nodes, rc_seeds, CS_ADDRS_MAX);
     if (rc_nseeds > CS_ADDRS_MAX)
         rc_nseeds = CS_ADDRS_MAX;
@@ -605,7 +591,6 @@ void rcluster_init(const char *channel, const struct rnode_hooks *sub_hooks)
     rc_refresh_ms = cs_mono_ms();
     rc_seed = rnode_new("redis cluster seed", rc_seeds[0].host, rc_seeds[0].port, NULL, 0, NULL, &rc_seed_hooks,
                         NULL);
-    rc_sub = rnode_new("redis subscriber", NULL, 0, NULL, RN_SUBSCRIBER, channel, &rc_sub_hooks, NULL);
     rc_timer = event_new(cs_base, -1, EV_PERSIST, rcluster_tick, NULL);
     event_add(rc_timer, &tv);
 }
@@ -623,10 +608,10 @@ void rcluster_free(void)
         event_free(rc_timer);
     rc_timer = NULL;
     rnode_free(rc_seed);
-    rnode_free(rc_sub);
-    rc_seed = rc_sub = NULL;
+    rc_seed = NULL;
     for (int i = 0; i < rc_n; i++) {
         rnode_free(rc_node[i]->link);
+        rnode_free(rc_node[i]->sub);
         free(rc_node[i]);
     }
     rc_n = 0;
@@ -710,5 +695,21 @@ void rcluster_report(struct stats_sink *s)
             s->num(s, SK_GAUGE, "redis_node_up", "Whether the link to this primary is up", rc_node[i]->label,
                    rnode_up(rc_node[i]->link));
     }
-    rnode_report(rc_sub, s, "redis_subscriber");
+    /* The subscribers as one: up when every primary's is. */
+    const struct rnode *sub = NULL;
+    for (int i = 0; i < rc_n && !sub; i++)
+        if (rc_node[i]->slots > 0 && (!rc_node[i]->sub || !rnode_up(rc_node[i]->sub)))
+            sub = rc_node[i]->sub ? rc_node[i]->sub : rc_node[i]->link;
+    if (!sub) {
+        s->str(s, "redis_subscriber_state", "Redis link state: down, resolving, connecting, handshake, up",
+               rcluster_ready() ? "up" : "down");
+    } else {
+        s->str(s, "redis_subscriber_state", "Redis link state: down, resolving, connecting, handshake, up",
+               rnode_state_name(sub));
+    }
+    for (int i = 0; i < rc_n; i++) {
+        if (rc_node[i]->slots > 0)
+            s->num(s, SK_GAUGE, "redis_node_subscriber_up", "Whether the notice subscriber on this primary is up",
+                   rc_node[i]->label, rc_node[i]->sub && rnode_up(rc_node[i]->sub));
+    }
 }

@@ -282,21 +282,26 @@ bool record_exp_parse(const char *p, size_t len, int64_t *exp)
     return true;
 }
 
-bool record_reply_meta(const redisReply *rep, int64_t *exp, bool *nf, bool *body)
+bool record_reply_meta(const redisReply *rep, struct record_meta *m)
 {
     bool valid = false;
 
+    memset(m, 0, sizeof(*m));
     for (size_t i = 0; i + 1 < rep->elements; i += 2) {
         const redisReply *k = rep->element[i], *v = rep->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len < 4 || k->str[0] != '_' ||
             k->str[1] != '_')
             continue;           /* a field of the record: most of them */
-        if (k->len == 5 && memcmp(k->str, "__exp", 5) == 0)
-            valid = record_exp_parse(v->str, (size_t)v->len, exp);
-        else if (k->len == 4 && memcmp(k->str, "__nf", 4) == 0)
-            *nf = true;
-        else if (k->len == 6 && memcmp(k->str, "__body", 6) == 0)
-            *body = true;
+        if (k->len == 5 && memcmp(k->str, "__exp", 5) == 0) {
+            valid = record_exp_parse(v->str, (size_t)v->len, &m->exp);
+        } else if (k->len == 4 && memcmp(k->str, "__nf", 4) == 0) {
+            m->nf = true;
+        } else if (k->len == 6 && memcmp(k->str, "__body", 6) == 0) {
+            m->body = true;
+        } else if (k->len == 6 && memcmp(k->str, "__lock", 6) == 0) {
+            m->lock.p = v->str;
+            m->lock.len = (size_t)v->len;
+        }
     }
     return valid;
 }

@@ -27,7 +27,13 @@ void record_from_reply(struct record *rec, const struct redisReply *r);
 /* A record's __exp: decimal digits only, else not ours (a miss). */
 bool record_exp_parse(const char *p, size_t len, int64_t *exp) CS_WUR;
 /* The bookkeeping fields of an HGETALL reply: true when __exp is valid. */
-bool record_reply_meta(const struct redisReply *rep, int64_t *exp, bool *nf, bool *body) CS_WUR;
+/* The bookkeeping fields of a record read with HGETALL. */
+struct record_meta {
+    int64_t exp;                /* __exp, when valid */
+    bool nf, body;              /* __nf, __body present */
+    struct cs_str lock;         /* __lock: the token of the fill under way (p NULL: none) */
+};
+bool record_reply_meta(const struct redisReply *rep, struct record_meta *m) CS_WUR;
 void record_free(struct record *rec);
 
 static inline bool record_field_reserved(const char *p, size_t len)

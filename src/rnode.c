@@ -46,8 +46,8 @@ static const struct timeval rs_now_tv = { 0, 0 };
 static int64_t rs_active;       /* cs_mono_ms of the last thing a link did: sent, read, fired */
 static int64_t rs_lost;         /* ms of our own stalls, not counted against Redis */
 static char rs_sha[RS_NSCRIPTS][41];
-static const char *const rs_sources[RS_NSCRIPTS] = { LUA_LOCK, LUA_FILL, LUA_RELEASE, LUA_HSET, LUA_DEL };
-static const char *const rs_names[RS_NSCRIPTS] = { "lock", "fill", "release", "hset", "del" };
+static const char *const rs_sources[RS_NSCRIPTS] = { LUA_LOCK, LUA_FILL, LUA_RELEASE, LUA_HSET, LUA_DEL, LUA_TTL };
+static const char *const rs_names[RS_NSCRIPTS] = { "lock", "fill", "release", "hset", "del", "ttl" };
 
 /* Remembers why a link failed, in the words /healthz shows: "connection
  * refused", "auth failed: WRONGPASS ...". */
@@ -157,6 +157,12 @@ static void rnode_reply(struct rnode *l, struct rcmd *c, const redisReply *reply
 void rnode_forget(struct rnode *l)
 {
     struct rcmd *c, *next;
+    struct rlisten *ls;
+
+    while ((ls = TAILQ_FIRST(&l->listens)) != NULL) {
+        TAILQ_REMOVE(&l->listens, ls, q);
+        free(ls);
+    }
 
     while ((c = TAILQ_FIRST(&l->sent)) != NULL) {
         TAILQ_REMOVE(&l->sent, c, wire);
@@ -268,24 +274,23 @@ static int rnode_quiet(struct rnode *l, const char *fmt, size_t len)
  * instead of letting every daemon wait lock_ttl_ms for it. */
 static void rnode_unlock_late(struct rnode *l, const struct rcmd *c)
 {
-    /* EVALSHA sha 2 record lock token ... */
-    struct cs_str key = rnode_fmt_arg(c->fmt, c->fmtlen, 3), lock = rnode_fmt_arg(c->fmt, c->fmtlen, 4),
-                  token = rnode_fmt_arg(c->fmt, c->fmtlen, 5);
-    char chan[300], small[512], *fmt;
-    const char *argv[7] = { "EVALSHA", rs_sha[RS_RELEASE], "1", lock.p, token.p, chan, key.p };
-    size_t lens[7] = { 7, 40, 1, lock.len, token.len, 0, key.len };
+    /* EVALSHA sha 1 record token ... */
+    struct cs_str key = rnode_fmt_arg(c->fmt, c->fmtlen, 3), token = rnode_fmt_arg(c->fmt, c->fmtlen, 4);
+    char chan[CS_CHAN_MAX], small[512], *fmt;
+    const char *argv[6] = { "EVALSHA", rs_sha[RS_RELEASE], "1", key.p, token.p, chan };
+    size_t lens[6] = { 7, 40, 1, key.len, token.len, 0 };
     int len;
 
-    lens[5] = cs_fills_channel(chan, sizeof(chan), cs_conf->key_prefix);
-
-    if (!key.p || !lock.p || !token.p || !l->ac || l->state != RS_UP)
+    if (!key.p || !token.p || !l->ac || l->state != RS_UP || key.len >= CS_CHAN_MAX - 6 ||
+        key.len < strlen(cs_conf->key_prefix))
         return;
-    log_info("%s: lock %.*s taken after its command timed out: releasing it", l->name, (int)lock.len, lock.p);
-    len = resp_command(&fmt, small, sizeof(small), 7, argv, lens);
+    lens[5] = cs_key_channel(chan, cs_conf->key_prefix, key.p, key.len);
+    log_info("%s: lock of %.*s taken after its command timed out: releasing it", l->name, (int)key.len, key.p);
+    len = resp_command(&fmt, small, sizeof(small), 6, argv, lens);
     if (len < 0)
         return;
     if (rnode_quiet(l, fmt, (size_t)len) != CS_OK)
-        log_info("%s: cannot release %.*s", l->name, (int)lock.len, lock.p);
+        log_info("%s: cannot release the lock of %.*s", l->name, (int)key.len, key.p);
     if (fmt != small)
         free(fmt);
 }
@@ -530,35 +535,99 @@ static void rnode_role_cb(void *priv, const redisReply *r)
     rnode_handshake_cb(l, r);
 }
 
-/* A subscriber's pub/sub reply: a message, or a SUBSCRIBE confirmed. */
-static void rnode_message(struct rnode *l, const redisReply *reply)
+/* The kinds of pub/sub replies a subscriber gets: 3-element arrays. */
+enum rnode_kind { RK_NOTPS, RK_MESSAGE, RK_SUB, RK_UNSUB };
+
+static enum rnode_kind rnode_ps_kind(const struct rnode *l, const redisReply *r)
 {
+    static const struct { const char *name; enum rnode_kind kind; } kinds[] = {
+        { "message", RK_MESSAGE }, { "smessage", RK_MESSAGE }, { "subscribe", RK_SUB },
+        { "ssubscribe", RK_SUB }, { "unsubscribe", RK_UNSUB }, { "sunsubscribe", RK_UNSUB },
+    };
+
+    if (!l->subscriber || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return RK_NOTPS;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(r->element[0]->str, kinds[i].name) == 0)
+            return kinds[i].kind;
+    return RK_NOTPS;
+}
+
+/* The answer to the oldest channel command on the wire (ERR: refused). */
+static void rnode_listened(struct rnode *l, const char *err)
+{
+    struct rlisten *ls = TAILQ_FIRST(&l->listens);
+
+    TAILQ_REMOVE(&l->listens, ls, q);
+    if (l->waiting > 0)
+        l->waiting--;
+    if (l->hooks && l->hooks->listened)
+        l->hooks->listened(l, l->owner, ls->chan, ls->len, ls->on, err);
+    free(ls);
+}
+
+/* A subscriber's pub/sub reply: a message, the base channel's SUBSCRIBE
+ * confirmed (set-up or probe), or a channel command's confirmation. */
+static void rnode_message(struct rnode *l, const redisReply *reply, enum rnode_kind kind)
+{
+    const redisReply *ch = reply->element[1];
+    const struct rlisten *ls = TAILQ_FIRST(&l->listens);
+
     rnode_heard(l, true);
-    if (strcmp(reply->element[0]->str, "message") == 0) {
+    if (kind == RK_MESSAGE) {
         if (l->hooks && l->hooks->message)
             l->hooks->message(l, l->owner, reply);
-    } else if (l->state == RS_UP) {
-        if (l->waiting > 0)
-            l->waiting--;       /* a probe's answer */
-    } else {
-        /* The subscribe confirmation is the end of the handshake. */
-        struct rcmd *c = TAILQ_FIRST(&l->pending);
-        if (c && c->marker) {
-            TAILQ_REMOVE(&l->pending, c, q);
-            free(c);
+    } else if (kind == RK_SUB && strcmp(ch->str, l->chan) == 0) {
+        if (l->state == RS_UP) {
+            if (l->waiting > 0)
+                l->waiting--;   /* a probe's answer */
+        } else {
+            /* The subscribe confirmation is the end of the handshake. */
+            struct rcmd *c = TAILQ_FIRST(&l->pending);
+            if (c && c->marker) {
+                TAILQ_REMOVE(&l->pending, c, q);
+                free(c);
+            }
+            l->waiting = 0;
+            rnode_set_up(l);
         }
-        l->waiting = 0;
-        rnode_set_up(l);
+    } else if (ls && ls->on == (kind == RK_SUB) && ls->len == (size_t)ch->len &&
+               memcmp(ls->chan, ch->str, ls->len) == 0) {
+        rnode_listened(l, NULL);
+    } else if (kind == RK_UNSUB && l->hooks && l->hooks->listened) {
+        /* Unasked: Redis moved the channel's slot away from this node. */
+        l->hooks->listened(l, l->owner, ch->str, (size_t)ch->len, false, "dropped");
     }
 }
 
-/* Pub/sub replies are arrays of three whose first is the kind; only a
- * subscriber gets them, and it gets no other arrays. */
-static bool rnode_is_pubsub(const struct rnode *l, const redisReply *r)
+int rnode_listen(struct rnode *l, bool on, bool plain, const char *chan, size_t len)
 {
-    return l->subscriber && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-           r->element[0]->type == REDIS_REPLY_STRING &&
-           (strcmp(r->element[0]->str, "message") == 0 || strcmp(r->element[0]->str, "subscribe") == 0);
+    static const char *const verbs[2][2] = { { "SUNSUBSCRIBE", "SSUBSCRIBE" }, { "UNSUBSCRIBE", "SUBSCRIBE" } };
+    const char *argv[2] = { verbs[plain][on], chan };
+    size_t lens[2] = { strlen(argv[0]), len };
+    char small[512], *fmt;
+    struct rlisten *ls;
+    int n, rc;
+
+    if (!l->subscriber || l->state != RS_UP || !l->ac)
+        return CS_ERR;
+    n = resp_command(&fmt, small, sizeof(small), 2, argv, lens);
+    if (n < 0)
+        return CS_ERR;
+    rc = rio_send(&l->ev, fmt, (size_t)n);
+    if (fmt != small)
+        free(fmt);
+    if (rc != CS_OK)
+        return CS_ERR;
+    ls = cs_malloc(sizeof(*ls) + len);
+    ls->on = on;
+    ls->len = len;
+    memcpy(ls->chan, chan, len);
+    TAILQ_INSERT_TAIL(&l->listens, ls, q);
+    rnode_expect(l);
+    rnode_wake_by(l, rnode_now(), l->heard + rnode_dead_ms() + 1);
+    return CS_OK;
 }
 
 /* Each reply rio.c reads on l's link: the answer to the oldest command on
@@ -566,11 +635,17 @@ static bool rnode_is_pubsub(const struct rnode *l, const redisReply *r)
 void rnode_on_reply(void *owner, redisReply *r)
 {
     struct rnode *l = owner;
+    enum rnode_kind kind = rnode_ps_kind(l, r);
     struct rcmd *c;
 
     /* rio.c stops handing replies once the context goes, so l->ac is set. */
-    if (rnode_is_pubsub(l, r)) {
-        rnode_message(l, r);
+    if (kind != RK_NOTPS) {
+        rnode_message(l, r, kind);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !TAILQ_EMPTY(&l->listens)) {
+        rnode_heard(l, true);
+        rnode_listened(l, r->str);
         return;
     }
     c = TAILQ_FIRST(&l->sent);
@@ -590,7 +665,7 @@ void rnode_on_reply(void *owner, redisReply *r)
 
 /* SUBSCRIBE to the fill-notice channel: at set-up, and again as the
  * subscriber's probe (Redis confirms it again; nothing else changes).
- * Its confirmation is told apart by its shape (rnode_is_pubsub), so it
+ * Its confirmation is told apart by its shape (rnode_ps_kind), so it
  * is not on `sent`. Not PING: a subscribed connection answers it with
  * ["pong", ""], an array of two that nothing else looks like. */
 static int rnode_subscribe(struct rnode *l)
@@ -816,6 +891,7 @@ struct rnode *rnode_new(const char *name, const char *host, int port, const char
     l->owner = owner;
     TAILQ_INIT(&l->pending);
     TAILQ_INIT(&l->sent);
+    TAILQ_INIT(&l->listens);
     l->backoff_ms = RS_BACKOFF_MIN_MS;
     l->retry = evtimer_new(cs_base, rdial_retry_cb, l);
     l->timer = evtimer_new(cs_base, rnode_timer_cb, l);

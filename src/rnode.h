@@ -22,6 +22,10 @@ struct rnode_hooks {
     void (*down)(struct rnode *n, void *owner);         /* lost or failed; it reconnects */
     void (*message)(struct rnode *n, void *owner, const struct redisReply *msg);
     void (*readonly)(struct rnode *n, void *owner);     /* a -READONLY reply: not a primary any more */
+    /* A subscriber's rnode_listen answered: ERR NULL when confirmed, else
+     * Redis's error; or, with ON false and ERR "dropped", Redis ended the
+     * subscription unasked (its slot moved away from this node). */
+    void (*listened)(struct rnode *n, void *owner, const char *chan, size_t len, bool on, const char *err);
 };
 
 /* HOST is an address or a name (resolved without blocking); PATH, when not
@@ -63,6 +67,10 @@ struct rnode_evalsha {
 void rnode_evalsha(struct rnode_evalsha *e, enum rscript s, int nkeys, int argc, const char **argv,
                    const size_t *lens);
 void rnode_evalsha_done(struct rnode_evalsha *e);
+/* A subscriber link (up) starts or ends listening on CHAN: SSUBSCRIBE or
+ * SUNSUBSCRIBE, or with PLAIN the SUBSCRIBE family (Redis before 7). The
+ * answer goes to hooks->listened; messages to hooks->message. */
+int rnode_listen(struct rnode *n, bool on, bool plain, const char *chan, size_t len) CS_WUR;
 /* State, last error, pending commands, reconnects as KEY_state, ... */
 void rnode_report(const struct rnode *n, struct stats_sink *s, const char *key);
 /* "up", "down", "connecting" ... */

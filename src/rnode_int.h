@@ -38,6 +38,15 @@ struct rcmd {
     int64_t sent_us;            /* for the round-trip histogram */
 };
 
+/* A subscriber's (S)SUBSCRIBE or (S)UNSUBSCRIBE of one channel on the wire:
+ * its answer, a confirmation naming the channel or an error, comes in order. */
+struct rlisten {
+    TAILQ_ENTRY(rlisten) q;
+    bool on;
+    size_t len;
+    char chan[];
+};
+
 struct rnode {
     struct rreply_arena arena;  /* this link's replies */
     struct rio_events ev;       /* and its events */
@@ -62,6 +71,7 @@ struct rnode {
     int64_t due;                /* cs_mono_ms when timer fires; 0: not armed */
     TAILQ_HEAD(, rcmd) pending; /* not yet answered nor abandoned, oldest first */
     TAILQ_HEAD(, rcmd) sent;    /* every command on the wire, in order: replies come so */
+    TAILQ_HEAD(, rlisten) listens;  /* a subscriber's channel commands on the wire */
     int handshake_left;
     int waiting;                /* replies due: ours, abandoned ones, probes */
     int64_t heard;              /* last read, or when we began waiting */

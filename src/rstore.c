@@ -11,6 +11,7 @@
 #include "rio.h"
 #include "rcluster.h"
 #include "rsentinel.h"
+#include "rsub.h"
 #include "config.h"
 #include "log.h"
 #include "stats.h"
@@ -23,27 +24,61 @@ static struct rnode *rs_cmd, *rs_sub;
 static long long rs_mode;
 static char rs_chan[300];
 
-void (*rstore_on_notice)(const char *key, size_t len);
+void (*rstore_on_notice)(const char *chan, size_t len, const char *msg, size_t msglen);
+void (*rstore_on_listening)(const char *chan, size_t len);
 void (*rstore_on_subscribed)(void);
 
 static void rstore_sub_up(struct rnode *n, void *owner)
 {
-    CS_UNUSED(n);
     CS_UNUSED(owner);
+    rsub_link_up(n);
     /* Notices published while we were away are lost. */
     if (rstore_on_subscribed)
         rstore_on_subscribed();
+}
+
+static void rstore_sub_down(struct rnode *n, void *owner)
+{
+    CS_UNUSED(owner);
+    rsub_link_down(n);
 }
 
 static void rstore_sub_message(struct rnode *n, void *owner, const redisReply *msg)
 {
     CS_UNUSED(n);
     CS_UNUSED(owner);
-    if (rstore_on_notice && msg->element[2]->type == REDIS_REPLY_STRING)
-        rstore_on_notice(msg->element[2]->str, (size_t)msg->element[2]->len);
+    rsub_message(msg);
 }
 
-static const struct rnode_hooks rstore_sub_hooks = { .up = rstore_sub_up, .message = rstore_sub_message };
+static void rstore_sub_listened(struct rnode *n, void *owner, const char *chan, size_t len, bool on,
+                                const char *err)
+{
+    CS_UNUSED(owner);
+    rsub_listened(n, chan, len, on, err);
+}
+
+static const struct rnode_hooks rstore_sub_hooks = { .up = rstore_sub_up, .down = rstore_sub_down,
+                                                     .message = rstore_sub_message,
+                                                     .listened = rstore_sub_listened };
+
+/* Where a channel is listened on: the one subscriber, or the cluster
+ * node of its slot. */
+static struct rnode *rstore_place(const char *chan, size_t len)
+{
+    if (rs_mode == RM_CLUSTER)
+        return rcluster_sub_for(chan, len);
+    return rs_sub;
+}
+
+enum rstore_listen rstore_listen(const char *chan, size_t len)
+{
+    return rsub_listen(chan, len);
+}
+
+void rstore_unlisten(const char *chan, size_t len)
+{
+    rsub_unlisten(chan, len);
+}
 
 /* Sentinel: the primary's link failed or says it is a replica now. */
 static void rstore_primary_lost(struct rnode *n, void *owner)
@@ -91,6 +126,7 @@ void rstore_init(void)
     rs_mode = c->redis_mode;
     cs_fills_channel(rs_chan, sizeof(rs_chan), c->key_prefix);
     rnode_init();
+    rsub_init(rstore_place);
     switch (rs_mode) {
     case RM_CLUSTER:
         rcluster_init(rs_chan, &rstore_sub_hooks);
@@ -118,6 +154,7 @@ void rstore_free(void)
     rnode_free(rs_cmd);
     rnode_free(rs_sub);
     rs_cmd = rs_sub = NULL;
+    rsub_free();
     rnode_shutdown();
 }
 
@@ -153,12 +190,14 @@ void rstore_report(struct stats_sink *s)
 {
     if (rs_mode == RM_CLUSTER) {
         rcluster_report(s);
+        rsub_report(s);
         return;
     }
     if (rs_mode == RM_SENTINEL)
         rsentinel_report_primary(s);
     rnode_report(rs_cmd, s, "redis");
     rnode_report(rs_sub, s, "redis_subscriber");
+    rsub_report(s);
     if (rs_mode == RM_SENTINEL)
         rsentinel_report(s);
 }

@@ -8,7 +8,7 @@
 
 struct redisReply;
 
-enum rscript { RS_LOCK, RS_FILL, RS_RELEASE, RS_HSET, RS_DEL, RS_NSCRIPTS };
+enum rscript { RS_LOCK, RS_FILL, RS_RELEASE, RS_HSET, RS_DEL, RS_TTL, RS_NSCRIPTS };
 
 /* reply is NULL when the command failed without one (connection lost, no
  * reply within command_timeout_ms, shutting down); error replies arrive as
@@ -55,9 +55,21 @@ int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
 int rstore_nodes(void);
 int rstore_cmd_on(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 
-/* Set by the cache: a fill notice (the record key) arrived. */
-extern void (*rstore_on_notice)(const char *key, size_t len);
-/* Set by the cache: the subscriber is (again) subscribed; notices sent
+/* Listening on a channel (sharded pub/sub: SSUBSCRIBE on the node of the
+ * channel's slot, or SUBSCRIBE before Redis 7), counted: each listen is
+ * ended by one unlisten. RL_PENDING: rstore_on_listening is called once
+ * Redis confirms it (a notice sent before then is missed: look again
+ * then); RL_ON: already confirmed; RL_FULL: too many channels, or no link
+ * to listen on now (poll instead). */
+enum rstore_listen { RL_PENDING, RL_ON, RL_FULL };
+enum rstore_listen rstore_listen(const char *chan, size_t len);
+void rstore_unlisten(const char *chan, size_t len);
+
+/* Set by the cache: a message on a channel listened to. */
+extern void (*rstore_on_notice)(const char *chan, size_t len, const char *msg, size_t msglen);
+/* Set by the cache: a channel's listening is confirmed. */
+extern void (*rstore_on_listening)(const char *chan, size_t len);
+/* Set by the cache: a subscriber link is (again) set up; notices sent
  * while it was away are lost. */
 extern void (*rstore_on_subscribed)(void);
 

@@ -42,6 +42,9 @@ static const struct { const char *name, *help; size_t off; } stats_counters[] = 
     STAT(clients_rejected, "Connections refused at max_clients"),
     STAT(protocol_errors, "Clients closed for a malformed or oversized request"),
     STAT(output_limit_disconnects, "Clients closed at max_output_bytes_per_client"),
+    STAT(notices_received, "Fill notices (done, revoked) heard on the channels of keys this daemon waits on"),
+    STAT(notice_subscribes, "Key channels subscribed to (SSUBSCRIBE sent)"),
+    STAT(fills_overtaken, "Misses that did not join a fill under way here: a write had revoked it"),
 };
 
 static const struct { const char *name, *label, *help; } stats_hists[SH_COUNT] = {

@@ -11,7 +11,8 @@ struct cs_stats {
         field_updates;
     /* What an operator needs beyond SPEC's list. */
     uint64_t fills_led, fills_woken_by_notice, fills_woken_by_poll, lock_acquisitions_lost,
-        clients_rejected, protocol_errors, output_limit_disconnects;
+        clients_rejected, protocol_errors, output_limit_disconnects, notices_received, notice_subscribes,
+        fills_overtaken;
     int64_t clients_connected;  /* a gauge: STATS RESET leaves it */
 };
 

@@ -68,6 +68,19 @@ size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix)
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
+size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t keylen)
+{
+    size_t pl = strlen(key_prefix);
+
+    if (keylen < pl || pl + 6 + keylen > CS_CHAN_MAX - 1)
+        abort();                /* keys are ours, bounded by CACHE_KEY_MAX */
+    memcpy(buf, key_prefix, pl);
+    memcpy(buf + pl, "fills:", 6);
+    memcpy(buf + pl + 6, key + pl, keylen - pl);
+    buf[keylen + 6] = '\0';
+    return keylen + 6;
+}
+
 int64_t cs_pass_us;
 
 int64_t cs_pass_begin(void)

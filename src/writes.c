@@ -1,6 +1,8 @@
 /* writes.c - keeping the cache correct when the primary changes: DEL and
- * INVALIDATE remove entries (and fill locks, so a fill already under way
- * cannot write old data back), HSET updates fields of a cached entry. */
+ * INVALIDATE remove entries (and with them the fill locks they hold, so a
+ * fill already under way cannot write old data back), HSET revokes a fill
+ * under way and updates fields of a cached entry (docs/design.md, "Writes
+ * revoke fills"). */
 #include "core.h"
 #include "writes.h"
 #include "cache.h"
@@ -48,9 +50,18 @@ static void writes_int_cb(void *priv, const redisReply *rep)
     req_done(r);
 }
 
+/* del.lua with KEYS and the key prefix as its one ARGV (each key's notice
+ * channel is made from it); rc as rstore_eval. */
+static int writes_del_keys(struct req *r, rstore_cb cb, int nkeys, const char **argv, size_t *lens)
+{
+    argv[nkeys] = r->conf->key_prefix;
+    lens[nkeys] = strlen(r->conf->key_prefix);
+    return rstore_eval(RS_DEL, cb, r, nkeys, nkeys + 1, argv, lens);
+}
+
 void writes_cmd_del(struct req *r)
 {
-    int nkeys = 2 * (r->argc - 1), argc = 0;
+    int nkeys = r->argc - 1;
     const char **argv;
     size_t *lens;
     char *keys, err[200];
@@ -58,7 +69,7 @@ void writes_cmd_del(struct req *r)
     int rc;
 
     /* One script runs the whole DEL: bound how long it holds Redis. */
-    if (r->argc - 1 > WRITES_DEL_MAX) {
+    if (nkeys > WRITES_DEL_MAX) {
         writes_fail(r, "ERR too many keys for DEL (at most " CS_XSTR(WRITES_DEL_MAX)
                        "); split it or use INVALIDATE");
         return;
@@ -75,30 +86,25 @@ void writes_cmd_del(struct req *r)
         writes_fail(r, writes_tryagain);
         return;
     }
-    /* Exactly what the keys take: "<prefix>[lock:]<ns>:{<id>}" + NUL. */
+    /* Exactly what the keys take: "<prefix><ns>:{<id>}" + NUL. */
     plen = strlen(r->conf->key_prefix);
     for (int i = 1; i < r->argc; i++)
-        total += 2 * (plen + r->argv[i].len + 3) + 5;
-    argv = cs_malloc(sizeof(*argv) * (size_t)nkeys);
-    lens = cs_malloc(sizeof(*lens) * (size_t)nkeys);
+        total += plen + r->argv[i].len + 3;
+    argv = cs_malloc(sizeof(*argv) * (size_t)(nkeys + 1));
+    lens = cs_malloc(sizeof(*lens) * (size_t)(nkeys + 1));
     keys = cs_malloc(total);
-    for (int i = 1; i < r->argc; i++) {
+    for (int i = 0; i < nkeys; i++) {
         const struct cs_ns *ns;
         struct cs_str id;
-        char *rec = keys + used;
-        char *lock;
-        if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK)
+        if (cache_parse_key(r->conf, r->argv[i + 1], &ns, &id, err, sizeof(err)) != CS_OK)
             abort();
-        argv[argc] = rec;
-        lens[argc++] = cache_key(rec, r->conf, ns, id, false);
-        lock = rec + lens[argc - 1] + 1;
-        argv[argc] = lock;
-        lens[argc++] = cache_key(lock, r->conf, ns, id, true);
-        used += lens[argc - 2] + lens[argc - 1] + 2;
+        argv[i] = keys + used;
+        lens[i] = cache_key(keys + used, r->conf, ns, id);
+        used += lens[i] + 1;
         /* Requests from now on start a new fill, not join the old one. */
-        flight_detach(rec, lens[argc - 2]);
+        flight_detach(argv[i], lens[i]);
     }
-    rc = rstore_eval(RS_DEL, writes_int_cb, r, nkeys, argc, argv, lens);
+    rc = writes_del_keys(r, writes_int_cb, nkeys, argv, lens);
     free(argv);
     free(lens);
     free(keys);
@@ -106,29 +112,27 @@ void writes_cmd_del(struct req *r)
         writes_fail(r, writes_tryagain);
 }
 
-/* INVALIDATE walks SCAN MATCH in batches, UNLINKing each; lock keys first,
- * then records, so no fill under way writes back into the swept range. */
+/* INVALIDATE walks SCAN MATCH in batches, each removed by del.lua as DEL
+ * removes entries: a fill under way for a swept key loses its lock with
+ * its record, and the daemons waiting on it hear so. */
 struct inval {
-    char pattern[2][CACHE_KEY_MAX];
-    int phase;                  /* 0: locks, 1: records, 2: done */
-    int batch_phase;            /* of the UNLINK under way */
+    char pattern[CACHE_KEY_MAX];
+    bool swept;                 /* the last batch is under way */
     int node;                   /* which server is being swept (a cluster has several) */
     char cursor[32];
 };
 
 static void writes_scan(struct req *r);
 
-static void writes_unlink_cb(void *priv, const redisReply *rep)
+static void writes_batch_cb(void *priv, const redisReply *rep)
 {
     struct req *r = priv;
-    struct inval *iv = r->state;
 
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         writes_fail(r, writes_tryagain);
         return;
     }
-    if (iv->batch_phase == 1)
-        r->count += rep->integer;
+    r->count += rep->integer;
     writes_scan(r);
 }
 
@@ -146,12 +150,9 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
         writes_fail(r, writes_tryagain);
         return;
     }
-    iv->batch_phase = iv->phase;
     snprintf(iv->cursor, sizeof(iv->cursor), "%s", rep->element[0]->str);
-    if (strcmp(iv->cursor, "0") == 0 && ++iv->node >= rstore_nodes()) {
-        iv->node = 0;
-        iv->phase++;            /* this pattern is swept after this batch */
-    }
+    if (strcmp(iv->cursor, "0") == 0 && ++iv->node >= rstore_nodes())
+        iv->swept = true;       /* the pattern is swept after this batch */
     keys = rep->element[1];
     if (keys->elements == 0) {
         writes_scan(r);
@@ -159,13 +160,11 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
     }
     argv = cs_malloc(sizeof(*argv) * (keys->elements + 1));
     lens = cs_malloc(sizeof(*lens) * (keys->elements + 1));
-    argv[0] = "UNLINK";
-    lens[0] = 6;
     for (size_t i = 0; i < keys->elements; i++) {
-        argv[i + 1] = keys->element[i]->str;
-        lens[i + 1] = (size_t)keys->element[i]->len;
+        argv[i] = keys->element[i]->str;
+        lens[i] = (size_t)keys->element[i]->len;
     }
-    rc = rstore_cmd(writes_unlink_cb, r, (int)keys->elements + 1, argv, lens);
+    rc = writes_del_keys(r, writes_batch_cb, (int)keys->elements, argv, lens);
     free(argv);
     free(lens);
     if (rc != CS_OK)
@@ -178,7 +177,7 @@ static void writes_scan(struct req *r)
     const char *argv[6];
     size_t lens[6];
 
-    if (iv->phase >= 2) {
+    if (iv->swept) {
         stats_c.invalidations += (uint64_t)r->count;
         resp_int(req_out(r), r->count);
         req_done(r);
@@ -187,7 +186,7 @@ static void writes_scan(struct req *r)
     argv[0] = "SCAN";
     argv[1] = iv->cursor;
     argv[2] = "MATCH";
-    argv[3] = iv->pattern[iv->phase];
+    argv[3] = iv->pattern;
     argv[4] = "COUNT";
     argv[5] = WRITES_SCAN_COUNT;
     for (int i = 0; i < 6; i++)
@@ -198,13 +197,10 @@ static void writes_scan(struct req *r)
 
 /* cache_key() as a SCAN pattern: only the client's glob is a glob; the
  * prefix and the namespace are matched literally. */
-static void writes_pattern(char *buf, const struct cs_config *c, const struct cs_ns *ns,
-                           struct cs_str glob, bool lock)
+static void writes_pattern(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str glob)
 {
     size_t n = glob_escape(buf, c->key_prefix, strlen(c->key_prefix));
 
-    if (lock)
-        n += glob_escape(buf + n, "lock:", 5);
     n += glob_escape(buf + n, ns->name, ns->namelen);
     snprintf(buf + n, CACHE_KEY_MAX - n, ":{%.*s}", (int)glob.len, glob.p);
 }
@@ -253,8 +249,7 @@ void writes_cmd_invalidate(struct req *r)
         return;
     }
     iv = cs_calloc(1, sizeof(*iv));
-    writes_pattern(iv->pattern[0], r->conf, ns, glob, true);
-    writes_pattern(iv->pattern[1], r->conf, ns, glob, false);
+    writes_pattern(iv->pattern, r->conf, ns, glob);
     strcpy(iv->cursor, "0");
     r->state = iv;
     r->state_free = free;
@@ -266,7 +261,7 @@ void writes_cmd_hset(struct req *r)
 {
     const struct cs_ns *ns;
     struct cs_str id;
-    char err[200], key[CACHE_KEY_MAX];
+    char err[200], key[CACHE_KEY_MAX], chan[CS_CHAN_MAX];
     const char **argv;
     size_t *lens;
     int rc;
@@ -293,15 +288,20 @@ void writes_cmd_hset(struct req *r)
         writes_fail(r, writes_tryagain);
         return;
     }
-    argv = cs_malloc(sizeof(*argv) * (size_t)(r->argc - 1));
-    lens = cs_malloc(sizeof(*lens) * (size_t)(r->argc - 1));
+    argv = cs_malloc(sizeof(*argv) * (size_t)r->argc);
+    lens = cs_malloc(sizeof(*lens) * (size_t)r->argc);
     argv[0] = key;
-    lens[0] = cache_key(key, r->conf, ns, id, false);
+    lens[0] = cache_key(key, r->conf, ns, id);
+    argv[1] = chan;
+    lens[1] = cs_key_channel(chan, r->conf->key_prefix, key, lens[0]);
     for (int i = 2; i < r->argc; i++) {
-        argv[i - 1] = r->argv[i].p;
-        lens[i - 1] = r->argv[i].len;
+        argv[i] = r->argv[i].p;
+        lens[i] = r->argv[i].len;
     }
-    rc = rstore_eval(RS_HSET, writes_int_cb, r, 1, r->argc - 1, argv, lens);
+    /* A fill of this key under way here read the upstream before this
+     * write: requests from now on start a new one. */
+    flight_detach(key, lens[0]);
+    rc = rstore_eval(RS_HSET, writes_int_cb, r, 1, r->argc, argv, lens);
     free(argv);
     free(lens);
     if (rc != CS_OK)

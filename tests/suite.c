@@ -197,6 +197,41 @@ void su_wait_log_linked(const struct h_daemon *d, long from)
                   "never subscribed: %s", h_log_tail(d->log));
 }
 
+void su_set_lock(int rfd, const char *key, const char *token, long long px)
+{
+    static const char script[] =
+        "local t = redis.call('TIME') "
+        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+        "redis.call('HSET', KEYS[1], '__lock', ARGV[1]) "
+        "if tonumber(ARGV[2]) > 0 then "
+        "  redis.call('HSET', KEYS[1], '__lockexp', string.format('%.0f', now + tonumber(ARGV[2]))) "
+        "  if redis.call('HEXISTS', KEYS[1], '__exp') == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+        "end "
+        "return 1";
+    char pxs[32];
+
+    snprintf(pxs, sizeof(pxs), "%lld", px);
+    ck_assert_int_eq(su_qint(rfd, "EVAL", script, "1", key, token, pxs, NULL), 1);
+}
+
+long long su_locked(int rfd, const char *key)
+{
+    return su_qint(rfd, "HEXISTS", key, "__lock", NULL);
+}
+
+int su_wait_locked(int rfd, const char *key, int want, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    for (;;) {
+        if (su_locked(rfd, key) == want)
+            return 0;
+        if (h_now_ms() > end)
+            return -1;
+        h_msleep(20);
+    }
+}
+
 int su_wait_exists(int rfd, const char *key, int want, int timeout_ms)
 {
     long long end = h_now_ms() + timeout_ms;

@@ -54,6 +54,14 @@ void su_wait_log_linked(const struct h_daemon *d, long from);
 /* Waits up to TIMEOUT_MS until EXISTS key on Redis (fd rfd) is WANT:
  * 0 when it is, -1 when it never was. */
 int su_wait_exists(int rfd, const char *key, int want, int timeout_ms);
+/* A fill lock as lock.lua takes one, in record KEY's own hash: __lock =
+ * TOKEN, lapsing in PX ms (PX 0: no __lockexp, a lock that never was
+ * taken by a daemon); a hash without a record then lives PX ms. */
+void su_set_lock(int rfd, const char *key, const char *token, long long px);
+/* 1 when record KEY's hash holds a fill lock (__lock), else 0. */
+long long su_locked(int rfd, const char *key);
+/* Waits up to TIMEOUT_MS until su_locked(rfd, key) is WANT: 0, or -1. */
+int su_wait_locked(int rfd, const char *key, int want, int timeout_ms);
 /* The counter NAME ("syscr") of /proc/PID/FILE ("io"); fails the test
  * when the file or the line is missing. */
 long long su_proc_counter(pid_t pid, const char *file, const char *name);

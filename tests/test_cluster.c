@@ -223,7 +223,7 @@ static long long dbsize_primaries(struct cl *c)
 START_TEST(test_cluster_keyslot)
 {
     struct cl c;
-    static const char *const keys[] = { "foo", "cache:product:{p-001}", "cache:lock:product:{p-001}",
+    static const char *const keys[] = { "foo", "cache:product:{p-001}", "cache:fills:product:{p-001}",
                                         "{}x", "a{}{b}", "x{y}{z}", "{", "}{", "123456789", "", "{user1000}.following",
                                         "\xff\xfe{\x01}" };
 

@@ -62,7 +62,7 @@ static void count_free(struct flight *f)
 
 static struct flight *mk(const char *key, const char *id)
 {
-    struct flight *f = flight_create(NULL, NULL, key, strlen(key), "lock", 4, id, strlen(id));
+    struct flight *f = flight_create(NULL, NULL, key, strlen(key), id, strlen(id));
 
     f->on_finish = count_finish;
     f->on_free = count_free;

@@ -171,7 +171,7 @@ START_TEST(t_del_beats_lock_timeout)
     env_start("lock_ttl_ms = 1500\nupstream_timeout_ms = 1000\nlock_poll_ms = 50\n");
     h_upstream_set_body(&E.up, "k2", OLD_BODY);
     /* A stuck lock holder (another daemon that froze). */
-    CK_REPLY(R("SET", "cache:lock:product:{k2}", "stuck", "PX", "1500"), "+OK\r\n");
+    su_set_lock(E.rd, "cache:product:{k2}", "stuck", 1500);
     h_upstream_set_latency(&E.up, 700);
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:k2", NULL);
@@ -202,12 +202,12 @@ static void ck_quick_fill(const char *key, const char *rkey, const char *id)
 START_TEST(t_stray_locks_replaced)
 {
     env_start("lock_ttl_ms = 3000\n");
-    CK_REPLY(R("SET", "cache:lock:product:{k3}", "junk"), "+OK\r\n");      /* no TTL */
+    su_set_lock(E.rd, "cache:product:{k3}", "junk", 0);        /* never lapses */
     ck_quick_fill("product:k3", "cache:product:{k3}", "k3");
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{k3}"), 0);
-    ck_assert_int_eq(R_INT("RPUSH", "cache:lock:product:{k4}", "x"), 1);    /* wrong type */
+    ck_assert_int_eq(su_locked(E.rd, "cache:product:{k3}"), 0);
+    ck_assert_int_eq(R_INT("HSET", "cache:product:{k4}", "__lock", "x", "__lockexp", "soon"), 2);  /* not a time */
     ck_quick_fill("product:k4", "cache:product:{k4}", "k4");
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{k4}"), 0);
+    ck_assert_int_eq(su_locked(E.rd, "cache:product:{k4}"), 0);
 }
 END_TEST
 
@@ -420,7 +420,8 @@ START_TEST(t_fills_respect_maxmemory)
         ck_assert_int_gt(R_INT("PTTL", rkey), 0);
     }
     ck_assert_msg(stored < OOM_KEYS, "all %lld records stored", stored);
-    ck_assert_int_eq(R_INT("EVAL", "return #redis.call('KEYS', 'cache:lock:*')", "0"), 0);
+    ck_assert_int_eq(R_INT("EVAL", "local n = 0 for _, k in ipairs(redis.call('KEYS', 'cache:page:*')) do "
+                                   "n = n + redis.call('HEXISTS', k, '__lock') end return n", "0"), 0);
     ck_assert_int_gt(su_stat(E.c, "redis_errors"), 0);
     /* Refused up front by the #!lua declaration, not half-way. */
     ck_assert_msg(h_log_contains(E.d.log, "Redis refused the store: OOM"), "no OOM refusal: %s",
@@ -464,7 +465,7 @@ START_TEST(t_waiter_takes_freed_lock)
 
     env_start("lock_ttl_ms = 4000\nupstream_timeout_ms = 2000\n");
     h_upstream_set_body(&E.up, "w1", NEW_BODY);
-    CK_REPLY(R("SET", "cache:lock:product:{w1}", "other", "PX", "20000"), "+OK\r\n");
+    su_set_lock(E.rd, "cache:product:{w1}", "other", 20000);
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:w1", NULL);
     h_msleep(300);
@@ -485,12 +486,12 @@ START_TEST(t_new_holder_is_waited_for)
 
     env_start("lock_ttl_ms = 1000\nupstream_timeout_ms = 800\nlock_poll_ms = 50\n");
     h_upstream_set_body(&E.up, "n1", NEW_BODY);
-    CK_REPLY(R("SET", "cache:lock:product:{n1}", "other-1", "PX", "1000"), "+OK\r\n");
+    su_set_lock(E.rd, "cache:product:{n1}", "other-1", 1000);
     t0 = h_now_ms();
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:n1", NULL);
     h_msleep(500);
-    CK_REPLY(R("SET", "cache:lock:product:{n1}", "other-2", "PX", "1000"), "+OK\r\n");
+    su_set_lock(E.rd, "cache:product:{n1}", "other-2", 1000);
     /* Past the first holder's lock_ttl_ms, inside the second's. */
     while (h_now_ms() < t0 + 1350)
         h_msleep(10);
@@ -513,21 +514,21 @@ START_TEST(t_failed_fills_never_overlap)
 
     env_start("lock_ttl_ms = 2000\nupstream_timeout_ms = 1000\nlock_poll_ms = 50\n");
     h_upstream_set_body(&E.up, "n3", NEW_BODY);
-    CK_REPLY(R("SET", "cache:lock:product:{n3}", "other-0", "PX", "2000"), "+OK\r\n");
+    su_set_lock(E.rd, "cache:product:{n3}", "other-0", 2000);
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:n3", NULL);
     h_msleep(200);
     for (int i = 1; i <= 6; i++) {
         snprintf(tok, sizeof(tok), "other-%d", i);
-        CK_REPLY(R("SET", "cache:lock:product:{n3}", tok, "PX", "2000"), "+OK\r\n");
-        free(R("PUBLISH", "cache:fills", "cache:product:{n3}"));
+        su_set_lock(E.rd, "cache:product:{n3}", tok, 2000);
+        free(R("SPUBLISH", "cache:fills:product:{n3}", "done"));
         h_msleep(100);
         ck_assert_msg(h_upstream_count_id(&E.up, "n3") == 0,
                       "the upstream was read beside fill %d of another daemon", i);
     }
     /* The last holder goes away: the waiter takes the lock and fills. */
-    ck_assert_int_eq(R_INT("DEL", "cache:lock:product:{n3}"), 1);
-    free(R("PUBLISH", "cache:fills", "cache:product:{n3}"));
+    ck_assert_int_eq(R_INT("DEL", "cache:product:{n3}"), 1);
+    free(R("SPUBLISH", "cache:fills:product:{n3}", "done"));
     CK_REPLY(h_read_reply(c1, 5000), NEW_REPLY);
     ck_assert_int_eq(h_upstream_count_id(&E.up, "n3"), 1);
     ck_assert_int_eq(R_INT("EXISTS", "cache:product:{n3}"), 1);
@@ -545,14 +546,14 @@ START_TEST(t_holder_chain_hits_reply_bound)
 
     env_start("lock_ttl_ms = 1000\nupstream_timeout_ms = 800\nlock_poll_ms = 50\n");
     h_upstream_set_body(&E.up, "n2", NEW_BODY);
-    CK_REPLY(R("SET", "cache:lock:product:{n2}", "other-0", "PX", "1000"), "+OK\r\n");
+    su_set_lock(E.rd, "cache:product:{n2}", "other-0", 1000);
     t0 = h_now_ms();
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:n2", NULL);
     for (int i = 1; i <= 8 && !raw; i++) {
         h_msleep(400);
         snprintf(tok, sizeof(tok), "other-%d", i);
-        CK_REPLY(R("SET", "cache:lock:product:{n2}", tok, "PX", "1000"), "+OK\r\n");
+        su_set_lock(E.rd, "cache:product:{n2}", tok, 1000);
         raw = h_read_reply(c1, 1);
     }
     if (!raw)
@@ -571,7 +572,7 @@ START_TEST(t_notice_when_lock_lost)
 
     env_start("");
     sub = h_connect(E.redis.port);
-    raw = h_cmd(sub, "SUBSCRIBE", "cache:fills", NULL);
+    raw = h_cmd(sub, "SSUBSCRIBE", "cache:fills:product:{l1}", NULL);
     ck_assert_ptr_nonnull(raw);
     free(raw);
     h_upstream_set_body(&E.up, "l1", NEW_BODY);
@@ -579,10 +580,10 @@ START_TEST(t_notice_when_lock_lost)
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:l1", NULL);
     su_wait_upstream_id(&E.up, "l1", 1, 3000);
-    ck_assert_int_eq(R_INT("DEL", "cache:lock:product:{l1}"), 1);  /* as if it expired */
+    ck_assert_int_eq(R_INT("HDEL", "cache:product:{l1}", "__lock", "__lockexp"), 2);  /* as if it expired */
     CK_REPLY(h_read_reply(c1, 5000), NEW_REPLY);
     raw = h_read_reply(sub, 3000);
-    ck_assert_msg(raw && strstr(raw, "message") && strstr(raw, "cache:product:{l1}"),
+    ck_assert_msg(raw && strstr(raw, "smessage") && strstr(raw, "cache:fills:product:{l1}") && strstr(raw, "done"),
                   "no fill notice: %s", h_repr(raw));
     free(raw);
     ck_assert_int_eq(R_INT("EXISTS", "cache:product:{l1}"), 0);
@@ -599,9 +600,9 @@ START_TEST(t_shutdown_releases_locks)
     c1 = h_connect(E.d.port);
     h_send_cmdv(c1, "HGETALL", "product:s1", NULL);
     su_wait_upstream_id(&E.up, "s1", 1, 3000);
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{s1}"), 1);
+    ck_assert_int_eq(su_locked(E.rd, "cache:product:{s1}"), 1);
     ck_assert_int_eq(h_daemon_stop(&E.d), 0);
-    ck_assert_msg(R_INT("EXISTS", "cache:lock:product:{s1}") == 0, "lock left: %s", h_log_tail(E.d.log));
+    ck_assert_msg(su_locked(E.rd, "cache:product:{s1}") == 0, "lock left: %s", h_log_tail(E.d.log));
 }
 END_TEST
 
@@ -624,7 +625,7 @@ START_TEST(t_notfound_shared_across_daemons)
     CK_REPLY(h_read_reply(c3, 5000), "$-1\r\n");
     h_msleep(300);
     ck_assert_int_eq(h_upstream_count_id(&E.up, "nf1"), 1);
-    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{nf1}"), 0);
+    ck_assert_int_eq(R_INT("HEXISTS", "cache:product:{nf1}", "__exp"), 0);     /* nothing cached */
     /* A later read is a new question: it asks the upstream again. */
     h_upstream_set_latency(&E.up, 0);
     CK_REPLY(D("HGETALL", "product:nf1"), "*0\r\n");

@@ -202,9 +202,9 @@ START_TEST(t_del_counts_cached_only)
     CK_REPLY(D("DEL", "product:a2", "product:a2"), ":0\r\n");
 
     /* A stuck fill lock goes with DEL even when no record is cached. */
-    CK_REPLY(R("SET", "cache:lock:product:{a9}", "sometoken", "PX", "60000"), "+OK\r\n");
+    su_set_lock(E.rd, "cache:product:{a9}", "sometoken", 60000);
     CK_REPLY(D("DEL", "product:a9"), ":0\r\n");
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{a9}"), 0);
+    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{a9}"), 0);
 
     /* UNLINK is accepted as a synonym. */
     CK_REPLY(D("UNLINK", "user:a2"), ":1\r\n");
@@ -285,10 +285,10 @@ START_TEST(t_del_during_slow_fill)
     cc = h_connect(E.d.port);
     ck_assert_int_eq(h_send_cmdv(ca, "HGETALL", "product:x1", NULL), 0);
     su_wait_upstream_id(&E.up, "x1", 1, 3000);   /* A's fill is at the upstream */
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{x1}"), 1);
+    ck_assert_int_eq(su_locked(E.rd, "cache:product:{x1}"), 1);
 
     CK_REPLY(D("DEL", "product:x1"), ":0\r\n");                 /* nothing stored yet */
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{x1}"), 0);
+    ck_assert_int_eq(su_locked(E.rd, "cache:product:{x1}"), 0);
     h_upstream_set_latency(&E.up, 3000);
     ck_assert_int_eq(h_send_cmdv(cc, "HGETALL", "product:x1", NULL), 0);
     su_wait_upstream_id(&E.up, "x1", 2, 3000);   /* C has a fill of its own */
@@ -361,10 +361,11 @@ START_TEST(t_invalidate_glob)
     /* user: ids that the glob would match, were it not for the namespace. */
     populate("user", "a%05d", 500);
     populate("user", "b%05d", 100);
-    CK_REPLY(R("SET", "cache:lock:product:{a00007}", "t", "PX", "60000"), "+OK\r\n");
-    CK_REPLY(R("SET", "cache:lock:product:{b00007}", "t", "PX", "60000"), "+OK\r\n");
-    CK_REPLY(R("SET", "cache:lock:user:{a00007}", "t", "PX", "60000"), "+OK\r\n");
-    ck_assert_int_eq(R_INT("DBSIZE"), 20000 + 600 + 3);
+    su_set_lock(E.rd, "cache:product:{a00007}", "t", 60000);
+    su_set_lock(E.rd, "cache:product:{b00007}", "t", 60000);
+    su_set_lock(E.rd, "cache:user:{a00007}", "t", 60000);
+    su_set_lock(E.rd, "cache:product:{a99999}", "t", 60000);    /* a fill of an uncached key */
+    ck_assert_int_eq(R_INT("DBSIZE"), 20000 + 600 + 1);
     inv = stat_get("invalidations");
 
     c2 = h_connect(E.d.port);
@@ -387,10 +388,11 @@ START_TEST(t_invalidate_glob)
     ck_assert_int_eq(r_count("cache:product:*"), 17000);
     ck_assert_int_eq(r_count("cache:product:{xa*"), 1000);
     ck_assert_int_eq(r_count("cache:user:*"), 600);
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{a00007}"), 0);
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:product:{b00007}"), 1);
-    ck_assert_int_eq(R_INT("EXISTS", "cache:lock:user:{a00007}"), 1);
-    ck_assert_int_eq(R_INT("DBSIZE"), 17000 + 600 + 2);
+    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{a00007}"), 0);
+    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{a99999}"), 0);   /* its lock went too */
+    ck_assert_int_eq(su_locked(E.rd, "cache:product:{b00007}"), 1);
+    ck_assert_int_eq(su_locked(E.rd, "cache:user:{a00007}"), 1);
+    ck_assert_int_eq(R_INT("DBSIZE"), 17000 + 600);
     ck_assert_int_eq(stat_get("invalidations"), inv + 3000);
     /* Nothing was fetched for all that. */
     ck_assert_int_eq(h_upstream_count(&E.up), 0);
@@ -666,10 +668,11 @@ START_TEST(t_grace_notfound_replaces_stale)
     CK_REPLY(R("HGET", "cache:product:{n1}", "v"), "$-1\r\n"); /* the old record is gone */
     if (_i == 1) {
         long before = h_upstream_count_id(&E.up, "n1");
-        ck_assert_int_eq(R_INT("EXISTS", "cache:product:{n1}"), 0);
+        /* Only the short not-found marker for waiting daemons is left. */
+        ck_assert_int_eq(R_INT("HEXISTS", "cache:product:{n1}", "__exp"), 0);
         CK_REPLY(D("HGETALL", "product:n1"), "*0\r\n");         /* not cached: asked again */
         ck_assert_int_eq(h_upstream_count_id(&E.up, "n1"), before + 1);
-        ck_assert_int_eq(R_INT("EXISTS", "cache:product:{n1}"), 0);
+        ck_assert_int_eq(R_INT("HEXISTS", "cache:product:{n1}", "__exp"), 0);
     }
 }
 END_TEST

@@ -458,8 +458,6 @@ def scan_redis(port, seen, phase_t=None):
                 break
         for raw in names:
             name = raw.decode("latin-1")
-            if name.startswith(PREFIX + "lock:"):
-                continue
             m = RECORD_KEY.match(name)
             if not m or m.group(1) not in NAMESPACES:
                 # Not a record (a fix may add bookkeeping keys): not judged.
@@ -476,6 +474,8 @@ def scan_redis(port, seen, phase_t=None):
             if not val:
                 continue            # expired in between
             fields = {val[i].decode("latin-1"): val[i + 1].decode("latin-1") for i in range(0, len(val) - 1, 2)}
+            if "__exp" not in fields:
+                continue            # a fill's lock alone (it lives in the record's hash)
             if "__nf" in fields:
                 p = "not-found sentinel for a key the upstream has"
             else:
@@ -641,7 +641,7 @@ def fault_kill_lockholder(daemons, redis, upstream, rounds):
                     if d.down:
                         continue
                     ns, rid = r["key"].split(":", 1)
-                    if rc.cmd("EXISTS", "%slock:%s:{%s}" % (PREFIX, ns, rid)) == 1:
+                    if rc.cmd("HEXISTS", "%s%s:{%s}" % (PREFIX, ns, rid), "__lock") == 1:
                         victim, key = d, r["key"]
                         break
                 time.sleep(0.02)
