@@ -647,6 +647,7 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
         return;
     }
     evtimer_del(f->fill->timer);
+    fill_listen(f, false);      /* from now on no notice changes what it does */
     f->fill->state = FS_FETCHING;
     f->fill->store_mode = mode;
     f->ops++;

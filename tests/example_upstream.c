@@ -44,6 +44,7 @@ struct eu_pending {
 	struct evhttp_request *req;
 	struct event *timer;
 	char *id;
+	json_t *snap;			/* -A: the answer as it was on arrival */
 };
 
 /* One connection of the hand-written (-R) listener. */
@@ -67,6 +68,7 @@ struct eu_state {
 	int inflight, max_inflight;	/* data requests not yet answered */
 	unsigned long raw_accepted;	/* connections the -R listener took */
 	int quiet;
+	int at_arrival;			/* -A: answer what the record was on arrival */
 	struct eu_pending *pending;
 	struct evconnlistener *raw_listener;
 	struct eu_raw *raws;
@@ -202,23 +204,35 @@ static void eu_count_arrival(struct eu_state *st, const char *id)
 		st->max_inflight = st->inflight;
 }
 
-static void eu_data_reply(struct eu_state *st, struct evhttp_request *req, const char *id)
+/* What a request for id is answered now: {"status": n} or {"body": s},
+ * a new reference. */
+static json_t *eu_answer_now(struct eu_state *st, const char *id)
 {
 	json_t *v;
 
+	if ((v = json_object_get(st->status, id)) != NULL)
+		return eu_check(json_pack("{sI}", "status", json_integer_value(v)));
+	if ((v = json_object_get(st->records, id)) != NULL)
+		return eu_check(json_pack("{sO}", "body", v));
+	return eu_check(json_pack("{si}", "status", 404));
+}
+
+static void eu_data_reply(struct eu_state *st, struct evhttp_request *req, const char *id, json_t *snap)
+{
+	json_t *a = snap ? snap : eu_answer_now(st, id), *v;
+
 	st->inflight--;
-
-	if ((v = json_object_get(st->status, id)) != NULL) {
-		int code = (int)json_integer_value(v);
-		char msg[32];
-
-		snprintf(msg, sizeof(msg), "status %d", code);
-		eu_error(st, req, code, msg);
-	} else if ((v = json_object_get(st->records, id)) != NULL) {
+	if ((v = json_object_get(a, "body")) != NULL) {
 		eu_reply(st, req, 200, eu_json, json_string_value(v), json_string_length(v));
 	} else {
-		eu_error(st, req, 404, "not found");
+		int code = (int)json_integer_value(json_object_get(a, "status"));
+		char msg[32];
+
+		snprintf(msg, sizeof(msg), code == 404 ? "not found" : "status %d", code);
+		eu_error(st, req, code, msg);
 	}
+	if (!snap)
+		json_decref(a);
 }
 
 static void eu_pending_unlink(struct eu_state *st, struct eu_pending *p)
@@ -234,6 +248,7 @@ static void eu_pending_unlink(struct eu_state *st, struct eu_pending *p)
 static void eu_pending_free(struct eu_pending *p)
 {
 	event_free(p->timer);
+	json_decref(p->snap);
 	free(p->id);
 	free(p);
 }
@@ -245,7 +260,7 @@ static void eu_pending_fire(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	eu_pending_unlink(p->st, p);
-	eu_data_reply(p->st, p->req, p->id);
+	eu_data_reply(p->st, p->req, p->id, p->snap);
 	eu_pending_free(p);
 }
 
@@ -289,7 +304,7 @@ static void eu_data(struct eu_state *st, struct evhttp_request *req, const char 
 	d = json_object_get(st->delays, id);
 	latency = d ? (long)json_integer_value(d) : st->latency_ms;
 	if (latency == 0) {
-		eu_data_reply(st, req, id);
+		eu_data_reply(st, req, id, NULL);
 		free(id);
 		return;
 	}
@@ -297,6 +312,8 @@ static void eu_data(struct eu_state *st, struct evhttp_request *req, const char 
 	p->st = st;
 	p->req = req;
 	p->id = id;
+	if (st->at_arrival)
+		p->snap = eu_answer_now(st, id);
 	p->timer = eu_check(evtimer_new(st->base, eu_pending_fire, p));
 	p->next = st->pending;
 	if (st->pending != NULL)
@@ -843,7 +860,9 @@ static void eu_on_signal(evutil_socket_t sig, short what, void *arg)
 static void eu_usage(FILE *f)
 {
 	fputs("usage: " EU_NAME " [-b ADDR] [-p PORT] [-P PORTFILE] [-l LATENCY_MS]\n"
-	      "       [-f FILE] [-g N] [-s ID=STATUS ...] [-R RAW_PORTFILE] [-q]\n", f);
+	      "       [-f FILE] [-g N] [-s ID=STATUS ...] [-R RAW_PORTFILE] [-q] [-A]\n"
+	      "  -A  answer each request with the record as it was when the request\n"
+	      "      arrived (a database read at arrival), not when the latency ends\n", f);
 }
 
 int main(int argc, char **argv)
@@ -862,7 +881,7 @@ int main(int argc, char **argv)
 	st.delays = eu_check(json_object());
 	st.tricks = eu_check(json_object());
 
-	while ((c = getopt(argc, argv, "b:p:P:l:f:g:s:R:qh")) != -1) {
+	while ((c = getopt(argc, argv, "b:p:P:l:f:g:s:R:qAh")) != -1) {
 		int bad = 0;
 
 		switch (c) {
@@ -875,6 +894,7 @@ int main(int argc, char **argv)
 		case 's': bad = eu_opt_status(&st, optarg); break;
 		case 'R': rawfile = optarg; break;
 		case 'q': st.quiet = 1; break;
+		case 'A': st.at_arrival = 1; break;
 		case 'h': eu_usage(stdout); rc = 0; goto out;
 		default: eu_usage(stderr); rc = 2; goto out;
 		}
