@@ -242,12 +242,15 @@ static void demo_respond(struct demo_action *a, int code, json_t *body)
 {
     if (a->req) {
         struct evbuffer *b = evbuffer_new();
-        char *s = json_dumps(body, JSON_COMPACT);
+        /* NULL when a json_pack failed (out of memory): say so, not crash. */
+        char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        if (!s)
+            code = 500;
         evhttp_connection_set_closecb(evhttp_request_get_connection(a->req), NULL, NULL);
-        evbuffer_add(b, s, strlen(s));
+        evbuffer_add_printf(b, "%s", s ? s : "{\"error\":\"out of memory\"}");
         evhttp_add_header(evhttp_request_get_output_headers(a->req), "Content-Type", "application/json");
         evhttp_add_header(evhttp_request_get_output_headers(a->req), "Cache-Control", "no-store");
-        evhttp_send_reply(a->req, code, code == 200 ? "OK" : "Bad Request", b);
+        evhttp_send_reply(a->req, code, code == 200 ? "OK" : code == 400 ? "Bad Request" : "Internal Server Error", b);
         evbuffer_free(b);
         free(s);
     }
@@ -298,7 +301,7 @@ static void demo_action_finish(struct demo_action *a)
         demo_start_stampede(a, a->readers);
         return;
     }
-    out = json_pack("{s:s,s:s}", "action", a->name, "key", a->key);
+    out = json_pack("{s:s,s:o}", "action", a->name, "key", demo_text(a->key, strlen(a->key)));
     if (strcmp(a->name, "stampede") == 0) {
         int64_t slowest = 0;
         int errors = 0;

@@ -296,6 +296,10 @@ class Admin(unittest.TestCase):
         r = json.loads(http(s.aport, "POST", "/demo/stampede?key=product:p-040&n=50")[2])
         self.assertEqual((r["readers"], r["upstream_reads"], r["errors"]), (50, 1, 0))
         self.assertEqual(http(s.aport, "POST", "/demo/read")[0], 400)        # no key
+        # A key that is not UTF-8 is shown as "(binary)" (it once crashed the daemon).
+        st, _, body = http(s.aport, "POST", "/demo/read?key=product:p-0%FF")
+        self.assertEqual((st, json.loads(body)["key"]), (200, "(binary)"))
+        self.assertIsNone(s.daemon.poll())
 
     def test_demo_stampedes_give_memory_back(self):
         """20 stampedes of 1000 readers on a 50-field record: the daemon's RSS
