@@ -80,6 +80,7 @@ static const struct ckey conf_keys[] = {
     CCH("max_upstream_fetches", CK_MAX_FETCHES, "64", 1, 100000),
     NSK("upstream", T_URL, upstream, NULL),
     NSK("format", T_FORMAT, format, "hash"),
+    NSK("id_slashes", T_BOOL, id_slashes, "no"),
 };
 
 static const char *const sec_names[] = { "server", "redis", "cache", "namespace" };
