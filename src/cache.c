@@ -18,6 +18,7 @@
 #include "resp.h"
 #include "rstore.h"
 #include "stats.h"
+#include "upstream.h"
 
 #include <hiredis/hiredis.h>
 #include <event2/buffer.h>
@@ -187,8 +188,8 @@ void cache_free(void)
     fill_free();
 }
 
-int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                    struct cs_str *id, char *err, size_t errsz)
+int cache_parse_pattern(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
+                        struct cs_str *id, char *err, size_t errsz)
 {
     const char *colon = memchr(key.p, ':', key.len);
     int shown = key.len > 80 ? 80 : (int)key.len;
@@ -231,6 +232,26 @@ int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct c
         for (char *p = err; *p; p++)
             if ((unsigned char)*p < ' ' || *p == 0x7f)
                 *p = '?';
+        return CS_ERR;
+    }
+    return CS_OK;
+}
+
+/* The id's own rule comes last, as it depends on the namespace (id_slashes):
+ * checked before anything is sent, so a refused id reaches neither Redis
+ * nor the upstream, and an entry an older daemon cached under it is never
+ * served. */
+int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
+                    struct cs_str *id, char *err, size_t errsz)
+{
+    const char *why;
+
+    if (cache_parse_pattern(c, key, ns, id, err, errsz) != CS_OK)
+        return CS_ERR;
+    if ((why = upstream_id_check(*ns, id->p, id->len)) != NULL) {
+        /* The id has no whitespace or control bytes: it may be shown. */
+        int shown = key.len > 80 ? 80 : (int)key.len;
+        snprintf(err, errsz, "ERR bad key '%.*s%s': %s", shown, key.p, key.len > 80 ? "..." : "", why);
         return CS_ERR;
     }
     return CS_OK;

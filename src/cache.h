@@ -18,9 +18,15 @@ void cache_init(void);
 void cache_shutdown(void);
 void cache_free(void);
 
-/* NAMESPACE:ID -> namespace and id; on CS_ERR, err holds the reply text. */
+/* NAMESPACE:ID -> namespace and id; on CS_ERR, err holds the reply text.
+ * Also refuses an id that would leave the upstream path (upstream_id_check). */
 int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
                     struct cs_str *id, char *err, size_t errsz) CS_WUR;
+/* The same syntax for INVALIDATE's NAMESPACE:GLOB, without the path rule:
+ * a glob never reaches the upstream, and may match what an older daemon
+ * cached under such an id. */
+int cache_parse_pattern(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
+                        struct cs_str *id, char *err, size_t errsz) CS_WUR;
 /* <prefix><ns>:{<id>}: the record, which also holds its fill's lock. */
 size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id);
 

@@ -80,6 +80,7 @@ static const struct ckey conf_keys[] = {
     CCH("max_upstream_fetches", CK_MAX_FETCHES, "64", 1, 100000),
     NSK("upstream", T_URL, upstream, NULL),
     NSK("format", T_FORMAT, format, "hash"),
+    NSK("id_slashes", T_BOOL, id_slashes, "no"),
 };
 
 static const char *const sec_names[] = { "server", "redis", "cache", "namespace" };
@@ -489,7 +490,13 @@ static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int li
     ns->name = strdup(name);
     ns->namelen = strlen(name);
     ns->line = line;
-    ns->format = NS_HASH;
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        char err[256];
+        /* upstream has no default: it is required. */
+        if (k->sec == S_NS && k->def && config_set(k, ns, k->def, err, sizeof(err)) != CS_OK)
+            abort();            /* a bad default is a bug in the table */
+    }
     c->ns = cs_realloc(c->ns, sizeof(*c->ns) * (size_t)(c->nns + 1));
     c->ns[c->nns++] = ns;
     return ns;

@@ -35,6 +35,7 @@ struct cs_ns {
     char **parts;               /* template split at each {id}: nparts-1 ids */
     int nparts;
     enum ns_format format;
+    long long id_slashes;       /* an id may hold '/': nested path segments */
     struct cs_cache_conf c;
     int keyline[64];            /* duplicate detection, per table row */
 };

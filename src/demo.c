@@ -63,15 +63,24 @@ static int64_t demo_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Reply text as a new JSON string; jansson refuses bytes that are not
+ * UTF-8, which are shown as "(binary)". */
+static json_t *demo_text(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+
+    return j ? j : json_string("(binary)");
+}
+
+/* A new reference: the caller's json_array_append_new or "o" takes it. */
 static json_t *demo_reply_json(const redisReply *r)
 {
     switch (r->type) {
     case REDIS_REPLY_STRING:
     case REDIS_REPLY_STATUS:
-        return json_stringn(r->str, (size_t)r->len) ? json_stringn(r->str, (size_t)r->len)
-                                                    : json_string("(binary)");
+        return demo_text(r->str, (size_t)r->len);
     case REDIS_REPLY_ERROR:
-        return json_pack("{s:s%}", "error", r->str, (size_t)r->len);
+        return json_pack("{s:o}", "error", demo_text(r->str, (size_t)r->len));
     case REDIS_REPLY_INTEGER:
         return json_integer(r->integer);
     case REDIS_REPLY_ARRAY: {
@@ -233,12 +242,15 @@ static void demo_respond(struct demo_action *a, int code, json_t *body)
 {
     if (a->req) {
         struct evbuffer *b = evbuffer_new();
-        char *s = json_dumps(body, JSON_COMPACT);
+        /* NULL when a json_pack failed (out of memory): say so, not crash. */
+        char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        if (!s)
+            code = 500;
         evhttp_connection_set_closecb(evhttp_request_get_connection(a->req), NULL, NULL);
-        evbuffer_add(b, s, strlen(s));
+        evbuffer_add_printf(b, "%s", s ? s : "{\"error\":\"out of memory\"}");
         evhttp_add_header(evhttp_request_get_output_headers(a->req), "Content-Type", "application/json");
         evhttp_add_header(evhttp_request_get_output_headers(a->req), "Cache-Control", "no-store");
-        evhttp_send_reply(a->req, code, code == 200 ? "OK" : "Bad Request", b);
+        evhttp_send_reply(a->req, code, code == 200 ? "OK" : code == 400 ? "Bad Request" : "Internal Server Error", b);
         evbuffer_free(b);
         free(s);
     }
@@ -289,7 +301,7 @@ static void demo_action_finish(struct demo_action *a)
         demo_start_stampede(a, a->readers);
         return;
     }
-    out = json_pack("{s:s,s:s}", "action", a->name, "key", a->key);
+    out = json_pack("{s:s,s:o}", "action", a->name, "key", demo_text(a->key, strlen(a->key)));
     if (strcmp(a->name, "stampede") == 0) {
         int64_t slowest = 0;
         int errors = 0;
@@ -309,7 +321,7 @@ static void demo_action_finish(struct demo_action *a)
         json_object_set_new(out, "slowest_us", json_integer(slowest));
         json_object_set_new(out, "total_us", json_integer((json_int_t)(demo_now_us() - a->started_us)));
     } else {
-        json_object_set(out, "steps", a->clients[0]->replies);
+        json_object_set(out, "steps", a->clients[0]->replies);     /* a second reference: the client keeps its own */
     }
     demo_respond(a, 200, out);
     demo_action_free(a);

@@ -132,7 +132,7 @@ static int rcluster_node(const char *host, int port)
         if (*p == '.' || *p == ':')
             *p = '_';
     snprintf(name, sizeof(name), "redis %s:%d", host, port);
-    n->link = rnode_new(name, host, port, NULL, RN_SCRIPTS, NULL, &rc_node_hooks, n);
+    n->link = rnode_new(name, host, port, NULL, RN_SCRIPTS | RN_ROUTED, NULL, &rc_node_hooks, n);
     rc_node[rc_n] = n;
     return rc_n++;
 }
@@ -393,6 +393,12 @@ static void rcluster_reply_cb(void *priv, const redisReply *r)
     }
     if (!r && !cs_exiting)
         rc_due = true;          /* a lost link or a silent node: look again */
+    /* Given up on (too many, past the deadline, an address we cannot use):
+     * now it is a failure, which the link left to us. */
+    if (rnode_redirection(r)) {
+        stats_c.redis_errors++;
+        log_limited(LOG_INFO, "redis cluster: gave up after %d redirection(s): %s", q->redirects, r->str);
+    }
     q->cb(q->priv, r);
     rcluster_req_free(q);
 }

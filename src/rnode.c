@@ -317,6 +317,13 @@ static void rnode_cmd_free(struct rcmd *c)
         free(c);
 }
 
+bool rnode_redirection(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR &&
+           (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0 ||
+            strncmp(r->str, "TRYAGAIN", 8) == 0 || strncmp(r->str, "CLUSTERDOWN", 11) == 0);
+}
+
 /* c's reply (NULL: the link went), c already off `sent`. */
 static void rnode_reply(struct rnode *l, struct rcmd *c, const redisReply *reply)
 {
@@ -356,7 +363,10 @@ static void rnode_reply(struct rnode *l, struct rcmd *c, const redisReply *reply
         if (len > 0)
             free(load);
     }
-    if ((!reply || reply->type == REDIS_REPLY_ERROR) && c->cb != rnode_probe_cb) {
+    /* A redirection its owner follows is counted there, if it gives up:
+     * a reshard is not hundreds of errors. */
+    if ((!reply || reply->type == REDIS_REPLY_ERROR) && c->cb != rnode_probe_cb &&
+        !((l->flags & RN_ROUTED) && rnode_redirection(reply))) {
         stats_c.redis_errors++;
         if (reply)
             log_limited(LOG_INFO, "%s: error reply: %s", l->name, reply->str);

@@ -14,7 +14,13 @@ enum rnode_flags {
     RN_SCRIPTS = 2,             /* SELECT db and load the scripts at set-up */
     RN_ROLE = 4,                /* set-up checks ROLE: only a primary comes up */
     RN_NOAUTH = 8,              /* no AUTH (a sentinel) */
+    RN_ROUTED = 16,             /* its owner follows redirections (rnode_redirection): not failures here */
 };
+
+/* -MOVED, -ASK, -TRYAGAIN, -CLUSTERDOWN: the command did not run, and a
+ * Redis Cluster says where or when to send it again. Whoever gives up
+ * following one counts the failure. */
+bool rnode_redirection(const struct redisReply *r);
 
 /* What the owner of a link hears. Each may be NULL. */
 struct rnode_hooks {

@@ -32,7 +32,7 @@ static const struct { const char *name, *help; size_t off; } stats_counters[] = 
     STAT(lock_timeouts, "Fills that waited lock_ttl_ms and fetched themselves"),
     STAT(upstream_requests, "HTTP requests sent to upstreams"),
     STAT(upstream_errors, "Upstream fetches that failed (status, timeout, body, connection)"),
-    STAT(redis_errors, "Redis commands that failed or timed out"),
+    STAT(redis_errors, "Redis commands that failed or timed out (a cluster redirection followed is not one)"),
     STAT(invalidations, "Cache entries removed by DEL, UNLINK and INVALIDATE"),
     STAT(field_updates, "Cache entries updated by HSET"),
     STAT(fills_led, "Fills this daemon fetched from the upstream"),

@@ -200,18 +200,90 @@ void upstream_reconfigure(const struct cs_config *c)
         upstream_kick(p);
 }
 
+static int upstream_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The byte "%XX" at p (n bytes left) stands for, or -1 when it is not one. */
+static int upstream_pct(const char *p, size_t n)
+{
+    int hi, lo;
+
+    if (n < 3 || p[0] != '%' || (hi = upstream_hex(p[1])) < 0 || (lo = upstream_hex(p[2])) < 0)
+        return -1;
+    return hi * 16 + lo;
+}
+
+/* '.' or '..' after one round of percent-decoding, up to a ';' (a path
+ * parameter: servlet containers read "..;x" as "..") or a NUL. */
+static bool upstream_dot_segment(const char *s, size_t n)
+{
+    int dots = 0;
+
+    for (size_t i = 0; i < n;) {
+        int ch = upstream_pct(s + i, n - i);
+        size_t step = ch < 0 ? 1 : 3;
+        if (ch < 0)
+            ch = (unsigned char)s[i];
+        if (ch == ';' || ch == '\0')
+            break;
+        if (ch != '.' || ++dots > 2)
+            return false;
+        i += step;
+    }
+    return dots > 0;
+}
+
+/* The id is sent percent-encoded and the upstream decodes it once; a proxy
+ * in front may decode it once more (nginx does, before it resolves
+ * dot-segments), so the id must stay one path segment (or, with
+ * id_slashes, segments) both as it is and after one round of decoding:
+ * docs/protocol.md, Keys, states the rule. */
+const char *upstream_id_check(const struct cs_ns *ns, const char *id, size_t idlen)
+{
+    size_t start = 0;
+
+    for (size_t i = 0; i < idlen; i++) {
+        int ch = upstream_pct(id + i, idlen - i);
+        if (id[i] == '/' && !ns->id_slashes)
+            return "id may not contain '/'";
+        if (id[i] == '\\')
+            return "id may not contain '\\'";
+        if (ch == '/' || ch == '\\')
+            return "id may not contain an encoded '/' or '\\' (%2F, %5C)";
+    }
+    for (size_t i = 0; i <= idlen; i++) {
+        if (i < idlen && !(ns->id_slashes && id[i] == '/'))
+            continue;
+        if (i == start)
+            return "id may not have an empty path segment";
+        if (upstream_dot_segment(id + start, i - start))
+            return ns->id_slashes ? "id may not have a path segment '.' or '..'"
+                                  : "id may not be a path segment '.' or '..'";
+        start = i + 1;
+    }
+    return NULL;
+}
+
+/* RFC 3986 unreserved, and '/' where ids are nested paths. */
+static bool upstream_keep(const struct cs_ns *ns, unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+           ch == '.' || ch == '_' || ch == '~' || (ch == '/' && ns->id_slashes);
+}
+
 char *upstream_target(const struct cs_ns *ns, const char *id, size_t idlen)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t enclen = 0, total = 0;
     char *out, *p;
 
-    for (size_t i = 0; i < idlen; i++) {
-        unsigned char ch = (unsigned char)id[i];
-        bool unreserved = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                          (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
-        enclen += unreserved ? 1 : 3;
-    }
+    for (size_t i = 0; i < idlen; i++)
+        enclen += upstream_keep(ns, (unsigned char)id[i]) ? 1 : 3;
     for (int i = 0; i < ns->nparts; i++)
         total += strlen(ns->parts[i]);
     total += enclen * (size_t)(ns->nparts - 1) + 1;
@@ -224,8 +296,7 @@ char *upstream_target(const struct cs_ns *ns, const char *id, size_t idlen)
             break;
         for (size_t j = 0; j < idlen; j++) {
             unsigned char ch = (unsigned char)id[j];
-            if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            if (upstream_keep(ns, ch)) {
                 *p++ = (char)ch;
             } else {
                 *p++ = '%';

@@ -28,7 +28,11 @@ void upstream_free(void);
 struct stats_sink;
 void upstream_report(struct stats_sink *s);
 void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstream_cb cb, void *arg);
-/* The request target for id: the template's path with id percent-encoded. */
+/* The request target for id: the template's path with id percent-encoded
+ * ('/' kept as it is with id_slashes). */
 char *upstream_target(const struct cs_ns *ns, const char *id, size_t idlen);
+/* NULL when id's fetch stays within the template's path; else why not (a
+ * dot-segment, a '/' or '\', also once percent-decoded). */
+const char *upstream_id_check(const struct cs_ns *ns, const char *id, size_t idlen);
 
 #endif

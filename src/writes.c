@@ -234,7 +234,7 @@ void writes_cmd_invalidate(struct req *r)
     const char *why;
     char err[200];
 
-    if (cache_parse_key(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
+    if (cache_parse_pattern(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
         writes_fail(r, err);
         return;
     }

@@ -5,8 +5,9 @@ A real redis-server, the example upstream and the daemon, on loopback and
 free ports. Checks what an operator sees: counters and histogram counts
 after a known sequence, /metrics accepted by promtool with every SPEC 6
 counter, /healthz following Redis and the drain, the HTTP rules (404, 405
-with Allow, auth with requirepass, unix socket form), and the dashboard in
-headless Chromium running a 50-reader stampede that shows one upstream read.
+with Allow, auth with requirepass, unix socket form), the demo actions giving
+their memory back, and the dashboard in headless Chromium running a
+50-reader stampede that shows one upstream read.
 """
 import base64
 import json
@@ -117,6 +118,26 @@ class Stack:
             print("kept", self.tmp)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def sanitized(path):
+    """Whether the binary is built with AddressSanitizer (configure --enable-sanitizers)."""
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+SANITIZED = sanitized(DAEMON)
 
 
 def has_line(test, text, pattern):
@@ -275,6 +296,32 @@ class Admin(unittest.TestCase):
         r = json.loads(http(s.aport, "POST", "/demo/stampede?key=product:p-040&n=50")[2])
         self.assertEqual((r["readers"], r["upstream_reads"], r["errors"]), (50, 1, 0))
         self.assertEqual(http(s.aport, "POST", "/demo/read")[0], 400)        # no key
+        # A key that is not UTF-8 is shown as "(binary)" (it once crashed the daemon).
+        st, _, body = http(s.aport, "POST", "/demo/read?key=product:p-0%FF")
+        self.assertEqual((st, json.loads(body)["key"]), (200, "(binary)"))
+        self.assertIsNone(s.daemon.poll())
+
+    def test_demo_stampedes_give_memory_back(self):
+        """20 stampedes of 1000 readers on a 50-field record: the daemon's RSS
+        stops growing after the first few (each reader's reply is turned into
+        JSON and freed with the action), and the daemon exits cleanly, so that
+        LeakSanitizer looks at it in the sanitizer build."""
+        s = self.s
+        record = {"field_%02d" % i: "value %d of a wide demo record" % i for i in range(50)}
+        s.upstream_put("/_records/wide", json.dumps(record).encode())
+        rss = []
+        for _ in range(20):
+            st, _, body = http(s.aport, "POST", "/demo/stampede?key=product:wide&n=1000", timeout=120)
+            self.assertEqual(st, 200, body)
+            r = json.loads(body)
+            self.assertEqual((r["readers"], r["errors"]), (1000, 0))
+            rss.append(vm_rss_kb(s.daemon.pid))
+        print("demo stampedes: RSS after runs 1, 5, 10, 20: %d, %d, %d, %d KiB"
+              % (rss[0], rss[4], rss[9], rss[19]), file=sys.stderr)
+        if not SANITIZED:      # ASan's quarantine of freed blocks grows the RSS by itself
+            self.assertLess(rss[19] - rss[4], 4096, "RSS per run (KiB): %s" % rss)
+        s.daemon.send_signal(signal.SIGTERM)
+        self.assertEqual(s.daemon.wait(30), 0)
 
 
 class AdminAuth(unittest.TestCase):

@@ -7,6 +7,9 @@
  *   - the stampede across three daemons: one upstream read;
  *   - resharding under load: every read answered, no upstream read for
  *     keys that moved with their data;
+ *   - a slot moved by hand: ASK and MOVED followed without counting in
+ *     redis_errors, a command retried on TRYAGAIN counted once when it
+ *     gives up;
  *   - a primary SIGKILLed: reads of its slots answered (upstream while it
  *     is down), the cache used again after the failover, other slots never
  *     fail.
@@ -183,17 +186,23 @@ static void cluster_start(struct cl *c)
 
 static int admin_port;         /* of the last daemon started */
 
-static void daemon_up(struct h_daemon *d, struct cl *c, int up_port, const char *cache)
+/* REFRESH_S: how often the daemon re-reads the slot map by itself. */
+static void daemon_up_refresh(struct h_daemon *d, struct cl *c, int up_port, const char *cache, int refresh_s)
 {
     h_daemon_init(d);
     admin_port = h_free_port();
     h_daemon_start(d,
                    "[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nlog_level = info\n"
-                   "[redis]\nmode = cluster\nnodes = 127.0.0.1:%d, 127.0.0.1:%d\ncluster_refresh_s = 5\n"
+                   "[redis]\nmode = cluster\nnodes = 127.0.0.1:%d, 127.0.0.1:%d\ncluster_refresh_s = %d\n"
                    "command_timeout_ms = 1000\n"
                    "[cache]\n%s\n"
                    "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
-                   d->port, admin_port, c->node[1].port, c->node[0].port, cache, up_port);
+                   d->port, admin_port, c->node[1].port, c->node[0].port, refresh_s, cache, up_port);
+}
+
+static void daemon_up(struct h_daemon *d, struct cl *c, int up_port, const char *cache)
+{
+    daemon_up_refresh(d, c, up_port, cache, 5);
 }
 
 /* All three primaries linked in the daemon. */
@@ -475,8 +484,9 @@ START_TEST(test_cluster_reshard_under_load)
             moved_keys += old_owner[i] != owner_of_product(&c, i);
     }
     fprintf(stderr, "test_cluster: reshard: %ld reads, %d bad, %d of 80 keys moved, %lld upstream reads, "
-            "moved %lld ask %lld\n", reads, bad, moved_keys, h_upstream_count(&up) - before,
-            t_stat_int(d.port, "redis_cluster_moved"), t_stat_int(d.port, "redis_cluster_ask"));
+            "moved %lld ask %lld, redis_errors %lld\n", reads, bad, moved_keys, h_upstream_count(&up) - before,
+            t_stat_int(d.port, "redis_cluster_moved"), t_stat_int(d.port, "redis_cluster_ask"),
+            t_stat_int(d.port, "redis_errors"));
     ck_assert_msg(reads >= 50 && bad == 0, "%ld reads, %d not answered; daemon log:\n%s", reads, bad,
                   h_log_tail(d.log));
     ck_assert_msg(moved_keys > 0, "no test key in the slots moved");
@@ -487,6 +497,119 @@ START_TEST(test_cluster_reshard_under_load)
     for (int i = 1; i <= 80; i++)
         t_expect_product(d.port, i);
     ck_assert_int_eq(h_upstream_count(&up), before);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+END_TEST
+
+/* One command on PORT must answer +OK. */
+static void expect_ok(int port, const char *what, ...)
+{
+    const char *argv[16];
+    int argc = 0, fd = h_connect(port);
+    const char *a;
+    char *raw;
+    va_list ap;
+
+    va_start(ap, what);
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 16)
+        argv[argc++] = a;
+    va_end(ap);
+    ck_assert_int_eq(h_send_cmd(fd, argc, argv), 0);
+    raw = h_read_reply(fd, H_DEFAULT);
+    ck_assert_msg(raw && (strcmp(raw, "+OK\r\n") == 0 || strcmp(raw, "+NOKEY\r\n") == 0), "%s on %d: %s", what,
+                  port, h_repr(raw));
+    free(raw);
+    h_close(fd);
+}
+
+/* A redirection that is followed is not a failure: a slot moved by hand
+ * (SETSLOT MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE) under a daemon that
+ * has not re-read the map. A hit of a migrated key follows ASK, a hit after
+ * the move follows MOVED; both answer from the cache and redis_errors stays
+ * 0. A fill in the migrating slot meets TRYAGAIN (its record and lock keys
+ * are missing on both nodes) until command_timeout_ms: retried many times,
+ * it counts as one failure per command that gave up, not one per reply. */
+START_TEST(test_cluster_redirects_are_not_errors)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d;
+    int from, to;
+    unsigned slot = rslot_of("p-001", 5);
+    char from_id[64], to_id[64], to_port[16], sslot[16], other[32], key[48];
+    long long before, errors, retries;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 20);
+    /* The map is re-read only after MOVED (or a lost node), so every
+     * redirection below is the daemon's to follow. */
+    daemon_up_refresh(&d, &c, up.port, "lock_ttl_ms = 5000\nupstream_timeout_ms = 3000", 3600);
+    wait_linked(&d);
+    for (int i = 1; i <= 20; i++)
+        t_expect_product(d.port, i);
+    before = h_upstream_count(&up);
+    from = c.owner[slot];
+    to = -1;
+    for (int i = 0; i < NNODES && to < 0; i++)
+        if (i != from && is_primary(&c, i))
+            to = i;
+    node_id(&c, from, from_id, sizeof(from_id));
+    node_id(&c, to, to_id, sizeof(to_id));
+    snprintf(to_port, sizeof(to_port), "%d", c.node[to].port);
+    snprintf(sslot, sizeof(sslot), "%u", slot);
+    /* Another id of the same slot, not cached: its fill meets the migration. */
+    for (int k = 0;; k++) {
+        snprintf(other, sizeof(other), "q-%d", k);
+        if (rslot_of(other, strlen(other)) == slot)
+            break;
+    }
+    h_upstream_set_body(&up, other, "{\"id\":\"q\"}");
+    ck_assert_int_eq(t_stat_int(d.port, "redis_errors"), 0);
+
+    /* The slot is migrating; p-001's record is on the importing node. */
+    expect_ok(c.node[to].port, "IMPORTING", "CLUSTER", "SETSLOT", sslot, "IMPORTING", from_id, NULL);
+    expect_ok(c.node[from].port, "MIGRATING", "CLUSTER", "SETSLOT", sslot, "MIGRATING", to_id, NULL);
+    expect_ok(c.node[from].port, "MIGRATE", "MIGRATE", "127.0.0.1", to_port, "", "0", "5000", "KEYS",
+              "cache:product:{p-001}", NULL);
+    t_expect_product(d.port, 1);
+    ck_assert_int_ge(t_stat_int(d.port, "redis_cluster_ask"), 1);
+    ck_assert_int_eq(t_stat_int(d.port, "redis_errors"), 0);
+
+    /* A miss in the migrating slot: every script takes the record's key
+     * alone (the lock is a field of it), so neither node answers TRYAGAIN:
+     * ASK to the importing node, which takes the lock and the record. One
+     * upstream read, no retry, no error. */
+    retries = t_stat_int(d.port, "redis_cluster_retries");
+    snprintf(key, sizeof(key), "product:%s", other);
+    {
+        char *raw = t_cmd(d.port, 10000, "HGETALL", key, NULL);
+        ck_assert_msg(raw && strcmp(raw, "*2\r\n$2\r\nid\r\n$1\r\nq\r\n") == 0, "%s: %s", key, h_repr(raw));
+        free(raw);
+    }
+    errors = t_stat_int(d.port, "redis_errors");
+    retries = t_stat_int(d.port, "redis_cluster_retries") - retries;
+    fprintf(stderr, "test_cluster: a fill in a migrating slot: %lld retries, %lld redis_errors\n", retries, errors);
+    ck_assert_msg(retries == 0, "%lld retries", retries);
+    ck_assert_msg(errors == 0, "%lld redis_errors", errors);
+    ck_assert_int_eq(h_upstream_count_id(&up, other), 1);
+    /* Stored where the slot goes (p-001's record and this one), nothing
+     * left on the node it leaves; a DEL there is one key too: ASK. */
+    ck_assert_int_eq(t_int(c.node[to].port, "CLUSTER", "COUNTKEYSINSLOT", sslot, NULL), 2);
+    ck_assert_int_eq(t_int(c.node[from].port, "CLUSTER", "COUNTKEYSINSLOT", sslot, NULL), 0);
+    ck_assert_int_eq(t_int(d.port, "DEL", key, NULL), 1);
+    ck_assert_int_eq(t_int(c.node[to].port, "CLUSTER", "COUNTKEYSINSLOT", sslot, NULL), 1);
+    ck_assert_int_eq(t_stat_int(d.port, "redis_errors"), 0);
+
+    /* The slot moves for good; the daemon's map still names FROM. */
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i))
+            expect_ok(c.node[i].port, "SETSLOT NODE", "CLUSTER", "SETSLOT", sslot, "NODE", to_id, NULL);
+    ck_assert_int_eq(t_stat_int(d.port, "redis_cluster_moved"), 0);
+    t_expect_product(d.port, 1);
+    ck_assert_int_ge(t_stat_int(d.port, "redis_cluster_moved"), 1);
+    ck_assert_int_eq(t_stat_int(d.port, "redis_errors"), errors);
+    ck_assert_int_eq(h_upstream_count_id(&up, "p-001"), 1);
+    ck_assert_int_eq(h_upstream_count(&up) - before, h_upstream_count_id(&up, other));
     ck_assert_int_eq(h_daemon_stop(&d), 0);
 }
 END_TEST
@@ -576,6 +699,7 @@ int main(void)
         { "keyslot", test_cluster_keyslot, 120, 0 },
         { "reads_writes", test_cluster_reads_writes, 120, 0 },
         { "reshard_under_load", test_cluster_reshard_under_load, 120, 0 },
+        { "redirects_are_not_errors", test_cluster_redirects_are_not_errors, 120, 0 },
         { "primary_killed", test_cluster_primary_killed, 120, 0 },
     };
 

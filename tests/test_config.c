@@ -268,6 +268,7 @@ START_TEST(test_example_loads)
     ck_assert_str_eq(product->upstream, ini_value(text, "namespace:product", "upstream"));
     ck_assert_int_eq(product->format, strcmp(ini_value(text, "namespace:product", "format"), "raw") == 0 ? NS_RAW : NS_HASH);
     ck_assert_int_eq(product->c.v[CK_TTL], ini_int(text, "namespace:product", "ttl_s", 10));
+    ck_assert_int_eq(product->id_slashes, strcmp(ini_value(text, "namespace:product", "id_slashes"), "yes") == 0);
     /* not overridden: inherited from [cache] */
     ck_assert_str_eq(ini_value(text, "namespace:product", "negative_ttl_s"), "");
     ck_assert_int_eq(product->c.v[CK_NEG_TTL], c->cache.v[CK_NEG_TTL]);
@@ -276,6 +277,7 @@ START_TEST(test_example_loads)
     page = ns_get(c, "page");
     ck_assert_str_eq(page->upstream, ini_value(text, "namespace:page", "upstream"));
     ck_assert_int_eq(page->format, strcmp(ini_value(text, "namespace:page", "format"), "raw") == 0 ? NS_RAW : NS_HASH);
+    ck_assert_int_eq(page->id_slashes, strcmp(ini_value(text, "namespace:page", "id_slashes"), "yes") == 0);
     if (!*ini_value(text, "namespace:page", "ttl_s"))
         ck_assert_int_eq(page->c.v[CK_TTL], c->cache.v[CK_TTL]);
     config_unref(c);
@@ -350,6 +352,7 @@ START_TEST(test_all_keys_set)
         "[namespace:user.v2]\n"
         "upstream = http://[::1]:9000/u/{id}/x/{id}?full=1\n"
         "format = raw\n"
+        "id_slashes = yes\n"
         "grace_s = 0 ; off here\n");
     struct cs_config *c = load_ok(path);
     const struct cs_ns *ns;
@@ -396,6 +399,7 @@ START_TEST(test_all_keys_set)
     ck_assert_str_eq(ns->parts[1], "/x/");
     ck_assert_str_eq(ns->parts[2], "?full=1");
     ck_assert_int_eq(ns->format, NS_RAW);
+    ck_assert_int_eq(ns->id_slashes, 1);
     ck_assert_int_eq(ns->c.v[CK_GRACE], 0);         /* overridden */
     ck_assert_int_eq(ns->c.v[CK_TTL], 1000);        /* inherited */
     ck_assert_int_eq(ns->c.v[CK_MAX_BODY], 99);
@@ -543,6 +547,8 @@ START_TEST(test_err_bad_enum)
     expect_error(true, 3, "[namespace:p]\nupstream = http://h/{id}\nformat = json\n", "format", "json", "hash",
                  "raw");
     expect_error(true, 2, "[namespace:p]\nformat = json\nupstream = http://h/{id}\n", "format", "json");
+    expect_error(true, 3, "[namespace:p]\nupstream = http://h/{id}\nid_slashes = maybe\n", "id_slashes", "maybe",
+                 "yes or no");
 }
 END_TEST
 

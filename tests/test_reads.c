@@ -404,7 +404,7 @@ END_TEST
  * the record is cached under the raw ID. */
 START_TEST(t_url_unsafe_id)
 {
-    static const char id[] = "a/b?d%\xc3\xa9#&=+x~y_z.1-";
+    static const char id[] = "a:b?d%\xc3\xa9#&=+x~y_z.1-";
     struct env e;
     char key[128], rkey[128];
     struct h_reply *r;
@@ -429,8 +429,119 @@ START_TEST(t_url_unsafe_id)
     expect_fields(r, kv, 1);
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
-    ck_assert_msg(h_log_contains(e.up.log, "/products/a%2Fb%3Fd%25%C3%A9%23%26%3D%2Bx~y_z.1-"),
+    ck_assert_msg(h_log_contains(e.up.log, "/products/a%3Ab%3Fd%25%C3%A9%23%26%3D%2Bx~y_z.1-"),
                   "upstream did not see the percent-encoded id: %s", h_log_tail(e.up.log));
+}
+END_TEST
+
+/* The error a key gets: "-ERR bad key '<key>': <why>". */
+static void expect_bad_key(int fd, const char *cmd, const char *key, const char *why)
+{
+    char want[256];
+
+    snprintf(want, sizeof(want), "-ERR bad key '%s': %s\r\n", key, why);
+    EXPECT_RAW(want, fd, cmd, key);
+}
+
+#define DOT_SEGMENT "id may not be a path segment '.' or '..'"
+#define HAS_SLASH "id may not contain '/'"
+#define HAS_BACKSLASH "id may not contain '\\'"
+#define ENCODED_SEPARATOR "id may not contain an encoded '/' or '\\' (%2F, %5C)"
+
+/* An ID may not take its fetch out of the namespace's upstream path (with
+ * upstream = .../users/{id}, users:.. would fetch .../ and users:../x
+ * .../x through a proxy that decodes %2F): a dot-segment, a '/' or '\',
+ * or one of them after one more round of percent-decoding, is refused
+ * before Redis or the upstream is asked, by every command that takes a
+ * key, also when such an entry is in Redis already. id_slashes = yes
+ * lets '/' through, unencoded, as nested path segments; dot-segments and
+ * empty segments stay refused. INVALIDATE takes a glob that never reaches
+ * the upstream: it can remove an entry an older daemon cached. */
+START_TEST(t_path_ids)
+{
+    static const char *const dots[] = {
+        "product:.", "product:..", "product:%2e", "product:%2E%2e", "product:.%2E", "product:..;x",
+        "product:%2e%2e%3bjsessionid=1", "product:.%00",
+    };
+    static const struct { const char *key, *why; } refused[] = {
+        { "product:../admin/cfg", HAS_SLASH }, { "product:a/b", HAS_SLASH }, { "product:/", HAS_SLASH },
+        { "product:a\\b", HAS_BACKSLASH }, { "product:..\\x", HAS_BACKSLASH },
+        { "product:..%2Fadmin", ENCODED_SEPARATOR }, { "product:a%2fb", ENCODED_SEPARATOR },
+        { "product:a%5Cb", ENCODED_SEPARATOR }, { "product:%5c", ENCODED_SEPARATOR },
+        { "doc:en/../admin", "id may not have a path segment '.' or '..'" },
+        { "doc:./x", "id may not have a path segment '.' or '..'" },
+        { "doc:x/%2e%2E", "id may not have a path segment '.' or '..'" },
+        { "doc:..", "id may not have a path segment '.' or '..'" },
+        { "doc:/etc", "id may not have an empty path segment" },
+        { "doc:en/", "id may not have an empty path segment" },
+        { "doc:a//b", "id may not have an empty path segment" },
+        { "doc:a%2Fb", ENCODED_SEPARATOR }, { "doc:a\\b", HAS_BACKSLASH },
+    };
+    struct env e;
+    char ns[256], *raw;
+    int fd;
+
+    memset(&e, 0, sizeof(e));
+    h_redis_start(&e.redis);
+    h_upstream_start(&e.up, 0, 3);
+    snprintf(ns, sizeof(ns), "[namespace:doc]\nupstream = http://127.0.0.1:%d/docs/{id}\nformat = raw\n"
+             "id_slashes = yes\n", e.up.port);
+    daemon_up(&e.d, e.redis.port, e.up.port, NULL, ns);
+    e.rfd = h_connect(e.redis.port);
+    fd = h_connect(e.d.port);
+    /* What a daemon without this rule cached for users:.. (the backend's
+     * answer for the namespace's parent path). */
+    EXPECT_RAW(":2\r\n", e.rfd, "HSET", "cache:product:{..}", "__exp", "99999999999999", "name", "admin");
+    EXPECT_RAW("+OK\r\n", e.rfd, "CONFIG", "RESETSTAT");
+
+    for (size_t i = 0; i < sizeof(dots) / sizeof(dots[0]); i++)
+        expect_bad_key(fd, "HGETALL", dots[i], DOT_SEGMENT);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        expect_bad_key(fd, strncmp(refused[i].key, "doc:", 4) == 0 ? "GET" : "HGETALL", refused[i].key,
+                       refused[i].why);
+    /* Every command that takes a key. */
+    EXPECT_RAW("-ERR bad key 'product:..': " DOT_SEGMENT "\r\n", fd, "HGET", "product:..", "name");
+    EXPECT_RAW("-ERR bad key 'product:..': " DOT_SEGMENT "\r\n", fd, "HMGET", "product:..", "name", "id");
+    EXPECT_RAW("-ERR bad key 'page:..': " DOT_SEGMENT "\r\n", fd, "GET", "page:..");
+    EXPECT_RAW("-ERR bad key 'page:a/b': " HAS_SLASH "\r\n", fd, "MGET", "page:ok", "page:a/b");
+    EXPECT_RAW("-ERR bad key 'product:..': " DOT_SEGMENT "\r\n", fd, "DEL", "product:p-001", "product:..");
+    EXPECT_RAW("-ERR bad key 'product:..': " DOT_SEGMENT "\r\n", fd, "UNLINK", "product:..");
+    EXPECT_RAW("-ERR bad key 'product:..': " DOT_SEGMENT "\r\n", fd, "HSET", "product:..", "name", "x");
+    EXPECT_RAW("-ERR bad key 'product:..': " DOT_SEGMENT "\r\n", fd, "TTL", "product:..");
+    EXPECT_RAW("-ERR bad key 'product:a/b': " HAS_SLASH "\r\n", fd, "PTTL", "product:a/b");
+
+    /* Neither the upstream nor Redis was asked (only this test's CONFIG). */
+    ck_assert_int_eq(h_upstream_count(&e.up), 0);
+    raw = su_rawq(e.rfd, "INFO", "commandstats", NULL);
+    ck_assert_msg(!strstr(raw, "cmdstat_hgetall") && !strstr(raw, "cmdstat_hmget") && !strstr(raw, "cmdstat_evalsha") &&
+                  !strstr(raw, "cmdstat_pttl") && !strstr(raw, "cmdstat_del") && !strstr(raw, "cmdstat_unlink"),
+                  "Redis was asked: %s", h_repr(raw));
+    free(raw);
+    ck_assert_int_eq(su_stat(fd, "misses") + su_stat(fd, "hits"), 0);
+
+    /* Near misses are ordinary ids, percent-encoded as ever. */
+    EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:...");
+    EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:..a");
+    EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:%252e%252e");
+    EXPECT_RAW("*0\r\n", fd, "HGETALL", "product:%2");
+    ck_assert_msg(h_log_contains(e.up.log, "GET /products/... ") && h_log_contains(e.up.log, "GET /products/..a ") &&
+                  h_log_contains(e.up.log, "GET /products/%25252e%25252e ") &&
+                  h_log_contains(e.up.log, "GET /products/%252 "),
+                  "upstream log: %s", h_log_tail(e.up.log));
+    ck_assert_int_eq(h_upstream_count(&e.up), 4);
+
+    /* id_slashes = yes: nested paths, '/' sent as it is. */
+    h_upstream_set_body(&e.up, "about", "about us");
+    EXPECT_RAW("$8\r\nabout us\r\n", fd, "GET", "doc:en/about");
+    ck_assert_msg(h_log_contains(e.up.log, "GET /docs/en/about "), "upstream log: %s", h_log_tail(e.up.log));
+    ck_assert_int_eq(su_wait_exists(e.rfd, "cache:doc:{en/about}", 1, 2000), 0);
+    EXPECT_RAW("$8\r\nabout us\r\n", fd, "GET", "doc:en/about");
+    ck_assert_int_eq(h_upstream_count(&e.up), 5);
+    EXPECT_RAW(":1\r\n", fd, "DEL", "doc:en/about");
+
+    /* INVALIDATE's glob is not an id: the old entry can be removed. */
+    EXPECT_RAW(":1\r\n", fd, "INVALIDATE", "product:..");
+    ck_assert_int_eq(su_qint(e.rfd, "EXISTS", "cache:product:{..}", NULL), 0);
 }
 END_TEST
 
@@ -1161,6 +1272,7 @@ int main(void)
         { "raw_namespace", t_raw_namespace, 30, 0 },
         { "bad_keys", t_bad_keys, 30, 0 },
         { "url_unsafe_id", t_url_unsafe_id, 30, 0 },
+        { "path_ids", t_path_ids, 30, 0 },
         { "coalesce_200", t_coalesce_200, 30, 0 },
         { "cross_daemon", t_cross_daemon, 30, 0 },
         { "lock_holder_killed", t_lock_holder_killed, 30, 0 },

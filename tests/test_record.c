@@ -608,7 +608,7 @@ END_TEST
 
 /* ---- the upstream URL template (SPEC section 3) ---- */
 
-static char *target(char **parts, int nparts, const char *id, size_t idlen)
+static char *target_ns(char **parts, int nparts, const char *id, size_t idlen, bool slashes)
 {
     struct cs_ns ns;
 
@@ -617,7 +617,13 @@ static char *target(char **parts, int nparts, const char *id, size_t idlen)
     ns.namelen = 1;
     ns.parts = parts;
     ns.nparts = nparts;
+    ns.id_slashes = slashes;
     return upstream_target(&ns, id, idlen);
+}
+
+static char *target(char **parts, int nparts, const char *id, size_t idlen)
+{
+    return target_ns(parts, nparts, id, idlen, false);
 }
 
 #define assert_target(parts, id, want) do { \
@@ -651,6 +657,75 @@ START_TEST(test_target_several_ids)
 
     assert_target(three, "k 1", "/a/k%201/b/k%201?lang=en&x=1");
     assert_target(query, "x&y", "/get?id=x%26y");
+}
+END_TEST
+
+/* With id_slashes '/' is sent as it is (nested path segments); every other
+ * byte is encoded as without. */
+START_TEST(test_target_slashes)
+{
+    char *one[] = { (char *)"/docs/", (char *)"" };
+    char *t = target_ns(one, 2, "en/a b/c%2F", 11, true);
+
+    ck_assert_str_eq(t, "/docs/en/a%20b/c%252F");
+    free(t);
+    t = target_ns(one, 2, "en/about", 8, false);
+    ck_assert_str_eq(t, "/docs/en%2Fabout");
+    free(t);
+}
+END_TEST
+
+static const char *id_check(const char *id, bool slashes)
+{
+    struct cs_ns ns;
+
+    memset(&ns, 0, sizeof(ns));
+    ns.id_slashes = slashes;
+    return upstream_id_check(&ns, id, strlen(id));
+}
+
+#define DOT "id may not be a path segment '.' or '..'"
+#define DOTS "id may not have a path segment '.' or '..'"
+#define EMPTY "id may not have an empty path segment"
+#define SLASH "id may not contain '/'"
+#define BACKSLASH "id may not contain '\\'"
+#define ENCODED "id may not contain an encoded '/' or '\\' (%2F, %5C)"
+
+/* The rule of docs/protocol.md (Keys): no '/' (unless id_slashes) or '\',
+ * not even percent-encoded once; no segment that is '.' or '..' as it is
+ * or after one round of decoding, up to a ';' or a NUL. */
+START_TEST(test_id_check)
+{
+    static const struct {
+        const char *id;
+        bool slashes;
+        const char *why;        /* NULL: accepted */
+    } cases[] = {
+        { "p-001", false, NULL }, { "en/about", true, NULL }, { "a.b", false, NULL }, { "...", false, NULL },
+        { "..a", false, NULL }, { "a..", false, NULL }, { ".a", false, NULL }, { ";", false, NULL },
+        { ";..", false, NULL }, { "%252e%252e", false, NULL }, { "%2", false, NULL }, { "%", false, NULL },
+        { "%2e%", false, NULL }, { "%zz", false, NULL }, { "%2e%2e%2e", false, NULL }, { "a%2e", false, NULL },
+        { "%252F", false, NULL }, { "%5", false, NULL }, { "x/.../y", true, NULL }, { "x/.a/y", true, NULL },
+        { ".", false, DOT }, { "..", false, DOT }, { "%2e", false, DOT }, { "%2E%2e", false, DOT },
+        { ".%2E", false, DOT }, { "%2e.", false, DOT }, { "..;", false, DOT }, { "..;jsessionid=x", false, DOT },
+        { ".%3b", false, DOT }, { "%2e%2e%3Bx", false, DOT }, { "..%00", false, DOT }, { ".%00x", false, DOT },
+        { "..", true, DOTS }, { "a/..", true, DOTS }, { "../a", true, DOTS }, { "a/./b", true, DOTS },
+        { "a/%2e%2e/b", true, DOTS }, { "a/..;x/b", true, DOTS },
+        { "/a", true, EMPTY }, { "a/", true, EMPTY }, { "a//b", true, EMPTY }, { "/", true, EMPTY },
+        { "a/b", false, SLASH }, { "/", false, SLASH }, { "../x", false, SLASH },
+        { "a\\b", false, BACKSLASH }, { "a\\b", true, BACKSLASH }, { "..\\", false, BACKSLASH },
+        { "%2F", false, ENCODED }, { "a%2fb", false, ENCODED }, { "%5C", false, ENCODED }, { "%5c..", false, ENCODED },
+        { "a%2Fb", true, ENCODED }, { "..%2F", false, ENCODED },
+    };
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(cases); i++) {
+        const char *got = id_check(cases[i].id, cases[i].slashes);
+        if (!cases[i].why)
+            ck_assert_msg(got == NULL, "'%s' (id_slashes %d): refused: %s", cases[i].id, cases[i].slashes, got);
+        else
+            ck_assert_msg(got && strcmp(got, cases[i].why) == 0, "'%s' (id_slashes %d): got %s, want %s",
+                          cases[i].id, cases[i].slashes, got ? got : "accepted", cases[i].why);
+    }
 }
 END_TEST
 
@@ -702,6 +777,8 @@ static Suite *record_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_target_encoding);
     tcase_add_test(tc, test_target_several_ids);
+    tcase_add_test(tc, test_target_slashes);
+    tcase_add_test(tc, test_id_check);
     suite_add_tcase(s, tc);
     return s;
 }
