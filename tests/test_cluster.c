@@ -693,6 +693,85 @@ START_TEST(test_cluster_primary_killed)
 }
 END_TEST
 
+/* Notices stay on the key's shard: a daemon waiting on a key listens on
+ * the key's channel at the primary of its slot alone (SSUBSCRIBE there),
+ * a revocation published from del.lua inside the cluster reaches it, and
+ * the other daemon, which waits on nothing, hears nothing. */
+static long long shard_numsub(int port, const char *chan)
+{
+    char *raw = t_cmd(port, H_DEFAULT, "PUBSUB", "SHARDNUMSUB", chan, NULL);
+    struct h_reply *r;
+    long long n = -1;
+
+    ck_assert_ptr_nonnull(raw);
+    r = h_parse_reply(raw);
+    if (r->type == H_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == H_REPLY_INTEGER)
+        n = r->element[1]->integer;
+    h_reply_free(r);
+    free(raw);
+    return n;
+}
+
+START_TEST(test_cluster_notices_on_shard)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon a, b;
+    char chan[64], rkey[64];
+    int owner, rfd, w;
+    long long t0, took;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 20);
+    h_upstream_set_latency(&up, 0);
+    daemon_up(&a, &c, up.port, "lock_ttl_ms = 20000\nupstream_timeout_ms = 5000\nlock_poll_ms = 10000");
+    wait_linked(&a);
+    daemon_up(&b, &c, up.port, "lock_ttl_ms = 20000\nupstream_timeout_ms = 5000\nlock_poll_ms = 10000");
+    wait_linked(&b);
+    owner = owner_of_product(&c, 7);
+    snprintf(rkey, sizeof(rkey), "cache:product:{p-007}");
+    snprintf(chan, sizeof(chan), "cache:fills:product:{p-007}");
+    /* Another daemon's fill holds p-007. */
+    rfd = h_connect(c.node[owner].port);
+    su_set_lock(rfd, rkey, "other", 20000);
+    w = h_connect(a.port);
+    ck_assert_int_eq(h_send_cmdv(w, "HGETALL", "product:p-007", NULL), 0);
+    for (long long dl = h_now_ms() + 5000; shard_numsub(c.node[owner].port, chan) != 1;) {
+        ck_assert_msg(h_now_ms() < dl, "A never listened on %s at its primary", chan);
+        h_msleep(20);
+    }
+    for (int i = 0; i < NNODES; i++)
+        if (i != owner)
+            ck_assert_int_eq(shard_numsub(c.node[i].port, chan), 0);
+    /* B fills keys of its own: A hears nothing of them. */
+    for (int i = 1; i <= 6; i++)
+        t_expect_product(b.port, i);
+    ck_assert_int_eq(t_stat_int(a.port, "notices_received"), 0);
+    /* A DEL through B revokes the fill A waits on: del.lua publishes on
+     * the key's shard, A fills at once. */
+    t0 = h_now_ms();
+    ck_assert_int_eq(t_int(b.port, "DEL", "product:p-007", NULL), 0);
+    {
+        char *raw = h_read_reply(w, 5000);
+        su_expect_product(raw, 7);
+        free(raw);
+    }
+    took = h_now_ms() - t0;
+    ck_assert_msg(took < 2000, "A answered %lld ms after the DEL (lock_poll_ms 10000)", took);
+    ck_assert_int_eq(t_stat_int(a.port, "notices_received"), 1);
+    ck_assert_int_eq(t_stat_int(b.port, "notices_received"), 0);
+    for (long long dl = h_now_ms() + 3000; shard_numsub(c.node[owner].port, chan) != 0;) {
+        ck_assert_msg(h_now_ms() < dl, "A still listens on %s", chan);
+        h_msleep(20);
+    }
+    ck_assert_int_eq(t_int(c.node[owner].port, "HEXISTS", rkey, "__exp", NULL), 1);
+    h_close(w);
+    h_close(rfd);
+    ck_assert_int_eq(h_daemon_stop(&a), 0);
+    ck_assert_int_eq(h_daemon_stop(&b), 0);
+}
+END_TEST
+
 int main(void)
 {
     const struct su_case cases[] = {
@@ -701,6 +780,7 @@ int main(void)
         { "reshard_under_load", test_cluster_reshard_under_load, 120, 0 },
         { "redirects_are_not_errors", test_cluster_redirects_are_not_errors, 120, 0 },
         { "primary_killed", test_cluster_primary_killed, 120, 0 },
+        { "notices_on_shard", test_cluster_notices_on_shard, 120, 0 },
     };
 
     return SU_RUN("cluster", cases, CK_NORMAL);
