@@ -749,7 +749,7 @@ static void config_finish(struct cparse *p)
     }
     if (p->errs->n == 0 && !*c->listen && !*c->unix_socket)
         log_warn("%s: neither listen nor unix_socket is set: no client can connect", p->path);
-    /* Valid (SPEC 2 does not require one) but every key read would fail. */
+    /* Valid (docs/design.md section 3 does not require one) but every key read would fail. */
     if (p->errs->n == 0 && c->nns == 0)
         log_warn("%s: no [namespace:...] section: every key gets 'unknown namespace'", p->path);
 }

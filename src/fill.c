@@ -1,14 +1,19 @@
-/* fill.c - how a flight gets its record (SPEC section 5, steps 3-5):
+/* fill.c - how a flight gets its record (docs/design.md section 6, steps 3-4):
  *
  *   lock ──1──> fetch ──> store+unlock+publish ──> finish
  *     │──2──> re-read (someone just filled it)
  *     │──3──> not found (shared from a fill that stored no sentinel)
- *     └──0──> wait: a fill notice re-reads; every lock_poll_ms the lock
- *             script runs again (a lock that went away quietly, e.g. by
- *             INVALIDATE, is taken at once); at lock_ttl_ms one last lock
+ *     └──0──> wait: listen on the key's channel and re-read once Redis
+ *             confirms it; a notice (done, revoked) re-reads; every
+ *             lock_poll_ms the lock script runs again (a lock that went
+ *             away quietly is taken at once); at lock_ttl_ms one last lock
  *             attempt: taken, we fetch and store under our own token, so a
  *             DEL still wins; held, we fetch for our waiters, storing nothing.
  *
+ * The lock is the record's own __lock field, so a write that removes the
+ * record or revokes the lock (DEL, INVALIDATE, HSET) leaves a fill under
+ * way nothing to store under, and a read that finds __lock changed does
+ * not join it (fill_joinable; docs/design.md section 7).
  * Redis unreachable at any step: fetch from the upstream and store nothing.
  * A flight never depends on the client that started it. Freshness is
  * judged by Redis's clock (TIME in the scripts, and an offset kept here for
@@ -270,7 +275,7 @@ static void fill_arm(struct flight *f)
 /* The lock is held by `holder`. Each holder gets lock_ttl_ms from when we
  * first saw it, so a fill that took over from a failed or expired one is
  * waited for, not fetched alongside; all of it within the reply bound
- * (SPEC 5: lock_ttl_ms + upstream_timeout_ms of waiting). At the deadline:
+ * (docs/design.md section 6: lock_ttl_ms + upstream_timeout_ms of waiting). At the deadline:
  * a holder we waited lock_ttl_ms on is stuck, and we fetch for our waiters
  * storing nothing (lock timeout); a younger one is still fetching, and we
  * answer -TRYAGAIN rather than read the upstream beside it.

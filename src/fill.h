@@ -1,5 +1,5 @@
 /* fill.h - one flight's way to a record: lock, fetch, store, or wait for
- * another daemon's fill (SPEC section 5, steps 3-5). */
+ * another daemon's fill (docs/design.md section 6, steps 3-4). */
 #ifndef CS_FILL_H
 #define CS_FILL_H
 

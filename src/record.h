@@ -18,7 +18,7 @@ struct record {
     char *mem;                  /* owns every byte the views point at */
 };
 
-/* A JSON object flattened as SPEC section 5 says; CS_ERR when the body is
+/* A JSON object flattened as docs/design.md section 6 says; CS_ERR when the body is
  * not one (err says why, for the log). */
 int record_from_json(struct record *rec, const char *body, size_t len, char *err, size_t errsz) CS_WUR;
 void record_from_raw(struct record *rec, const char *body, size_t len);

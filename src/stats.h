@@ -1,4 +1,4 @@
-/* stats.h - the counters and latency histograms of SPEC section 6, and the
+/* stats.h - the counters and latency histograms of docs/design.md section 9, and the
  * sink interface every report (STATS, /stats, /metrics) is written through. */
 #ifndef CS_STATS_H
 #define CS_STATS_H
@@ -9,7 +9,7 @@ struct cs_stats {
     uint64_t hits, misses, stale_hits, negative_hits, coalesced, stampedes_suppressed,
         lock_timeouts, upstream_requests, upstream_errors, redis_errors, invalidations,
         field_updates;
-    /* What an operator needs beyond SPEC's list. */
+    /* What an operator needs beyond the list in docs/design.md. */
     uint64_t fills_led, fills_woken_by_notice, fills_woken_by_poll, lock_acquisitions_lost,
         clients_rejected, protocol_errors, output_limit_disconnects, notices_received, notice_subscribes,
         fills_overtaken;

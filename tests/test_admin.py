@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Integration tests of the admin endpoint (SPEC 6 and 7), run by `make check`.
+"""Integration tests of the admin endpoint (docs/design.md section 9), run by `make check`.
 
 A real redis-server, the example upstream and the daemon, on loopback and
 free ports. Checks what an operator sees: counters and histogram counts
-after a known sequence, /metrics accepted by promtool with every SPEC 6
+after a known sequence, /metrics accepted by promtool with every docs/design.md section 9
 counter, /healthz following Redis and the drain, the HTTP rules (404, 405
 with Allow, auth with requirepass, unix socket form), the demo actions giving
 their memory back, and the dashboard in headless Chromium running a
@@ -29,7 +29,7 @@ from cstest import Conn, daemon_ini, free_port, wait_port  # noqa: E402
 DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
 UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
 REDIS = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis-server"
-SPEC6 = ["hits", "misses", "stale_hits", "negative_hits", "coalesced", "stampedes_suppressed", "lock_timeouts",
+DESIGN_COUNTERS = ["hits", "misses", "stale_hits", "negative_hits", "coalesced", "stampedes_suppressed", "lock_timeouts",
          "upstream_requests", "upstream_errors", "redis_errors", "invalidations", "field_updates"]
 
 
@@ -226,7 +226,7 @@ class Admin(unittest.TestCase):
         self.assertIsNotNone(promtool, "promtool is not installed (Debian package prometheus)")
         p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
-        for name in SPEC6:
+        for name in DESIGN_COUNTERS:
             has_line(self, text, r"(?m)^# TYPE cachasided_%s_total counter$" % name)
         for g in ("clients_connected", "uptime_seconds", "hit_rate_pct"):
             has_line(self, text, r"(?m)^# TYPE cachasided_%s gauge$" % g)

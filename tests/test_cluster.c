@@ -140,7 +140,7 @@ static void cluster_start(struct cl *c)
         snprintf(cfg[i], sizeof(cfg[i]), "%s", h_path(name));
         /* A replica's full sync writes an RDB: never one a later node loads. */
         snprintf(rdb[i], sizeof(rdb[i]), "dump-%d-%d.rdb", (int)getpid(), c->node[i].port);
-        /* Other slots keep serving while one primary is down (SPEC: only
+        /* Other slots keep serving while one primary is down (docs/deployment.md: only
          * its slots degrade); a replica synced at once may fail over. */
         const char *extra[] = { "--cluster-enabled", "yes", "--cluster-config-file", cfg[i],
                                 "--cluster-node-timeout", "1500", "--dbfilename", rdb[i],

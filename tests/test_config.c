@@ -3,7 +3,7 @@
  *
  * What a user sees of the configuration: the shipped example loads and means
  * what it says; every mistake is reported as "FILE:LINE: message" pointing at
- * the line to fix (SPEC section 2, docs/configuration.md "Validation"); every
+ * the line to fix (docs/design.md section 3, docs/configuration.md "Validation"); every
  * key is documented in the example, the man page and the reference. */
 #define _GNU_SOURCE 1     /* nftw */
 #include "core.h"

@@ -1,7 +1,7 @@
 /* test_confsrv.c - integration tests of the daemon at its limits and across
  * a reload: running out of file descriptors (issue: accept spin, log flood,
  * RLIMIT_NOFILE vs max_clients) and keys that only a restart applies
- * (SPEC 2: every [redis] key and the listener addresses keep their running
+ * (docs/design.md section 3: every [redis] key and the listener addresses keep their running
  * values after SIGHUP; the log names each one that changed).  Every test
  * runs a real redis-server, the example upstream and the built daemon. */
 #define _GNU_SOURCE
@@ -326,7 +326,7 @@ START_TEST(test_reload_keeps_restart_only)
                   h_log_tail(d.log));
     ck_assert_msg(h_wait_log_after(d.log, off, "redis: connected", 10000) == 0, "no reconnect: %s",
                   h_log_tail(d.log));
-    /* A read right at the reconnect may still go around Redis (SPEC 5):
+    /* A read right at the reconnect may still go around Redis (docs/design.md section 6):
      * one of three fresh keys must be stored. */
     {
         static const char *const ids[] = { "p-003", "p-004", "p-005" };

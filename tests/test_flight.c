@@ -1,7 +1,7 @@
 /* test_flight.c - unit tests of the single-flight table (src/flight.c) and
  * the outcome its waiters share (src/outcome.c).
  *
- * What the user sees (SPEC section 5): every request coalesced on one fill
+ * What the user sees (docs/design.md section 6): every request coalesced on one fill
  * gets the same outcome, once; a detached flight keeps its own waiters while
  * later requests start a new one; nothing leaks or is freed twice (the
  * sanitizer build runs this too). */

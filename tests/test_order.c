@@ -1,5 +1,5 @@
-/* test_order.c - integration tests of per-connection ordering (SPEC
- * section 4, docs/protocol.md "Ordering"): the commands of one connection
+/* test_order.c - integration tests of per-connection ordering
+ * (docs/design.md section 5, docs/protocol.md "Ordering"): the commands of one connection
  * on one key take effect in the order they were sent, however they are
  * pipelined, while misses of different keys are still fetched in
  * parallel.  Each test runs a real redis-server, the example upstream with

@@ -1,4 +1,4 @@
-/* test_reads.c - integration tests of the read path (SPEC sections 3, 4
+/* test_reads.c - integration tests of the read path (docs/design.md sections 4, 5
  * read commands, 5 and 6): cache-aside reads through a real redis-server and
  * the example upstream, in-process and cross-daemon single-flight, the error
  * replies and what they leave in Redis, and Redis going away under a daemon.
@@ -228,7 +228,7 @@ START_TEST(t_miss_then_hit)
 }
 END_TEST
 
-/* JSON to hash (SPEC 5): strings as they are, numbers and booleans as their
+/* JSON to hash (docs/design.md section 6): strings as they are, numbers and booleans as their
  * JSON text, nested values as compact JSON, null fields left out. */
 START_TEST(t_json_flattening)
 {

@@ -1,5 +1,5 @@
 /* test_record.c - unit tests of records (src/record.c): an upstream JSON
- * object flattened into hash fields as SPEC section 5 says, raw bodies, the
+ * object flattened into hash fields as docs/design.md section 6 says, raw bodies, the
  * not-found record, and records read back from a Redis HGETALL reply.
  *
  * What the user sees: HGETALL/HGET answer exactly these field values, so the
@@ -606,7 +606,7 @@ START_TEST(test_json_to_hash_and_back)
 }
 END_TEST
 
-/* ---- the upstream URL template (SPEC section 3) ---- */
+/* ---- the upstream URL template (docs/design.md section 4) ---- */
 
 static char *target_ns(char **parts, int nparts, const char *id, size_t idlen, bool slashes)
 {

@@ -1,7 +1,7 @@
 /* test_server.c - integration tests of the daemon's foundation: command line,
  * configuration reload, the protocol front end (framing, pipelining, errors,
  * compatibility commands, AUTH), per-client limits, signals and sd_notify
- * (SPEC sections 1, 2, 4 and 8).  Every test runs a real redis-server and the
+ * (docs/design.md sections 2, 3, 5 and 10).  Every test runs a real redis-server and the
  * built daemon on free ports and talks to it over real sockets. */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -542,7 +542,7 @@ START_TEST(t_auth)
 }
 END_TEST
 
-/* SPEC 4 / docs: before AUTH every command but AUTH, HELLO and QUIT gets
+/* docs/design.md section 5, docs/protocol.md: before AUTH every command but AUTH, HELLO and QUIT gets
  * -NOAUTH - PING included, as in Redis. */
 START_TEST(t_auth_ping_needs_auth)
 {

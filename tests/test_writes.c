@@ -1,5 +1,5 @@
 /* test_writes.c - integration tests of the write side and of grace
- * (SPEC sections 4 and 5 step 6): DEL, INVALIDATE, HSET, TTL/PTTL, stale
+ * (docs/design.md sections 5 and 6, step 2): DEL, INVALIDATE, HSET, TTL/PTTL, stale
  * hits with one background refresh, stale-if-error, and the write commands
  * while Redis is down.  Each test runs a real redis-server, the example
  * upstream and the built daemon with two hash namespaces (product, user:

@@ -44,7 +44,7 @@ PREFIX = "cache:"
 # Every upstream read takes this long, so reads of one key can overlap and
 # single-flight is put to the test; phases that need another latency set it.
 BASE_LATENCY_MS = 150
-# SPEC 5: a reply never waits longer than upstream_timeout + lock_ttl +
+# docs/design.md section 6: a reply never waits longer than upstream_timeout + lock_ttl +
 # command_timeout.  The slack covers this loaded 2-core machine and the
 # Python client's own scheduling; the check is about replies that hang, not
 # about speed.
@@ -54,7 +54,7 @@ NO_REPLY_S = BOUND_S + 5.0      # a reply later than this counts as never sent
 # concurrent (the proxy notices a closed connection a scheduling step late).
 OVERLAP_TOLERANCE_S = 0.1
 # After a Redis fault ends, daemons may still be reconnecting (capped
-# backoff) and go straight to the upstream (SPEC 5: allowed, coalesced
+# backoff) and go straight to the upstream (docs/design.md section 6: allowed, coalesced
 # in-process only): cross-daemon overlaps are excused this long after.
 REDIS_RECOVERY_S = 6.0
 
@@ -546,7 +546,7 @@ def analyse_reads():
             if t_send < b["start"] and t_ack > a["start"] - lock_s:
                 return "after a DEL/INVALIDATE of the key"
         # Redis unreachable or restarted empty: one read per daemon is allowed
-        # (SPEC 5), so only reads from different daemons are excused.
+        # (docs/design.md section 6), so only reads from different daemons are excused.
         if a["d"] != b["d"]:
             for t0, t1, ds in windows:
                 if t0 <= b["start"] <= t1 and (ds is None or a["d"] in ds or b["d"] in ds):
