@@ -44,11 +44,17 @@ elseif kt ~= 'none' then
   redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[1], '__lock', ARGV[1], '__lockexp', string.format('%.0f', now + ttl))
--- A lock alone lives lock ttl. A record keeps its own TTL, the end of its
--- grace: a refresh that outlives it finds its lock gone and stores
--- nothing, and the next read fills the key anew.
+-- The lock must outlive its fill, or another daemon would take the key's
+-- lock while this fill still runs: a key that would go sooner (a new one,
+-- a record at the very end of its life) lives lock ttl. A record kept so
+-- remembers when it would have gone (__keep): past that it is no entry
+-- (hset.lua, ttl.lua, del.lua; readers judge by __exp and grace), and
+-- release.lua gives the key its own end back.
 local pt = redis.call('PTTL', KEYS[1])
-if not exp or pt < 0 then
+if pt < ttl then
+  if exp and pt >= 0 and redis.call('HEXISTS', KEYS[1], '__keep') == 0 then
+    redis.call('HSET', KEYS[1], '__keep', string.format('%.0f', now + pt))
+  end
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return {1, now}

@@ -250,8 +250,8 @@ static bool fill_take_reply(struct flight *f, const redisReply *rep)
         return false;
     if (!record_reply_meta(rep, &m) || (!m.nf && m.body != (f->ns->format == NS_RAW)))
         return false;           /* not ours, or the other format's: overwrite it */
-    if (f->ns->c.v[CK_GRACE] > 0 && m.exp <= fill_redis_now_ms())
-        return false;           /* stale: another refresh is still under way */
+    if (m.exp <= fill_redis_now_ms())
+        return false;           /* not fresh: a refresh still under way, or a record its lock keeps */
     record_from_reply(&rec, rep);
     o = outcome_new(rec.nf ? OC_NOTFOUND : OC_RECORD);
     o->rec = rec;

@@ -297,6 +297,52 @@ START_TEST(t_subscriber_lost_mid_wait)
 }
 END_TEST
 
+/* A record at the very end of its life (its key goes in 50 ms): the fill
+ * that takes its lock keeps the key as long as the lock, so a second
+ * daemon finds the lock held and waits, not fetches beside it. The kept
+ * record is no entry meanwhile: TTL says -2, HSET does not update it. */
+START_TEST(t_lock_outlives_expiring_record)
+{
+    char exp[32], *raw;
+    int wa, wb;
+
+    env_start("lock_poll_ms = 50\nlock_ttl_ms = 3000\nupstream_timeout_ms = 2000\n", 600);
+    h_upstream_set_body(&E.up, "k9", NEW_BODY);
+    raw = R("TIME");
+    {
+        struct h_reply *r = h_parse_reply(raw);
+        snprintf(exp, sizeof(exp), "%lld", strtoll(r->element[0]->str, NULL, 10) * 1000 - 10);
+        h_reply_free(r);
+    }
+    free(raw);
+    ck_assert_int_eq(R_INT("HSET", "cache:product:{k9}", "__exp", exp, "price", "old"), 2);
+    ck_assert_int_eq(R_INT("PEXPIRE", "cache:product:{k9}", "150"), 1);
+    wa = h_connect(E.a.port);
+    ck_assert_int_eq(h_send_cmdv(wa, "HGETALL", "product:k9", NULL), 0);
+    su_wait_upstream_id(&E.up, "k9", 1, 3000);
+    h_msleep(200);                                   /* the key's own end has passed */
+    ck_assert_int_eq(su_locked(E.rd, "cache:product:{k9}"), 1);
+    CK_REPLY(B("PTTL", "product:k9"), ":-2\r\n");
+    CK_REPLY(B("HSET", "product:k9", "price", "x"), ":0\r\n");    /* no entry; revokes A's fill */
+    wb = h_connect(E.b.port);
+    ck_assert_int_eq(h_send_cmdv(wb, "HGETALL", "product:k9", NULL), 0);
+    CK_REPLY(h_read_reply(wa, 3000), NEW_REPLY);
+    CK_REPLY(h_read_reply(wb, 3000), NEW_REPLY);
+    ck_assert_int_eq(h_upstream_count_id(&E.up, "k9"), 2);          /* A's, then B's after the HSET */
+    /* Without a write: the second daemon waits for the first one's fill. */
+    ck_assert_int_eq(R_INT("DEL", "cache:product:{k9}"), 1);
+    ck_assert_int_eq(R_INT("HSET", "cache:product:{k9}", "__exp", exp, "price", "old"), 2);
+    ck_assert_int_eq(R_INT("PEXPIRE", "cache:product:{k9}", "150"), 1);
+    ck_assert_int_eq(h_send_cmdv(wa, "HGETALL", "product:k9", NULL), 0);
+    su_wait_upstream_id(&E.up, "k9", 3, 3000);
+    h_msleep(200);
+    ck_assert_int_eq(h_send_cmdv(wb, "HGETALL", "product:k9", NULL), 0);
+    CK_REPLY(h_read_reply(wa, 3000), NEW_REPLY);
+    CK_REPLY(h_read_reply(wb, 3000), NEW_REPLY);
+    ck_assert_int_eq(h_upstream_count_id(&E.up, "k9"), 3);
+}
+END_TEST
+
 int main(void)
 {
     const struct su_case cases[] = {
@@ -306,6 +352,7 @@ int main(void)
         { "revocation_wakes_waiter", t_revocation_wakes_waiter, 30, 0 },
         { "notices_reach_only_waiters", t_notices_reach_only_waiters, 30, 0 },
         { "subscriber_lost_mid_wait", t_subscriber_lost_mid_wait, 30, 0 },
+        { "lock_outlives_expiring_record", t_lock_outlives_expiring_record, 30, 0 },
     };
 
     return SU_RUN("revoke", cases, CK_NORMAL);

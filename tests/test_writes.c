@@ -615,7 +615,9 @@ START_TEST(t_grace_stale_if_error)
     deadline = h_now_ms() + 8000;
     for (;;) {
         ck_assert_msg(h_now_ms() < deadline, "key never expired (%d stale reads)", stale);
-        pttl = R_INT("PTTL", "cache:product:{e1}");
+        /* The daemon's PTTL: the entry's own end, also while a refresh's
+         * lock keeps the key a little longer. */
+        pttl = D_INT("PTTL", "product:e1");
         if (pttl > 300) {
             /* Well within grace: the stale record, not an error. */
             CK_REPLY(D("HGETALL", "product:e1"), OLD_REPLY);
@@ -631,7 +633,7 @@ START_TEST(t_grace_stale_if_error)
     ck_assert_int_ge(stale, 3);
     /* The stale reads did try to refresh (each failed refresh stores nothing). */
     ck_assert_int_ge(h_upstream_count_id(&E.up, "e1"), 3);
-    ck_assert_int_eq(R_INT("EXISTS", "cache:product:{e1}"), 0);
+    ck_assert_int_eq(su_wait_exists(E.rd, "cache:product:{e1}", 0, 2000), 0);
     CK_REPLY(D("HGETALL", "product:e1"), "-UPSTREAM status 503\r\n");
 }
 END_TEST

@@ -65,6 +65,8 @@ INVARIANTS = [
     ("upstream-single-read", "no two concurrent upstream reads of a key within lock_ttl_ms"),
     ("upstream-max-fetches", "at most max_upstream_fetches concurrent reads per namespace per daemon"),
     ("redis-records", "every record in Redis is one the upstream served for that key, never one invalidated before it was stored"),
+    ("answer-after-invalidation", "no read sent after a DEL or INVALIDATE of its key was acknowledged, through any "
+     "daemon, is answered with data the upstream served before that invalidation was sent"),
 ]
 
 
@@ -225,9 +227,13 @@ def check_record(key, fields, where, t_obs=None):
         return "holds version %s, which the upstream never served for it" % ver
     if t_obs is not None:
         st = B.stale_against(key, ver, t_obs)
-        if st is not None:
+        if st is not None and where == "redis":
             return ("stale write-back: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
                     "acknowledged t=%.2fs) and still stored at t=%.2fs"
+                    % (ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
+        if st is not None:
+            return ("stale answer: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
+                    "acknowledged t=%.2fs), answered to a read sent at t=%.2fs"
                     % (ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
     return None
 
@@ -315,8 +321,12 @@ def check_value(key, val, t_send):
             S.violation("own-record", "%s: GET answered %r" % (key, val))
             return
         fields = val.decode("latin-1")
-    p = check_record(key, fields, "reply")
-    if p:
+    # Sent after an acknowledged invalidation of the key: the answer must
+    # come from an upstream read that began after the invalidation was sent.
+    p = check_record(key, fields, "reply", t_send)
+    if p and p.startswith("stale answer"):
+        S.violation("answer-after-invalidation", "%s: %s" % (key, p))
+    elif p:
         S.violation("own-record", "%s: reply %s" % (key, p))
     else:
         S.replies["record"] += 1
