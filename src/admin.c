@@ -1,9 +1,11 @@
 /* admin.c - the HTTP admin endpoint, on libevent's evhttp in the daemon's
  * own loop. Every answer is built from figures already in memory, so a
  * scrape costs one pass over the counters and never waits on Redis: it
- * cannot delay the client path by more than that pass. */
+ * cannot delay the client path by more than that pass. How many connections
+ * it holds, and accepting when out of descriptors: adminconn.c. */
 #include "core.h"
 #include "admin.h"
+#include "adminconn.h"
 #include "config.h"
 #include "demo.h"
 #include "log.h"
@@ -256,6 +258,7 @@ static int admin_listen_unix(const char *path)
 int admin_start(void)
 {
     const char *addr = cs_conf->admin_listen;
+    struct evhttp_bound_socket *bound;
 
     if (!addr[0])
         return CS_OK;
@@ -268,27 +271,32 @@ int admin_start(void)
                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     if (addr[0] == '/') {
         int fd = admin_listen_unix(addr);
-        if (fd < 0 || !evhttp_accept_socket_with_handle(admin_http, fd)) {
+        bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(admin_http, fd);
+        if (!bound) {
             if (fd >= 0)
                 close(fd);
             return CS_ERR;
         }
-        admin_unix_path = strdup(addr);
+        admin_unix_path = cs_strndup(addr, strlen(addr));
     } else {
         char host[256];
         int port;
-        if (config_parse_addr(addr, host, sizeof(host), &port) != CS_OK ||
-            !evhttp_bind_socket_with_handle(admin_http, host, (ev_uint16_t)port)) {
+        bound = config_parse_addr(addr, host, sizeof(host), &port) != CS_OK ? NULL
+                : evhttp_bind_socket_with_handle(admin_http, host, (ev_uint16_t)port);
+        if (!bound) {
             log_error("admin_listen %s: cannot listen: %s", addr, strerror(errno));
             return CS_ERR;
         }
     }
+    if (adminconn_attach(admin_http, bound) != CS_OK)
+        return CS_ERR;
     log_info("admin endpoint on %s%s", addr, cs_conf->admin_demo ? " (dashboard demo actions on)" : "");
     return CS_OK;
 }
 
 void admin_free(void)
 {
+    adminconn_free();
     if (admin_http)
         evhttp_free(admin_http);
     admin_http = NULL;

@@ -6,13 +6,16 @@ free ports. Checks what an operator sees: counters and histogram counts
 after a known sequence, /metrics accepted by promtool with every docs/design.md section 9
 counter, /healthz following Redis and the drain, the HTTP rules (404, 405
 with Allow, auth with requirepass, unix socket form), the demo actions giving
-their memory back, and the dashboard in headless Chromium running a
+their memory back, the admin port's limits (a connection cap, a pause when
+out of descriptors), and the dashboard in headless Chromium running a
 50-reader stampede that shows one upstream read.
 """
 import base64
 import json
 import os
 import re
+import resource
+import select
 import shutil
 import signal
 import socket
@@ -62,9 +65,11 @@ def http(port, method, path, headers=None, unix=None, timeout=5.0):
 
 
 class Stack:
-    """redis-server + example upstream + one daemon; restartable parts."""
+    """redis-server + example upstream + one daemon; restartable parts.
+    NOFILE: the daemon's open files limit, soft and hard (it raises a soft
+    one by itself)."""
 
-    def __init__(self, server=None, latency=100):
+    def __init__(self, server=None, latency=100, nofile=None):
         self.tmp = tempfile.mkdtemp(prefix="cachasided-admin-")
         self.rport, self.uport, self.port, self.aport = free_port(), free_port(), free_port(), free_port()
         self.procs = []
@@ -79,7 +84,8 @@ class Stack:
                         **(server or {})),
             cache={"ttl_s": 60, "negative_ttl_s": 30, "lock_ttl_ms": 3000, "upstream_timeout_ms": 2000})
         self.log = os.path.join(self.tmp, "daemon.log")
-        self.daemon = subprocess.Popen([DAEMON, "-c", self.conf], stderr=open(self.log, "w"))
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        self.daemon = subprocess.Popen([DAEMON, "-c", self.conf], stderr=open(self.log, "w"), preexec_fn=limit)
         self.procs.append(self.daemon)
         wait_port(self.port, self.daemon, "cachasided")
         wait_port(self.aport, self.daemon, "admin endpoint")
@@ -138,6 +144,18 @@ def sanitized(path):
 
 
 SANITIZED = sanitized(DAEMON)
+
+
+def cpu_ticks(pid):
+    """User + system CPU time of PID, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])          # utime, stime
+
+
+def read_log(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def has_line(test, text, pattern):
@@ -322,6 +340,105 @@ class Admin(unittest.TestCase):
             self.assertLess(rss[19] - rss[4], 4096, "RSS per run (KiB): %s" % rss)
         s.daemon.send_signal(signal.SIGTERM)
         self.assertEqual(s.daemon.wait(30), 0)
+
+
+class AdminLimits(unittest.TestCase):
+    """The admin port cannot take what the client port needs: a cap on its
+    connections, and a pause (not a busy loop) when out of descriptors."""
+
+    CAP = 64        # CS_ADMIN_MAX_CONNS, docs/admin.md
+
+    def test_out_of_descriptors_the_admin_port_pauses(self):
+        # Before: evhttp's listener failed accept() in a loop, 100% CPU and
+        # some 20 MB of "Too many open files" a second.
+        s = Stack(nofile=40)
+        held = []
+        try:
+            for _ in range(80):
+                held.append(socket.create_connection(("127.0.0.1", s.aport), 5))
+            end = time.time() + 5
+            while time.time() < end and b"Too many open files" not in read_log(s.log):
+                time.sleep(0.05)
+            self.assertIn(b"Too many open files", read_log(s.log), "the daemon never ran out")
+            lines0, cpu0, t0 = read_log(s.log).count(b"\n"), cpu_ticks(s.daemon.pid), time.time()
+            time.sleep(2)
+            ticks, lines = cpu_ticks(s.daemon.pid) - cpu0, read_log(s.log).count(b"\n") - lines0
+            secs = time.time() - t0
+            # Generous: the machine is shared. A paused daemon uses next to nothing.
+            self.assertLess(ticks, os.sysconf("SC_CLK_TCK") * secs / 4,
+                            "%d ticks of CPU in %.1f s out of descriptors" % (ticks, secs))
+            self.assertLess(lines, 10, "%d log lines in %.1f s out of descriptors" % (lines, secs))
+            self.assertIn(b"admin: accept: Too many open files: not accepting", read_log(s.log))
+            for c in held:
+                c.close()
+            held = []
+            # Both ports answer again.
+            end = time.time() + 5
+            while time.time() < end:
+                try:
+                    if http(s.aport, "GET", "/healthz", timeout=1)[0] == 200:
+                        break
+                except (OSError, IndexError):
+                    pass
+                time.sleep(0.1)
+            self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)
+            c = Conn(s.port)
+            self.assertEqual(c.cmd("PING"), "+PONG")
+            c.close()
+        finally:
+            for c in held:
+                c.close()
+            s.close()
+
+    def test_connections_beyond_the_cap_are_refused(self):
+        s = Stack()
+        held = []
+        try:
+            for _ in range(self.CAP):
+                held.append(socket.create_connection(("127.0.0.1", s.aport), 5))
+            time.sleep(0.3)
+            # One more: a 503 at once, and closed.
+            extra = socket.create_connection(("127.0.0.1", s.aport), 5)
+            extra.settimeout(2)
+            t0, data = time.time(), b""
+            try:
+                while True:
+                    d = extra.recv(4096)
+                    if not d:
+                        break
+                    data += d
+            except socket.timeout:
+                pass
+            extra.close()
+            self.assertTrue(data.startswith(b"HTTP/1.1 503 "), "connection %d: %r" % (self.CAP + 1, data[:200]))
+            self.assertIn(b"too many admin connections", data)
+            self.assertLess(time.time() - t0, 1.5)
+            # The ones it has are all open and served.
+            self.assertEqual(select.select(held, [], [], 0.3)[0], [], "a held admin connection was closed")
+            held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertTrue(held[0].recv(4096).startswith(b"HTTP/1.1 200 "))
+            # The client port is not affected.
+            c = Conn(s.port)
+            self.assertEqual(c.cmd("PING"), "+PONG")
+            self.assertIsInstance(c.cmd("HGETALL", "product:p-001"), list)
+            c.close()
+            self.assertIn(b"admin: connection refused: 64 admin connections open", read_log(s.log))
+            # Room again once they close.
+            for h in held:
+                h.close()
+            held = []
+            end = time.time() + 5
+            while time.time() < end and http(s.aport, "GET", "/healthz")[0] != 200:
+                time.sleep(0.05)
+            self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)
+            again = [socket.create_connection(("127.0.0.1", s.aport), 5) for _ in range(self.CAP - 1)]
+            self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)      # the 64th
+            for h in again:
+                h.close()
+        finally:
+            for h in held:
+                h.close()
+            s.close()
 
 
 class AdminAuth(unittest.TestCase):
