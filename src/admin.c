@@ -140,14 +140,25 @@ static const struct admin_route admin_routes[] = {
     { "/demo/stampede", EVHTTP_REQ_POST, "POST", AA_DEMO, admin_demo, "stampede" },
 };
 
+/* GIVEN (GLEN bytes) is requirepass: compared without an early exit. */
+static bool admin_pass_equal(const char *given, size_t glen)
+{
+    const char *pass = cs_conf->requirepass;
+    size_t plen = strlen(pass);
+    unsigned char diff = glen != plen;
+
+    for (size_t i = 0; i < glen; i++)
+        diff |= (unsigned char)(given[i] ^ pass[plen ? i % plen : 0]);
+    return diff == 0;
+}
+
 /* With requirepass set: HTTP Basic (any user name) or a bearer token,
- * either carrying the password. Compared without an early exit. */
+ * either carrying the password. */
 static bool admin_authorized(struct evhttp_request *req)
 {
     const char *pass = cs_conf->requirepass, *h, *given = NULL;
     char decoded[600];
-    size_t glen = 0, plen = strlen(pass);
-    unsigned char diff;
+    size_t glen = 0;
 
     if (!pass[0])
         return true;
@@ -185,10 +196,41 @@ static bool admin_authorized(struct evhttp_request *req)
     } else {
         return false;
     }
-    diff = glen != plen;
-    for (size_t i = 0; i < glen; i++)
-        diff |= (unsigned char)(given[i] ^ pass[plen ? i % plen : 0]);
-    return diff == 0;
+    return admin_pass_equal(given, glen);
+}
+
+/* Whether a state-changing request may go ahead: not when another site's
+ * page sent it (CSRF: any page the operator opens can post to a loopback
+ * port). Browsers say where a request comes from, in headers a page cannot
+ * set: Sec-Fetch-Site, or in older ones only Origin, which must then be this
+ * endpoint's own (http:// or, behind a TLS proxy, https://, and the Host
+ * header). A request with neither is not from a browser (curl, a script)
+ * and may post; so may one with the password as a bearer token, which no
+ * browser adds by itself. Basic credentials do not count: a browser that
+ * has them sends them on a cross-site post too. */
+static bool admin_same_origin(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+    const char *origin = evhttp_find_header(in, "Origin");
+    const char *host = evhttp_find_header(in, "Host");
+    const char *auth = evhttp_find_header(in, "Authorization");
+    size_t scheme;
+
+    if (cs_conf->requirepass[0] && auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
+        admin_pass_equal(auth + 7, strlen(auth + 7)))
+        return true;
+    if (site)
+        return strcasecmp(site, "same-origin") == 0 || strcasecmp(site, "none") == 0;
+    if (!origin)
+        return true;
+    if (strncasecmp(origin, "http://", 7) == 0)
+        scheme = 7;
+    else if (strncasecmp(origin, "https://", 8) == 0)
+        scheme = 8;
+    else
+        return false;           /* "null": a sandboxed frame, a file, a redirect */
+    return host && strcasecmp(origin + scheme, host) == 0;
 }
 
 static void admin_cb(struct evhttp_request *req, void *arg)
@@ -217,6 +259,14 @@ static void admin_cb(struct evhttp_request *req, void *arg)
     if (m != hit->method && !(m == EVHTTP_REQ_HEAD && hit->method == EVHTTP_REQ_GET)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", hit->allow);
         admin_text(req, 405, "Method Not Allowed", "method not allowed");
+        return;
+    }
+    if (hit->method == EVHTTP_REQ_POST && !admin_same_origin(req)) {
+        const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+        log_limited(LOG_WARNING, "admin: refused a cross-origin POST %s (Origin %.100s)", hit->path,
+                    origin ? origin : "not sent");
+        admin_text(req, 403, "Forbidden",
+                   "cross-origin request refused: a POST must come from the dashboard's own page (docs/admin.md)");
         return;
     }
     if (hit->access != AA_OPEN && !admin_authorized(req)) {

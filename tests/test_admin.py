@@ -341,6 +341,36 @@ class Admin(unittest.TestCase):
         s.daemon.send_signal(signal.SIGTERM)
         self.assertEqual(s.daemon.wait(30), 0)
 
+    def test_cross_origin_posts_are_refused(self):
+        # Before: any page the operator opened could reset the counters or
+        # drive the demo (a cross-site POST was answered 200).
+        s = self.s
+        c = Conn(s.port)
+        self.assertIsInstance(c.cmd("HGETALL", "product:p-001"), list)      # a miss: cached now
+        cross = [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Origin": "http://t.evil.example"},
+                 {"Origin": "http://t:1"}, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                 {"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"},
+                 {"Origin": "http://evil.example", "Authorization": "Bearer x"}]     # no requirepass to match
+        for h in cross:
+            for path in ("/stats/reset", "/demo/invalidate?key=product:p-001", "/demo/read?key=product:p-002"):
+                st, _, body = http(s.aport, "POST", path, headers=h)
+                self.assertEqual(st, 403, "%s with %s: %d %r" % (path, h, st, body))
+        st = s.stats()
+        self.assertEqual((st["misses"], st["upstream_requests"]), (1, 1))     # not reset; no demo read
+        self.assertGreater(c.cmd("PTTL", "product:p-001"), 0)               # not invalidated
+        self.assertIn(b"admin: refused a cross-origin POST /stats/reset (Origin http://evil.example)",
+                      read_log(s.log))
+        # The page's own origin (its Host, "t" here) may post, and so may
+        # what is not a browser (neither header).
+        for h in ({"Origin": "http://t"}, {"Origin": "HTTP://T"}, {"Origin": "https://t"},
+                  {"Sec-Fetch-Site": "same-origin", "Origin": "http://t"}, {"Sec-Fetch-Site": "none"}, {}):
+            self.assertEqual(http(s.aport, "POST", "/stats/reset", headers=h)[0], 200, h)
+        self.assertEqual(s.stats()["misses"], 0)
+        st, _, _ = http(s.aport, "POST", "/demo/invalidate?key=product:p-001", headers={"Origin": "http://t"})
+        self.assertEqual(st, 200)
+        self.assertEqual(c.cmd("PTTL", "product:p-001"), -2)
+        c.close()
+
 
 class AdminLimits(unittest.TestCase):
     """The admin port cannot take what the client port needs: a cap on its
@@ -468,6 +498,17 @@ class AdminAuth(unittest.TestCase):
         st, _, body = http(a, "POST", "/demo/read?key=product:p-001", headers={"Authorization": good})
         self.assertEqual(st, 200)
         self.assertIn("p-001", json.loads(body)["steps"][1]["reply"])
+
+    def test_a_bearer_token_may_post_from_anywhere_basic_may_not(self):
+        a = self.s.aport
+        evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+        basic = "Basic " + base64.b64encode(b"anyone:s3cret").decode()
+        self.assertEqual(http(a, "POST", "/stats/reset", headers=dict(evil, Authorization="Bearer s3cret"))[0], 200)
+        self.assertEqual(http(a, "POST", "/stats/reset", headers=dict(evil, Authorization="Bearer wrong"))[0], 403)
+        # A browser that has Basic credentials sends them on a cross-site post too.
+        self.assertEqual(http(a, "POST", "/stats/reset", headers=dict(evil, Authorization=basic))[0], 403)
+        self.assertEqual(http(a, "POST", "/stats/reset", headers={"Authorization": basic, "Origin": "http://t"})[0], 200)
+        self.assertEqual(http(a, "POST", "/stats/reset", headers={"Authorization": basic})[0], 200)
 
 
 class AdminUnixAndOff(unittest.TestCase):
