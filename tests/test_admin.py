@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -602,18 +603,22 @@ class Operations(unittest.TestCase):
 
 
 class Dashboard(unittest.TestCase):
-    """The page in a real browser: a 50-reader stampede shows one upstream read."""
+    """The page in a real browser: a 50-reader stampede shows one upstream
+    read, and what a link puts in the page is shown, never run."""
 
-    def test_stampede_in_chromium(self):
+    def browser(self, s):
+        """Headless Chromium's command line, its profile in S's directory."""
         browser = shutil.which("chromium") or shutil.which("chromium-browser")
         self.assertIsNotNone(browser, "chromium is not installed (Debian package chromium): "
                                       "the dashboard test needs a real browser")
+        return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--user-data-dir=" + os.path.join(s.tmp, "profile"), "--virtual-time-budget=8000"]
+
+    def test_stampede_in_chromium(self):
         s = Stack()
         try:
             url = "http://127.0.0.1:%d/?run=stampede&n=50&key=product:p-060" % s.aport
-            prof = os.path.join(s.tmp, "profile")
-            args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--user-data-dir=" + prof, "--virtual-time-budget=8000"]
+            args = self.browser(s)
             p = subprocess.run(args + ["--dump-dom", url], capture_output=True, timeout=90)
             dom = p.stdout.decode(errors="replace")
             self.assertIn('id="stampede-result"', dom, "chromium did not render the page: " + p.stderr.decode()[-800:])
@@ -628,6 +633,24 @@ class Dashboard(unittest.TestCase):
                                        "http://127.0.0.1:%d/?run=stampede&n=50&key=product:p-061" % s.aport],
                                capture_output=True, timeout=90)
             self.assertTrue(os.path.getsize(shot) > 10000, "no screenshot: " + p.stderr.decode()[-500:])
+        finally:
+            s.close()
+
+    def test_a_link_cannot_put_markup_in_the_page(self):
+        # Before: the read's error, which names the key, went into the page
+        # as HTML, and this link ran its script in the operator's browser.
+        s = Stack()
+        try:
+            key = "<img src=x onerror=\"document.title='pwned'\">:1"
+            url = "http://127.0.0.1:%d/?run=read&key=%s" % (s.aport, urllib.parse.quote(key, safe=""))
+            p = subprocess.run(self.browser(s) + ["--dump-dom", url], capture_output=True, timeout=90)
+            dom = p.stdout.decode(errors="replace")
+            m = re.search(r'id="read-result"[^>]*>(.*?)</div>', dom, re.S)
+            self.assertIsNotNone(m, "chromium did not render the page: " + p.stderr.decode()[-800:])
+            self.assertIn("unknown namespace", m.group(1), "the read did not run")
+            self.assertIn("&lt;img src=x onerror=", m.group(1))         # shown, as text
+            self.assertNotIn("<img", dom)
+            self.assertIn("<title>cachasided</title>", dom)
         finally:
             s.close()
 
