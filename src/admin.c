@@ -1,9 +1,11 @@
 /* admin.c - the HTTP admin endpoint, on libevent's evhttp in the daemon's
  * own loop. Every answer is built from figures already in memory, so a
  * scrape costs one pass over the counters and never waits on Redis: it
- * cannot delay the client path by more than that pass. */
+ * cannot delay the client path by more than that pass. How many connections
+ * it holds, and accepting when out of descriptors: adminconn.c. */
 #include "core.h"
 #include "admin.h"
+#include "adminconn.h"
 #include "config.h"
 #include "demo.h"
 #include "log.h"
@@ -138,14 +140,25 @@ static const struct admin_route admin_routes[] = {
     { "/demo/stampede", EVHTTP_REQ_POST, "POST", AA_DEMO, admin_demo, "stampede" },
 };
 
+/* GIVEN (GLEN bytes) is requirepass: compared without an early exit. */
+static bool admin_pass_equal(const char *given, size_t glen)
+{
+    const char *pass = cs_conf->requirepass;
+    size_t plen = strlen(pass);
+    unsigned char diff = glen != plen;
+
+    for (size_t i = 0; i < glen; i++)
+        diff |= (unsigned char)(given[i] ^ pass[plen ? i % plen : 0]);
+    return diff == 0;
+}
+
 /* With requirepass set: HTTP Basic (any user name) or a bearer token,
- * either carrying the password. Compared without an early exit. */
+ * either carrying the password. */
 static bool admin_authorized(struct evhttp_request *req)
 {
     const char *pass = cs_conf->requirepass, *h, *given = NULL;
     char decoded[600];
-    size_t glen = 0, plen = strlen(pass);
-    unsigned char diff;
+    size_t glen = 0;
 
     if (!pass[0])
         return true;
@@ -183,10 +196,41 @@ static bool admin_authorized(struct evhttp_request *req)
     } else {
         return false;
     }
-    diff = glen != plen;
-    for (size_t i = 0; i < glen; i++)
-        diff |= (unsigned char)(given[i] ^ pass[plen ? i % plen : 0]);
-    return diff == 0;
+    return admin_pass_equal(given, glen);
+}
+
+/* Whether a state-changing request may go ahead: not when another site's
+ * page sent it (CSRF: any page the operator opens can post to a loopback
+ * port). Browsers say where a request comes from, in headers a page cannot
+ * set: Sec-Fetch-Site, or in older ones only Origin, which must then be this
+ * endpoint's own (http:// or, behind a TLS proxy, https://, and the Host
+ * header). A request with neither is not from a browser (curl, a script)
+ * and may post; so may one with the password as a bearer token, which no
+ * browser adds by itself. Basic credentials do not count: a browser that
+ * has them sends them on a cross-site post too. */
+static bool admin_same_origin(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+    const char *origin = evhttp_find_header(in, "Origin");
+    const char *host = evhttp_find_header(in, "Host");
+    const char *auth = evhttp_find_header(in, "Authorization");
+    size_t scheme;
+
+    if (cs_conf->requirepass[0] && auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
+        admin_pass_equal(auth + 7, strlen(auth + 7)))
+        return true;
+    if (site)
+        return strcasecmp(site, "same-origin") == 0 || strcasecmp(site, "none") == 0;
+    if (!origin)
+        return true;
+    if (strncasecmp(origin, "http://", 7) == 0)
+        scheme = 7;
+    else if (strncasecmp(origin, "https://", 8) == 0)
+        scheme = 8;
+    else
+        return false;           /* "null": a sandboxed frame, a file, a redirect */
+    return host && strcasecmp(origin + scheme, host) == 0;
 }
 
 static void admin_cb(struct evhttp_request *req, void *arg)
@@ -215,6 +259,14 @@ static void admin_cb(struct evhttp_request *req, void *arg)
     if (m != hit->method && !(m == EVHTTP_REQ_HEAD && hit->method == EVHTTP_REQ_GET)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", hit->allow);
         admin_text(req, 405, "Method Not Allowed", "method not allowed");
+        return;
+    }
+    if (hit->method == EVHTTP_REQ_POST && !admin_same_origin(req)) {
+        const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+        log_limited(LOG_WARNING, "admin: refused a cross-origin POST %s (Origin %.100s)", hit->path,
+                    origin ? origin : "not sent");
+        admin_text(req, 403, "Forbidden",
+                   "cross-origin request refused: a POST must come from the dashboard's own page (docs/admin.md)");
         return;
     }
     if (hit->access != AA_OPEN && !admin_authorized(req)) {
@@ -256,6 +308,7 @@ static int admin_listen_unix(const char *path)
 int admin_start(void)
 {
     const char *addr = cs_conf->admin_listen;
+    struct evhttp_bound_socket *bound;
 
     if (!addr[0])
         return CS_OK;
@@ -268,27 +321,32 @@ int admin_start(void)
                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     if (addr[0] == '/') {
         int fd = admin_listen_unix(addr);
-        if (fd < 0 || !evhttp_accept_socket_with_handle(admin_http, fd)) {
+        bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(admin_http, fd);
+        if (!bound) {
             if (fd >= 0)
                 close(fd);
             return CS_ERR;
         }
-        admin_unix_path = strdup(addr);
+        admin_unix_path = cs_strndup(addr, strlen(addr));
     } else {
         char host[256];
         int port;
-        if (config_parse_addr(addr, host, sizeof(host), &port) != CS_OK ||
-            !evhttp_bind_socket_with_handle(admin_http, host, (ev_uint16_t)port)) {
+        bound = config_parse_addr(addr, host, sizeof(host), &port) != CS_OK ? NULL
+                : evhttp_bind_socket_with_handle(admin_http, host, (ev_uint16_t)port);
+        if (!bound) {
             log_error("admin_listen %s: cannot listen: %s", addr, strerror(errno));
             return CS_ERR;
         }
     }
+    if (adminconn_attach(admin_http, bound) != CS_OK)
+        return CS_ERR;
     log_info("admin endpoint on %s%s", addr, cs_conf->admin_demo ? " (dashboard demo actions on)" : "");
     return CS_OK;
 }
 
 void admin_free(void)
 {
+    adminconn_free();
     if (admin_http)
         evhttp_free(admin_http);
     admin_http = NULL;

@@ -40,6 +40,10 @@ struct cs_ns {
     int keyline[64];            /* duplicate detection, per table row */
 };
 
+/* Concurrent connections admin_listen serves (docs/admin.md): a fixed cap,
+ * not a key; the open files check counts it. */
+#define CS_ADMIN_MAX_CONNS 64
+
 struct cs_config {
     int refcnt;
     char *path;

@@ -31,8 +31,8 @@ static bool srv_stopping;
 /* Out of descriptors, a level-triggered listener would fire again at once:
  * stop listening this long, then try again. */
 #define SERVER_ACCEPT_PAUSE_MS 250
-/* Descriptors besides clients: stdio, the loop, listeners, Redis links,
- * the resolver, the admin endpoint, a margin. */
+/* Descriptors besides clients and admin connections: stdio, the loop,
+ * listeners, Redis links, the resolver, a margin. */
 #define SERVER_FD_RESERVE 32
 
 static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -103,12 +103,15 @@ static void server_accept_error_cb(struct evconnlistener *l, void *arg)
     evtimer_add(srv_resume, &tv);
 }
 
-/* Descriptors the configuration may need: every client plus every
- * upstream connection (over-counted when namespaces share a host). */
+/* Descriptors the configuration may need: every client, every admin
+ * connection and every upstream connection (over-counted when namespaces
+ * share a host). */
 static unsigned long long server_fds_wanted(const struct cs_config *c)
 {
     unsigned long long n = (unsigned long long)c->max_clients + SERVER_FD_RESERVE;
 
+    if (c->admin_listen[0])
+        n += CS_ADMIN_MAX_CONNS;
     for (int i = 0; i < c->nns; i++)
         n += (unsigned long long)c->ns[i]->c.v[CK_UP_CONNS];
     return n;

@@ -6,13 +6,16 @@ free ports. Checks what an operator sees: counters and histogram counts
 after a known sequence, /metrics accepted by promtool with every docs/design.md section 9
 counter, /healthz following Redis and the drain, the HTTP rules (404, 405
 with Allow, auth with requirepass, unix socket form), the demo actions giving
-their memory back, and the dashboard in headless Chromium running a
+their memory back, the admin port's limits (a connection cap, a pause when
+out of descriptors), and the dashboard in headless Chromium running a
 50-reader stampede that shows one upstream read.
 """
 import base64
 import json
 import os
 import re
+import resource
+import select
 import shutil
 import signal
 import socket
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,9 +66,11 @@ def http(port, method, path, headers=None, unix=None, timeout=5.0):
 
 
 class Stack:
-    """redis-server + example upstream + one daemon; restartable parts."""
+    """redis-server + example upstream + one daemon; restartable parts.
+    NOFILE: the daemon's open files limit, soft and hard (it raises a soft
+    one by itself)."""
 
-    def __init__(self, server=None, latency=100):
+    def __init__(self, server=None, latency=100, nofile=None):
         self.tmp = tempfile.mkdtemp(prefix="cachasided-admin-")
         self.rport, self.uport, self.port, self.aport = free_port(), free_port(), free_port(), free_port()
         self.procs = []
@@ -79,7 +85,8 @@ class Stack:
                         **(server or {})),
             cache={"ttl_s": 60, "negative_ttl_s": 30, "lock_ttl_ms": 3000, "upstream_timeout_ms": 2000})
         self.log = os.path.join(self.tmp, "daemon.log")
-        self.daemon = subprocess.Popen([DAEMON, "-c", self.conf], stderr=open(self.log, "w"))
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        self.daemon = subprocess.Popen([DAEMON, "-c", self.conf], stderr=open(self.log, "w"), preexec_fn=limit)
         self.procs.append(self.daemon)
         wait_port(self.port, self.daemon, "cachasided")
         wait_port(self.aport, self.daemon, "admin endpoint")
@@ -138,6 +145,18 @@ def sanitized(path):
 
 
 SANITIZED = sanitized(DAEMON)
+
+
+def cpu_ticks(pid):
+    """User + system CPU time of PID, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])          # utime, stime
+
+
+def read_log(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def has_line(test, text, pattern):
@@ -323,6 +342,135 @@ class Admin(unittest.TestCase):
         s.daemon.send_signal(signal.SIGTERM)
         self.assertEqual(s.daemon.wait(30), 0)
 
+    def test_cross_origin_posts_are_refused(self):
+        # Before: any page the operator opened could reset the counters or
+        # drive the demo (a cross-site POST was answered 200).
+        s = self.s
+        c = Conn(s.port)
+        self.assertIsInstance(c.cmd("HGETALL", "product:p-001"), list)      # a miss: cached now
+        cross = [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Origin": "http://t.evil.example"},
+                 {"Origin": "http://t:1"}, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                 {"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"},
+                 {"Origin": "http://evil.example", "Authorization": "Bearer x"}]     # no requirepass to match
+        for h in cross:
+            for path in ("/stats/reset", "/demo/invalidate?key=product:p-001", "/demo/read?key=product:p-002"):
+                st, _, body = http(s.aport, "POST", path, headers=h)
+                self.assertEqual(st, 403, "%s with %s: %d %r" % (path, h, st, body))
+        st = s.stats()
+        self.assertEqual((st["misses"], st["upstream_requests"]), (1, 1))     # not reset; no demo read
+        self.assertGreater(c.cmd("PTTL", "product:p-001"), 0)               # not invalidated
+        self.assertIn(b"admin: refused a cross-origin POST /stats/reset (Origin http://evil.example)",
+                      read_log(s.log))
+        # The page's own origin (its Host, "t" here) may post, and so may
+        # what is not a browser (neither header).
+        for h in ({"Origin": "http://t"}, {"Origin": "HTTP://T"}, {"Origin": "https://t"},
+                  {"Sec-Fetch-Site": "same-origin", "Origin": "http://t"}, {"Sec-Fetch-Site": "none"}, {}):
+            self.assertEqual(http(s.aport, "POST", "/stats/reset", headers=h)[0], 200, h)
+        self.assertEqual(s.stats()["misses"], 0)
+        st, _, _ = http(s.aport, "POST", "/demo/invalidate?key=product:p-001", headers={"Origin": "http://t"})
+        self.assertEqual(st, 200)
+        self.assertEqual(c.cmd("PTTL", "product:p-001"), -2)
+        c.close()
+
+
+class AdminLimits(unittest.TestCase):
+    """The admin port cannot take what the client port needs: a cap on its
+    connections, and a pause (not a busy loop) when out of descriptors."""
+
+    CAP = 64        # CS_ADMIN_MAX_CONNS, docs/admin.md
+
+    def test_out_of_descriptors_the_admin_port_pauses(self):
+        # Before: evhttp's listener failed accept() in a loop, 100% CPU and
+        # some 20 MB of "Too many open files" a second.
+        s = Stack(nofile=40)
+        held = []
+        try:
+            for _ in range(80):
+                held.append(socket.create_connection(("127.0.0.1", s.aport), 5))
+            end = time.time() + 5
+            while time.time() < end and b"Too many open files" not in read_log(s.log):
+                time.sleep(0.05)
+            self.assertIn(b"Too many open files", read_log(s.log), "the daemon never ran out")
+            lines0, cpu0, t0 = read_log(s.log).count(b"\n"), cpu_ticks(s.daemon.pid), time.time()
+            time.sleep(2)
+            ticks, lines = cpu_ticks(s.daemon.pid) - cpu0, read_log(s.log).count(b"\n") - lines0
+            secs = time.time() - t0
+            # Generous: the machine is shared. A paused daemon uses next to nothing.
+            self.assertLess(ticks, os.sysconf("SC_CLK_TCK") * secs / 4,
+                            "%d ticks of CPU in %.1f s out of descriptors" % (ticks, secs))
+            self.assertLess(lines, 10, "%d log lines in %.1f s out of descriptors" % (lines, secs))
+            self.assertIn(b"admin: accept: Too many open files: not accepting", read_log(s.log))
+            for c in held:
+                c.close()
+            held = []
+            # Both ports answer again.
+            end = time.time() + 5
+            while time.time() < end:
+                try:
+                    if http(s.aport, "GET", "/healthz", timeout=1)[0] == 200:
+                        break
+                except (OSError, IndexError):
+                    pass
+                time.sleep(0.1)
+            self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)
+            c = Conn(s.port)
+            self.assertEqual(c.cmd("PING"), "+PONG")
+            c.close()
+        finally:
+            for c in held:
+                c.close()
+            s.close()
+
+    def test_connections_beyond_the_cap_are_refused(self):
+        s = Stack()
+        held = []
+        try:
+            for _ in range(self.CAP):
+                held.append(socket.create_connection(("127.0.0.1", s.aport), 5))
+            time.sleep(0.3)
+            # One more: a 503 at once, and closed.
+            extra = socket.create_connection(("127.0.0.1", s.aport), 5)
+            extra.settimeout(2)
+            t0, data = time.time(), b""
+            try:
+                while True:
+                    d = extra.recv(4096)
+                    if not d:
+                        break
+                    data += d
+            except socket.timeout:
+                pass
+            extra.close()
+            self.assertTrue(data.startswith(b"HTTP/1.1 503 "), "connection %d: %r" % (self.CAP + 1, data[:200]))
+            self.assertIn(b"too many admin connections", data)
+            self.assertLess(time.time() - t0, 1.5)
+            # The ones it has are all open and served.
+            self.assertEqual(select.select(held, [], [], 0.3)[0], [], "a held admin connection was closed")
+            held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertTrue(held[0].recv(4096).startswith(b"HTTP/1.1 200 "))
+            # The client port is not affected.
+            c = Conn(s.port)
+            self.assertEqual(c.cmd("PING"), "+PONG")
+            self.assertIsInstance(c.cmd("HGETALL", "product:p-001"), list)
+            c.close()
+            self.assertIn(b"admin: connection refused: 64 admin connections open", read_log(s.log))
+            # Room again once they close.
+            for h in held:
+                h.close()
+            held = []
+            end = time.time() + 5
+            while time.time() < end and http(s.aport, "GET", "/healthz")[0] != 200:
+                time.sleep(0.05)
+            self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)
+            again = [socket.create_connection(("127.0.0.1", s.aport), 5) for _ in range(self.CAP - 1)]
+            self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)      # the 64th
+            for h in again:
+                h.close()
+        finally:
+            for h in held:
+                h.close()
+            s.close()
+
 
 class AdminAuth(unittest.TestCase):
     def setUp(self):
@@ -351,6 +499,17 @@ class AdminAuth(unittest.TestCase):
         st, _, body = http(a, "POST", "/demo/read?key=product:p-001", headers={"Authorization": good})
         self.assertEqual(st, 200)
         self.assertIn("p-001", json.loads(body)["steps"][1]["reply"])
+
+    def test_a_bearer_token_may_post_from_anywhere_basic_may_not(self):
+        a = self.s.aport
+        evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+        basic = "Basic " + base64.b64encode(b"anyone:s3cret").decode()
+        self.assertEqual(http(a, "POST", "/stats/reset", headers=dict(evil, Authorization="Bearer s3cret"))[0], 200)
+        self.assertEqual(http(a, "POST", "/stats/reset", headers=dict(evil, Authorization="Bearer wrong"))[0], 403)
+        # A browser that has Basic credentials sends them on a cross-site post too.
+        self.assertEqual(http(a, "POST", "/stats/reset", headers=dict(evil, Authorization=basic))[0], 403)
+        self.assertEqual(http(a, "POST", "/stats/reset", headers={"Authorization": basic, "Origin": "http://t"})[0], 200)
+        self.assertEqual(http(a, "POST", "/stats/reset", headers={"Authorization": basic})[0], 200)
 
 
 class AdminUnixAndOff(unittest.TestCase):
@@ -444,18 +603,22 @@ class Operations(unittest.TestCase):
 
 
 class Dashboard(unittest.TestCase):
-    """The page in a real browser: a 50-reader stampede shows one upstream read."""
+    """The page in a real browser: a 50-reader stampede shows one upstream
+    read, and what a link puts in the page is shown, never run."""
 
-    def test_stampede_in_chromium(self):
+    def browser(self, s):
+        """Headless Chromium's command line, its profile in S's directory."""
         browser = shutil.which("chromium") or shutil.which("chromium-browser")
         self.assertIsNotNone(browser, "chromium is not installed (Debian package chromium): "
                                       "the dashboard test needs a real browser")
+        return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--user-data-dir=" + os.path.join(s.tmp, "profile"), "--virtual-time-budget=8000"]
+
+    def test_stampede_in_chromium(self):
         s = Stack()
         try:
             url = "http://127.0.0.1:%d/?run=stampede&n=50&key=product:p-060" % s.aport
-            prof = os.path.join(s.tmp, "profile")
-            args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--user-data-dir=" + prof, "--virtual-time-budget=8000"]
+            args = self.browser(s)
             p = subprocess.run(args + ["--dump-dom", url], capture_output=True, timeout=90)
             dom = p.stdout.decode(errors="replace")
             self.assertIn('id="stampede-result"', dom, "chromium did not render the page: " + p.stderr.decode()[-800:])
@@ -470,6 +633,24 @@ class Dashboard(unittest.TestCase):
                                        "http://127.0.0.1:%d/?run=stampede&n=50&key=product:p-061" % s.aport],
                                capture_output=True, timeout=90)
             self.assertTrue(os.path.getsize(shot) > 10000, "no screenshot: " + p.stderr.decode()[-500:])
+        finally:
+            s.close()
+
+    def test_a_link_cannot_put_markup_in_the_page(self):
+        # Before: the read's error, which names the key, went into the page
+        # as HTML, and this link ran its script in the operator's browser.
+        s = Stack()
+        try:
+            key = "<img src=x onerror=\"document.title='pwned'\">:1"
+            url = "http://127.0.0.1:%d/?run=read&key=%s" % (s.aport, urllib.parse.quote(key, safe=""))
+            p = subprocess.run(self.browser(s) + ["--dump-dom", url], capture_output=True, timeout=90)
+            dom = p.stdout.decode(errors="replace")
+            m = re.search(r'id="read-result"[^>]*>(.*?)</div>', dom, re.S)
+            self.assertIsNotNone(m, "chromium did not render the page: " + p.stderr.decode()[-800:])
+            self.assertIn("unknown namespace", m.group(1), "the read did not run")
+            self.assertIn("&lt;img src=x onerror=", m.group(1))         # shown, as text
+            self.assertNotIn("<img", dom)
+            self.assertIn("<title>cachasided</title>", dom)
         finally:
             s.close()
 

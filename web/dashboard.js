@@ -2,7 +2,21 @@
 // The dashboard: polls /stats and /healthz every second, draws two small
 // charts, and runs the demo actions (POST /demo/...) through the daemon's
 // own client path. No external assets.
+//
+// Nothing is ever parsed as HTML: a key comes from the URL (a link anyone
+// can send), and replies carry keys, Redis values and error messages back.
+// The page is built with node() and textContent, never innerHTML.
 const $ = (id) => document.getElementById(id);
+
+// An element with PROPS (className, id: constants only) and CHILDREN,
+// where a string child becomes a text node.
+function node(tag, props, ...children) {
+  const e = document.createElement(tag);
+  Object.assign(e, props);
+  e.append(...children.map((c) => (c instanceof Node ? c : String(c))));
+  return e;
+}
+
 const HISTORY = 120;
 const series = { hitrate: [], rps: [] };
 let last = null;
@@ -55,12 +69,12 @@ async function tick() {
     draw($("ch-rps"), series.rps, 0, "#2f6fdf");
     const row = (label, p) => {
       const n = s[p + "count"], q = (k) => (n ? fmtUs(s[p + k]) : "–");
-      return `<tr><td>${label}</td><td>${n}</td><td>${q("p50_us")}</td><td>${q("p99_us")}</td><td>${q("p999_us")}</td></tr>`;
+      return node("tr", {}, ...[label, n, q("p50_us"), q("p99_us"), q("p999_us")].map((t) => node("td", {}, t)));
     };
     const rows = OUTCOMES.map((o) => row(o, "request_duration_" + o + "_"));
     rows.push(row("Redis round trip", "redis_duration_"));
     rows.push(row("upstream fetch", "upstream_duration_"));
-    $("latency").tBodies[0].innerHTML = rows.join("");
+    $("latency").tBodies[0].replaceChildren(...rows);
   } catch (e) { /* the daemon restarted: try again next second */ }
   try {
     const h = await fetch("/healthz", { cache: "no-store" });
@@ -96,13 +110,14 @@ async function doRead() {
   busy(true);
   try {
     const r = await demo("read", { key: $("key").value });
-    if (r.error) { $("read-result").innerHTML = `<span class="err">${r.error}</span>`; return; }
+    if (r.error) { $("read-result").replaceChildren(node("span", { className: "err" }, r.error)); return; }
     const before = r.steps[0].reply, read = r.steps[1], after = r.steps[2].reply;
     const failed = read.reply && read.reply.error;
     const kind = failed ? "err" : before === -2 ? "miss" : "hit";
     const label = failed ? "ERROR " + read.reply.error :
       kind === "hit" ? "HIT: answered from Redis" : "MISS: fetched from the upstream, stored in Redis";
-    $("read-result").innerHTML = `<span class="${kind}">${label}</span> in ${fmtUs(read.us)} · TTL <span id="ttl"></span>`;
+    $("read-result").replaceChildren(node("span", { className: kind }, label), ` in ${fmtUs(read.us)} · TTL `,
+      node("span", { id: "ttl" }));
     countdown(typeof after === "number" ? after : -1);
     $("record").textContent = JSON.stringify(read.reply, null, 1);
   } finally { busy(false); }
@@ -133,12 +148,13 @@ async function doStampede() {
   try {
     const r = await demo("stampede", { key: $("key").value, n: $("n").value });
     const el = $("stampede-result");
-    if (r.error) { el.innerHTML = `<span class="err">${r.error}</span>`; return; }
+    if (r.error) { el.replaceChildren(node("span", { className: "err" }, r.error)); return; }
     el.dataset.upstream = r.upstream_reads;
     el.dataset.readers = r.readers;
-    el.innerHTML = `${r.readers} concurrent reads → <span id="stampede-upstream" class="hit">${r.upstream_reads}</span>` +
-      ` upstream read${r.upstream_reads === 1 ? "" : "s"}; ${r.coalesced} coalesced; slowest reader ${fmtUs(r.slowest_us)}` +
-      (r.errors ? `; <span class="err">${r.errors} errors</span>` : "");
+    el.replaceChildren(`${r.readers} concurrent reads → `,
+      node("span", { id: "stampede-upstream", className: "hit" }, r.upstream_reads),
+      ` upstream read${r.upstream_reads === 1 ? "" : "s"}; ${r.coalesced} coalesced; slowest reader ${fmtUs(r.slowest_us)}`,
+      ...(r.errors ? ["; ", node("span", { className: "err" }, `${r.errors} errors`)] : []));
   } finally { busy(false); }
 }
 
