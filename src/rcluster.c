@@ -273,6 +273,11 @@ static const struct rnode_hooks rc_seed_hooks = { .up = rcluster_seed_up, .down 
 
 /* ---- the notice subscribers ------------------------------------------ */
 
+void rcluster_stale(void)
+{
+    rc_due = true;
+}
+
 struct rnode *rcluster_sub_for(const char *chan, size_t len)
 {
     int node = rc_slot[rslot_of(chan, len)];

@@ -23,6 +23,8 @@ int rcluster_cmd(int node, rstore_cb cb, void *priv, int argc, const char **argv
 int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
                   const size_t *lens) CS_WUR;
 int rcluster_nodes(void);
+/* The slot map is old (a node said a channel is elsewhere): read it again. */
+void rcluster_stale(void);
 /* The subscriber link of the primary that serves CHAN's slot, or NULL. */
 struct rnode *rcluster_sub_for(const char *chan, size_t len);
 

@@ -126,7 +126,7 @@ void rstore_init(void)
     rs_mode = c->redis_mode;
     cs_fills_channel(rs_chan, sizeof(rs_chan), c->key_prefix);
     rnode_init();
-    rsub_init(rstore_place);
+    rsub_init(rstore_place, rs_mode == RM_CLUSTER ? rcluster_stale : NULL);
     switch (rs_mode) {
     case RM_CLUSTER:
         rcluster_init(rs_chan, &rstore_sub_hooks);

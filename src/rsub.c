@@ -44,6 +44,7 @@ static TAILQ_HEAD(, rsub_chan) rsub_todo = TAILQ_HEAD_INITIALIZER(rsub_todo);
 static struct event *rsub_flush_ev, *rsub_retry_ev;
 static bool rsub_flush_due, rsub_plain;
 static struct rnode *(*rsub_place)(const char *chan, size_t len);
+static void (*rsub_stale)(void);
 
 static uint64_t rsub_hash(const char *p, size_t len)
 {
@@ -108,13 +109,26 @@ static void rsub_drop(struct rsub_chan *c)
     free(c);
 }
 
-/* Back to nowhere: set up again on the next pass or retry. */
-static void rsub_unplace(struct rsub_chan *c)
+static void rsub_retry_later(void)
+{
+    struct timeval tv;
+
+    if (evtimer_pending(rsub_retry_ev, NULL))
+        return;
+    cs_ms_tv(&tv, RSUB_RETRY_MS);
+    evtimer_add(rsub_retry_ev, &tv);
+}
+
+/* Back to nowhere: set up again on the next pass, or (LATER) at the next
+ * retry, so that a refusal is not sent again at once. */
+static void rsub_unplace(struct rsub_chan *c, bool later)
 {
     c->link = NULL;
     c->state = RSC_IDLE;
-    if (c->refs > 0)
+    if (c->refs > 0 && !later)
         rsub_schedule(c);
+    else if (c->refs > 0)
+        rsub_retry_later();
 }
 
 /* One channel's work: end it (nobody listens), or set it up where it
@@ -156,11 +170,8 @@ static void rsub_flush_cb(evutil_socket_t fd, short what, void *arg)
         if (!rsub_work(c))
             waiting = true;
     }
-    if (waiting && !evtimer_pending(rsub_retry_ev, NULL)) {
-        struct timeval tv;
-        cs_ms_tv(&tv, RSUB_RETRY_MS);
-        evtimer_add(rsub_retry_ev, &tv);
-    }
+    if (waiting)
+        rsub_retry_later();
 }
 
 /* Channels that found no link: try again. */
@@ -175,9 +186,10 @@ static void rsub_retry_cb(evutil_socket_t fd, short what, void *arg)
                 rsub_schedule(c);
 }
 
-void rsub_init(struct rnode *(*place)(const char *chan, size_t len))
+void rsub_init(struct rnode *(*place)(const char *chan, size_t len), void (*stale)(void))
 {
     rsub_place = place;
+    rsub_stale = stale;
     rsub_flush_ev = event_new(cs_base, -1, 0, rsub_flush_cb, NULL);
     rsub_retry_ev = evtimer_new(cs_base, rsub_retry_cb, NULL);
 }
@@ -234,9 +246,11 @@ void rsub_unlisten(const char *chan, size_t len)
         rsub_schedule(c);
 }
 
+/* A new connection has no channels: those placed on its link (before a
+ * drop, or a move to another server, which tells no one) go again. */
 void rsub_link_up(struct rnode *n)
 {
-    CS_UNUSED(n);
+    rsub_link_down(n);
     rsub_retry_cb(-1, 0, NULL);
 }
 
@@ -245,7 +259,7 @@ void rsub_link_down(struct rnode *n)
     for (size_t i = 0; i < rsub_size; i++)
         for (struct rsub_chan *c = rsub_buckets[i]; c; c = c->hnext)
             if (c->link == n)
-                rsub_unplace(c);
+                rsub_unplace(c, true);
 }
 
 void rsub_listened(struct rnode *n, const char *chan, size_t len, bool on, const char *err)
@@ -263,10 +277,17 @@ void rsub_listened(struct rnode *n, const char *chan, size_t len, bool on, const
     if (on && !rsub_plain && strncmp(err, "ERR unknown command", 19) == 0) {
         log_notice("redis subscriber: no sharded pub/sub (Redis before 7): SUBSCRIBE instead");
         rsub_plain = true;
-    } else if (on) {
-        log_limited(LOG_INFO, "redis subscriber: %s refused %.*s: %s", rnode_name(n), (int)len, chan, err);
+        rsub_unplace(c, false);
+        return;
     }
-    rsub_unplace(c);            /* refused, or dropped by Redis: set it up where it is now */
+    if (on)
+        log_limited(LOG_INFO, "redis subscriber: %s refused %.*s: %s", rnode_name(n), (int)len, chan, err);
+    /* Refused (MOVED: our slot map is old), or dropped by Redis (its slot
+     * moved): the map is read again, and the channel set up where it is
+     * then. */
+    if (rsub_stale)
+        rsub_stale();
+    rsub_unplace(c, true);
 }
 
 void rsub_message(const redisReply *msg)
@@ -286,7 +307,7 @@ void rsub_replace(void)
                 continue;
             if (rnode_up(c->link) && rnode_listen(c->link, false, rsub_plain, c->name, c->len) != CS_OK)
                 log_debug("redis subscriber: cannot end %.*s", (int)c->len, c->name);
-            rsub_unplace(c);
+            rsub_unplace(c, false);
         }
     }
 }

@@ -11,8 +11,9 @@ struct rnode;
 struct stats_sink;
 
 /* PLACE: the subscriber link that serves a channel now (NULL: none yet).
- * A link is asked for again whenever a channel must be set up. */
-void rsub_init(struct rnode *(*place)(const char *chan, size_t len));
+ * A link is asked for again whenever a channel must be set up. STALE
+ * (may be NULL): Redis says a channel is elsewhere; read the map again. */
+void rsub_init(struct rnode *(*place)(const char *chan, size_t len), void (*stale)(void));
 void rsub_free(void);
 
 enum rstore_listen rsub_listen(const char *chan, size_t len);

@@ -125,6 +125,7 @@ static void sset_start(struct sset *s)
 }
 
 static int admin_port;
+static const char *cache_lines = "lock_ttl_ms = 3000\nupstream_timeout_ms = 2000\n";
 
 static void daemon_up(struct h_daemon *d, struct sset *s, int up_port, const char *redis_extra)
 {
@@ -134,9 +135,9 @@ static void daemon_up(struct h_daemon *d, struct sset *s, int up_port, const cha
                    "[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nlog_level = info\n"
                    "[redis]\nmode = sentinel\nmaster_name = " MASTER "\n"
                    "sentinels = 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d\n%s\n"
-                   "[cache]\nlock_ttl_ms = 3000\nupstream_timeout_ms = 2000\n"
+                   "[cache]\n%s"
                    "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
-                   d->port, admin_port, s->sport[0], s->sport[1], s->sport[2], redis_extra, up_port);
+                   d->port, admin_port, s->sport[0], s->sport[1], s->sport[2], redis_extra, cache_lines, up_port);
 }
 
 static void wait_primary(struct h_daemon *d, int port, int timeout_ms)
@@ -288,11 +289,86 @@ START_TEST(test_sentinel_never_a_replica)
 }
 END_TEST
 
+static long long shard_numsub(int port, const char *chan)
+{
+    char *raw = t_cmd(port, H_DEFAULT, "PUBSUB", "SHARDNUMSUB", chan, NULL);
+    struct h_reply *r;
+    long long n = -1;
+
+    ck_assert_ptr_nonnull(raw);
+    r = h_parse_reply(raw);
+    if (r->type == H_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == H_REPLY_INTEGER)
+        n = r->element[1]->integer;
+    h_reply_free(r);
+    free(raw);
+    return n;
+}
+
+/* A fill that waits on another daemon's lock across a failover: the
+ * daemon listens on the key's channel at the new primary once it has
+ * moved there (moving the connection tells no one else), and the notice
+ * published there wakes it. */
+START_TEST(test_sentinel_wait_follows_failover)
+{
+    static const char chan[] = "cache:fills:product:{p-005}";
+    struct sset s;
+    struct h_upstream up;
+    struct h_daemon d;
+    long long t0, took;
+    int w, newport = 0, rfd;
+    char *raw;
+
+    sset_start(&s);
+    h_upstream_start(&up, 0, 10);
+    cache_lines = "lock_ttl_ms = 30000\nupstream_timeout_ms = 5000\nlock_poll_ms = 20000\n";
+    daemon_up(&d, &s, up.port, "");
+    cache_lines = "lock_ttl_ms = 3000\nupstream_timeout_ms = 2000\n";
+    wait_primary(&d, s.primary.port, 5000);
+    /* Another daemon's fill holds p-005, on both servers. */
+    rfd = h_connect(s.primary.port);
+    su_set_lock(rfd, "cache:product:{p-005}", "other", 30000);
+    ck_assert_int_eq(su_qint(rfd, "WAIT", "1", "2000", NULL), 1);
+    h_close(rfd);
+    w = h_connect(d.port);
+    ck_assert_int_eq(h_send_cmdv(w, "HGETALL", "product:p-005", NULL), 0);
+    for (long long dl = h_now_ms() + 5000; shard_numsub(s.primary.port, chan) != 1;) {
+        ck_assert_msg(h_now_ms() < dl, "not listening on %s", chan);
+        h_msleep(20);
+    }
+    raw = t_cmd(s.sport[0], H_DEFAULT, "SENTINEL", "FAILOVER", MASTER, NULL);
+    ck_assert_msg(raw && strcmp(raw, "+OK\r\n") == 0, "SENTINEL FAILOVER: %s", h_repr(raw));
+    free(raw);
+    for (long long dl = h_now_ms() + 20000; (newport = sentinel_primary(s.sport[1])) == s.primary.port;) {
+        ck_assert_msg(h_now_ms() < dl, "no failover; log:\n%s", h_log_tail(s.slog[0]));
+        h_msleep(10);
+    }
+    ck_assert_int_eq(newport, s.replica.port);
+    wait_primary(&d, s.replica.port, 3000);
+    for (long long dl = h_now_ms() + 3000; shard_numsub(s.replica.port, chan) != 1;) {
+        ck_assert_msg(h_now_ms() < dl, "not listening on %s at the new primary; log:\n%s", chan,
+                      h_log_tail(d.log));
+        h_msleep(20);
+    }
+    /* The holder's fill ends on the new primary: its notice wakes us. */
+    t0 = h_now_ms();
+    ck_assert_int_eq(t_int(s.replica.port, "HDEL", "cache:product:{p-005}", "__lock", "__lockexp", NULL), 2);
+    ck_assert_int_eq(t_int(s.replica.port, "SPUBLISH", chan, "done", NULL), 1);
+    raw = h_read_reply(w, 5000);
+    su_expect_product(raw, 5);
+    free(raw);
+    took = h_now_ms() - t0;
+    ck_assert_msg(took < 2000, "answered %lld ms after the notice (lock_poll_ms 20000)", took);
+    h_close(w);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+END_TEST
+
 int main(void)
 {
     const struct su_case cases[] = {
         { "failover", test_sentinel_failover, 90, 0 },
         { "never_a_replica", test_sentinel_never_a_replica, 90, 0 },
+        { "wait_follows_failover", test_sentinel_wait_follows_failover, 90, 0 },
     };
 
     return SU_RUN("sentinel", cases, CK_NORMAL);
