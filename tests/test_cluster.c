@@ -767,6 +767,57 @@ START_TEST(test_cluster_notices_on_shard)
     ck_assert_int_eq(t_int(c.node[owner].port, "HEXISTS", rkey, "__exp", NULL), 1);
     h_close(w);
     h_close(rfd);
+
+    /* The slot of a key A waits on moves to another primary: its old node
+     * ends A's subscription (sunsubscribe), A listens at the new one and
+     * the notice published there wakes it. */
+    {
+        char from_id[64], to_id[64], to_port[16], sslot[16], chan8[64];
+        int from = owner_of_product(&c, 8), to = -1;
+        unsigned slot = rslot_of("p-008", 5);
+
+        for (int i = 0; i < NNODES && to < 0; i++)
+            if (i != from && is_primary(&c, i))
+                to = i;
+        snprintf(chan8, sizeof(chan8), "cache:fills:product:{p-008}");
+        rfd = h_connect(c.node[from].port);
+        su_set_lock(rfd, "cache:product:{p-008}", "other", 20000);
+        h_close(rfd);
+        w = h_connect(a.port);
+        ck_assert_int_eq(h_send_cmdv(w, "HGETALL", "product:p-008", NULL), 0);
+        for (long long dl = h_now_ms() + 5000; shard_numsub(c.node[from].port, chan8) != 1;) {
+            ck_assert_msg(h_now_ms() < dl, "A never listened on %s", chan8);
+            h_msleep(20);
+        }
+        node_id(&c, from, from_id, sizeof(from_id));
+        node_id(&c, to, to_id, sizeof(to_id));
+        snprintf(to_port, sizeof(to_port), "%d", c.node[to].port);
+        snprintf(sslot, sizeof(sslot), "%u", slot);
+        expect_ok(c.node[to].port, "IMPORTING", "CLUSTER", "SETSLOT", sslot, "IMPORTING", from_id, NULL);
+        expect_ok(c.node[from].port, "MIGRATING", "CLUSTER", "SETSLOT", sslot, "MIGRATING", to_id, NULL);
+        expect_ok(c.node[from].port, "MIGRATE", "MIGRATE", "127.0.0.1", to_port, "", "0", "5000", "KEYS",
+                  "cache:product:{p-008}", NULL);
+        for (int i = 0; i < NNODES; i++)
+            if (is_primary(&c, i))
+                expect_ok(c.node[i].port, "SETSLOT NODE", "CLUSTER", "SETSLOT", sslot, "NODE", to_id, NULL);
+        for (long long dl = h_now_ms() + 5000; shard_numsub(c.node[to].port, chan8) != 1;) {
+            ck_assert_msg(h_now_ms() < dl, "A does not listen on %s at the slot's new primary; log:\n%s", chan8,
+                          h_log_tail(a.log));
+            h_msleep(20);
+        }
+        ck_assert_int_eq(shard_numsub(c.node[from].port, chan8), 0);
+        t0 = h_now_ms();
+        ck_assert_int_eq(t_int(c.node[to].port, "HDEL", "cache:product:{p-008}", "__lock", "__lockexp", NULL), 2);
+        ck_assert_int_eq(t_int(c.node[to].port, "SPUBLISH", chan8, "done", NULL), 1);
+        {
+            char *raw = h_read_reply(w, 5000);
+            su_expect_product(raw, 8);
+            free(raw);
+        }
+        took = h_now_ms() - t0;
+        ck_assert_msg(took < 2000, "A answered %lld ms after the notice (lock_poll_ms 10000)", took);
+        h_close(w);
+    }
     ck_assert_int_eq(h_daemon_stop(&a), 0);
     ck_assert_int_eq(h_daemon_stop(&b), 0);
 }
