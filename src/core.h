@@ -65,6 +65,9 @@ size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix);
 #define CS_CHAN_MAX 1100
 size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t keylen);
 
+/* FNV-1a of a string: the hash of the daemon's own tables. */
+uint64_t cs_hash(const char *p, size_t len);
+
 void *cs_malloc(size_t n);
 void *cs_calloc(size_t n, size_t sz);
 void *cs_realloc(void *p, size_t n);

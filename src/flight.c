@@ -12,15 +12,6 @@ static struct flight **ft_buckets;
 static size_t ft_size, ft_count;
 static TAILQ_HEAD(, flight) ft_all = TAILQ_HEAD_INITIALIZER(ft_all);
 
-static uint64_t flight_hash(const char *p, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
-
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
 static void flight_grow(void)
 {
     size_t nsize = ft_size ? ft_size * 2 : 256;
@@ -29,7 +20,7 @@ static void flight_grow(void)
     for (size_t i = 0; i < ft_size; i++) {
         struct flight *f = ft_buckets[i], *next;
         for (; f; f = next) {
-            size_t b = flight_hash(f->key, f->keylen) & (nsize - 1);
+            size_t b = cs_hash(f->key, f->keylen) & (nsize - 1);
             next = f->hnext;
             f->hnext = nb[b];
             nb[b] = f;
@@ -46,7 +37,7 @@ struct flight *flight_find(const char *key, size_t len)
 
     if (!ft_size)
         return NULL;
-    for (f = ft_buckets[flight_hash(key, len) & (ft_size - 1)]; f; f = f->hnext)
+    for (f = ft_buckets[cs_hash(key, len) & (ft_size - 1)]; f; f = f->hnext)
         if (f->keylen == len && memcmp(f->key, key, len) == 0)
             return f;
     return NULL;
@@ -58,7 +49,7 @@ static void flight_unlink(struct flight *f)
 
     if (!f->in_table)
         return;
-    pp = &ft_buckets[flight_hash(f->key, f->keylen) & (ft_size - 1)];
+    pp = &ft_buckets[cs_hash(f->key, f->keylen) & (ft_size - 1)];
     while (*pp != f)
         pp = &(*pp)->hnext;
     *pp = f->hnext;
@@ -81,7 +72,7 @@ struct flight *flight_create(struct cs_config *conf, const struct cs_ns *ns, con
     f->wtail = &f->waiters;
     if (ft_count + 1 > ft_size / 2)
         flight_grow();
-    b = flight_hash(key, keylen) & (ft_size - 1);
+    b = cs_hash(key, keylen) & (ft_size - 1);
     f->hnext = ft_buckets[b];
     ft_buckets[b] = f;
     f->in_table = true;

@@ -46,18 +46,9 @@ static bool rsub_flush_due, rsub_plain;
 static struct rnode *(*rsub_place)(const char *chan, size_t len);
 static void (*rsub_stale)(void);
 
-static uint64_t rsub_hash(const char *p, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
-
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
 static struct rsub_chan **rsub_slot(const char *chan, size_t len)
 {
-    struct rsub_chan **pp = &rsub_buckets[rsub_hash(chan, len) & (rsub_size - 1)];
+    struct rsub_chan **pp = &rsub_buckets[cs_hash(chan, len) & (rsub_size - 1)];
 
     while (*pp && ((*pp)->len != len || memcmp((*pp)->name, chan, len) != 0))
         pp = &(*pp)->hnext;
@@ -77,7 +68,7 @@ static void rsub_grow(void)
     for (size_t i = 0; i < rsub_size; i++) {
         struct rsub_chan *c = rsub_buckets[i], *next;
         for (; c; c = next) {
-            size_t b = rsub_hash(c->name, c->len) & (nsize - 1);
+            size_t b = cs_hash(c->name, c->len) & (nsize - 1);
             next = c->hnext;
             c->hnext = nb[b];
             nb[b] = c;
@@ -226,11 +217,13 @@ enum rstore_listen rsub_listen(const char *chan, size_t len)
         }
         if (rsub_count + 1 > rsub_size / 2)
             rsub_grow();
+        struct rsub_chan **head;
         c = cs_calloc(1, sizeof(*c) + len);
         c->len = len;
         memcpy(c->name, chan, len);
-        c->hnext = rsub_buckets[rsub_hash(chan, len) & (rsub_size - 1)];
-        rsub_buckets[rsub_hash(chan, len) & (rsub_size - 1)] = c;
+        head = &rsub_buckets[cs_hash(chan, len) & (rsub_size - 1)];
+        c->hnext = *head;
+        *head = c;
         rsub_count++;
     }
     if (c->refs++ == 0 && c->state == RSC_IDLE)

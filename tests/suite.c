@@ -197,6 +197,41 @@ void su_wait_log_linked(const struct h_daemon *d, long from)
                   "never subscribed: %s", h_log_tail(d->log));
 }
 
+long long su_redis_time_ms(int rfd)
+{
+    struct h_reply *r = su_q(rfd, "TIME", NULL);
+    long long ms;
+
+    ck_assert_msg(r->type == H_REPLY_ARRAY && r->elements == 2, "TIME: not an array of two");
+    ms = strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
+    h_reply_free(r);
+    return ms;
+}
+
+long long su_shard_numsub(int port, const char *chan)
+{
+    int fd = h_connect(port);
+    struct h_reply *r = su_q(fd, "PUBSUB", "SHARDNUMSUB", chan, NULL);
+    long long n;
+
+    ck_assert_msg(r->type == H_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == H_REPLY_INTEGER,
+                  "PUBSUB SHARDNUMSUB %s", chan);
+    n = r->element[1]->integer;
+    h_reply_free(r);
+    h_close(fd);
+    return n;
+}
+
+int su_wait_shard_numsub(int port, const char *chan, long long want, int timeout_ms)
+{
+    for (long long end = h_now_ms() + timeout_ms;; h_msleep(20)) {
+        if (su_shard_numsub(port, chan) == want)
+            return 0;
+        if (h_now_ms() > end)
+            return -1;
+    }
+}
+
 void su_set_lock(int rfd, const char *key, const char *token, long long px)
 {
     static const char script[] =

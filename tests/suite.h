@@ -54,6 +54,12 @@ void su_wait_log_linked(const struct h_daemon *d, long from);
 /* Waits up to TIMEOUT_MS until EXISTS key on Redis (fd rfd) is WANT:
  * 0 when it is, -1 when it never was. */
 int su_wait_exists(int rfd, const char *key, int want, int timeout_ms);
+/* Redis's clock in ms (TIME on fd rfd). */
+long long su_redis_time_ms(int rfd);
+/* PUBSUB SHARDNUMSUB CHAN on the Redis at PORT: how many clients listen. */
+long long su_shard_numsub(int port, const char *chan);
+/* Waits up to TIMEOUT_MS until su_shard_numsub(port, chan) is WANT: 0, or -1. */
+int su_wait_shard_numsub(int port, const char *chan, long long want, int timeout_ms);
 /* A fill lock as lock.lua takes one, in record KEY's own hash: __lock =
  * TOKEN, lapsing in PX ms (PX 0: no __lockexp, a lock that never was
  * taken by a daemon); a hash without a record then lives PX ms. */

@@ -697,21 +697,6 @@ END_TEST
  * the key's channel at the primary of its slot alone (SSUBSCRIBE there),
  * a revocation published from del.lua inside the cluster reaches it, and
  * the other daemon, which waits on nothing, hears nothing. */
-static long long shard_numsub(int port, const char *chan)
-{
-    char *raw = t_cmd(port, H_DEFAULT, "PUBSUB", "SHARDNUMSUB", chan, NULL);
-    struct h_reply *r;
-    long long n = -1;
-
-    ck_assert_ptr_nonnull(raw);
-    r = h_parse_reply(raw);
-    if (r->type == H_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == H_REPLY_INTEGER)
-        n = r->element[1]->integer;
-    h_reply_free(r);
-    free(raw);
-    return n;
-}
-
 START_TEST(test_cluster_notices_on_shard)
 {
     struct cl c;
@@ -736,13 +721,13 @@ START_TEST(test_cluster_notices_on_shard)
     su_set_lock(rfd, rkey, "other", 20000);
     w = h_connect(a.port);
     ck_assert_int_eq(h_send_cmdv(w, "HGETALL", "product:p-007", NULL), 0);
-    for (long long dl = h_now_ms() + 5000; shard_numsub(c.node[owner].port, chan) != 1;) {
+    for (long long dl = h_now_ms() + 5000; su_shard_numsub(c.node[owner].port, chan) != 1;) {
         ck_assert_msg(h_now_ms() < dl, "A never listened on %s at its primary", chan);
         h_msleep(20);
     }
     for (int i = 0; i < NNODES; i++)
         if (i != owner)
-            ck_assert_int_eq(shard_numsub(c.node[i].port, chan), 0);
+            ck_assert_int_eq(su_shard_numsub(c.node[i].port, chan), 0);
     /* B fills keys of its own: A hears nothing of them. */
     for (int i = 1; i <= 6; i++)
         t_expect_product(b.port, i);
@@ -760,7 +745,7 @@ START_TEST(test_cluster_notices_on_shard)
     ck_assert_msg(took < 2000, "A answered %lld ms after the DEL (lock_poll_ms 10000)", took);
     ck_assert_int_eq(t_stat_int(a.port, "notices_received"), 1);
     ck_assert_int_eq(t_stat_int(b.port, "notices_received"), 0);
-    for (long long dl = h_now_ms() + 3000; shard_numsub(c.node[owner].port, chan) != 0;) {
+    for (long long dl = h_now_ms() + 3000; su_shard_numsub(c.node[owner].port, chan) != 0;) {
         ck_assert_msg(h_now_ms() < dl, "A still listens on %s", chan);
         h_msleep(20);
     }
@@ -785,7 +770,7 @@ START_TEST(test_cluster_notices_on_shard)
         h_close(rfd);
         w = h_connect(a.port);
         ck_assert_int_eq(h_send_cmdv(w, "HGETALL", "product:p-008", NULL), 0);
-        for (long long dl = h_now_ms() + 5000; shard_numsub(c.node[from].port, chan8) != 1;) {
+        for (long long dl = h_now_ms() + 5000; su_shard_numsub(c.node[from].port, chan8) != 1;) {
             ck_assert_msg(h_now_ms() < dl, "A never listened on %s", chan8);
             h_msleep(20);
         }
@@ -800,12 +785,12 @@ START_TEST(test_cluster_notices_on_shard)
         for (int i = 0; i < NNODES; i++)
             if (is_primary(&c, i))
                 expect_ok(c.node[i].port, "SETSLOT NODE", "CLUSTER", "SETSLOT", sslot, "NODE", to_id, NULL);
-        for (long long dl = h_now_ms() + 5000; shard_numsub(c.node[to].port, chan8) != 1;) {
+        for (long long dl = h_now_ms() + 5000; su_shard_numsub(c.node[to].port, chan8) != 1;) {
             ck_assert_msg(h_now_ms() < dl, "A does not listen on %s at the slot's new primary; log:\n%s", chan8,
                           h_log_tail(a.log));
             h_msleep(20);
         }
-        ck_assert_int_eq(shard_numsub(c.node[from].port, chan8), 0);
+        ck_assert_int_eq(su_shard_numsub(c.node[from].port, chan8), 0);
         t0 = h_now_ms();
         ck_assert_int_eq(t_int(c.node[to].port, "HDEL", "cache:product:{p-008}", "__lock", "__lockexp", NULL), 2);
         ck_assert_int_eq(t_int(c.node[to].port, "SPUBLISH", chan8, "done", NULL), 1);

@@ -36,20 +36,6 @@ static struct env {
 #define D_INT(...) su_take_int(D(__VA_ARGS__))
 #define R_INT(...) su_take_int(R(__VA_ARGS__))
 
-/* Redis's clock in ms. */
-static long long redis_time_ms(void)
-{
-    char *raw = R("TIME");
-    struct h_reply *r = h_parse_reply(raw);
-    long long ms;
-
-    ck_assert_msg(r->type == H_REPLY_ARRAY && r->elements == 2, "TIME: %s", h_repr(raw));
-    ms = strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
-    h_reply_free(r);
-    free(raw);
-    return ms;
-}
-
 /* The daemon's configuration: product (hash) and page (format as given),
  * [cache] lines as given. */
 static char conf_text[4096];
@@ -668,9 +654,9 @@ START_TEST(t_exp_from_redis_clock)
     }
     env_start_full("ttl_s = 300\ngrace_s = 600\n", NULL, env, "");
     h_upstream_set_body(&E.up, "t1", NEW_BODY);
-    before = redis_time_ms();
+    before = su_redis_time_ms(E.rd);
     CK_REPLY(D("HGETALL", "product:t1"), NEW_REPLY);
-    after = redis_time_ms();
+    after = su_redis_time_ms(E.rd);
     raw = R("HGET", "cache:product:{t1}", "__exp");
     r = h_parse_reply(raw);
     ck_assert_msg(r->type == H_REPLY_BULK, "__exp: %s", h_repr(raw));
@@ -681,7 +667,7 @@ START_TEST(t_exp_from_redis_clock)
                   exp, before, after);
     /* The read path judges freshness by Redis's clock too: a record fresh
      * for another minute is a hit, not a stale hit with a refresh. */
-    exp = redis_time_ms() + 60000;
+    exp = su_redis_time_ms(E.rd) + 60000;
     {
         char e[32];
         snprintf(e, sizeof(e), "%lld", exp);

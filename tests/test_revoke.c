@@ -67,28 +67,6 @@ static void env_start(const char *cache, int latency_ms)
     E.cb = h_connect(E.b.port);
 }
 
-static long long shard_subscribers(int rfd, const char *chan)
-{
-    struct h_reply *r = su_q(rfd, "PUBSUB", "SHARDNUMSUB", chan, NULL);
-    long long n;
-
-    ck_assert_msg(r->type == H_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == H_REPLY_INTEGER,
-                  "PUBSUB SHARDNUMSUB %s", chan);
-    n = r->element[1]->integer;
-    h_reply_free(r);
-    return n;
-}
-
-static int wait_shard_subscribers(int rfd, const char *chan, long long want, int timeout_ms)
-{
-    for (long long end = h_now_ms() + timeout_ms;; h_msleep(20)) {
-        if (shard_subscribers(rfd, chan) == want)
-            return 0;
-        if (h_now_ms() > end)
-            return -1;
-    }
-}
-
 /* A DEL answered through daemon A: a read through daemon B that begins
  * after it gets the record as the upstream has it after the write, not
  * the fetch B began before the write. The read that was already waiting
@@ -187,7 +165,7 @@ START_TEST(t_revocation_wakes_waiter)
     su_wait_upstream_id(&E.up, "k4", 1, 3000);
     waiter = h_connect(E.a.port);
     ck_assert_int_eq(h_send_cmdv(waiter, "HGETALL", "product:k4", NULL), 0);
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k4}", 1, 3000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k4}", 1, 3000), 0);
     h_upstream_set_body(&E.up, "k4", NEW_BODY);
     ck_assert_int_eq(h_http(E.up.port, "DELETE", path, NULL, 0, body, sizeof(body)) / 100, 2);
     t_del = h_now_ms();
@@ -218,8 +196,8 @@ START_TEST(t_notices_reach_only_waiters)
     wb = h_connect(E.b.port);
     ck_assert_int_eq(h_send_cmdv(wa, "HGETALL", "product:k5", NULL), 0);
     ck_assert_int_eq(h_send_cmdv(wb, "HGETALL", "product:k6", NULL), 0);
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k5}", 1, 3000), 0);
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k6}", 1, 3000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k5}", 1, 3000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k6}", 1, 3000), 0);
     ck_assert_int_eq(su_stat(E.ca, "notice_channels"), 1);
     ck_assert_int_eq(su_stat(E.cb, "notice_channels"), 1);
     /* k5's fill is done elsewhere: one delivery, to A. */
@@ -229,14 +207,14 @@ START_TEST(t_notices_reach_only_waiters)
     ck_assert_int_eq(su_stat(E.ca, "notices_received"), 1);
     ck_assert_int_eq(su_stat(E.cb, "notices_received"), 0);
     ck_assert_msg(h_read_reply(wb, 300) == NULL, "B answered without a notice");
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k5}", 0, 3000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k5}", 0, 3000), 0);
     /* Then k6's: to B alone. */
     ck_assert_int_eq(R_INT("HDEL", "cache:product:{k6}", "__lock", "__lockexp"), 2);
     ck_assert_int_eq(R_INT("SPUBLISH", "cache:fills:product:{k6}", "done"), 1);
     CK_REPLY(h_read_reply(wb, 3000), OLD_REPLY);
     ck_assert_int_eq(su_stat(E.cb, "notices_received"), 1);
     ck_assert_int_eq(su_stat(E.ca, "notices_received"), 1);
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k6}", 0, 3000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k6}", 0, 3000), 0);
     ck_assert_int_eq(su_stat(E.ca, "notice_channels"), 0);
     ck_assert_int_eq(su_stat(E.cb, "notice_channels"), 0);
     /* A fill these daemons run themselves costs no notice to the other. */
@@ -279,14 +257,14 @@ START_TEST(t_subscriber_lost_mid_wait)
     su_set_lock(E.rd, "cache:product:{k8}", "other-8", 20000);
     w = h_connect(E.a.port);
     ck_assert_int_eq(h_send_cmdv(w, "HGETALL", "product:k8", NULL), 0);
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k8}", 1, 3000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k8}", 1, 3000), 0);
     id = shard_subscriber_id();
     ck_assert_int_gt(id, 0);
     snprintf(idbuf, sizeof(idbuf), "%lld", id);
     ck_assert_int_eq(R_INT("CLIENT", "KILL", "ID", idbuf), 1);
     /* Back: listened on again. */
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k8}", 0, 1000), 0);
-    ck_assert_int_eq(wait_shard_subscribers(E.rd, "cache:fills:product:{k8}", 1, 5000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k8}", 0, 1000), 0);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k8}", 1, 5000), 0);
     ck_assert_int_ne(shard_subscriber_id(), id);
     /* The lock goes without a notice: the poll finds it. */
     t0 = h_now_ms();
@@ -303,18 +281,12 @@ END_TEST
  * record is no entry meanwhile: TTL says -2, HSET does not update it. */
 START_TEST(t_lock_outlives_expiring_record)
 {
-    char exp[32], *raw;
+    char exp[32];
     int wa, wb;
 
     env_start("lock_poll_ms = 50\nlock_ttl_ms = 3000\nupstream_timeout_ms = 2000\n", 600);
     h_upstream_set_body(&E.up, "k9", NEW_BODY);
-    raw = R("TIME");
-    {
-        struct h_reply *r = h_parse_reply(raw);
-        snprintf(exp, sizeof(exp), "%lld", strtoll(r->element[0]->str, NULL, 10) * 1000 - 10);
-        h_reply_free(r);
-    }
-    free(raw);
+    snprintf(exp, sizeof(exp), "%lld", su_redis_time_ms(E.rd) - 1000);
     ck_assert_int_eq(R_INT("HSET", "cache:product:{k9}", "__exp", exp, "price", "old"), 2);
     ck_assert_int_eq(R_INT("PEXPIRE", "cache:product:{k9}", "150"), 1);
     wa = h_connect(E.a.port);

@@ -124,6 +124,21 @@ static void sset_start(struct sset *s)
     sentinels_settled(s);
 }
 
+/* SENTINEL FAILOVER, and the sentinels' new primary once they name it. */
+static int sentinel_failover(struct sset *s)
+{
+    char *raw = t_cmd(s->sport[0], H_DEFAULT, "SENTINEL", "FAILOVER", MASTER, NULL);
+    int port;
+
+    ck_assert_msg(raw && strcmp(raw, "+OK\r\n") == 0, "SENTINEL FAILOVER: %s", h_repr(raw));
+    free(raw);
+    for (long long dl = h_now_ms() + 20000; (port = sentinel_primary(s->sport[1])) == s->primary.port;) {
+        ck_assert_msg(h_now_ms() < dl, "no failover; log:\n%s", h_log_tail(s->slog[0]));
+        h_msleep(10);
+    }
+    return port;
+}
+
 static int admin_port;
 static const char *cache_lines = "lock_ttl_ms = 3000\nupstream_timeout_ms = 2000\n";
 
@@ -205,13 +220,7 @@ START_TEST(test_sentinel_failover)
     free(raw);
 
     /* The switch. */
-    raw = t_cmd(s.sport[0], H_DEFAULT, "SENTINEL", "FAILOVER", MASTER, NULL);
-    ck_assert_msg(raw && strcmp(raw, "+OK\r\n") == 0, "SENTINEL FAILOVER: %s", h_repr(raw));
-    free(raw);
-    for (long long dl = h_now_ms() + 20000; (newport = sentinel_primary(s.sport[1])) == s.primary.port;) {
-        ck_assert_msg(h_now_ms() < dl, "no failover; log:\n%s", h_log_tail(s.slog[0]));
-        h_msleep(10);
-    }
+    newport = sentinel_failover(&s);
     t0 = h_now_ms();
     ck_assert_int_eq(newport, s.replica.port);
     wait_primary(&d, s.replica.port, 3000);
@@ -289,21 +298,6 @@ START_TEST(test_sentinel_never_a_replica)
 }
 END_TEST
 
-static long long shard_numsub(int port, const char *chan)
-{
-    char *raw = t_cmd(port, H_DEFAULT, "PUBSUB", "SHARDNUMSUB", chan, NULL);
-    struct h_reply *r;
-    long long n = -1;
-
-    ck_assert_ptr_nonnull(raw);
-    r = h_parse_reply(raw);
-    if (r->type == H_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == H_REPLY_INTEGER)
-        n = r->element[1]->integer;
-    h_reply_free(r);
-    free(raw);
-    return n;
-}
-
 /* A fill that waits on another daemon's lock across a failover: the
  * daemon listens on the key's channel at the new primary once it has
  * moved there (moving the connection tells no one else), and the notice
@@ -331,20 +325,14 @@ START_TEST(test_sentinel_wait_follows_failover)
     h_close(rfd);
     w = h_connect(d.port);
     ck_assert_int_eq(h_send_cmdv(w, "HGETALL", "product:p-005", NULL), 0);
-    for (long long dl = h_now_ms() + 5000; shard_numsub(s.primary.port, chan) != 1;) {
+    for (long long dl = h_now_ms() + 5000; su_shard_numsub(s.primary.port, chan) != 1;) {
         ck_assert_msg(h_now_ms() < dl, "not listening on %s", chan);
         h_msleep(20);
     }
-    raw = t_cmd(s.sport[0], H_DEFAULT, "SENTINEL", "FAILOVER", MASTER, NULL);
-    ck_assert_msg(raw && strcmp(raw, "+OK\r\n") == 0, "SENTINEL FAILOVER: %s", h_repr(raw));
-    free(raw);
-    for (long long dl = h_now_ms() + 20000; (newport = sentinel_primary(s.sport[1])) == s.primary.port;) {
-        ck_assert_msg(h_now_ms() < dl, "no failover; log:\n%s", h_log_tail(s.slog[0]));
-        h_msleep(10);
-    }
+    newport = sentinel_failover(&s);
     ck_assert_int_eq(newport, s.replica.port);
     wait_primary(&d, s.replica.port, 3000);
-    for (long long dl = h_now_ms() + 3000; shard_numsub(s.replica.port, chan) != 1;) {
+    for (long long dl = h_now_ms() + 3000; su_shard_numsub(s.replica.port, chan) != 1;) {
         ck_assert_msg(h_now_ms() < dl, "not listening on %s at the new primary; log:\n%s", chan,
                       h_log_tail(d.log));
         h_msleep(20);
