@@ -384,7 +384,8 @@ static void cache_answer(void *ctx, struct outcome *o)
 {
     struct req_slot *s = ctx;
     struct req *r = s->r;
-    struct blob *b = NULL;
+    int rk = r->cmd->rk;
+    struct blob *b;
 
     if (!r->conn) {             /* the client left; nothing to say */
         cache_slot_done(s);
@@ -393,31 +394,40 @@ static void cache_answer(void *ctx, struct outcome *o)
     if (o->kind == OC_ERROR) {
         b = outcome_err(o);
         cache_outcome(r, SH_REQ_ERROR);
-    } else if (r->cmd->rk == RK_HGETALL)
-        b = outcome_all(o);
-    else if (r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET)
-        b = outcome_body(o);
-    if (b) {
         if (cache_fits(s, b->len))
             blob_append(cache_dst(s), b);
+    } else if (rk == RK_HGETALL) {
+        /* The shared pairs after this protocol's map header. */
+        long long n = outcome_npairs(o);
+        b = outcome_pairs(o);
+        if (cache_fits(s, resp_map_size(n, r->resp3) + b->len)) {
+            resp_map(cache_dst(s), n, r->resp3);
+            blob_append(cache_dst(s), b);
+        }
+    } else if ((rk == RK_GET || rk == RK_MGET) && (b = outcome_body(o)) != NULL) {
+        if (cache_fits(s, b->len))
+            blob_append(cache_dst(s), b);
+    } else if (rk == RK_GET || rk == RK_MGET) {
+        if (cache_fits(s, resp_null_size(r->resp3)))
+            resp_null(cache_dst(s), r->resp3);
     } else {
         /* HGET / HMGET pick their own fields, encoded per waiter. */
         int nf = r->argc - 2;
-        size_t size = r->cmd->rk == RK_HMGET ? resp_array_size(nf) : 0;
+        size_t size = rk == RK_HMGET ? resp_array_size(nf) : 0;
         for (int i = 0; i < nf; i++) {
             const struct cs_str *v = cache_outcome_field(r, o, i);
-            size += v ? resp_bulk_size(v->len) : 5;
+            size += v ? resp_bulk_size(v->len) : resp_null_size(r->resp3);
         }
         if (cache_fits(s, size)) {
             struct evbuffer *dst = cache_dst(s);
-            if (r->cmd->rk == RK_HMGET)
+            if (rk == RK_HMGET)
                 resp_array(dst, nf);
             for (int i = 0; i < nf; i++) {
                 const struct cs_str *v = cache_outcome_field(r, o, i);
                 if (v)
                     resp_bulk(dst, v->p, v->len);
                 else
-                    resp_nil(dst);
+                    resp_null(dst, r->resp3);
             }
         }
     }
@@ -522,11 +532,11 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
                 size += resp_bulk_size((size_t)f->len) + resp_bulk_size((size_t)v->len);
             }
         }
-        size += resp_array_size(2 * n);
+        size += resp_map_size(n, r->resp3);
         if (cache_fits(s, size)) {
             struct evbuffer_iovec v;
             char *p = cache_reserve(dst = cache_dst(s), size, &v);
-            p = resp_put_array(p, 2 * n);
+            p = resp_put_map(p, n, r->resp3);
             for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2) {
                 const redisReply *f = rep->element[i], *val = rep->element[i + 1];
                 if (record_field_reserved(f->str, (size_t)f->len))
@@ -542,7 +552,7 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
             size += resp_array_size(n);
         for (int i = 0; i < n; i++) {
             const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
-            size += v ? resp_bulk_size((size_t)v->len) : 5;
+            size += v ? resp_bulk_size((size_t)v->len) : resp_null_size(r->resp3);
         }
         if (cache_fits(s, size)) {
             struct evbuffer_iovec iv;
@@ -551,7 +561,7 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
                 p = resp_put_array(p, n);
             for (int i = 0; i < n; i++) {
                 const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
-                p = v ? resp_put_bulk(p, v->str, (size_t)v->len) : resp_put_nil(p);
+                p = v ? resp_put_bulk(p, v->str, (size_t)v->len) : resp_put_null(p, r->resp3);
             }
             cache_commit(dst, &iv, p, size);
         }

@@ -100,18 +100,29 @@ static void cmd_select(struct req *r)
     cmd_reply_done(r);
 }
 
-/* HELLO [2 [AUTH user pass] [SETNAME name]]: RESP2 only, as Redis answers
- * it (a flat array of server facts); HELLO 3 gets NOPROTO and clients fall
- * back to RESP2. */
+/* HELLO [2|3 [AUTH user pass] [SETNAME name]], as Redis 7 answers it:
+ * the server's facts as a map (RESP3) or a flat array (RESP2), in the
+ * protocol it switches the connection to; everything after it on the
+ * connection is answered so too. Without a version it tells the facts in
+ * the protocol in use. */
 static void cmd_hello(struct req *r)
 {
     struct evbuffer *out = req_out(r);
+    bool resp3 = r->resp3;
     int i = 2;
 
-    if (r->argc >= 2 && !(r->argv[1].len == 1 && r->argv[1].p[0] == '2')) {
-        resp_error(out, "NOPROTO this server speaks RESP2 only");
-        cmd_reply_done(r);
-        return;
+    if (r->argc >= 2) {
+        const struct cs_str *v = &r->argv[1];
+        size_t digits = strspn(v->p, "0123456789");
+        if (v->len == 1 && (v->p[0] == '2' || v->p[0] == '3')) {
+            resp3 = v->p[0] == '3';
+        } else {
+            resp_error(out, digits == v->len && v->len > 0 && v->len < 10 ? "NOPROTO unsupported protocol version"
+                                                                          : "ERR Protocol version is not an "
+                                                                            "integer or out of range");
+            cmd_reply_done(r);
+            return;
+        }
     }
     for (; i < r->argc; i++) {
         if (strcasecmp(r->argv[i].p, "auth") == 0 && i + 2 < r->argc) {
@@ -135,13 +146,17 @@ static void cmd_hello(struct req *r)
         cmd_reply_done(r);
         return;
     }
-    resp_array(out, 14);
+    /* Switched before the reply: HELLO 3 is answered in RESP3. */
+    r->resp3 = resp3;
+    if (r->conn)
+        r->conn->resp3 = resp3;
+    resp_map(out, 7, resp3);
     resp_bulk(out, "server", 6);
     resp_bulk(out, "cachasided", 10);
     resp_bulk(out, "version", 7);
     resp_bulk(out, PACKAGE_VERSION, strlen(PACKAGE_VERSION));
     resp_bulk(out, "proto", 5);
-    resp_int(out, 2);
+    resp_int(out, resp3 ? 3 : 2);
     resp_bulk(out, "id", 2);
     resp_int(out, r->conn ? (long long)r->conn->id : 0);
     resp_bulk(out, "mode", 4);
@@ -160,7 +175,7 @@ static void cmd_client(struct req *r)
     if (sub->len == 2 && strncasecmp(sub->p, "id", 2) == 0)
         resp_int(req_out(r), r->conn ? (long long)r->conn->id : 0);
     else if (sub->len == 7 && strncasecmp(sub->p, "getname", 7) == 0)
-        resp_nil(req_out(r));
+        resp_null(req_out(r), r->resp3);
     else
         resp_simple(req_out(r), "OK");  /* SETNAME, SETINFO, NO-EVICT, ... */
     cmd_reply_done(r);
@@ -180,7 +195,7 @@ static void cmd_config(struct req *r)
     for (int i = 2; i < r->argc; i++)
         if (strcasecmp(r->argv[i].p, "save") == 0 || strcasecmp(r->argv[i].p, "appendonly") == 0)
             n++;
-    resp_array(out, 2LL * n);
+    resp_map(out, n, r->resp3);
     for (int i = 2; i < r->argc; i++) {
         if (strcasecmp(r->argv[i].p, "save") == 0) {
             resp_bulk(out, "save", 4);

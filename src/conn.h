@@ -30,6 +30,7 @@ struct conn {
     int inflight;                   /* requests whose reply is not yet in out */
     int rq;                         /* its reads waiting on Redis */
     bool authed;
+    bool resp3;                     /* HELLO 3: RESP3 replies from now on */
     bool closing;                   /* QUIT or protocol error: close when flushed */
     bool reading;                   /* read event armed */
     bool overflow;                  /* over max_output_bytes_per_client: closing */

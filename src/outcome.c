@@ -1,6 +1,8 @@
 /* outcome.c - a fill's outcome and its shared reply encodings: HGETALL's
- * array, GET's bulk and the error line are encoded once per flight and
- * queued to each waiter by reference (evbuffer_add_reference). */
+ * pairs, GET's bulk and the error line are encoded once per flight and
+ * queued to each waiter by reference (evbuffer_add_reference); what
+ * differs between RESP2 and RESP3 (the map's header, a null) is a few
+ * bytes each waiter writes itself. */
 #include "core.h"
 #include "outcome.h"
 #include "record.h"
@@ -39,7 +41,7 @@ void outcome_unref(struct outcome *o)
         return;
     record_free(&o->rec);
     free(o->err);
-    blob_unref(o->all);
+    blob_unref(o->pairs);
     blob_unref(o->body);
     blob_unref(o->errb);
     free(o);
@@ -81,32 +83,31 @@ struct blob *outcome_err(struct outcome *o)
     return o->errb;
 }
 
-struct blob *outcome_all(struct outcome *o)
+long long outcome_npairs(const struct outcome *o)
 {
-    if (o->kind == OC_ERROR)
-        return outcome_err(o);
-    if (!o->all) {
+    return o->kind == OC_RECORD ? o->rec.n : 0;
+}
+
+struct blob *outcome_pairs(struct outcome *o)
+{
+    if (!o->pairs) {
         struct evbuffer *b = evbuffer_new();
-        resp_array(b, o->kind == OC_RECORD ? 2LL * o->rec.n : 0);
-        for (int i = 0; o->kind == OC_RECORD && i < o->rec.n; i++) {
+        for (int i = 0; i < outcome_npairs(o); i++) {
             resp_bulk(b, o->rec.f[i].p, o->rec.f[i].len);
             resp_bulk(b, o->rec.v[i].p, o->rec.v[i].len);
         }
-        o->all = blob_from(b);
+        o->pairs = blob_from(b);
     }
-    return o->all;
+    return o->pairs;
 }
 
 struct blob *outcome_body(struct outcome *o)
 {
-    if (o->kind == OC_ERROR)
-        return outcome_err(o);
+    if (o->kind != OC_RECORD || !o->rec.has_body)
+        return NULL;
     if (!o->body) {
         struct evbuffer *b = evbuffer_new();
-        if (o->kind == OC_RECORD && o->rec.has_body)
-            resp_bulk(b, o->rec.body.p, o->rec.body.len);
-        else
-            resp_nil(b);
+        resp_bulk(b, o->rec.body.p, o->rec.body.len);
         o->body = blob_from(b);
     }
     return o->body;

@@ -20,14 +20,18 @@ struct outcome {
     enum oc_kind kind;
     struct record rec;
     char *err;                          /* e.g. "UPSTREAM timeout" */
-    struct blob *all, *body, *errb;     /* encoded on first use */
+    struct blob *pairs, *body, *errb;   /* encoded on first use */
 };
 
 struct outcome *outcome_new(enum oc_kind kind);
 struct outcome *outcome_error(const char *msg);
 void outcome_unref(struct outcome *o);
-/* Shared encodings: HGETALL's array, GET's bulk, the error line. */
-struct blob *outcome_all(struct outcome *o);
+/* Shared encodings: HGETALL's field and value pairs (after a header the
+ * caller writes: RESP2's array or RESP3's map, of o's record's pairs, 0
+ * when not found), GET's bulk (NULL when there is no body: the caller
+ * writes its protocol's null), the error line. */
+struct blob *outcome_pairs(struct outcome *o);
+long long outcome_npairs(const struct outcome *o);
 struct blob *outcome_body(struct outcome *o);
 struct blob *outcome_err(struct outcome *o);
 void blob_append(struct evbuffer *dst, struct blob *b);

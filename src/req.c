@@ -77,6 +77,7 @@ struct req *req_new(struct conn *c, const struct resp_args *a, int64_t t0_us)
     r = req_alloc(need);
     memset(r, 0, sizeof(*r));
     r->conn = c;
+    r->resp3 = c->resp3;        /* as it is now: HELLO 3 changes the replies that follow it */
     r->bytes = need;
     r->outcome = -1;
     r->t0_us = t0_us;

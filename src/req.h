@@ -34,6 +34,7 @@ struct req {
     struct cs_str *argv;            /* copies, in the same allocation */
     size_t bytes;                   /* of that allocation: the client's share */
     bool done;
+    bool resp3;                     /* its reply in RESP3 (the connection sent HELLO 3 before it) */
     struct req_slot one;
     /* Per-command state of asynchronous commands (MGET, INVALIDATE). */
     int pending;

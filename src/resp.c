@@ -343,9 +343,19 @@ void resp_bulk(struct evbuffer *b, const char *p, size_t len)
     evbuffer_add(b, "\r\n", 2);
 }
 
-void resp_nil(struct evbuffer *b)
+void resp_null(struct evbuffer *b, bool resp3)
 {
-    evbuffer_add(b, "$-1\r\n", 5);
+    if (resp3)
+        evbuffer_add(b, "_\r\n", 3);
+    else
+        evbuffer_add(b, "$-1\r\n", 5);
+}
+
+void resp_map(struct evbuffer *b, long long pairs, bool resp3)
+{
+    char hdr[32];
+
+    evbuffer_add(b, hdr, resp_enc_header(hdr, resp3 ? '%' : '*', resp3 ? pairs : 2 * pairs));
 }
 
 void resp_array(struct evbuffer *b, long long n)
@@ -369,10 +379,19 @@ char *resp_put_bulk(char *p, const char *s, size_t len)
     return p + len + 2;
 }
 
-char *resp_put_nil(char *p)
+char *resp_put_null(char *p, bool resp3)
 {
+    if (resp3) {
+        memcpy(p, "_\r\n", 3);
+        return p + 3;
+    }
     memcpy(p, "$-1\r\n", 5);
     return p + 5;
+}
+
+char *resp_put_map(char *p, long long pairs, bool resp3)
+{
+    return p + resp_enc_header(p, resp3 ? '%' : '*', resp3 ? pairs : 2 * pairs);
 }
 
 int resp_command(char **out, char *small, size_t smallsz, int argc, const char **argv, const size_t *lens)
@@ -419,4 +438,14 @@ size_t resp_bulk_size(size_t len)
 size_t resp_array_size(long long n)
 {
     return 1 + (n < 0) + resp_digits(n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n) + 2;
+}
+
+size_t resp_null_size(bool resp3)
+{
+    return resp3 ? 3 : 5;
+}
+
+size_t resp_map_size(long long pairs, bool resp3)
+{
+    return resp_array_size(resp3 ? pairs : 2 * pairs);    /* the same shape: type byte, count, CRLF */
 }

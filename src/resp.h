@@ -56,16 +56,23 @@ void resp_error(struct evbuffer *b, const char *s);
 void resp_errorf(struct evbuffer *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void resp_int(struct evbuffer *b, long long v);
 void resp_bulk(struct evbuffer *b, const char *p, size_t len);
-void resp_nil(struct evbuffer *b);
 void resp_array(struct evbuffer *b, long long n);
-/* Bytes resp_bulk(len) / resp_array(n) put on the wire. */
+/* What RESP3 (a connection that sent HELLO 3) changes for us: a null is
+ * `_`, not RESP2's nil bulk `$-1`, and a map is `%<pairs>`, not an array
+ * of twice as many elements. RESP3 is true for such a connection. */
+void resp_null(struct evbuffer *b, bool resp3);
+void resp_map(struct evbuffer *b, long long pairs, bool resp3);
+/* Bytes resp_bulk(len) / resp_array(n) / resp_null / resp_map put on the wire. */
 size_t resp_bulk_size(size_t len);
 size_t resp_array_size(long long n);
-/* The same straight into memory the caller sized with resp_*_size (a nil
- * is 5 bytes): one copy of the value, no buffer calls. Return the end. */
+size_t resp_null_size(bool resp3);
+size_t resp_map_size(long long pairs, bool resp3);
+/* The same straight into memory the caller sized with resp_*_size: one
+ * copy of the value, no buffer calls. Return the end. */
 char *resp_put_array(char *p, long long n);
 char *resp_put_bulk(char *p, const char *s, size_t len);
-char *resp_put_nil(char *p);
+char *resp_put_null(char *p, bool resp3);
+char *resp_put_map(char *p, long long pairs, bool resp3);
 /* A RESP command (array of bulks) in one NUL-ended buffer, as
  * redisFormatCommandArgv makes it but without printf: returns its length,
  * -1 when too long. lens NULL: the arguments are C strings. The buffer is

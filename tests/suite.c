@@ -267,6 +267,19 @@ int su_wait_locked(int rfd, const char *key, int want, int timeout_ms)
     }
 }
 
+int su_wait_cached(int rfd, const char *key, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    for (;;) {
+        if (su_qint(rfd, "HEXISTS", key, "__exp", NULL) == 1)
+            return 0;
+        if (h_now_ms() > end)
+            return -1;
+        h_msleep(20);
+    }
+}
+
 int su_wait_exists(int rfd, const char *key, int want, int timeout_ms)
 {
     long long end = h_now_ms() + timeout_ms;

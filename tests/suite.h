@@ -52,7 +52,9 @@ void su_wait_linked(const struct h_daemon *d);
  * ("redis: connected", "subscribed to cache:fills"); fails otherwise. */
 void su_wait_log_linked(const struct h_daemon *d, long from);
 /* Waits up to TIMEOUT_MS until EXISTS key on Redis (fd rfd) is WANT:
- * 0 when it is, -1 when it never was. */
+ * 0 when it is, -1 when it never was. A record's key exists from when its
+ * first fill takes the lock: su_wait_cached waits for the record itself. */
+int su_wait_cached(int rfd, const char *key, int timeout_ms);
 int su_wait_exists(int rfd, const char *key, int want, int timeout_ms);
 /* Redis's clock in ms (TIME on fd rfd). */
 long long su_redis_time_ms(int rfd);

@@ -169,7 +169,7 @@ START_TEST(t_miss_then_hit)
     /* Stored in Redis: the record's fields (bookkeeping "__" fields allowed).
      * The store and the reply leave the daemon on different connections:
      * wait for the store to land. */
-    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-002}", 1, 2000) == 0, "record not stored");
+    ck_assert_msg(su_wait_cached(e.rfd, "cache:product:{p-002}", 2000) == 0, "record not stored");
     rr = su_q(e.rfd, "HGETALL", "cache:product:{p-002}", NULL);
     ck_assert_int_eq(rr->type, H_REPLY_ARRAY);
     {
@@ -285,7 +285,7 @@ START_TEST(t_raw_namespace)
     ck_assert(memcmp(r->str, body1, r->len) == 0);
     h_reply_free(r);
 
-    ck_assert_msg(su_wait_exists(e.rfd, "cache:page:{one}", 1, 2000) == 0, "raw record not stored");
+    ck_assert_msg(su_wait_cached(e.rfd, "cache:page:{one}", 2000) == 0, "raw record not stored");
     r = su_q(e.rfd, "HGET", "cache:page:{one}", "__body", NULL);
     ck_assert_int_eq(r->type, H_REPLY_BULK);
     ck_assert_uint_eq(r->len, strlen(body1));
@@ -310,7 +310,7 @@ START_TEST(t_raw_namespace)
     ck_assert_int_eq(h_upstream_count_id(&e.up, "one"), 1);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "two"), 1);
     ck_assert_int_eq(h_upstream_count_id(&e.up, "missing"), 1);
-    ck_assert_msg(su_wait_exists(e.rfd, "cache:page:{two}", 1, 2000) == 0, "page:two not stored");
+    ck_assert_msg(su_wait_cached(e.rfd, "cache:page:{two}", 2000) == 0, "page:two not stored");
     EXPECT_RAW("$5\r\n[1,2]\r\n", e.rfd, "HGET", "cache:page:{two}", "__body");
 
     /* A failing key is an error element; the others are still answered. */
@@ -422,7 +422,7 @@ START_TEST(t_url_unsafe_id)
     h_reply_free(r);
     ck_assert_int_eq(h_upstream_count_id(&e.up, id), 1);
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
-    ck_assert_msg(su_wait_exists(e.rfd, rkey, 1, 2000) == 0, "%s not stored", rkey);
+    ck_assert_msg(su_wait_cached(e.rfd, rkey, 2000) == 0, "%s not stored", rkey);
     EXPECT_RAW("$2\r\nok\r\n", e.rfd, "HGET", rkey, "v");
 
     r = su_q(fd, "HGETALL", key, NULL);
@@ -534,7 +534,7 @@ START_TEST(t_path_ids)
     h_upstream_set_body(&e.up, "about", "about us");
     EXPECT_RAW("$8\r\nabout us\r\n", fd, "GET", "doc:en/about");
     ck_assert_msg(h_log_contains(e.up.log, "GET /docs/en/about "), "upstream log: %s", h_log_tail(e.up.log));
-    ck_assert_int_eq(su_wait_exists(e.rfd, "cache:doc:{en/about}", 1, 2000), 0);
+    ck_assert_int_eq(su_wait_cached(e.rfd, "cache:doc:{en/about}", 2000), 0);
     EXPECT_RAW("$8\r\nabout us\r\n", fd, "GET", "doc:en/about");
     ck_assert_int_eq(h_upstream_count(&e.up), 5);
     EXPECT_RAW(":1\r\n", fd, "DEL", "doc:en/about");
@@ -571,7 +571,7 @@ START_TEST(t_coalesce_200)
     ck_assert_int_eq(su_stat(fd, "coalesced"), N - 1);
     ck_assert_int_eq(su_stat(fd, "misses"), N);
     ck_assert_int_eq(su_stat(fd, "upstream_requests"), 1);
-    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
+    ck_assert_msg(su_wait_cached(e.rfd, "cache:product:{p-001}", 2000) == 0, "record not stored");
     ck_assert_int_eq(su_locked(e.rfd, "cache:product:{p-001}"), 0);
 }
 END_TEST
@@ -667,7 +667,7 @@ START_TEST(t_lock_holder_killed)
     ck_assert_int_le(su_stat(fb, "lock_timeouts"), 1);
     ck_assert_int_eq(su_stat(fb, "stampedes_suppressed"), 1);
     /* B stored it (the dead daemon's lock had expired), and it is a hit now. */
-    ck_assert_msg(su_wait_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "B did not store the record");
+    ck_assert_msg(su_wait_cached(rfd, "cache:product:{p-003}", 2000) == 0, "B did not store the record");
     raw = su_rawq(fb, "HGETALL", "product:p-003", NULL);
     expect_product_raw(raw, 3);
     free(raw);
@@ -699,7 +699,7 @@ START_TEST(t_starter_disconnects)
         free(raw);
     }
     ck_assert_int_eq(h_upstream_count(&e.up), 1);
-    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "the fill was not stored");
+    ck_assert_msg(su_wait_cached(e.rfd, "cache:product:{p-001}", 2000) == 0, "the fill was not stored");
     fd = h_connect(e.d.port);
     EXPECT_RAW("+PONG\r\n", fd, "PING");
     ck_assert_int_eq(su_stat(fd, "coalesced"), NW);
@@ -726,7 +726,7 @@ static void expect_sentinel(int rfd, const char *rkey)
     struct h_reply *r;
     long long pttl;
 
-    ck_assert_msg(su_wait_exists(rfd, rkey, 1, 2000) == 0, "no not-found sentinel stored at %s", rkey);
+    ck_assert_msg(su_wait_cached(rfd, rkey, 2000) == 0, "no not-found sentinel stored at %s", rkey);
     r = su_q(rfd, "HGETALL", rkey, NULL);
 
     ck_assert_int_eq(r->type, H_REPLY_ARRAY);
@@ -819,7 +819,7 @@ START_TEST(t_upstream_status)
     h_upstream_set_status(&e.up, "busy", 0);
     h_upstream_set_body(&e.up, "busy", "{\"ok\":1}");
     EXPECT_RAW("*2\r\n$2\r\nok\r\n$1\r\n1\r\n", fd, "HGETALL", "product:busy");
-    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{busy}", 1, 2000) == 0, "recovered record not stored");
+    ck_assert_msg(su_wait_cached(e.rfd, "cache:product:{busy}", 2000) == 0, "recovered record not stored");
 }
 END_TEST
 
@@ -857,7 +857,7 @@ START_TEST(t_upstream_timeout)
         free(raw);
     }
     ck_assert_int_eq(h_upstream_count_id(&e.up, "p-001"), 2);
-    ck_assert_msg(su_wait_exists(e.rfd, "cache:product:{p-001}", 1, 2000) == 0, "record not stored");
+    ck_assert_msg(su_wait_cached(e.rfd, "cache:product:{p-001}", 2000) == 0, "record not stored");
 }
 END_TEST
 

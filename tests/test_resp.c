@@ -925,7 +925,7 @@ END_TEST
 
 START_TEST(test_enc_nil_array)
 {
-    resp_nil(eb);
+    resp_null(eb, false);
     eb_expect(S("$-1\r\n"), "nil");
     resp_array(eb, 0);
     eb_expect(S("*0\r\n"), "empty array");
@@ -936,12 +936,45 @@ START_TEST(test_enc_nil_array)
 }
 END_TEST
 
+/* RESP3 (after HELLO 3): the null is `_`, a map `%<pairs>`; RESP2 keeps
+ * the nil bulk and an array of twice the pairs. The sizes and the
+ * straight-into-memory encoders agree with the evbuffer ones. */
+START_TEST(test_enc_resp3)
+{
+    char buf[64], *end;
+
+    resp_null(eb, true);
+    eb_expect(S("_\r\n"), "RESP3 null");
+    resp_map(eb, 2, true);
+    eb_expect(S("%2\r\n"), "RESP3 map of two pairs");
+    resp_map(eb, 2, false);
+    eb_expect(S("*4\r\n"), "RESP2: an array of four");
+    resp_map(eb, 0, true);
+    eb_expect(S("%0\r\n"), "RESP3 empty map");
+    for (int r3 = 0; r3 <= 1; r3++) {
+        long long ns[] = { 0, 1, 5, 10, 99999 };
+        ck_assert_uint_eq(resp_null_size(r3), r3 ? 3 : 5);
+        end = resp_put_null(buf, r3);
+        ck_assert_uint_eq((size_t)(end - buf), resp_null_size(r3));
+        ck_assert_int_eq(memcmp(buf, r3 ? "_\r\n" : "$-1\r\n", resp_null_size(r3)), 0);
+        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+            end = resp_put_map(buf, ns[i], r3);
+            ck_assert_uint_eq((size_t)(end - buf), resp_map_size(ns[i], r3));
+            resp_map(eb, ns[i], r3);
+            ck_assert_uint_eq(evbuffer_get_length(eb), resp_map_size(ns[i], r3));
+            ck_assert_int_eq(memcmp(evbuffer_pullup(eb, -1), buf, (size_t)(end - buf)), 0);
+            evbuffer_drain(eb, evbuffer_get_length(eb));
+        }
+    }
+}
+END_TEST
+
 /* Encoders append: a whole HMGET-style reply is the concatenation. */
 START_TEST(test_enc_sequence)
 {
     resp_array(eb, 3);
     resp_bulk(eb, "Widget", 6);
-    resp_nil(eb);
+    resp_null(eb, false);
     resp_bulk(eb, "9.5", 3);
     resp_int(eb, 1);
     resp_simple(eb, "OK");
@@ -992,6 +1025,7 @@ static Suite *resp_suite(void)
     tcase_add_test(tc, test_enc_bulk);
     tcase_add_test(tc, test_enc_bulk_large);
     tcase_add_test(tc, test_enc_nil_array);
+    tcase_add_test(tc, test_enc_resp3);
     tcase_add_test(tc, test_enc_sequence);
     suite_add_tcase(s, tc);
     return s;

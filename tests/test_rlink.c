@@ -165,7 +165,7 @@ START_TEST(t_pause_keeps_link)
         su_expect_product(raw, 9);
         free(raw);
         h_close(fd);
-        ck_assert_int_eq(su_wait_exists(rfd, "cache:product:{p-009}", 1, 2000), 0);
+        ck_assert_int_eq(su_wait_cached(rfd, "cache:product:{p-009}", 2000), 0);
     }
     client_ids(rfd, "normal", after_cmd, sizeof(after_cmd));
     client_ids(rfd, "pubsub", after_sub, sizeof(after_sub));
@@ -583,7 +583,7 @@ START_TEST(t_resolve_redis_host)
     free(raw);
     {
         int rfd = h_connect(redis.port);
-        ck_assert_int_eq(su_wait_exists(rfd, "cache:product:{p-002}", 1, 2000), 0);
+        ck_assert_int_eq(su_wait_cached(rfd, "cache:product:{p-002}", 2000), 0);
         h_close(rfd);
     }
     h_close(fd);

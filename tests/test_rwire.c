@@ -475,7 +475,7 @@ START_TEST(t_trickle)
         char key[40];
         read_product(d.port, i);
         snprintf(key, sizeof(key), "cache:product:{p-%03d}", i);
-        ck_assert_msg(su_wait_exists(rfd, key, 1, 5000) == 0, "%s not filled", key);
+        ck_assert_msg(su_wait_cached(rfd, key, 5000) == 0, "%s not filled", key);
     }
     ck_assert_int_eq(h_upstream_count(&up), NCOLD);
     /* The rest cold too, pipelined by one client. */
@@ -502,7 +502,7 @@ START_TEST(t_trickle)
     raw = h_read_reply_len(fd, 20000, &len);
     expect_big(raw, len, data, BIG);
     free(raw);
-    ck_assert_msg(su_wait_exists(rfd, "cache:product:{big}", 1, 5000) == 0, "product:big not filled");
+    ck_assert_msg(su_wait_cached(rfd, "cache:product:{big}", 5000) == 0, "product:big not filled");
     ck_assert_int_eq(h_upstream_count(&up), NALL + 1);
     reads = read_calls(d.pid);
     ck_assert_int_eq(h_send_cmdv(fd, "HGETALL", "product:big", NULL), 0);
@@ -730,13 +730,13 @@ START_TEST(t_noscript)
     su_wait_log_linked(&d, 0);
     rfd = h_connect(redis.port);
     read_product(d.port, 1);
-    ck_assert_int_eq(su_wait_exists(rfd, "cache:product:{p-001}", 1, 2000), 0);
+    ck_assert_int_eq(su_wait_cached(rfd, "cache:product:{p-001}", 2000), 0);
     ck_assert_int_eq(h_upstream_count(&up), 1);
 
     from = h_log_size(d.log);
     EXPECT_RAW("+OK\r\n", rfd, "SCRIPT", "FLUSH", NULL);
     read_product(d.port, 2);
-    ck_assert_msg(su_wait_exists(rfd, "cache:product:{p-002}", 1, 2000) == 0,
+    ck_assert_msg(su_wait_cached(rfd, "cache:product:{p-002}", 2000) == 0,
                   "p-002 not filled after SCRIPT FLUSH: %s", h_log_tail(d.log));
     ck_assert_int_eq(h_upstream_count(&up), 2);
     loads = log_count(d.log, from, "(NOSCRIPT), loading it again");
@@ -744,7 +744,7 @@ START_TEST(t_noscript)
     ck_assert_msg(loads >= 1, "no NOSCRIPT reload logged: %s", h_log_tail(d.log));
 
     read_product(d.port, 3);
-    ck_assert_msg(su_wait_exists(rfd, "cache:product:{p-003}", 1, 2000) == 0, "p-003 not filled: %s",
+    ck_assert_msg(su_wait_cached(rfd, "cache:product:{p-003}", 2000) == 0, "p-003 not filled: %s",
                   h_log_tail(d.log));
     ck_assert_int_eq(h_upstream_count(&up), 3);
     ck_assert_int_eq(log_count(d.log, from, "(NOSCRIPT), loading it again"), loads);
@@ -762,7 +762,7 @@ START_TEST(t_noscript)
     for (int i = 4; i <= 9; i++) {
         char key[40];
         snprintf(key, sizeof(key), "cache:product:{p-%03d}", i);
-        ck_assert_msg(su_wait_exists(rfd, key, 1, 2000) == 0, "%s not filled after the second SCRIPT FLUSH: %s", key,
+        ck_assert_msg(su_wait_cached(rfd, key, 2000) == 0, "%s not filled after the second SCRIPT FLUSH: %s", key,
                       h_log_tail(d.log));
     }
     ck_assert_int_eq(h_upstream_count(&up), 9);

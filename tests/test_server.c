@@ -432,14 +432,13 @@ START_TEST(t_compat_commands)
     ASSERT_TYPE(h_cmd(fd, "CONFIG", "GET", "save", NULL), H_REPLY_ARRAY);
     ASSERT_TYPE(h_cmd(fd, "COMMAND", NULL), H_REPLY_ARRAY);
     ASSERT_TYPE(h_cmd(fd, "COMMAND", "DOCS", NULL), H_REPLY_ARRAY);
-    /* HELLO: RESP2 facts for clients that probe; HELLO 3 is refused so
-     * they fall back to RESP2. */
+    /* HELLO: RESP2 facts for clients that probe (RESP3: test_resp3). */
     char *hello = h_cmd(fd, "HELLO", "2", NULL);
     ck_assert_msg(hello && hello[0] == '*' && strstr(hello, "cachasided") && strstr(hello, "proto\r\n:2"),
                   "HELLO 2: %s", h_repr(hello));
     free(hello);
     ASSERT_TYPE(h_cmd(fd, "HELLO", NULL), H_REPLY_ARRAY);
-    ASSERT_PREFIX(h_cmd(fd, "HELLO", "3", NULL), "-NOPROTO");
+    ASSERT_PREFIX(h_cmd(fd, "HELLO", "4", NULL), "-NOPROTO");
     ASSERT_RAW(h_cmd(fd, "PING", NULL), "+PONG\r\n");
     ASSERT_RAW(h_cmd(fd, "QUIT", NULL), "+OK\r\n");
     ck_assert_msg(h_is_closed(fd, 3000), "connection still open after QUIT");
