@@ -16,7 +16,14 @@
  * split per key (a record and its lock share a slot through the {id} tag).
  * Fill notices are sharded pub/sub on each key's own channel, which lives
  * on the key's slot: each primary has a subscriber link too, and rsub.c
- * listens on a channel through the link of its slot's primary. */
+ * listens on a channel through the link of its slot's primary.
+ *
+ * A node the map stops naming (replaced by its replica, its slots moved
+ * away, announced at a new address) is forgotten with both its links once
+ * no request can still be on its way there (rcluster_prune). The table
+ * holds what the map names now, not every address it ever named; so a
+ * request names the node of its next send by id, never reused, not by its
+ * place in the table, which a forgotten node's successor takes. */
 #include "core.h"
 #include "rcluster.h"
 #include "rnode.h"
@@ -35,20 +42,23 @@
 #include <string.h>
 #include <strings.h>
 
-#define RC_MAX_NODES 64
+#define RC_MAX_NODES INT16_MAX  /* rc_slot's indexes are int16_t */
 #define RC_MAX_REDIRECTS 5
 #define RC_TICK_MS 20
 #define RC_RETRY_MS 50          /* TRYAGAIN / CLUSTERDOWN / target not connected yet */
 #define RC_REFRESH_MIN_MS 200   /* at most this often, whatever asks for it */
 #define RC_DOWN_REFRESH_MS 1000 /* while a primary of the map is down */
+#define RC_FORGET_MS 1000       /* past command_timeout_ms: a node out of the map this long is forgotten */
 
 struct rcnode {
     char host[256];
     int port;
+    unsigned id;                /* never reused: what a request or a scan names it by */
     char label[300];            /* "node=127_0_0_1_7000" for the report */
     struct rnode *link;
     struct rnode *sub;          /* its subscriber, made when it first serves slots */
-    int slots;                  /* in the current map; > 0: a primary */
+    int slots;                  /* entries of rc_slot naming it; > 0: a primary */
+    int64_t named_ms;           /* when it last had slots, or a map or a redirection named it */
 };
 
 /* A command kept until its answer, to send again on MOVED or ASK: in
@@ -66,7 +76,7 @@ struct rcreq {
     unsigned slot;
     bool keyed;
     bool asking;                /* the next send goes after ASKING */
-    int target;                 /* node of the next send; -1: the slot's */
+    unsigned target;            /* id of the node of the next send (ASK); 0: the slot's */
     int redirects;
     int64_t deadline;           /* cs_mono_ms */
     TAILQ_ENTRY(rcreq) wait;
@@ -85,8 +95,11 @@ struct rcagg {
     bool failed;
 };
 
-static struct rcnode *rc_node[RC_MAX_NODES];
-static int rc_n;
+/* The nodes the map or a redirection named and that are not forgotten
+ * yet; rc_slot holds indexes into it. */
+static struct rcnode **rc_node;
+static int rc_n, rc_cap;
+static unsigned rc_next_id;
 static int16_t rc_slot[RC_SLOTS];
 static struct cs_addr rc_seeds[CS_ADDRS_MAX];
 static int rc_nseeds, rc_seed_at;
@@ -98,7 +111,7 @@ static TAILQ_HEAD(, rcreq) rc_waiting = TAILQ_HEAD_INITIALIZER(rc_waiting);
 static bool rc_due, rc_asking_map;
 static int64_t rc_asked_ms, rc_refresh_ms, rc_refresh_wall;
 static unsigned rc_rr;
-static uint64_t rc_refreshes, rc_moved, rc_ask, rc_changes, rc_retries;
+static uint64_t rc_refreshes, rc_moved, rc_ask, rc_changes, rc_retries, rc_forgotten;
 static char rc_error[200];
 
 /* ---- nodes ----------------------------------------------------------- */
@@ -117,16 +130,25 @@ static int rcluster_node(const char *host, int port)
     struct rcnode *n;
     char name[300];
 
-    for (int i = 0; i < rc_n; i++)
-        if (rc_node[i]->port == port && strcmp(rc_node[i]->host, host) == 0)
+    for (int i = 0; i < rc_n; i++) {
+        if (rc_node[i]->port == port && strcmp(rc_node[i]->host, host) == 0) {
+            rc_node[i]->named_ms = cs_mono_ms();
             return i;
+        }
+    }
     if (rc_n == RC_MAX_NODES) {
         log_limited(LOG_ERROR, "redis cluster: more than %d nodes; %s:%d not used", RC_MAX_NODES, host, port);
         return -1;
     }
+    if (rc_n == rc_cap) {
+        rc_cap = rc_cap ? rc_cap * 2 : 8;
+        rc_node = cs_realloc(rc_node, sizeof(*rc_node) * (size_t)rc_cap);
+    }
     n = cs_calloc(1, sizeof(*n));
     snprintf(n->host, sizeof(n->host), "%s", host);
     n->port = port;
+    n->id = ++rc_next_id;
+    n->named_ms = cs_mono_ms();
     snprintf(n->label, sizeof(n->label), "node=%s:%d", host, port);
     for (char *p = n->label + 5; *p; p++)
         if (*p == '.' || *p == ':')
@@ -135,6 +157,67 @@ static int rcluster_node(const char *host, int port)
     n->link = rnode_new(name, host, port, NULL, RN_SCRIPTS | RN_ROUTED, NULL, &rc_node_hooks, n);
     rc_node[rc_n] = n;
     return rc_n++;
+}
+
+/* The index of the node with this id, or -1: forgotten. */
+static int rcluster_find(unsigned id)
+{
+    for (int i = 0; i < rc_n; i++)
+        if (rc_node[i]->id == id)
+            return i;
+    return -1;
+}
+
+/* SLOT's primary is node NODE now (a MOVED): each node's count of slots
+ * stays the number of rc_slot entries that name it. */
+static void rcluster_set_slot(unsigned slot, int node)
+{
+    if (rc_slot[slot] >= 0 && --rc_node[rc_slot[slot]]->slots == 0)
+        rc_node[rc_slot[slot]]->named_ms = cs_mono_ms();
+    rc_slot[slot] = (int16_t)node;
+    rc_node[node]->slots++;
+}
+
+/* Forgets node I: its links closed, the last node moved to its place. No
+ * slot names it, and no command waits on its link (rcluster_prune), so no
+ * index is left dangling and no callback runs; a request that named it
+ * for its next send finds its id gone and goes by its slot. */
+static void rcluster_forget(int i)
+{
+    struct rcnode *n = rc_node[i];
+    int last = rc_n - 1;
+
+    log_notice("redis cluster: %s:%d is not in the slot map any more: forgotten, its links closed", n->host,
+               n->port);
+    if (n->sub) {
+        rsub_link_down(n->sub);     /* no channel stays placed on it */
+        rnode_free(n->sub);
+    }
+    rnode_free(n->link);
+    free(n);
+    rc_forgotten++;
+    rc_node[i] = rc_node[last];
+    rc_n--;
+    if (i == last)
+        return;
+    for (int s = 0; s < RC_SLOTS; s++)
+        if (rc_slot[s] == last)
+            rc_slot[s] = (int16_t)i;
+}
+
+/* A node the map stopped naming (failed over, its slots moved away, its
+ * address changed) is forgotten once every request that may still name it
+ * is over: after command_timeout_ms and RC_FORGET_MS more, with its link
+ * idle. Otherwise the table would only grow, each old address keeping a
+ * link that reconnects forever. */
+static void rcluster_prune(int64_t now)
+{
+    for (int i = rc_n - 1; i >= 0; i--) {
+        const struct rcnode *n = rc_node[i];
+        if (n->slots == 0 && now - n->named_ms >= cs_conf->command_timeout_ms + RC_FORGET_MS &&
+            rnode_idle(n->link))
+            rcluster_forget(i);
+    }
 }
 
 static struct rnode *rcluster_any_up(void)
@@ -201,8 +284,11 @@ static void rcluster_map_cb(void *priv, const redisReply *r)
             if (s >= 0)
                 map[s] = (int16_t)node;
     }
-    for (int i = 0; i < rc_n; i++)
+    for (int i = 0; i < rc_n; i++) {
+        if (rc_node[i]->slots > 0)
+            rc_node[i]->named_ms = cs_mono_ms();    /* the grace of one that leaves starts now */
         rc_node[i]->slots = 0;
+    }
     for (int s = 0; s < RC_SLOTS; s++) {
         if (map[s] >= 0) {
             rc_node[map[s]]->slots++;
@@ -316,11 +402,16 @@ static void rcluster_ignore_cb(void *priv, const redisReply *r)
 /* CS_ERR when the target is not up (nothing sent). */
 static int rcluster_send(struct rcreq *q)
 {
-    int node = q->target >= 0 ? q->target : rc_slot[q->slot];
+    int node = q->target ? rcluster_find(q->target) : rc_slot[q->slot];
     struct rnode *l;
     static const char *const asking[1] = { "ASKING" };
 
-    if (!q->keyed && q->target < 0) {
+    if (q->target && node < 0) {
+        q->target = 0;          /* forgotten since: its slot's primary, which redirects again */
+        q->asking = false;
+        node = rc_slot[q->slot];
+    }
+    if (!q->keyed && !q->target) {
         l = rcluster_any_up();
     } else {
         if (node < 0 || node >= rc_n)
@@ -376,13 +467,13 @@ static void rcluster_reply_cb(void *priv, const redisReply *r)
                 q->redirects++;
                 if (moved) {
                     rc_moved++;
-                    rc_slot[slot] = (int16_t)node;
+                    rcluster_set_slot(slot, node);
                     rc_due = true;
-                    q->target = -1;
+                    q->target = 0;
                     q->asking = false;
                 } else {
                     rc_ask++;
-                    q->target = node;
+                    q->target = rc_node[node]->id;
                     q->asking = true;
                 }
                 if (rcluster_send(q) != CS_OK)
@@ -434,7 +525,7 @@ static int rcluster_start(rstore_cb cb, void *priv, int argc, const char **argv,
     q->script = script;
     q->keyed = key != NULL;
     q->slot = key ? rslot_of(key, keylen) : 0;
-    q->target = -1;
+    q->target = 0;
     q->deadline = cs_mono_ms() + cs_conf->command_timeout_ms;
     if (rcluster_send(q) != CS_OK) {
         rcluster_req_free(q);
@@ -586,6 +677,7 @@ static void rcluster_tick(evutil_socket_t fd, short what, void *arg)
         rc_due = true;
     if (rc_due && t - rc_asked_ms >= RC_REFRESH_MIN_MS)
         rcluster_refresh();
+    rcluster_prune(t);
 }
 
 void rcluster_init(const char *channel, const struct rnode_hooks *sub_hooks)
@@ -625,7 +717,9 @@ void rcluster_free(void)
         rnode_free(rc_node[i]->sub);
         free(rc_node[i]);
     }
-    rc_n = 0;
+    free(rc_node);
+    rc_node = NULL;
+    rc_n = rc_cap = 0;
     while (rc_nspare > 0)      /* after the links, whose commands come back here */
         free(rc_spare[--rc_nspare]);
 }
@@ -696,6 +790,10 @@ void rcluster_report(struct stats_sink *s)
            NULL, (double)rc_retries);
     s->num(s, SK_COUNTER, "redis_failovers_seen", "Slot maps in which slots changed primary (failover, resharding)",
            NULL, (double)rc_changes);
+    s->num(s, SK_GAUGE, "redis_cluster_nodes_known",
+           "Nodes the daemon keeps links to: the primaries, and nodes that left the map not forgotten yet", NULL, rc_n);
+    s->num(s, SK_COUNTER, "redis_cluster_nodes_forgotten", "Nodes forgotten, their links closed, after leaving the map",
+           NULL, (double)rc_forgotten);
     for (int i = 0; i < rc_n; i++) {
         if (rc_node[i]->slots > 0)
             s->num(s, SK_GAUGE, "redis_node_slots", "Slots this primary serves", rc_node[i]->label,

@@ -961,6 +961,16 @@ bool rnode_up(const struct rnode *l)
     return l->state == RS_UP;
 }
 
+bool rnode_idle(const struct rnode *l)
+{
+    const struct rcmd *c;
+
+    TAILQ_FOREACH(c, &l->pending, q)
+        if (!c->marker)
+            return false;
+    return true;
+}
+
 const char *rnode_host(const struct rnode *l)
 {
     return l->host;

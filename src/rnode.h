@@ -42,6 +42,9 @@ void rnode_free(struct rnode *n);
 /* Move the link to another server now (its pending commands fail). */
 void rnode_target(struct rnode *n, const char *host, int port);
 bool rnode_up(const struct rnode *n);
+/* No command sent on it waits for its answer: freeing it now calls no
+ * callback of its owner. */
+bool rnode_idle(const struct rnode *n);
 const char *rnode_host(const struct rnode *n);
 int rnode_port(const struct rnode *n);
 const char *rnode_name(const struct rnode *n);

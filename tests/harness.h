@@ -119,6 +119,12 @@ int h_wait_log_after(const char *logpath, long offset, const char *needle,
 /* Last ~1500 bytes of a file, in a static buffer (for messages). */
 const char *h_log_tail(const char *logpath);
 
+/* ------------------------------------------------------------- dns ---- */
+/* A resolver for the daemon (nameserver in its CACHASIDED_RESOLV_CONF):
+ * answers the queries waiting on the UDP socket fd for ms milliseconds, an
+ * A with 127.0.0.1, anything else with an empty NOERROR. */
+void h_dns_serve(int fd, int ms);
+
 /* ------------------------------------------------- ports and processes -- */
 /* Binds 127.0.0.1:0, returns the kernel-chosen port, closes.  Aborts. */
 int h_free_port(void);

@@ -12,7 +12,11 @@
  *     gives up;
  *   - a primary SIGKILLed: reads of its slots answered (upstream while it
  *     is down), the cache used again after the failover, other slots never
- *     fail.
+ *     fail;
+ *   - nodes that leave the map are forgotten: a replaced primary's links
+ *     closed, its port never dialled again once it is gone; primaries
+ *     announced at new addresses round after round, past the 64 the node
+ *     table once kept for good.
  * The example upstream (-g N) serves products p-001 .. p-00N. */
 #define _GNU_SOURCE
 #include "suite.h"
@@ -20,11 +24,14 @@
 #include "rslot.h"
 
 #include <check.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -186,18 +193,25 @@ static void cluster_start(struct cl *c)
 
 static int admin_port;         /* of the last daemon started */
 
-/* REFRESH_S: how often the daemon re-reads the slot map by itself. */
-static void daemon_up_refresh(struct h_daemon *d, struct cl *c, int up_port, const char *cache, int refresh_s)
+/* REFRESH_S: how often the daemon re-reads the slot map by itself; ENV:
+ * added to its environment (may be NULL). */
+static void daemon_up_env(struct h_daemon *d, struct cl *c, const char *const env[], int up_port, const char *cache,
+                          int refresh_s)
 {
     h_daemon_init(d);
     admin_port = h_free_port();
-    h_daemon_start(d,
-                   "[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nlog_level = info\n"
-                   "[redis]\nmode = cluster\nnodes = 127.0.0.1:%d, 127.0.0.1:%d\ncluster_refresh_s = %d\n"
-                   "command_timeout_ms = 1000\n"
-                   "[cache]\n%s\n"
-                   "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
-                   d->port, admin_port, c->node[1].port, c->node[0].port, refresh_s, cache, up_port);
+    h_daemon_start_env(d, env,
+                       "[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nlog_level = info\n"
+                       "[redis]\nmode = cluster\nnodes = 127.0.0.1:%d, 127.0.0.1:%d\ncluster_refresh_s = %d\n"
+                       "command_timeout_ms = 1000\n"
+                       "[cache]\n%s\n"
+                       "[namespace:product]\nupstream = http://127.0.0.1:%d/products/{id}\n",
+                       d->port, admin_port, c->node[1].port, c->node[0].port, refresh_s, cache, up_port);
+}
+
+static void daemon_up_refresh(struct h_daemon *d, struct cl *c, int up_port, const char *cache, int refresh_s)
+{
+    daemon_up_env(d, c, NULL, up_port, cache, refresh_s);
 }
 
 static void daemon_up(struct h_daemon *d, struct cl *c, int up_port, const char *cache)
@@ -808,6 +822,279 @@ START_TEST(test_cluster_notices_on_shard)
 }
 END_TEST
 
+/* ---- the slot map changing under the daemon ---------------------- */
+
+/* The node that replicates primary I. */
+static int replica_of(struct cl *c, int i)
+{
+    char port[16];
+
+    snprintf(port, sizeof(port), "%d", c->node[i].port);
+    for (int k = 0; k < NNODES; k++)
+        if (k != i && strcmp(t_stat(c->node[k].port, "replication", "master_port"), port) == 0)
+            return k;
+    ck_abort_msg("no replica of %d", c->node[i].port);
+    return -1;
+}
+
+/* The daemon's links on the node at PORT: its command and subscriber
+ * clients, connected for a second or more (this test's own connections,
+ * one command each, are younger). */
+static int daemon_links(int port, char *list, size_t listsz)
+{
+    static const char *const types[] = { "normal", "pubsub" };
+    int n = 0;
+
+    if (list)
+        list[0] = '\0';
+    for (size_t k = 0; k < CS_ARRAY_LEN(types); k++) {
+        char *raw = t_cmd(port, H_DEFAULT, "CLIENT", "LIST", "TYPE", types[k], NULL);
+        ck_assert_msg(raw && raw[0] == '$', "CLIENT LIST on %d: %s", port, h_repr(raw));
+        for (char *line = strchr(raw, '\n') + 1; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+            const char *age = strstr(line, " age=");
+            size_t len = strcspn(line, "\r\n");
+            if (!age || age > line + len || atoi(age + 5) < 1 || strncmp(line, "id=", 3) != 0)
+                continue;
+            n++;
+            if (list && strlen(list) + len + 2 < listsz)
+                snprintf(list + strlen(list), listsz - strlen(list), "%.*s\n", (int)len, line);
+        }
+        free(raw);
+    }
+    return n;
+}
+
+/* Wait until the daemon's map names the node at PORT among its primaries,
+ * all of them up. */
+static void wait_daemon_names(struct h_daemon *d, const char *want)
+{
+    for (long long dl = h_now_ms() + 10000;
+         !strstr(t_stat(d->port, NULL, "redis_cluster_topology"), want) ||
+         strcmp(t_stat(d->port, NULL, "redis_cluster_primaries_up"), "3") != 0 ||
+         strcmp(t_stat(d->port, NULL, "redis_cluster_slots_covered"), "16384") != 0;) {
+        ck_assert_msg(h_now_ms() < dl, "the daemon's map never named %s: %s, %s slots; log:\n%s", want,
+                      t_stat(d->port, NULL, "redis_cluster_topology"),
+                      t_stat(d->port, NULL, "redis_cluster_slots_covered"), h_log_tail(d->log));
+        h_msleep(50);
+    }
+}
+
+/* A listening socket on 127.0.0.1:PORT. */
+static int listen_on(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ck_assert_msg(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind %d: %s", port, strerror(errno));
+    ck_assert_int_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+/* A primary replaced by its replica (CLUSTER FAILOVER) leaves the slot
+ * map. The daemon forgets it within command_timeout_ms + 1 s and closes
+ * both its links there (commands, notices), though the node is up and
+ * serves on as a replica. Then it is removed from the cluster (CLUSTER
+ * FORGET on every node) and stopped, and something else listens on its
+ * port: the daemon never dials it again. Before, every address the map had
+ * named kept a link for good, reconnecting forever once its node was gone. */
+START_TEST(test_cluster_forgets_replaced_primary)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d;
+    int victim, heir, lfd, links;
+    char victim_id[64], addr[32], heir_addr[32], list[4096];
+    long long before, t_fo;
+    struct pollfd p;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 30);
+    daemon_up(&d, &c, up.port, "lock_ttl_ms = 5000\nupstream_timeout_ms = 3000");
+    wait_linked(&d);
+    for (int i = 1; i <= 30; i++)
+        t_expect_product(d.port, i);
+    /* Not node 1, the seed the daemon dials first: its seed link may stay there. */
+    victim = c.owner[0] != 1 ? c.owner[0] : c.owner[RC_SLOTS - 1];
+    heir = replica_of(&c, victim);
+    node_id(&c, victim, victim_id, sizeof(victim_id));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d ", c.node[victim].port);
+    snprintf(heir_addr, sizeof(heir_addr), "127.0.0.1:%d ", c.node[heir].port);
+    h_msleep(1100);             /* its links are a second old */
+    ck_assert_msg(daemon_links(c.node[victim].port, list, sizeof(list)) >= 2, "the daemon's links: %s", list);
+
+    expect_ok(c.node[heir].port, "FAILOVER", "CLUSTER", "FAILOVER", NULL);
+    t_fo = h_now_ms();
+    wait_daemon_names(&d, heir_addr);
+    for (long long dl = h_now_ms() + 6000; (links = daemon_links(c.node[victim].port, list, sizeof(list))) > 0;) {
+        ck_assert_msg(h_now_ms() < dl, "%lld ms after the failover the daemon still has %d link(s) on the old "
+                      "primary %s(a replica now):\n%s", h_now_ms() - t_fo, links, addr, list);
+        h_msleep(100);
+    }
+    fprintf(stderr, "test_cluster: the replaced primary's links closed %lld ms after the failover\n",
+            h_now_ms() - t_fo);
+    ck_assert_msg(!strstr(t_stat(d.port, NULL, "redis_cluster_topology"), addr), "%s",
+                  t_stat(d.port, NULL, "redis_cluster_topology"));
+
+    /* Out of the cluster and stopped; its port answers something else. */
+    for (int i = 0; i < NNODES; i++)
+        if (i != victim)
+            expect_ok(c.node[i].port, "FORGET", "CLUSTER", "FORGET", victim_id, NULL);
+    h_redis_stop(&c.node[victim]);
+    lfd = listen_on(c.node[victim].port);
+    /* A link left there would redial within its backoff (100 ms, doubling). */
+    p.fd = lfd;
+    p.events = POLLIN;
+    p.revents = 0;
+    ck_assert_msg(poll(&p, 1, 3000) == 0, "the daemon dialled the forgotten node; log:\n%s", h_log_tail(d.log));
+    close(lfd);
+
+    before = h_upstream_count(&up);
+    for (int i = 1; i <= 30; i++)
+        t_expect_product(d.port, i);
+    ck_assert_int_eq(h_upstream_count(&up), before);
+    ck_assert_int_eq(t_stat_int(d.port, "redis_cluster_nodes_known"), 3);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+END_TEST
+
+/* The test's resolver, in a child that dies with the test: every name is
+ * 127.0.0.1. Its resolv.conf is written to h_path("resolv.conf"). */
+static pid_t resolver_start(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    char conf[64];
+    pid_t pid;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(conf, sizeof(conf), "nameserver 127.0.0.1:%d\n", ntohs(sa.sin_port));
+    h_write_file(h_path("resolv.conf"), conf, strlen(conf));
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;)
+            h_dns_serve(fd, 1000);
+    }
+    close(fd);
+    return pid;
+}
+
+/* CONFIG SET on every node NODES[0..n). */
+static void config_set(struct cl *c, const int *nodes, int n, const char *key, const char *fmt)
+{
+    for (int k = 0; k < n; k++) {
+        char val[64];
+        snprintf(val, sizeof(val), fmt, nodes[k]);
+        expect_ok(c->node[nodes[k]].port, key, "CONFIG", "SET", key, val, NULL);
+    }
+}
+
+#define READDRESS_ROUNDS 22
+
+/* The node table follows address churn. Each round gives every primary a
+ * new address: a new name (cluster-announce-hostname, announced as the
+ * preferred endpoint) that the test's resolver maps to 127.0.0.1, as a
+ * pod gets a new name or IP when it is rescheduled. To the daemon each is
+ * a new node: 22 rounds name 66 addresses beyond the first 3, more than
+ * the 64 its table once held for good (the 62nd new one was "not used":
+ * its slots uncovered, every write -TRYAGAIN until a restart). Moving
+ * slots to fresh nodes would cost a node start, a MEET and a reshard per
+ * address; a rename costs one CONFIG SET and the gossip, about a second a
+ * round with cluster_refresh_s = 1. Every round the map must name the new
+ * addresses, all up, every slot covered; at the end only the 3 current
+ * nodes are known, each primary holds at most the daemon's 3 links
+ * (commands, notices, the seed link), and the cache works. */
+START_TEST(test_cluster_readdressed_primaries)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d;
+    int prim[3], all[NNODES], np = 0;
+    char env_resolv[PATH_MAX + 40], list[4096];
+    const char *env[2] = { env_resolv, NULL };
+    pid_t resolver = resolver_start();
+    long long before, t0;
+
+    snprintf(env_resolv, sizeof(env_resolv), "CACHASIDED_RESOLV_CONF=%s", h_path("resolv.conf"));
+    cluster_start(&c);
+    for (int i = 0; i < NNODES; i++) {
+        all[i] = i;
+        if (is_primary(&c, i))
+            prim[np++] = i;
+    }
+    ck_assert_int_eq(np, 3);
+    config_set(&c, all, NNODES, "cluster-announce-hostname", "n%d-r0.cachasided.test");
+    for (long long dl = h_now_ms() + 10000;;) {
+        char *raw = t_cmd(c.node[prim[0]].port, H_DEFAULT, "CLUSTER", "NODES", NULL);
+        bool known = raw != NULL;
+        for (int i = 0; i < NNODES && known; i++) {
+            char want[48];
+            snprintf(want, sizeof(want), ",n%d-r0.cachasided.test ", i);
+            known = strstr(raw, want) != NULL;
+        }
+        free(raw);
+        if (known)
+            break;
+        ck_assert_msg(h_now_ms() < dl, "the hostnames never spread");
+        h_msleep(50);
+    }
+    config_set(&c, all, NNODES, "cluster-preferred-endpoint-type", "hostname");
+    h_upstream_start(&up, 0, 30);
+    daemon_up_env(&d, &c, env, up.port, "lock_ttl_ms = 5000\nupstream_timeout_ms = 3000", 1);
+    wait_linked(&d);
+    for (int i = 1; i <= 30; i++)
+        t_expect_product(d.port, i);
+
+    t0 = h_now_ms();
+    for (int round = 1; round <= READDRESS_ROUNDS; round++) {
+        char fmt[48], want[3][64];
+        snprintf(fmt, sizeof(fmt), "n%%d-r%d.cachasided.test", round);
+        config_set(&c, prim, 3, "cluster-announce-hostname", fmt);
+        for (int k = 0; k < 3; k++)
+            snprintf(want[k], sizeof(want[k]), "n%d-r%d.cachasided.test:%d up", prim[k], round,
+                     c.node[prim[k]].port);
+        for (long long dl = h_now_ms() + 10000;;) {
+            const char *topo = t_stat(d.port, NULL, "redis_cluster_topology");
+            if (strstr(topo, want[0]) && strstr(topo, want[1]) && strstr(topo, want[2]) &&
+                strcmp(t_stat(d.port, NULL, "redis_cluster_slots_covered"), "16384") == 0)
+                break;
+            ck_assert_msg(h_now_ms() < dl, "round %d: the daemon's map: %s, %s slots covered; log:\n%s", round,
+                          topo, t_stat(d.port, NULL, "redis_cluster_slots_covered"), h_log_tail(d.log));
+            h_msleep(50);
+        }
+    }
+    fprintf(stderr, "test_cluster: %d rounds of new addresses followed in %lld ms; %s nodes known\n",
+            READDRESS_ROUNDS, h_now_ms() - t0, t_stat(d.port, NULL, "redis_cluster_nodes_known"));
+    for (long long dl = h_now_ms() + 5000; strcmp(t_stat(d.port, NULL, "redis_cluster_nodes_known"), "3") != 0;) {
+        ck_assert_msg(h_now_ms() < dl, "%s nodes known: %s", t_stat(d.port, NULL, "redis_cluster_nodes_known"),
+                      h_log_tail(d.log));
+        h_msleep(100);
+    }
+    for (int k = 0; k < 3; k++) {
+        int links = daemon_links(c.node[prim[k]].port, list, sizeof(list));
+        ck_assert_msg(links <= 3, "%d links of the daemon on %d:\n%s", links, c.node[prim[k]].port, list);
+    }
+    before = h_upstream_count(&up);
+    for (int i = 1; i <= 30; i++)
+        t_expect_product(d.port, i);
+    ck_assert_int_eq(h_upstream_count(&up), before);
+    ck_assert_int_eq(t_int(d.port, "DEL", "product:p-001", NULL), 1);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+    h_kill(resolver, SIGKILL);
+    waitpid(resolver, NULL, 0);
+}
+END_TEST
+
 int main(void)
 {
     const struct su_case cases[] = {
@@ -817,6 +1104,8 @@ int main(void)
         { "redirects_are_not_errors", test_cluster_redirects_are_not_errors, 120, 0 },
         { "primary_killed", test_cluster_primary_killed, 120, 0 },
         { "notices_on_shard", test_cluster_notices_on_shard, 120, 0 },
+        { "forgets_replaced_primary", test_cluster_forgets_replaced_primary, 120, 0 },
+        { "readdressed_primaries", test_cluster_readdressed_primaries, 180, 0 },
     };
 
     return SU_RUN("cluster", cases, CK_NORMAL);

@@ -479,48 +479,6 @@ END_TEST
 
 /* ------------------------------------------------------- resolving ---- */
 
-/* Answers the DNS queries waiting on fd: A gets 127.0.0.1, anything else an
- * empty NOERROR. Runs for ms milliseconds. */
-static void dns_serve(int fd, int ms)
-{
-    long long end = h_now_ms() + ms;
-
-    while (h_now_ms() < end) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        unsigned char q[512], r[600];
-        struct sockaddr_storage from;
-        socklen_t fl = sizeof(from);
-        ssize_t n;
-        size_t off = 12, rl;
-        int qtype;
-
-        if (poll(&p, 1, 20) <= 0)
-            continue;
-        n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
-        if (n < 17)
-            continue;
-        while (off < (size_t)n && q[off])
-            off += (size_t)q[off] + 1;
-        if (off + 5 > (size_t)n)
-            continue;
-        qtype = q[off + 1] << 8 | q[off + 2];
-        off += 5;               /* the 0 label, type, class */
-        memcpy(r, q, off);
-        r[2] = 0x81;            /* response, recursion desired */
-        r[3] = 0x80;            /* recursion available, NOERROR */
-        r[4] = 0, r[5] = 1;
-        r[6] = 0, r[7] = qtype == 1;
-        r[8] = r[9] = r[10] = r[11] = 0;
-        rl = off;
-        if (qtype == 1) {
-            static const unsigned char ans[] = { 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1 };
-            memcpy(r + rl, ans, sizeof(ans));
-            rl += sizeof(ans);
-        }
-        sendto(fd, r, rl, 0, (struct sockaddr *)&from, fl);
-    }
-}
-
 /* [redis] host is a name and the resolver does not answer: the daemon's
  * loop stays free (PING answered at once), reads go to the upstream, and
  * each try gives up at connect_timeout_ms. When the resolver answers, the
@@ -575,7 +533,7 @@ START_TEST(t_resolve_redis_host)
     /* The resolver answers now. */
     for (long long end = h_now_ms() + 10000; !h_log_contains(d.log, "subscribed to cache:fills");) {
         ck_assert_msg(h_now_ms() < end, "never connected once the name resolved: %s", h_log_tail(d.log));
-        dns_serve(dfd, 100);
+        h_dns_serve(dfd, 100);
     }
     ck_assert_msg(h_wait_log(d.log, "redis: connected", 5000) == 0, "%s", h_log_tail(d.log));
     raw = su_rawq(fd, "HGETALL", "product:p-002", NULL);
