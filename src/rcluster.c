@@ -112,15 +112,19 @@ static bool rc_due, rc_asking_map;
 static int64_t rc_asked_ms, rc_refresh_ms, rc_refresh_wall;
 static unsigned rc_rr;
 static uint64_t rc_refreshes, rc_moved, rc_ask, rc_changes, rc_retries, rc_forgotten;
+static uint64_t rc_epoch;       /* see rcluster_epoch */
 static char rc_error[200];
 
 /* ---- nodes ----------------------------------------------------------- */
 
 static void rcluster_node_down(struct rnode *n, void *owner)
 {
+    const struct rcnode *node = owner;
+
     CS_UNUSED(n);
-    CS_UNUSED(owner);
     rc_due = true;              /* maybe failed over: look again */
+    if (node->slots > 0)
+        rc_epoch++;             /* and when it is back, it may hold other keys */
 }
 
 static const struct rnode_hooks rc_node_hooks = { .down = rcluster_node_down };
@@ -172,6 +176,9 @@ static int rcluster_find(unsigned id)
  * stays the number of rc_slot entries that name it. */
 static void rcluster_set_slot(unsigned slot, int node)
 {
+    if (rc_slot[slot] == node)
+        return;
+    rc_epoch++;
     if (rc_slot[slot] >= 0 && --rc_node[rc_slot[slot]]->slots == 0)
         rc_node[rc_slot[slot]]->named_ms = cs_mono_ms();
     rc_slot[slot] = (int16_t)node;
@@ -248,21 +255,19 @@ static void rcluster_subs(void)
     }
 }
 
-static void rcluster_map_cb(void *priv, const redisReply *r)
+/* CLUSTER SLOTS's reply R from FROM becomes the map; false when it is
+ * not one (and the map is asked for again). */
+static bool rcluster_map_apply(struct rnode *from, const redisReply *r)
 {
-    struct rnode *from = priv;
     int16_t map[RC_SLOTS];
     int changed = 0, covered = 0, primaries = 0;
 
-    rc_asking_map = false;
-    if (cs_exiting)
-        return;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         snprintf(rc_error, sizeof(rc_error), "CLUSTER SLOTS from %s: %s", rnode_name(from),
                  !r ? "no reply" : r->type == REDIS_REPLY_ERROR ? r->str : "no slots");
         log_limited(LOG_WARNING, "%s", rc_error);
         rc_due = true;
-        return;
+        return false;
     }
     memset(map, 0xff, sizeof(map));
     for (size_t i = 0; i < r->elements; i++) {
@@ -303,14 +308,24 @@ static void rcluster_map_cb(void *priv, const redisReply *r)
     rc_refreshes++;
     rc_refresh_wall = cs_now_ms();
     rc_error[0] = '\0';
-    if (changed)
+    if (changed) {
         rc_changes++;
+        rc_epoch++;
+    }
     if (changed || rc_refreshes == 1)
         log_notice("redis cluster: slot map from %s: %d primaries, %d of %d slots covered, %d slot(s) moved",
                    rnode_name(from), primaries, covered, RC_SLOTS, changed);
     rcluster_subs();
     if (changed)
         rsub_replace();
+    return true;
+}
+
+static void rcluster_map_cb(void *priv, const redisReply *r)
+{
+    rc_asking_map = false;
+    if (!cs_exiting)
+        (void)rcluster_map_apply(priv, r);
 }
 
 static void rcluster_refresh(void)
@@ -607,17 +622,8 @@ static int rcluster_eval_one(int i, rstore_cb cb, void *priv, void *ctx)
     return rcluster_eval(sp->script, cb, priv, 1, 2, argv, lens);
 }
 
-int rcluster_cmd(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
+int rcluster_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
 {
-    if (node >= 0) {
-        /* The node-th primary, for SCAN: no key, no redirects. */
-        for (int i = 0; i < rc_n; i++) {
-            if (rc_node[i]->slots > 0 && node-- == 0)
-                return rnode_up(rc_node[i]->link) ? rnode_send(rc_node[i]->link, cb, priv, argc, argv, lens, -1)
-                                                  : CS_ERR;
-        }
-        return CS_ERR;
-    }
     if (argc > 2 && lens[0] == 6 && strncasecmp(argv[0], "UNLINK", 6) == 0) {
         struct rcsplit sp = { argv, lens, RS_DEL, 0 };
         return rcluster_split(cb, priv, argc - 1, rcluster_unlink_one, &sp);
@@ -642,6 +648,145 @@ int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
     rc = rcluster_start(cb, priv, e.argc, e.av, e.al, (int)s, nkeys > 0 ? argv[0] : NULL, nkeys > 0 ? lens[0] : 0);
     rnode_evalsha_done(&e);
     return rc;
+}
+
+/* ---- sweeping every primary (INVALIDATE) ----------------------------- */
+
+uint64_t rcluster_epoch(void)
+{
+    return rc_epoch;
+}
+
+int rcluster_primaries(unsigned *ids, int max)
+{
+    int n = 0;
+
+    for (int i = 0; i < rc_n; i++) {
+        if (rc_node[i]->slots > 0) {
+            if (n < max)
+                ids[n] = rc_node[i]->id;
+            n++;
+        }
+    }
+    return n;
+}
+
+int rcluster_cmd_at(unsigned id, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
+{
+    int i = rcluster_find(id);
+
+    if (i < 0 || !rnode_up(rc_node[i]->link))
+        return CS_ERR;
+    return rnode_send(rc_node[i]->link, cb, priv, argc, argv, lens, -1);
+}
+
+/* A check that the map a sweep went by still holds: the map is read
+ * again, then every primary of it says what it is. */
+struct rcsettle {
+    rstore_settle_cb cb;
+    void *priv;
+    struct rnode *from;         /* asked for the map */
+    int left;                   /* CLUSTER NODES replies due */
+    enum rstore_settle how;     /* the worst heard so far */
+};
+
+static void rcluster_settle_worse(struct rcsettle *st, enum rstore_settle how)
+{
+    if (how > st->how)
+        st->how = how;
+}
+
+static void rcluster_settle_end(struct rcsettle *st)
+{
+    st->cb(st->priv, st->how);
+    free(st);
+}
+
+/* The line of CLUSTER NODES where a node tells of itself: "<id> <addr>
+ * myself,master ... connected 0-5460 [5461->-<id>]". Settled when it is a
+ * primary with no slot migrating out or importing in (the [...] entries
+ * after its slots): keys move between nodes only during a migration. */
+static bool rcluster_self_settled(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p)), *f = p;
+        char flags[128] = "";
+        bool moving = false;
+
+        if (!eol)
+            eol = end;
+        for (int field = 0; f < eol; field++) {
+            const char *sp = memchr(f, ' ', (size_t)(eol - f));
+            size_t n = (size_t)((sp ? sp : eol) - f);
+            if (field == 2)
+                snprintf(flags, sizeof(flags), "%.*s", (int)n, f);
+            else if (field >= 8 && n > 0 && f[0] == '[')
+                moving = true;
+            f += n + 1;
+        }
+        if (strstr(flags, "myself"))
+            return !moving && strstr(flags, "master") != NULL;
+        p = eol + 1;
+    }
+    return false;
+}
+
+static void rcluster_settle_node_cb(void *priv, const redisReply *r)
+{
+    struct rcsettle *st = priv;
+
+    if (!r || r->type != REDIS_REPLY_STRING)
+        rcluster_settle_worse(st, RSET_FAILED);
+    else if (!rcluster_self_settled(r->str, (size_t)r->len))
+        rcluster_settle_worse(st, RSET_MOVING);
+    if (--st->left == 0)
+        rcluster_settle_end(st);
+}
+
+static void rcluster_settle_map_cb(void *priv, const redisReply *r)
+{
+    struct rcsettle *st = priv;
+    const char *argv[2] = { "CLUSTER", "NODES" };
+
+    if (cs_exiting || !rcluster_map_apply(st->from, r)) {
+        rcluster_settle_worse(st, RSET_FAILED);
+        rcluster_settle_end(st);
+        return;
+    }
+    st->left = 1;               /* until every node is asked */
+    for (int i = 0; i < rc_n; i++) {
+        struct rnode *l = rc_node[i]->link;
+        if (rc_node[i]->slots == 0)
+            continue;
+        if (rnode_up(l) && rnode_send(l, rcluster_settle_node_cb, st, 2, argv, NULL, -1) == CS_OK)
+            st->left++;
+        else
+            rcluster_settle_worse(st, RSET_FAILED);
+    }
+    if (--st->left == 0)
+        rcluster_settle_end(st);
+}
+
+int rcluster_settle(rstore_settle_cb cb, void *priv)
+{
+    const char *argv[2] = { "CLUSTER", "SLOTS" };
+    struct rnode *l = rcluster_any_up();
+    struct rcsettle *st;
+
+    if (!l)
+        return CS_ERR;
+    st = cs_calloc(1, sizeof(*st));
+    st->cb = cb;
+    st->priv = priv;
+    st->from = l;
+    st->how = RSET_SAME;
+    if (rnode_send(l, rcluster_settle_map_cb, st, 2, argv, NULL, -1) != CS_OK) {
+        free(st);
+        return CS_ERR;
+    }
+    return CS_OK;
 }
 
 /* ---- the timer: retries, refreshes ----------------------------------- */
@@ -739,7 +884,7 @@ bool rcluster_ready_for(const char *key, size_t len)
     return node >= 0 && rnode_up(rc_node[node]->link);
 }
 
-int rcluster_nodes(void)
+static int rcluster_nodes(void)
 {
     int n = 0;
 

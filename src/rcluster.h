@@ -17,14 +17,22 @@ bool rcluster_ready(void);
 bool rcluster_ready_for(const char *key, size_t len);
 const char *rcluster_status(void);
 void rcluster_report(struct stats_sink *s);
-/* NODE < 0: routed by the key in argv[1] (any node when there is none);
- * else the NODE-th primary (SCAN). */
-int rcluster_cmd(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
+/* Routed by the key in argv[1] (any node when there is none). */
+int rcluster_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
                   const size_t *lens) CS_WUR;
-int rcluster_nodes(void);
 /* The slot map is old (a node said a channel is elsewhere): read it again. */
 void rcluster_stale(void);
+/* For a sweep of every primary (rstore_epoch, rstore_servers,
+ * rstore_cmd_at, rstore_settle): bumped whenever a slot changes primary
+ * in the map or by MOVED, or a primary's link is lost. */
+uint64_t rcluster_epoch(void);
+int rcluster_primaries(unsigned *ids, int max);
+int rcluster_cmd_at(unsigned id, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
+/* Reads the map again, then asks each primary whether it still is one
+ * and has no slot migrating: RSET_MOVING if not, RSET_FAILED when one
+ * cannot be asked. CS_ERR: no node to ask (cb not called). */
+int rcluster_settle(rstore_settle_cb cb, void *priv) CS_WUR;
 /* The subscriber link of the primary that serves CHAN's slot, or NULL. */
 struct rnode *rcluster_sub_for(const char *chan, size_t len);
 

@@ -23,6 +23,7 @@
 static struct rnode *rs_cmd, *rs_sub;
 static long long rs_mode;
 static char rs_chan[300];
+static uint64_t rs_epoch;       /* the command link's server may have changed: see rstore_epoch */
 
 void (*rstore_on_notice)(const char *chan, size_t len, const char *msg, size_t msglen);
 void (*rstore_on_listening)(const char *chan, size_t len);
@@ -80,11 +81,23 @@ void rstore_unlisten(const char *chan, size_t len)
     rsub_unlisten(chan, len);
 }
 
+/* Standalone: the server may come back restarted, its keys elsewhere in
+ * its table. */
+static void rstore_cmd_down(struct rnode *n, void *owner)
+{
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
+    rs_epoch++;
+}
+
+static const struct rnode_hooks rstore_cmd_hooks = { .down = rstore_cmd_down };
+
 /* Sentinel: the primary's link failed or says it is a replica now. */
 static void rstore_primary_lost(struct rnode *n, void *owner)
 {
     CS_UNUSED(n);
     CS_UNUSED(owner);
+    rs_epoch++;
     rsentinel_lost();
 }
 
@@ -94,6 +107,7 @@ static void rstore_primary_readonly(struct rnode *n, void *owner)
 {
     CS_UNUSED(owner);
     log_warn("redis: %s:%d answers READONLY: no longer the primary", rnode_host(n), rnode_port(n));
+    rs_epoch++;
     rnode_target(n, rnode_host(n), rnode_port(n));
     rsentinel_lost();
 }
@@ -113,8 +127,10 @@ static void rstore_primary_found(const char *host, int port)
 {
     /* The same address: the link's own reconnects go on (a replica that
      * has not been promoted yet keeps failing ROLE until it is). */
-    if (strcmp(rnode_host(rs_cmd), host) != 0 || rnode_port(rs_cmd) != port)
+    if (strcmp(rnode_host(rs_cmd), host) != 0 || rnode_port(rs_cmd) != port) {
+        rs_epoch++;
         rnode_target(rs_cmd, host, port);
+    }
     if (strcmp(rnode_host(rs_sub), host) != 0 || rnode_port(rs_sub) != port)
         rnode_target(rs_sub, host, port);
 }
@@ -138,7 +154,7 @@ void rstore_init(void)
         break;
     default:
         rs_cmd = rnode_new("redis", c->redis_host, (int)c->redis_port, c->redis_unix_socket, RN_SCRIPTS, NULL,
-                           NULL, NULL);
+                           &rstore_cmd_hooks, NULL);
         rs_sub = rnode_new("redis subscriber", c->redis_host, (int)c->redis_port, c->redis_unix_socket,
                            RN_SUBSCRIBER, rs_chan, &rstore_sub_hooks, NULL);
         break;
@@ -205,7 +221,7 @@ void rstore_report(struct stats_sink *s)
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
 {
     if (rs_mode == RM_CLUSTER)
-        return rcluster_cmd(-1, cb, priv, argc, argv, lens);
+        return rcluster_cmd(cb, priv, argc, argv, lens);
     if (!rnode_up(rs_cmd))
         return CS_ERR;
     return rnode_send(rs_cmd, cb, priv, argc, argv, lens, -1);
@@ -219,14 +235,31 @@ int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
     return rnode_eval(rs_cmd, s, cb, priv, nkeys, argc, argv, lens);
 }
 
-int rstore_nodes(void)
+uint64_t rstore_epoch(void)
 {
-    return rs_mode == RM_CLUSTER ? rcluster_nodes() : 1;
+    return rs_mode == RM_CLUSTER ? rcluster_epoch() : rs_epoch;
 }
 
-int rstore_cmd_on(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
+int rstore_servers(unsigned *ids, int max)
 {
     if (rs_mode == RM_CLUSTER)
-        return rcluster_cmd(node, cb, priv, argc, argv, lens);
+        return rcluster_primaries(ids, max);
+    if (max > 0)
+        ids[0] = 0;
+    return 1;
+}
+
+int rstore_cmd_at(unsigned id, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
+{
+    if (rs_mode == RM_CLUSTER)
+        return rcluster_cmd_at(id, cb, priv, argc, argv, lens);
     return rstore_cmd(cb, priv, argc, argv, lens);
+}
+
+int rstore_settle(rstore_settle_cb cb, void *priv)
+{
+    if (rs_mode == RM_CLUSTER)
+        return rcluster_settle(cb, priv);
+    cb(priv, RSET_SAME);
+    return CS_OK;
 }

@@ -50,10 +50,27 @@ int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size
 int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
                 const char **argv, const size_t *lens) CS_WUR;
 
-/* The servers a scan must visit (a cluster's primaries; else 1), and a
- * command sent to the i-th of them (no key routing: SCAN). */
-int rstore_nodes(void);
-int rstore_cmd_on(int node, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
+/* A sweep of every server (INVALIDATE's SCAN). A SCAN cursor is good
+ * only on the server that gave it, while that server holds the same keys:
+ * the servers are named by id (never reused), and the epoch changes
+ * whenever which server holds which keys may have changed (a cluster's
+ * slot changed primary: failover, resharding; a Sentinel switch; a
+ * primary's link lost, so it may come back as another server).
+ * rstore_servers puts up to MAX ids of the servers to visit now (a
+ * cluster's primaries; else the one) in IDS and says how many there are;
+ * rstore_cmd_at sends to one of them (no key routing; CS_ERR: gone or
+ * down). */
+uint64_t rstore_epoch(void);
+int rstore_servers(unsigned *ids, int max);
+int rstore_cmd_at(unsigned id, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
+/* After a sweep, before its result is trusted: whether the servers still
+ * hold the keys they held. In a cluster the slot map is read again (which
+ * bumps the epoch if it changed) and each primary asked whether it is one
+ * with no slot migrating; elsewhere there is nothing to ask and cb runs at
+ * once. CS_ERR: nobody to ask, cb not called. */
+enum rstore_settle { RSET_SAME, RSET_MOVING, RSET_FAILED };
+typedef void (*rstore_settle_cb)(void *priv, enum rstore_settle how);
+int rstore_settle(rstore_settle_cb cb, void *priv) CS_WUR;
 
 /* Listening on a channel (sharded pub/sub: SSUBSCRIBE on the node of the
  * channel's slot, or SUBSCRIBE before Redis 7), counted: each listen is

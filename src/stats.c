@@ -45,6 +45,7 @@ static const struct { const char *name, *help; size_t off; } stats_counters[] = 
     STAT(notices_received, "Fill notices (done, revoked) heard on the channels of keys this daemon waits on"),
     STAT(notice_subscribes, "Key channels subscribed to (SSUBSCRIBE sent)"),
     STAT(fills_overtaken, "Misses that did not join a fill under way here: a write had revoked it"),
+    STAT(invalidate_restarts, "INVALIDATE sweeps begun again: the slot map or primary changed under them"),
 };
 
 static const struct { const char *name, *label, *help; } stats_hists[SH_COUNT] = {

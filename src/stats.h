@@ -12,7 +12,7 @@ struct cs_stats {
     /* What an operator needs beyond the list in docs/design.md. */
     uint64_t fills_led, fills_woken_by_notice, fills_woken_by_poll, lock_acquisitions_lost,
         clients_rejected, protocol_errors, output_limit_disconnects, notices_received, notice_subscribes,
-        fills_overtaken;
+        fills_overtaken, invalidate_restarts;
     int64_t clients_connected;  /* a gauge: STATS RESET leaves it */
 };
 

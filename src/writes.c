@@ -112,24 +112,107 @@ void writes_cmd_del(struct req *r)
         writes_fail(r, writes_tryagain);
 }
 
-/* INVALIDATE walks SCAN MATCH in batches, each removed by del.lua as DEL
- * removes entries: a fill under way for a swept key loses its lock with
- * its record, and the daemons waiting on it hear so. */
+/* INVALIDATE walks SCAN MATCH on every server in batches, each removed by
+ * del.lua as DEL removes entries: a fill under way for a swept key loses
+ * its lock with its record, and the daemons waiting on it hear so.
+ *
+ * A SCAN cursor means something only on the server that gave it, and only
+ * while that server holds the same keys. A pass names its servers by id
+ * and notes rstore_epoch() as it begins; when the epoch moves (a
+ * failover, a slot moved, a link lost) the pass stops, and once it is over
+ * rstore_settle reads the slot map again and asks each primary whether a
+ * slot is migrating. Only a pass that ends on the map it began with, no
+ * slot moving, is the answer; otherwise a new pass starts from cursor 0
+ * on the servers of the map now. Entries already removed are not found
+ * again, so the count adds up over passes. After WRITES_SWEEP_PASSES the
+ * command gives up with an error that says entries may remain: a count
+ * is never answered while the sweep may have passed entries by. */
+#define WRITES_SWEEP_PASSES 4   /* the first and 3 more */
+#define WRITES_SWEEP_LEFT "; some entries may remain, run it again"
+
+static const char writes_sweep_down[] = "TRYAGAIN cache unavailable during INVALIDATE" WRITES_SWEEP_LEFT;
+static const char writes_sweep_changed[] = "TRYAGAIN slot map or primary changed during INVALIDATE" WRITES_SWEEP_LEFT;
+static const char writes_sweep_moving[] =
+    "TRYAGAIN failover or slot migration under way during INVALIDATE" WRITES_SWEEP_LEFT;
+
 struct inval {
     char pattern[CACHE_KEY_MAX];
-    bool swept;                 /* the last batch is under way */
-    int node;                   /* which server is being swept (a cluster has several) */
+    uint64_t epoch;             /* rstore_epoch() when this pass began */
+    unsigned *servers;          /* this pass's, by id */
+    int nservers, at;           /* at: the one being swept */
+    int passes;
     char cursor[32];
 };
 
+static void writes_inval_free(void *p)
+{
+    struct inval *iv = p;
+
+    free(iv->servers);
+    free(iv);
+}
+
 static void writes_scan(struct req *r);
+
+/* The sweep stopped: what it removed is counted all the same. */
+static void writes_sweep_fail(struct req *r, const char *msg)
+{
+    stats_c.invalidations += (uint64_t)r->count;
+    writes_fail(r, msg);
+}
+
+static void writes_pass(struct req *r)
+{
+    struct inval *iv = r->state;
+    int n = rstore_servers(NULL, 0);
+
+    iv->passes++;
+    iv->epoch = rstore_epoch();
+    iv->servers = cs_realloc(iv->servers, sizeof(*iv->servers) * (size_t)(n > 0 ? n : 1));
+    iv->nservers = rstore_servers(iv->servers, n);
+    iv->at = 0;
+    strcpy(iv->cursor, "0");
+    if (iv->nservers == 0)
+        writes_sweep_fail(r, writes_sweep_down);     /* a map with no primary: nothing can be swept */
+    else
+        writes_scan(r);
+}
+
+static void writes_settled_cb(void *priv, enum rstore_settle how)
+{
+    struct req *r = priv;
+    struct inval *iv = r->state;
+    bool changed = rstore_epoch() != iv->epoch || iv->at < iv->nservers;
+
+    if (how == RSET_FAILED) {
+        writes_sweep_fail(r, writes_sweep_down);
+    } else if (how == RSET_SAME && !changed) {
+        stats_c.invalidations += (uint64_t)r->count;
+        resp_int(req_out(r), r->count);
+        req_done(r);
+    } else if (iv->passes >= WRITES_SWEEP_PASSES) {
+        writes_sweep_fail(r, changed ? writes_sweep_changed : writes_sweep_moving);
+    } else {
+        stats_c.invalidate_restarts++;
+        log_info("INVALIDATE %s: %s during pass %d; sweeping again", iv->pattern,
+                 changed ? "the slot map or primary changed" : "a failover or slot migration under way", iv->passes);
+        writes_pass(r);
+    }
+}
+
+/* The pass is over, or the servers changed under it. */
+static void writes_settle(struct req *r)
+{
+    if (rstore_settle(writes_settled_cb, r) != CS_OK)
+        writes_sweep_fail(r, writes_sweep_down);
+}
 
 static void writes_batch_cb(void *priv, const redisReply *rep)
 {
     struct req *r = priv;
 
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        writes_fail(r, writes_tryagain);
+        writes_sweep_fail(r, writes_sweep_down);
         return;
     }
     r->count += rep->integer;
@@ -145,14 +228,15 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
     size_t *lens;
     int rc;
 
+    /* A server that failed mid-sweep is not swept: never taken for done. */
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
         rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
-        writes_fail(r, writes_tryagain);
+        writes_sweep_fail(r, writes_sweep_down);
         return;
     }
     snprintf(iv->cursor, sizeof(iv->cursor), "%s", rep->element[0]->str);
-    if (strcmp(iv->cursor, "0") == 0 && ++iv->node >= rstore_nodes())
-        iv->swept = true;       /* the pattern is swept after this batch */
+    if (strcmp(iv->cursor, "0") == 0)
+        iv->at++;               /* this server is swept after this batch */
     keys = rep->element[1];
     if (keys->elements == 0) {
         writes_scan(r);
@@ -168,7 +252,7 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
     free(argv);
     free(lens);
     if (rc != CS_OK)
-        writes_fail(r, writes_tryagain);
+        writes_sweep_fail(r, writes_sweep_down);
 }
 
 static void writes_scan(struct req *r)
@@ -177,10 +261,8 @@ static void writes_scan(struct req *r)
     const char *argv[6];
     size_t lens[6];
 
-    if (iv->swept) {
-        stats_c.invalidations += (uint64_t)r->count;
-        resp_int(req_out(r), r->count);
-        req_done(r);
+    if (iv->at == iv->nservers || rstore_epoch() != iv->epoch) {
+        writes_settle(r);
         return;
     }
     argv[0] = "SCAN";
@@ -191,8 +273,8 @@ static void writes_scan(struct req *r)
     argv[5] = WRITES_SCAN_COUNT;
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
-    if (rstore_cmd_on(iv->node, writes_scan_cb, r, 6, argv, lens) != CS_OK)
-        writes_fail(r, writes_tryagain);
+    if (rstore_cmd_at(iv->servers[iv->at], writes_scan_cb, r, 6, argv, lens) != CS_OK)
+        writes_sweep_fail(r, writes_sweep_down);
 }
 
 /* cache_key() as a SCAN pattern: only the client's glob is a glob; the
@@ -250,11 +332,10 @@ void writes_cmd_invalidate(struct req *r)
     }
     iv = cs_calloc(1, sizeof(*iv));
     writes_pattern(iv->pattern, r->conf, ns, glob);
-    strcpy(iv->cursor, "0");
     r->state = iv;
-    r->state_free = free;
+    r->state_free = writes_inval_free;
     writes_detach_glob(ns, glob);
-    writes_scan(r);
+    writes_pass(r);
 }
 
 void writes_cmd_hset(struct req *r)

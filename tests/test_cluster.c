@@ -34,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NNODES 6
@@ -1095,6 +1096,183 @@ START_TEST(test_cluster_readdressed_primaries)
 }
 END_TEST
 
+/* INVALIDATE_KEYS records in one namespace, each on the primary of its
+ * slot, as a fill stores them (__exp, then the fields). */
+#define INVALIDATE_KEYS 60000
+
+static void populate(struct cl *c, int n)
+{
+    int fd[NNODES], queued[NNODES] = { 0 };
+    struct timespec ts;
+    char exp[32];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(exp, sizeof(exp), "%lld", (long long)ts.tv_sec * 1000 + 3600 * 1000LL);
+    for (int i = 0; i < NNODES; i++)
+        fd[i] = is_primary(c, i) ? h_connect(c->node[i].port) : -1;
+    for (int i = 0; i <= n; i++) {
+        for (int k = 0; k < NNODES; k++) {
+            if (queued[k] > 0 && (i == n || queued[k] == 1000)) {
+                for (; queued[k] > 0; queued[k]--)
+                    CK_REPLY(h_read_reply(fd[k], H_DEFAULT), ":2\r\n");
+            }
+        }
+        if (i == n)
+            break;
+        char id[16], key[48];
+        snprintf(id, sizeof(id), "inv-%06d", i);
+        snprintf(key, sizeof(key), "cache:product:{%s}", id);
+        const char *hset[] = { "HSET", key, "__exp", exp, "id", id };
+        int o = c->owner[rslot_of(id, strlen(id))];
+        ck_assert_int_eq(h_send_cmd(fd[o], 6, hset), 0);
+        queued[o]++;
+    }
+    for (int i = 0; i < NNODES; i++)
+        if (fd[i] >= 0)
+            h_close(fd[i]);
+}
+
+/* The keys matching PATTERN on the node at PORT (SCAN). */
+static long long count_keys(int port, const char *pattern)
+{
+    char cursor[32] = "0";
+    long long n = 0;
+    int fd = h_connect(port);
+
+    do {
+        const char *argv[] = { "SCAN", cursor, "MATCH", pattern, "COUNT", "1000" };
+        char *raw;
+        struct h_reply *r;
+        ck_assert_int_eq(h_send_cmd(fd, 6, argv), 0);
+        raw = h_read_reply(fd, H_DEFAULT);
+        ck_assert_msg(raw && raw[0] == '*', "SCAN on %d: %s", port, h_repr(raw));
+        r = h_parse_reply(raw);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        n += (long long)r->element[1]->elements;
+        h_reply_free(r);
+        free(raw);
+    } while (strcmp(cursor, "0") != 0);
+    h_close(fd);
+    return n;
+}
+
+/* INVALIDATE while the slot map changes under its sweep: the primary it
+ * sweeps first (slot 0's) is replaced by its replica (CLUSTER FAILOVER)
+ * once the sweep has removed some of its records. The sweep went on with
+ * the same SCAN cursor on whichever node now held that place in the list:
+ * it answered a count and left thousands of records, served as fresh hits.
+ * Now either every matching record is gone and the count says how many,
+ * or the reply is an error that says some may remain. */
+START_TEST(test_cluster_invalidate_failover)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d;
+    int victim, heir, fd;
+    long long on_victim, t0, t_fo, t_reply, left = 0;
+    char *raw;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 1);
+    daemon_up(&d, &c, up.port, "lock_ttl_ms = 5000\nupstream_timeout_ms = 3000");
+    wait_linked(&d);
+    populate(&c, INVALIDATE_KEYS);
+    victim = c.owner[0];
+    heir = replica_of(&c, victim);
+    on_victim = t_int(c.node[victim].port, "DBSIZE", NULL);
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i))
+            ck_assert_int_eq(t_int(c.node[i].port, "WAIT", "1", "10000", NULL), 1);
+
+    fd = h_connect(d.port);
+    t0 = h_now_ms();
+    ck_assert_int_eq(h_send_cmdv(fd, "INVALIDATE", "product:inv-*", NULL), 0);
+    for (long long dl = t0 + 10000; t_int(c.node[victim].port, "DBSIZE", NULL) > on_victim - 1000;) {
+        ck_assert_msg(h_now_ms() < dl, "the sweep never reached %d", c.node[victim].port);
+        h_msleep(5);
+    }
+    expect_ok(c.node[heir].port, "FAILOVER", "CLUSTER", "FAILOVER", NULL);
+    t_fo = h_now_ms() - t0;
+    raw = h_read_reply(fd, 60000);
+    t_reply = h_now_ms() - t0;
+    h_close(fd);
+    for (long long dl = h_now_ms() + 10000; strcmp(t_stat(c.node[heir].port, "replication", "role"), "master") != 0;) {
+        ck_assert_msg(h_now_ms() < dl, "%d never took over", c.node[heir].port);
+        h_msleep(50);
+    }
+    read_map(&c, heir);
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i))
+            left += count_keys(c.node[i].port, "cache:product:{inv-*");
+    fprintf(stderr, "test_cluster: INVALIDATE over %d records, a failover asked after %lld ms: %s after %lld ms, "
+            "%lld records left, %s sweep(s) begun again\n", INVALIDATE_KEYS, t_fo, h_repr(raw), t_reply, left,
+            t_stat(d.port, NULL, "invalidate_restarts"));
+    ck_assert_msg(raw != NULL, "no reply to INVALIDATE");
+    if (raw[0] == '-') {
+        ck_assert_msg(strncmp(raw, "-TRYAGAIN ", 10) == 0 && strstr(raw, "during INVALIDATE") &&
+                      strstr(raw, "some entries may remain"), "INVALIDATE: %s", h_repr(raw));
+    } else {
+        ck_assert_msg(raw[0] == ':' && left == 0, "INVALIDATE answered %s and %lld matching records remain",
+                      h_repr(raw), left);
+        ck_assert_int_eq(strtoll(raw + 1, NULL, 10), INVALIDATE_KEYS);
+        /* It saw the map change and swept again. */
+        ck_assert_int_ge(t_stat_int(d.port, "invalidate_restarts"), 1);
+    }
+    free(raw);
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+END_TEST
+
+/* A slot migrating (SETSLOT MIGRATING and IMPORTING, as a reshard leaves
+ * the slot it moves): its keys may go from a node the sweep has not
+ * reached to one it has passed, so no count can be vouched for. INVALIDATE
+ * removes what it finds, sweeps again, and after 4 passes says some
+ * entries may remain. Once the slot has moved it answers the count. */
+START_TEST(test_cluster_invalidate_migrating)
+{
+    struct cl c;
+    struct h_upstream up;
+    struct h_daemon d;
+    unsigned slot = rslot_of("inv-000000", 10);
+    int from, to = -1;
+    char from_id[64], to_id[64], sslot[16];
+    long long left = 0;
+
+    cluster_start(&c);
+    h_upstream_start(&up, 0, 1);
+    daemon_up(&d, &c, up.port, "lock_ttl_ms = 5000\nupstream_timeout_ms = 3000");
+    wait_linked(&d);
+    populate(&c, 3000);
+    from = c.owner[slot];
+    for (int i = 0; i < NNODES && to < 0; i++)
+        if (i != from && is_primary(&c, i))
+            to = i;
+    node_id(&c, from, from_id, sizeof(from_id));
+    node_id(&c, to, to_id, sizeof(to_id));
+    snprintf(sslot, sizeof(sslot), "%u", slot);
+    expect_ok(c.node[to].port, "IMPORTING", "CLUSTER", "SETSLOT", sslot, "IMPORTING", from_id, NULL);
+    expect_ok(c.node[from].port, "MIGRATING", "CLUSTER", "SETSLOT", sslot, "MIGRATING", to_id, NULL);
+
+    CK_PREFIX(t_cmd(d.port, 30000, "INVALIDATE", "product:inv-*", NULL),
+              "-TRYAGAIN failover or slot migration under way during INVALIDATE; some entries may remain, "
+              "run it again\r\n");
+    ck_assert_int_eq(t_stat_int(d.port, "invalidate_restarts"), 3);
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i))
+            left += count_keys(c.node[i].port, "cache:product:{inv-*");
+    ck_assert_int_eq(left, 0);
+
+    /* The slot moves for good (its keys are gone already). */
+    for (int i = 0; i < NNODES; i++)
+        if (is_primary(&c, i))
+            expect_ok(c.node[i].port, "SETSLOT NODE", "CLUSTER", "SETSLOT", sslot, "NODE", to_id, NULL);
+    read_map(&c, to);
+    populate(&c, 3000);
+    CK_REPLY(t_cmd(d.port, 30000, "INVALIDATE", "product:inv-*", NULL), ":3000\r\n");
+    ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+END_TEST
+
 int main(void)
 {
     const struct su_case cases[] = {
@@ -1106,6 +1284,8 @@ int main(void)
         { "notices_on_shard", test_cluster_notices_on_shard, 120, 0 },
         { "forgets_replaced_primary", test_cluster_forgets_replaced_primary, 120, 0 },
         { "readdressed_primaries", test_cluster_readdressed_primaries, 180, 0 },
+        { "invalidate_failover", test_cluster_invalidate_failover, 120, 0 },
+        { "invalidate_migrating", test_cluster_invalidate_migrating, 120, 0 },
     };
 
     return SU_RUN("cluster", cases, CK_NORMAL);
