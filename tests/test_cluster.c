@@ -16,7 +16,10 @@
  *   - nodes that leave the map are forgotten: a replaced primary's links
  *     closed, its port never dialled again once it is gone; primaries
  *     announced at new addresses round after round, past the 64 the node
- *     table once kept for good.
+ *     table once kept for good;
+ *   - INVALIDATE while the primary it sweeps fails over: a count only when
+ *     no matching record is left; with a slot migrating, an error that
+ *     says entries may remain.
  * The example upstream (-g N) serves products p-001 .. p-00N. */
 #define _GNU_SOURCE
 #include "suite.h"
@@ -851,7 +854,7 @@ static int daemon_links(int port, char *list, size_t listsz)
     for (size_t k = 0; k < CS_ARRAY_LEN(types); k++) {
         char *raw = t_cmd(port, H_DEFAULT, "CLIENT", "LIST", "TYPE", types[k], NULL);
         ck_assert_msg(raw && raw[0] == '$', "CLIENT LIST on %d: %s", port, h_repr(raw));
-        for (char *line = strchr(raw, '\n') + 1; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        for (const char *line = raw; (line = strchr(line, '\n')) != NULL && *++line;) {
             const char *age = strstr(line, " age=");
             size_t len = strcspn(line, "\r\n");
             if (!age || age > line + len || atoi(age + 5) < 1 || strncmp(line, "id=", 3) != 0)
@@ -898,12 +901,13 @@ static int listen_on(int port)
 }
 
 /* A primary replaced by its replica (CLUSTER FAILOVER) leaves the slot
- * map. The daemon forgets it within command_timeout_ms + 1 s and closes
- * both its links there (commands, notices), though the node is up and
- * serves on as a replica. Then it is removed from the cluster (CLUSTER
- * FORGET on every node) and stopped, and something else listens on its
- * port: the daemon never dials it again. Before, every address the map had
- * named kept a link for good, reconnecting forever once its node was gone. */
+ * map. Within command_timeout_ms + 1 s of reading that map the daemon
+ * forgets it and closes both its links there (commands, notices), though
+ * the node is up and serves on as a replica. Then it is removed from the
+ * cluster (CLUSTER FORGET on every node) and stopped, and something else
+ * listens on its port: the daemon never dials it again. Before, every
+ * address the map had named kept a link for good, reconnecting forever
+ * once its node was gone. */
 START_TEST(test_cluster_forgets_replaced_primary)
 {
     struct cl c;
@@ -1197,7 +1201,8 @@ START_TEST(test_cluster_invalidate_failover)
     t_reply = h_now_ms() - t0;
     h_close(fd);
     for (long long dl = h_now_ms() + 10000; strcmp(t_stat(c.node[heir].port, "replication", "role"), "master") != 0;) {
-        ck_assert_msg(h_now_ms() < dl, "%d never took over", c.node[heir].port);
+        ck_assert_msg(h_now_ms() < dl, "%d never took over (INVALIDATE answered %s); its log:\n%s",
+                      c.node[heir].port, h_repr(raw), h_log_tail(c.node[heir].log));
         h_msleep(50);
     }
     read_map(&c, heir);
