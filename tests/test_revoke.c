@@ -184,6 +184,7 @@ END_TEST
  * over nobody listens any more. */
 START_TEST(t_notices_reach_only_waiters)
 {
+    long long heard_a, heard_b;
     int wa, wb;
 
     env_start("lock_poll_ms = 10000\nlock_ttl_ms = 20000\nupstream_timeout_ms = 5000\n", 0);
@@ -200,26 +201,30 @@ START_TEST(t_notices_reach_only_waiters)
     ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k6}", 1, 3000), 0);
     ck_assert_int_eq(su_stat(E.ca, "notice_channels"), 1);
     ck_assert_int_eq(su_stat(E.cb, "notice_channels"), 1);
-    /* k5's fill is done elsewhere: one delivery, to A. */
+    /* k5's fill is done elsewhere: one delivery, to A. (A then fills k5
+     * itself, and may still hear its own notice if its unsubscribe reaches
+     * Redis after its store: A's count is at least 1, B's stays 0.) */
     ck_assert_int_eq(R_INT("HDEL", "cache:product:{k5}", "__lock", "__lockexp"), 2);
     ck_assert_int_eq(R_INT("SPUBLISH", "cache:fills:product:{k5}", "done"), 1);
     CK_REPLY(h_read_reply(wa, 3000), OLD_REPLY);
-    ck_assert_int_eq(su_stat(E.ca, "notices_received"), 1);
+    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k5}", 0, 3000), 0);
+    heard_a = su_stat(E.ca, "notices_received");
+    ck_assert_int_ge(heard_a, 1);
     ck_assert_int_eq(su_stat(E.cb, "notices_received"), 0);
     ck_assert_msg(h_read_reply(wb, 300) == NULL, "B answered without a notice");
-    ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k5}", 0, 3000), 0);
     /* Then k6's: to B alone. */
     ck_assert_int_eq(R_INT("HDEL", "cache:product:{k6}", "__lock", "__lockexp"), 2);
     ck_assert_int_eq(R_INT("SPUBLISH", "cache:fills:product:{k6}", "done"), 1);
     CK_REPLY(h_read_reply(wb, 3000), OLD_REPLY);
-    ck_assert_int_eq(su_stat(E.cb, "notices_received"), 1);
-    ck_assert_int_eq(su_stat(E.ca, "notices_received"), 1);
     ck_assert_int_eq(su_wait_shard_numsub(E.redis.port, "cache:fills:product:{k6}", 0, 3000), 0);
+    heard_b = su_stat(E.cb, "notices_received");
+    ck_assert_int_ge(heard_b, 1);
+    ck_assert_int_eq(su_stat(E.ca, "notices_received"), heard_a);
     ck_assert_int_eq(su_stat(E.ca, "notice_channels"), 0);
     ck_assert_int_eq(su_stat(E.cb, "notice_channels"), 0);
     /* A fill these daemons run themselves costs no notice to the other. */
     CK_REPLY(A("HGETALL", "product:k7"), "*0\r\n");
-    ck_assert_int_eq(su_stat(E.cb, "notices_received"), 1);
+    ck_assert_int_eq(su_stat(E.cb, "notices_received"), heard_b);
 }
 END_TEST
 
