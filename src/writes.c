@@ -308,21 +308,29 @@ static void writes_detach_glob(const struct cs_ns *ns, struct cs_str glob)
     flight_detach_if(writes_glob_match, &g);
 }
 
+int writes_parse_glob(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns, struct cs_str *glob,
+                      char *err, size_t errsz)
+{
+    const char *why;
+
+    if (cache_parse_pattern(c, key, ns, glob, err, errsz) != CS_OK)
+        return CS_ERR;
+    if ((why = glob_check(glob->p, glob->len)) != NULL) {
+        int shown = key.len > 80 ? 80 : (int)key.len;
+        snprintf(err, errsz, "ERR bad key '%.*s': %s", shown, key.p, why);
+        return CS_ERR;
+    }
+    return CS_OK;
+}
+
 void writes_cmd_invalidate(struct req *r)
 {
     const struct cs_ns *ns;
     struct cs_str glob;
     struct inval *iv;
-    const char *why;
     char err[200];
 
-    if (cache_parse_pattern(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
-        writes_fail(r, err);
-        return;
-    }
-    if ((why = glob_check(glob.p, glob.len)) != NULL) {
-        int shown = r->argv[1].len > 80 ? 80 : (int)r->argv[1].len;
-        snprintf(err, sizeof(err), "ERR bad key '%.*s': %s", shown, r->argv[1].p, why);
+    if (writes_parse_glob(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
         writes_fail(r, err);
         return;
     }
