@@ -7,6 +7,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "multi.h"
 #include "order.h"
 #include "report.h"
 #include "resp.h"
@@ -239,7 +240,7 @@ static void cmd_stats(struct req *r)
 static const struct cmd_def cmd_table[] = {
     { "ping", -1, 0, cmd_ping, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "echo", 2, 0, cmd_echo, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "quit", -1, CMD_NOAUTH, cmd_quit, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "quit", -1, CMD_NOAUTH | CMD_NOQUEUE, cmd_quit, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
@@ -259,6 +260,11 @@ static const struct cmd_def cmd_table[] = {
     { "unlink", -2, 0, writes_cmd_del, RK_NONE, CMD_KEYS_ALL, CMD_V_NONE },
     { "invalidate", 2, 0, writes_cmd_invalidate, RK_NONE, CMD_KEYS_NS, CMD_V_NONE },
     { "hset", -4, 0, writes_cmd_hset, RK_NONE, CMD_KEYS_ONE, CMD_V_NONE },
+    { "multi", 1, CMD_NOQUEUE, multi_cmd_multi, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "exec", 1, CMD_NOQUEUE, multi_cmd_exec, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "discard", 1, CMD_NOQUEUE, multi_cmd_discard, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "watch", -2, CMD_NOQUEUE, multi_cmd_watch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "unwatch", 1, 0, multi_cmd_unwatch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
 };
 
 /* ASCII only, as command names are: no locale on the hit path. */
@@ -304,10 +310,20 @@ const struct cmd_def *command_lookup(const char *name, size_t len)
     return NULL;
 }
 
+/* Refused before it ran: inside MULTI this dooms the transaction, and an
+ * EXEC refused ends it (multi.c). */
+static void cmd_refuse(struct req *r, const char *msg)
+{
+    if (r->conn && r->conn->multi && multi_refused(r, msg))
+        return;
+    resp_error(req_out(r), msg);
+    req_done(r);
+}
+
 void command_dispatch(struct req *r)
 {
     const struct cmd_def *def = command_lookup(r->argv[0].p, r->argv[0].len);
-    struct evbuffer *out;
+    char msg[128];
 
     if (!def) {
         char name[64];
@@ -315,23 +331,28 @@ void command_dispatch(struct req *r)
         for (size_t i = 0; i < n; i++)
             name[i] = (unsigned char)r->argv[0].p[i] < ' ' || r->argv[0].p[i] == '\'' ? '?' : r->argv[0].p[i];
         name[n] = '\0';
-        resp_errorf(req_out(r), "ERR unknown command '%s'", name);
-        req_done(r);
+        snprintf(msg, sizeof(msg), "ERR unknown command '%s'", name);
+        cmd_refuse(r, msg);
         return;
     }
     r->cmd = def;
     if (r->conn && !r->conn->authed && !(def->flags & CMD_NOAUTH)) {
-        resp_error(req_out(r), "NOAUTH Authentication required.");
-        req_done(r);
+        cmd_refuse(r, "NOAUTH Authentication required.");
         return;
     }
     if ((def->arity > 0 && r->argc != def->arity) || (def->arity < 0 && r->argc < -def->arity)) {
-        out = req_out(r);
-        resp_errorf(out, "ERR wrong number of arguments for '%s' command", def->name);
-        req_done(r);
+        snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", def->name);
+        cmd_refuse(r, msg);
         return;
     }
-    if (def->keys != CMD_KEYS_NONE && !order_admit(r))
+    if (r->conn && r->conn->multi && multi_queue(r))
+        return;                 /* inside MULTI: queued, or refused */
+    command_run(r);
+}
+
+void command_run(struct req *r)
+{
+    if (r->cmd->keys != CMD_KEYS_NONE && !order_admit(r))
         return;                 /* an earlier command on its keys runs: order.c starts it */
-    def->proc(r);
+    r->cmd->proc(r);
 }

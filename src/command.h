@@ -6,6 +6,7 @@
 
 #define CMD_NOAUTH 0x01     /* allowed before AUTH */
 #define CMD_SHARED 0x04     /* reads: runs beside earlier reads of its keys (order.c) */
+#define CMD_NOQUEUE 0x08    /* runs at once inside MULTI, never queued (multi.c) */
 
 /* Which of the commands sharing a handler this is: handlers test this,
  * never the name. */
@@ -36,5 +37,8 @@ struct cmd_def {
 const struct cmd_def *command_lookup(const char *name, size_t len);
 /* Runs r; the command answers through req_out/req_done now or later. */
 void command_dispatch(struct req *r);
+/* Runs r, which passed dispatch's checks (r->cmd set), in its turn among
+ * the connection's commands on its keys (order.c): EXEC's commands. */
+void command_run(struct req *r);
 
 #endif

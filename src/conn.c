@@ -17,6 +17,7 @@
 #include "command.h"
 #include "config.h"
 #include "log.h"
+#include "multi.h"
 #include "rstore.h"
 #include "stats.h"
 
@@ -41,7 +42,6 @@
  * CONN_REDIS_SHARE reads at Redis (a pipeline deeper than any client library
  * uses). A client paused at it has reads at Redis; their replies resume it. */
 #define CONN_REDIS_SHARE 64
-#define CONN_FRAME_FACTOR 64        /* a RESP request may be 64 x max_request_bytes */
 /* Before AUTH (with requirepass) a client is held to small requests, as
  * Redis 7 holds one (docs/protocol.md). */
 #define CONN_NOAUTH_ARGS 10
@@ -70,6 +70,14 @@ static void conn_todo_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_read(struct conn *c);
 static void conn_read_pass(struct conn *c);
 static bool conn_flush(struct conn *c);
+
+/* An EXEC's commands wait to start: they go before anything sent after
+ * the EXEC is parsed, and still start once the client is closing (their
+ * array's header may be out already). */
+static inline bool conn_exec_pending(const struct conn *c)
+{
+    return c->multi && multi_pending(c->multi);
+}
 
 /* Adds c's event with what it now waits for: reading, draining, both. */
 static void conn_arm(struct conn *c)
@@ -190,6 +198,7 @@ void conn_close(struct conn *c, const char *why)
 {
     clog_debug(c, "closing: %s", why);
     req_close_all(c);
+    multi_close(c);
     order_close(&c->ord);
     TAILQ_REMOVE(&conn_all, c, link);
     conn_count--;
@@ -215,12 +224,17 @@ static void conn_pause(struct conn *c)
 
 static void conn_resume(struct conn *c)
 {
-    if (!c->reading && !c->closing) {
+    if (c->reading || c->overflow)
+        return;
+    if (!c->closing) {
         c->reading = true;
         conn_arm(c);
-        /* Requests may already be buffered: run the read pass once. */
-        conn_later(c, CONN_TODO_READ);
+    } else if (!conn_exec_pending(c)) {
+        return;                 /* closing: nothing more is read */
     }
+    /* Requests may already be buffered, or an EXEC's wait to start: run
+     * the read pass once. */
+    conn_later(c, CONN_TODO_READ);
 }
 
 /* Output (or a deferred close) for the end of the pass. A client over its
@@ -285,17 +299,21 @@ static bool conn_may_read(const struct conn *c)
            c->rq < CONN_REDIS_SHARE;
 }
 
-/* Parses and dispatches what base[ipos..ilen) holds. */
+/* Starts the commands of an EXEC, then parses and dispatches what
+ * base[ipos..ilen) holds. */
 static void conn_process(struct conn *c, const char *base)
 {
     int started = 0;
 
-    while (!c->closing && c->ipos < c->ilen) {
+    for (;;) {
+        bool exec = conn_exec_pending(c);
         struct resp_limits lim;
         const char *err = NULL;
         size_t used = 0;
         enum resp_status st;
 
+        if (c->overflow || (!exec && (c->closing || c->ipos >= c->ilen)))
+            break;
         if (!conn_may_read(c)) {
             conn_pause(c);      /* resumed by req_done */
             break;
@@ -304,6 +322,11 @@ static void conn_process(struct conn *c, const char *base)
             c->more = true;     /* the next pass parses on before reading */
             conn_later(c, CONN_TODO_READ);
             break;
+        }
+        if (exec) {
+            started++;          /* as if it had just been pipelined */
+            multi_start_next(c);
+            continue;
         }
         conn_limits(c, &lim);   /* each time: AUTH changes them */
         st = resp_parse(&c->parse, base + c->ipos, c->ilen - c->ipos, &lim, &conn_args, &used, &err);
@@ -413,7 +436,7 @@ static void conn_read_pass(struct conn *c)
             /* Half-close: answer what was sent, then close. Requests held
              * back by max_inflight_per_client are parsed when req_done
              * resumes us (the read sees EOF again). */
-            if (c->ibuf) {
+            if (c->ibuf || conn_exec_pending(c)) {
                 conn_process(c, c->ibuf);
                 conn_keep_rest(c, c->ibuf);
             }
@@ -473,7 +496,7 @@ static bool conn_flush(struct conn *c)
         c->wwait = false;
         conn_arm(c);
     }
-    if (c->closing && c->inflight == 0) {
+    if (c->closing && c->inflight == 0 && !conn_exec_pending(c)) {
         conn_close(c, "done");
         return false;
     }

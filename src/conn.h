@@ -38,8 +38,13 @@ struct conn {
     bool wwait;                     /* a short write: waiting for the socket to drain */
     int64_t last_active;
     struct order_conn ord;          /* keys with unanswered commands */
+    struct multi *multi;            /* inside MULTI, or EXEC's commands to start (multi.c) */
     TAILQ_ENTRY(conn) link;
 };
+
+/* A RESP request, and the requests a client has queued, may hold this
+ * many times max_request_bytes. */
+#define CONN_FRAME_FACTOR 64
 
 TAILQ_HEAD(conn_list, conn);
 extern struct conn_list conn_all;

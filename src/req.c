@@ -13,6 +13,8 @@
  * Ownership: the queue owns its requests. A client that goes away first
  * leaves the requests someone else holds (a Redis callback, a flight) with
  * conn set to NULL; that holder's req_done frees them (req_close_all).
+ * A command queued by MULTI is set aside, answered by a stand-in, and
+ * owned by the transaction (multi.c) until EXEC brings it back.
  *
  * Small requests, which are nearly all of them, come from a pool of
  * blocks of one size, so a hit allocates nothing once the daemon is warm;
@@ -138,6 +140,35 @@ void req_done(struct req *r)
         req_free(h);
     }
     conn_answered(c);
+}
+
+struct req *req_set_aside(struct req *r)
+{
+    struct conn *c = r->conn;
+    struct resp_args none = { 0 };
+    struct req *in_place = req_new(c, &none, r->t0_us);     /* last, right after r */
+
+    TAILQ_REMOVE(&c->reqs, r, q);
+    c->inflight--;
+    c->qbytes -= r->bytes;
+    return in_place;
+}
+
+void req_rejoin(struct req *r, int64_t t0_us)
+{
+    struct conn *c = r->conn;
+
+    config_unref(r->conf);
+    r->conf = config_ref(cs_conf);      /* a reload since it was queued applies */
+    r->t0_us = t0_us;
+    TAILQ_INSERT_TAIL(&c->reqs, r, q);
+    c->inflight++;
+    c->qbytes += r->bytes;
+}
+
+void req_discard(struct req *r)
+{
+    req_free(r);
 }
 
 void req_close_all(struct conn *c)

@@ -56,6 +56,16 @@ struct req *req_new(struct conn *c, const struct resp_args *a, int64_t t0_us);
 struct evbuffer *req_out(struct req *r);
 /* r's reply is complete: send what is in order, free r. */
 void req_done(struct req *r);
+/* A transaction's command (multi.c): r, the newest request of its
+ * connection, leaves the reply order, and no longer counts as in flight,
+ * until req_rejoin or req_discard; returns the request that took its
+ * place, for the caller to answer (+QUEUED). */
+struct req *req_set_aside(struct req *r);
+/* r, set aside, becomes its connection's newest request again, under the
+ * configuration of now; t0_us as req_new's. */
+void req_rejoin(struct req *r, int64_t t0_us);
+/* Frees r, set aside. */
+void req_discard(struct req *r);
 /* From conn_close: frees c's requests nobody else holds, and leaves the
  * others (at Redis, in a flight) to free themselves when answered. */
 void req_close_all(struct conn *c);
