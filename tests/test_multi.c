@@ -180,7 +180,8 @@ START_TEST(t_exec_array)
     char *raw, *e;
 
     env_start(LATENCY_MS, NULL);
-    su_expect_product(D("HGETALL", "product:p-002"), 2);
+    su_expect_product((raw = D("HGETALL", "product:p-002")), 2);
+    free(raw);
     CK_REPLY(D("MULTI"), "+OK\r\n");
     CK_REPLY(D("HGETALL", "product:p-001"), "+QUEUED\r\n");
     CK_REPLY(D("HGETALL", "product:p-002"), "+QUEUED\r\n");
@@ -255,7 +256,8 @@ START_TEST(t_error_elements)
     free(raw);
     /* An upstream error is not cached: the next read asks again. */
     h_upstream_set_status(&E.up, "p-002", 0);
-    su_expect_product(D("HGETALL", "product:p-002"), 2);
+    su_expect_product((raw = D("HGETALL", "product:p-002")), 2);
+    free(raw);
     env_stop_clean();
 }
 END_TEST
@@ -489,8 +491,9 @@ END_TEST
 
 /* A whole transaction pipelined in one write with commands around it,
  * longer than the requests a client may start in one pass (32) and than
- * its reads at Redis (64): EXEC starts them as a pipeline's, and every
- * reply comes in order. Then the same one byte at a time. */
+ * its reads at Redis (64), and a second transaction right after it: EXEC
+ * starts them as a pipeline's, and every reply comes in order. Then the
+ * same one byte at a time. */
 START_TEST(t_pipelined)
 {
     enum { N = 150 };
@@ -509,6 +512,9 @@ START_TEST(t_pipelined)
         }
         pipe_cmd(&b, "EXEC", NULL);
         pipe_cmd(&b, "PING", "after", NULL);
+        pipe_cmd(&b, "MULTI", NULL);
+        pipe_cmd(&b, "HGET", "product:p-010", "stock", NULL);
+        pipe_cmd(&b, "EXEC", NULL);
         pipe_cmd(&b, "HGET", "product:p-010", "stock", NULL);
         if (pass == 0) {
             pipe_send(E.c, &b);
@@ -534,6 +540,9 @@ START_TEST(t_pipelined)
         }
         free(raw);
         CK_REPLY(NEXT(E.c), "$5\r\nafter\r\n");
+        CK_REPLY(NEXT(E.c), "+OK\r\n");
+        CK_REPLY(NEXT(E.c), "+QUEUED\r\n");
+        CK_REPLY(NEXT(E.c), "*1\r\n$2\r\n70\r\n");
         CK_REPLY(NEXT(E.c), "$2\r\n70\r\n");
     }
     ck_assert_int_eq(h_upstream_count(&E.up), 60);
