@@ -160,6 +160,7 @@ void req_rejoin(struct req *r, int64_t t0_us)
 
     config_unref(r->conf);
     r->conf = config_ref(cs_conf);      /* a reload since it was queued applies */
+    r->resp3 = c->resp3;                /* so does a HELLO queued before it */
     r->t0_us = t0_us;
     TAILQ_INSERT_TAIL(&c->reqs, r, q);
     c->inflight++;

@@ -132,7 +132,9 @@ static size_t value_len(const char *p)
     n = atoll(p + 1);
     if (p[0] == '$')
         return n < 0 ? at : at + (size_t)n + 2;
-    if (p[0] == '*')
+    if (p[0] == '%')
+        n *= 2;                 /* RESP3 map: n pairs */
+    if (p[0] == '*' || p[0] == '%')
         for (long long i = 0; i < n; i++)
             at += value_len(p + at);
     return at;
@@ -430,6 +432,43 @@ START_TEST(t_quit_auth_hello)
     ck_assert_msg(h_is_closed(c, 2000), "still open after QUIT inside MULTI");
     h_close(c);
     ck_assert_int_eq(su_take_int(R("EXISTS", "cache:product:{p-001}")), 1);
+    env_stop_clean();
+}
+END_TEST
+
+/* HELLO 3 inside MULTI switches the connection to RESP3 when it runs, as
+ * in Redis 7: the commands queued after it answer in RESP3 in EXEC's
+ * array (its header and the elements before it stay as they were), and
+ * so do the commands sent after EXEC. */
+START_TEST(t_hello3_inside)
+{
+    struct pipe b = { 0 };
+    char *raw, *e;
+
+    env_start(LATENCY_MS, NULL);
+    pipe_cmd(&b, "MULTI", NULL);
+    pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
+    pipe_cmd(&b, "HELLO", "3", NULL);
+    pipe_cmd(&b, "HGETALL", "product:p-001", NULL);
+    pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
+    pipe_cmd(&b, "EXEC", NULL);
+    pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
+    pipe_send(E.c, &b);
+    CK_REPLY(NEXT(E.c), "+OK\r\n");
+    for (int i = 0; i < 4; i++)
+        CK_REPLY(NEXT(E.c), "+QUEUED\r\n");
+    raw = NEXT(E.c);
+    expect_array(raw, 4);
+    CK_REPLY(elem(raw, 0), "$-1\r\n");
+    e = elem(raw, 1);
+    ck_assert_msg(strncmp(e, "%7\r\n", 4) == 0 && strstr(e, "$5\r\nproto\r\n:3\r\n"), "HELLO 3: %s", h_repr(e));
+    free(e);
+    e = elem(raw, 2);
+    ck_assert_msg(strncmp(e, "%5\r\n", 4) == 0 && strstr(e, "$9\r\nProduct 1\r\n"), "HGETALL: %s", h_repr(e));
+    free(e);
+    CK_REPLY(elem(raw, 3), "_\r\n");
+    free(raw);
+    CK_REPLY(NEXT(E.c), "_\r\n");
     env_stop_clean();
 }
 END_TEST
@@ -817,6 +856,7 @@ int main(void)
         { "discard", t_discard, 60, 0 },
         { "watch", t_watch, 60, 0 },
         { "quit_auth_hello", t_quit_auth_hello, 60, 0 },
+        { "hello3_inside", t_hello3_inside, 60, 0 },
         { "order_across_exec", t_order_across_exec, 60, 0 },
         { "pipelined", t_pipelined, 120, 0 },
         { "queue_limits", t_queue_limits, 60, 0 },
