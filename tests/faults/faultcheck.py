@@ -2,7 +2,9 @@
 daemon runs with, the phases and violations found, the book of upstream
 reads and acknowledged invalidations, the checks of each answer and of the
 records in Redis, the analysis of the reads, and the summary.  faults.py
-(the set-up, the load and the faults) uses them.  Standard library only.
+(the set-up, the load and the standalone faults) and faulttopo.py (the
+Sentinel and Cluster topologies) share this one state.  Standard library
+only.
 """
 import json
 import os
@@ -22,6 +24,7 @@ CLIENTS_PER_DAEMON = 4
 NKEYS = 50                      # p-001 .. p-050, served by `example-upstream -g 50`
 IDS = ["p-%03d" % i for i in range(1, NKEYS + 1)]
 NAMESPACES = {"h": "hash", "r": "raw"}
+FORMATS = dict(NAMESPACES)      # every namespace the daemons serve
 LOCK_TTL_MS = 1000
 UPSTREAM_TIMEOUT_MS = 800
 COMMAND_TIMEOUT_MS = 500
@@ -70,9 +73,13 @@ class State:
         self.stop_load = False
         self.requests = 0
         self.replies = {"record": 0, "error": 0}
+        self.scanned = 0            # records checked in Redis
         self.skipped = set()        # invariants not checked
         self.other_keys = set()
         self.excused = {}           # reason -> overlapping pairs not counted
+        self.suspects = []          # stale answers and records, judged at the end (judge_stale)
+        self.lost = {}              # failover -> [count, [examples]] stale only against a lost write
+        self.infos = []             # figures for the summary
 
     def rel(self, t):
         return t - self.t0
@@ -95,6 +102,11 @@ class State:
         with self.lock:
             self.notes.append(msg)
         log("note: " + msg)
+
+    def info(self, msg):
+        with self.lock:
+            self.infos.append(msg)
+        log(msg)
 
     def begin_phase(self, name):
         t = now()
@@ -131,6 +143,23 @@ def log(msg):
 # acknowledgement is ambiguous and never flagged.  Records are checked by a
 # scanner throughout the run and once at the end, so the check does not
 # depend on a record outliving its short TTL.
+#
+# A failover can lose a write: Redis replicates asynchronously, and a DEL
+# that the old primary acknowledged but had not sent to its replica is gone
+# when the replica takes over (docs/protocol.md, "Writes revoke fills").
+# The record it removed, or a fill's write it revoked, comes back, and
+# answers look stale against it.  Each failover is booked as a loss: the
+# invalidations acknowledged from LOSS_LAG_S before the old primary stopped
+# replicating (killed, or its replica promoted) until the daemon that sent
+# them moved to the new primary may have been lost.  A stale answer or
+# record is not counted when every invalidation it is stale against is such
+# a one, it was seen after the failover began and within LOST_VISIBLE_S of
+# its end (what a lost DEL leaves lives no longer than a record's TTL);
+# the summary counts it apart.  Nothing else is excused.
+LOSS_LAG_S = 0.5
+LOST_VISIBLE_S = UPSTREAM_TIMEOUT_MS / 1000.0 + 3 * 1.5 + 1.0   # a fill under way, then ttl_s 3 + 50% jitter
+
+
 class Book:
     def __init__(self):
         self.lock = threading.Lock()
@@ -138,8 +167,9 @@ class Book:
         self.fetch_start = {}       # (key, ver) -> time the read arrived
         self.served = set()         # (key, ver) sent as a complete 200 for key
         self.reads = []             # dicts: d, key, ns, ver, start, end, fault, status
-        self.invals = {}            # key -> [(t_send, t_ack)] acknowledged
-        self.windows = []           # (t0, t1, daemons or None): Redis unreachable
+        self.invals = {}            # key -> [(t_send, t_ack, daemon)] acknowledged
+        self.windows = []           # (t0, t1, daemons or None, keys or None, why or None): Redis unreachable
+        self.losses = []            # (t_from, until, keys or None, why): failovers, see above
 
     def begin(self, d, key, ns):
         t = now()
@@ -158,38 +188,60 @@ class Book:
                 rec["end"] = now()
                 rec["status"] = status
 
-    def inval(self, keys, t_send, t_ack):
+    def inval(self, keys, t_send, t_ack, d=None):
         with self.lock:
             for k in keys:
-                self.invals.setdefault(k, []).append((t_send, t_ack))
+                self.invals.setdefault(k, []).append((t_send, t_ack, d))
 
-    def window(self, t0, t1, daemons=None):
+    def window(self, t0, t1, daemons=None, keys=None, why=None):
+        """Cross-daemon overlapping reads (of KEYS) starting in [t0, t1] are not counted."""
         with self.lock:
-            self.windows.append((t0, t1, daemons))
+            self.windows.append((t0, t1, daemons, keys, why))
+
+    def loss(self, t_from, until, keys=None, why="a failover"):
+        """Invalidations (of KEYS) acknowledged from T_FROM until UNTIL (a
+        time, or {daemon: time}, when each daemon moved) may have been lost."""
+        with self.lock:
+            self.losses.append((t_from, until, keys, why))
+
+    def lost_in(self, key, t_ack, d, t_obs):
+        for t_from, until, keys, why in self.losses:
+            u = until.get(d, max(until.values(), default=t_from)) if isinstance(until, dict) else until
+            if (t_from <= t_ack <= u and t_from <= t_obs <= u + LOST_VISIBLE_S
+                    and (keys is None or key in keys)):
+                return why
+        return None
 
     def open_reads(self):
         with self.lock:
             return [r for r in self.reads if r["end"] is None]
 
     def stale_against(self, key, ver, t_obs):
-        """The invalidation that makes (key, ver) stale at t_obs, or None."""
+        """(read start, sent, acknowledged, None) of an invalidation that makes
+        (key, ver) stale at t_obs; when only invalidations a failover may
+        have lost do, one of them with that failover in place of None; or None."""
+        lost = None
         with self.lock:
             fs = self.fetch_start.get((key, ver))
             if fs is None:
                 return None
-            for t_send, t_ack in self.invals.get(key, ()):
+            for t_send, t_ack, d in self.invals.get(key, ()):
                 if t_send > fs and t_ack < t_obs:
-                    return (fs, t_send, t_ack)
-        return None
+                    why = self.lost_in(key, t_ack, d, t_obs)
+                    if why is None:
+                        return (fs, t_send, t_ack, None)
+                    lost = lost or (fs, t_send, t_ack, why)
+        return lost
 
 
 B = Book()
 
 
-def check_record(key, fields, where, t_obs=None):
-    """Check one record (dict of str -> str) of key; returns a problem or None."""
+def check_record(key, fields, where, t_obs=None, label=None):
+    """Check one record (dict of str -> str) of key, answered (where "reply")
+    or stored ("redis", under LABEL); returns a problem or None."""
     ns, rid = key.split(":", 1)
-    if NAMESPACES[ns] == "raw" and where == "redis":
+    if FORMATS[ns] == "raw" and where == "redis":
         body = fields.get("__body")
         if body is None:
             return "raw record without __body: %r" % sorted(fields)[:6]
@@ -211,58 +263,82 @@ def check_record(key, fields, where, t_obs=None):
         return "holds the record of %r (ver %s), not of %r" % (got, ver, rid)
     if ver is None or (key, ver) not in B.served:
         return "holds version %s, which the upstream never served for it" % ver
-    if t_obs is not None:
-        st = B.stale_against(key, ver, t_obs)
-        if st is not None and where == "redis":
-            return ("stale write-back: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
-                    "acknowledged t=%.2fs) and still stored at t=%.2fs"
-                    % (ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
-        if st is not None:
-            return ("stale answer: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
-                    "acknowledged t=%.2fs), answered to a read sent at t=%.2fs"
-                    % (ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
+    # Stale against an invalidation: judged once the run is over, when every
+    # failover's loss is booked (judge_stale).
+    if t_obs is not None and B.stale_against(key, ver, t_obs):
+        with S.lock:
+            S.suspects.append((where, label or key, key, ver, t_obs))
     return None
 
 
+def judge_stale():
+    """Each stale answer or record seen: a violation, unless only a failover's
+    lost invalidation makes it stale (counted apart)."""
+    for where, label, key, ver, t_obs in S.suspects:
+        st = B.stale_against(key, ver, t_obs)
+        if st is None:
+            continue
+        if where == "redis":
+            inv = "redis-records"
+            msg = ("%s stale write-back: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
+                   "acknowledged t=%.2fs) and still stored at t=%.2fs"
+                   % (label, ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
+        else:
+            inv = "answer-after-invalidation"
+            msg = ("%s: stale answer: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
+                   "acknowledged t=%.2fs), answered to a read sent at t=%.2fs"
+                   % (label, ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
+        if st[3] is None:
+            S.violation(inv, msg, t_obs)
+            continue
+        ent = S.lost.setdefault(st[3], [0, []])
+        ent[0] += 1
+        if len(ent[1]) < 2:
+            ent[1].append("t=%.1fs %s %s" % (S.rel(t_obs), inv, msg))
+
+
 # ---- answers and invalidations ----
-def check_value(key, val, t_send):
-    """Check one reply value for key (a record, an allowed error or a problem)."""
+def check_value(key, val, t_send, d=None):
+    """Check one reply value for key, answered by daemon D (a record, an
+    allowed error or a problem); True for a record that passes."""
     if isinstance(val, RespError):
         if val.startswith("-UPSTREAM") or val.startswith("-TRYAGAIN"):
             S.replies["error"] += 1
-            return
+            return False
         S.violation("reply-bound", "%s: unexpected error reply %s" % (key, val[:81]))
-        return
+        return False
     ns = key.split(":", 1)[0]
-    if NAMESPACES[ns] == "hash":
+    if FORMATS[ns] == "hash":
         if not isinstance(val, list):
             S.violation("own-record", "%s: HGETALL answered %r" % (key, val))
-            return
+            return False
         if not val:
             S.violation("own-record", "%s: answered not-found for a key the upstream has" % key)
-            return
+            return False
         fields = {val[i].decode("latin-1"): val[i + 1].decode("latin-1") for i in range(0, len(val) - 1, 2)}
     else:
         if val is None:
             S.violation("own-record", "%s: answered not-found for a key the upstream has" % key)
-            return
+            return False
         if not isinstance(val, bytes):
             S.violation("own-record", "%s: GET answered %r" % (key, val))
-            return
+            return False
         fields = val.decode("latin-1")
     # Sent after an acknowledged invalidation of the key: the answer must
-    # come from an upstream read that began after the invalidation was sent.
-    p = check_record(key, fields, "reply", t_send)
-    if p and p.startswith("stale answer"):
-        S.violation("answer-after-invalidation", "%s: %s" % (key, p))
-    elif p:
+    # come from an upstream read that began after the invalidation was sent
+    # (judged at the end, judge_stale).
+    p = check_record(key, fields, "reply", t_send, key if d is None else "%s (daemon %d)" % (key, d.idx))
+    if p:
         S.violation("own-record", "%s: reply %s" % (key, p))
-    else:
-        S.replies["record"] += 1
+        return False
+    S.replies["record"] += 1
+    return True
 
 
-def request(d, conn, words, keys):
-    """Send one command, check its reply; returns False when conn is unusable."""
+def request(d, conn, words, keys, outcome=None):
+    """Send one command, check its reply; returns False when conn is unusable.
+    OUTCOME, a list, is given (time sent, seconds to the reply, every value
+    a record that passes, the reply when not) of an answered request."""
     gen = d.gen
     t = now()
     try:
@@ -280,16 +356,18 @@ def request(d, conn, words, keys):
     S.requests += 1
     if dt > BOUND_S:
         S.violation("reply-bound", "daemon %d: %s %s answered after %.2f s" % (d.idx, words[0], words[1], dt))
+    ok = False
     if words[0] == "MGET":
         if isinstance(val, RespError):
-            check_value(keys[0], val, t)
+            check_value(keys[0], val, t, d)
         elif not isinstance(val, list) or len(val) != len(keys):
             S.violation("own-record", "MGET of %d keys answered %r" % (len(keys), str(val)[:80]))
         else:
-            for k, v in zip(keys, val):
-                check_value(k, v, t)
+            ok = all([check_value(k, v, t, d) for k, v in zip(keys, val)])
     else:
-        check_value(keys[0], val, t)
+        ok = check_value(keys[0], val, t, d)
+    if outcome is not None:
+        outcome.append((t, dt, ok, None if ok else str(val)[:60]))
     return True
 
 
@@ -321,7 +399,7 @@ def invalidate(daemons, words, keys):
     if t_ack - t > BOUND_S:
         S.violation("reply-bound", "daemon %d: %s answered after %.2f s" % (d.idx, " ".join(words), t_ack - t))
     if isinstance(val, int):
-        B.inval(keys, t, t_ack)
+        B.inval(keys, t, t_ack, d.idx)
     elif not (isinstance(val, RespError) and val.startswith("-TRYAGAIN")):
         S.violation("reply-bound", "daemon %d: %s answered %r" % (d.idx, " ".join(words), val))
 
@@ -329,22 +407,30 @@ def invalidate(daemons, words, keys):
 RECORD_KEY = re.compile(r"^%s([^:{}]+):\{(.*)\}$" % re.escape(PREFIX))
 
 
-def scan_redis(port, seen, phase_t=None):
-    """Check every record under the prefix; returns False if Redis did not answer."""
+# A cluster node answers these for a key whose slot is moving or has moved.
+REDIRECTED = ("-ASK ", "-MOVED ", "-TRYAGAIN", "-CLUSTERDOWN")
+
+
+def scan_redis(port, seen, phase_t=None, cluster=False, match=(PREFIX + "*",)):
+    """Check every record under the prefix (the keys that MATCH) on the
+    Redis at PORT, a cluster node when CLUSTER; returns False if it did not
+    answer."""
     try:
         c = Conn(port, 1.0)
     except OSError:
         return False
     try:
-        cursor, names = b"0", []
-        while True:
-            r = c.cmd("SCAN", cursor, "MATCH", PREFIX + "*", "COUNT", "1000")
-            if isinstance(r, RespError):
-                return False
-            cursor, batch = r
-            names += batch
-            if cursor == b"0":
-                break
+        names = []
+        for pattern in match:
+            cursor = b"0"
+            while True:
+                r = c.cmd("SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
+                if isinstance(r, RespError):
+                    return False
+                cursor, batch = r
+                names += batch
+                if cursor == b"0":
+                    break
         for raw in names:
             name = raw.decode("latin-1")
             m = RECORD_KEY.match(name)
@@ -356,7 +442,11 @@ def scan_redis(port, seen, phase_t=None):
                 continue
             key = "%s:%s" % (m.group(1), m.group(2))
             t_req = now()
+            if cluster:             # a key of an importing slot is read there after ASKING
+                c.cmd("ASKING")
             val = c.cmd("HGETALL", name)
+            if isinstance(val, RespError) and cluster and val.startswith(REDIRECTED):
+                continue            # migrated, or its node failing over, in between
             if isinstance(val, RespError):
                 S.violation("redis-records", "%s: not a hash (%s)" % (name, val), phase_t)
                 continue
@@ -368,7 +458,8 @@ def scan_redis(port, seen, phase_t=None):
             if "__nf" in fields:
                 p = "not-found sentinel for a key the upstream has"
             else:
-                p = check_record(key, fields, "redis", t_req)
+                p = check_record(key, fields, "redis", t_req, name)
+                S.scanned += 1
             if p and (name, p) not in seen:
                 seen.add((name, p))
                 S.violation("redis-records", "%s %s" % (name, p), phase_t)
@@ -388,8 +479,8 @@ def dump_log(workdir):
                 S.rel(r["start"]), "%.3f" % S.rel(r["end"]) if r["end"] else "open",
                 r["d"], r["key"], r["ver"], r["status"]))
         for k, lst in sorted(B.invals.items()):
-            for t_send, t_ack in lst:
-                f.write("%8.3f %8.3f inval %s\n" % (S.rel(t_send), S.rel(t_ack), k))
+            for t_send, t_ack, d in lst:
+                f.write("%8.3f %8.3f inval %s daemon=%s\n" % (S.rel(t_send), S.rel(t_ack), k, d))
 
 
 def analyse_reads():
@@ -406,15 +497,16 @@ def analyse_reads():
     def excused(a, b):
         # A DEL/INVALIDATE of the key between the two reads removed a's lock
         # (and detached a's in-process flight): b may start its own fill.
-        for t_send, t_ack in invals.get(a["key"], ()):
+        for t_send, t_ack, _ in invals.get(a["key"], ()):
             if t_send < b["start"] and t_ack > a["start"] - lock_s:
                 return "after a DEL/INVALIDATE of the key"
         # Redis unreachable or restarted empty: one read per daemon is allowed
         # (docs/design.md section 6), so only reads from different daemons are excused.
         if a["d"] != b["d"]:
-            for t0, t1, ds in windows:
-                if t0 <= b["start"] <= t1 and (ds is None or a["d"] in ds or b["d"] in ds):
-                    return "from different daemons while Redis was unreachable or a daemon restarting"
+            for t0, t1, ds, keys, why in windows:
+                if (t0 <= b["start"] <= t1 and (ds is None or a["d"] in ds or b["d"] in ds)
+                        and (keys is None or a["key"] in keys)):
+                    return why or "from different daemons while Redis was unreachable or a daemon restarting"
         return None
 
     by_key = {}
@@ -438,7 +530,7 @@ def analyse_reads():
     if "upstream-max-fetches" in S.skipped:
         return
     for d in range(NDAEMONS):
-        for ns in NAMESPACES:
+        for ns in FORMATS:
             ev = []
             for r in reads:
                 if r["d"] == d and r["ns"] == ns:
@@ -478,8 +570,17 @@ def summary():
         print("note: " + n)
     for why, n in sorted(S.excused.items()):
         print("info: %d overlapping upstream read pair(s) not counted: %s" % (n, why))
-    print("info: %d requests answered (%d records checked, %d -UPSTREAM/-TRYAGAIN); %d upstream reads"
-          % (S.requests, S.replies["record"], S.replies["error"], len(B.reads)))
+    for why, (n, ex) in sorted(S.lost.items()):
+        print("info: %d stale answer(s) or record(s) not counted: stale only against invalidations "
+              "acknowledged within %.1f s before %s or before the daemon that sent them moved to the "
+              "new primary, which Redis may lose" % (n, LOSS_LAG_S, why))
+        for e in ex:
+            print("        " + e)
+    for i in S.infos:
+        print("info: " + i)
+    print("info: %d requests answered (%d records checked, %d -UPSTREAM/-TRYAGAIN); %d upstream reads; "
+          "%d records checked in Redis" % (S.requests, S.replies["record"], S.replies["error"], len(B.reads),
+                                           S.scanned))
     checked = len(INVARIANTS) - len(S.skipped)
     print("faults: %d passed, %d failed" % (checked - failed, failed))
     return failed

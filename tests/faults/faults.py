@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Fault suite for cachasided: three daemons, one redis-server, the example
-upstream behind a fault-injecting HTTP proxy, steady load, faults in
-sequence, invariants checked throughout.  See tests/faults/README.md;
-the processes and the proxy are in faultproc.py, the invariants in
-faultcheck.py.
+"""Fault suite for cachasided: three daemons, one redis-server (or, with
+--topology, a Sentinel or Cluster set-up), the example upstream behind a
+fault-injecting HTTP proxy, steady load, faults in sequence, invariants
+checked throughout.  See tests/faults/README.md; the processes and the
+proxy are in faultproc.py, the Sentinel and Cluster set-ups in
+faulttopo.py, the invariants in faultcheck.py.
 
+Usage: faults.py [--topology standalone|sentinel|cluster]
 Environment: CACHASIDED_BIN, CACHASIDED_UPSTREAM_BIN, REDIS_SERVER (or
 REDIS_SERVER_BIN).  Exit 0 when every invariant held, 1 otherwise.
 
 Only the Python standard library; loopback only; every process is started
 and stopped here.
 """
+import argparse
 import fnmatch
 import os
 import random
@@ -27,21 +30,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]       # faultproc.py, and tests/cstest.py
 from cstest import Conn, free_port  # noqa: E402
 from faultproc import Proxy, Redis, Upstream, now, wait_ping  # noqa: E402
-from faultcheck import (B, BASE_LATENCY_MS, CLIENTS_PER_DAEMON, COMMAND_TIMEOUT_MS, IDS,  # noqa: E402
-                        LOCK_TTL_MS, MAX_FETCHES, NAMESPACES, NDAEMONS, NKEYS,
+from faultcheck import (B, BASE_LATENCY_MS, CLIENTS_PER_DAEMON, COMMAND_TIMEOUT_MS, FORMATS, IDS,  # noqa: E402
+                        LOCK_TTL_MS, LOSS_LAG_S, MAX_FETCHES, NAMESPACES, NDAEMONS, NKEYS,
                         NO_REPLY_S, PREFIX, REDIS_RECOVERY_S, S, UPSTREAM_TIMEOUT_MS,
-                        analyse_reads, dump_log, invalidate, log, request, scan_redis, summary)
+                        analyse_reads, dump_log, invalidate, judge_stale, log, request, scan_redis,
+                        summary)
+from faulttopo import (ClusterSet, SentinelSet, counters_grew, daemon_counters, linked, rcmd, role,  # noqa: E402
+                       slot_of_id, start_node, wait_daemons, wait_until)
 
 
 # ---- processes ----
 class Daemon:
-    def __init__(self, idx, workdir, binary, rport, pport):
+    """REDIS_LINES, when given, say how to find Redis in place of host and
+    port RPORT (a Sentinel or Cluster set-up)."""
+    def __init__(self, idx, workdir, binary, rport, pport, redis_lines=None):
         self.idx = idx
         self.bin = binary
         self.port = free_port()
         self.conf = os.path.join(workdir, "d%d.ini" % idx)
         self.logpath = os.path.join(workdir, "d%d.log" % idx)
         self.rport, self.pport = rport, pport
+        self.redis_lines = redis_lines or ["host = 127.0.0.1", "port = %d" % rport]
         self.proc = None
         self.down = True            # killed or restarting on purpose
         self.gen = 0
@@ -52,7 +61,7 @@ class Daemon:
         lines = [
             "[server]", "listen = 127.0.0.1:%d" % self.port, "admin_listen =",
             "log_level = notice", "shutdown_grace_ms = 3000",
-            "[redis]", "host = 127.0.0.1", "port = %d" % self.rport, "key_prefix = %s" % PREFIX,
+            "[redis]"] + self.redis_lines + ["key_prefix = %s" % PREFIX,
             "connect_timeout_ms = 1000", "command_timeout_ms = %d" % COMMAND_TIMEOUT_MS,
             "[cache]", "ttl_s = %d" % self.ttl, "ttl_jitter_pct = 50", "negative_ttl_s = 1",
             "lock_ttl_ms = %d" % LOCK_TTL_MS, "lock_poll_ms = 50",
@@ -60,7 +69,7 @@ class Daemon:
         ]
         if max_fetches and "upstream-max-fetches" not in S.skipped:
             lines.append("max_upstream_fetches = %d" % MAX_FETCHES)
-        for ns, fmt in NAMESPACES.items():
+        for ns, fmt in FORMATS.items():
             lines += ["[namespace:%s]" % ns,
                       "upstream = http://127.0.0.1:%d/%s/{id}" % (self.pport, ns),
                       "format = %s" % fmt]
@@ -141,10 +150,12 @@ def inval_loop(daemons):
             invalidate(daemons, ["INVALIDATE", "%s:%s" % (ns, g)], keys)
 
 
-def scan_loop(redis):
+def scan_loop(ports, cluster, match):
+    """Scan the Redis servers that hold the records (PORTS() names them)."""
     seen = set()
     while not S.stop_load:
-        scan_redis(redis.port, seen)
+        for port in ports():
+            scan_redis(port, seen, cluster=cluster, match=match)
         time.sleep(0.5)
 
 
@@ -330,7 +341,180 @@ def run_phases(daemons, redis, upstream, proxy):
     time.sleep(2)
 
 
+# ---- Sentinel and Cluster faults (faulttopo.py does the Redis side) ----
+#
+# What each failover means for the invariants: while a primary is down or
+# being replaced, each daemon reads the upstream on its own (its Redis
+# command fails, or the lock it took on the old primary is not on the new
+# one), so reads from different daemons may overlap (B.window, as when
+# Redis is unreachable); and an invalidation that the old primary
+# acknowledged shortly before it stopped replicating may be lost (B.loss,
+# see faultcheck.py).  A slot in migration is neither: its guarantees hold.
+def load_keys(slots):
+    """The keys of the load whose slot is in SLOTS."""
+    return {"%s:%s" % (ns, rid) for ns in NAMESPACES for rid in IDS if slot_of_id(rid) in slots}
+
+
+def followed(daemons, seen, t0, what):
+    """Say when each daemon followed WHAT; returns the last of those times
+    (now, for a daemon that never did)."""
+    late = [d.idx for d in daemons if not d.down and d.idx not in seen]
+    if late:
+        S.note("daemon(s) %s did not follow %s" % (late, what))
+    S.info("%s: daemons followed after %s" % (what, ", ".join(
+        "%d %.2f s" % (i, t - t0) for i, t in sorted(seen.items()))))
+    return now() if late or not seen else max(seen.values())
+
+
+def ask_failover(port, *words):
+    """WORDS on PORT until it answers +OK (a sentinel that has not yet seen
+    the replica as fit, a replica still syncing, refuse it for a while)."""
+    end = now() + 20
+    while True:
+        t = now()
+        r = rcmd(port, *words)
+        if r == "+OK":
+            return t
+        if now() > end:
+            raise RuntimeError("%s answered %r" % (" ".join(words), r))
+        time.sleep(0.2)
+
+
+def on_primary(port):
+    want = "127.0.0.1:%d" % port
+    return lambda st: st.get("redis_primary") == want and st.get("redis_state") == "up"
+
+
+def fault_sentinel_failover(daemons, topo):
+    old = topo.primary()
+    new = topo.other(old)
+    t0 = ask_failover(topo.sports[0], "SENTINEL", "FAILOVER", topo.MASTER)
+    t_up = wait_until(lambda: role(new.port) == "master", 20, "the sentinels never promoted the replica")
+    seen = wait_daemons(daemons, on_primary(new.port), 20)
+    t_end = followed(daemons, seen, t_up, "SENTINEL FAILOVER (replica promoted %.2f s after it was asked)"
+                     % (t_up - t0))
+    # Until a daemon hears +switch-master it writes to the old primary,
+    # which is no longer replicated: each daemon's writes until it moved.
+    B.loss(t_up - LOSS_LAG_S, {d.idx: seen.get(d.idx, t_end) for d in daemons}, None, "a SENTINEL FAILOVER")
+    B.window(t0, t_end + REDIS_RECOVERY_S)
+    wait_until(lambda: linked(old.port), 60, "the old primary never became a replica", 0.1)
+    log("the old primary is a replica again, %.1f s after the switch" % (now() - t_up))
+
+
+def fault_sentinel_kill(daemons, topo):
+    old = topo.primary()
+    new = topo.other(old)
+    wait_until(lambda: linked(new.port), 20, "the replica is not linked")
+    t_kill = now()
+    old.kill()
+    log("killed the primary (port %d)" % old.port)
+    seen = wait_daemons(daemons, on_primary(new.port), 40)
+    t_end = followed(daemons, seen, t_kill, "SIGKILL of the primary")
+    B.loss(t_kill - LOSS_LAG_S, t_kill, None, "the primary's SIGKILL")
+    B.window(t_kill, t_end + REDIS_RECOVERY_S)
+    old.replicaof = ("127.0.0.1", new.port)
+    start_node(old)
+    wait_until(lambda: linked(old.port), 30, "the killed primary never came back as a replica", 0.1)
+
+
+def sentinel_phases(daemons, topo, rounds=3):
+    S.begin_phase("baseline")
+    time.sleep(5)
+    for r in range(1, rounds + 1):
+        S.begin_phase("sentinel-failover-%d" % r)
+        fault_sentinel_failover(daemons, topo)
+        time.sleep(3)
+        S.begin_phase("primary-kill-%d" % r)
+        fault_sentinel_kill(daemons, topo)
+        time.sleep(4)
+
+
+def cluster_follows(new, old):
+    """A daemon's STATS name NEW among three primaries up, and not OLD."""
+    def pred(st):
+        topo = st.get("redis_cluster_topology", "")
+        return ("127.0.0.1:%d up" % new in topo and "127.0.0.1:%d " % old not in topo
+                and st.get("redis_cluster_primaries_up") == "3")
+    return pred
+
+
+def fault_cluster_failover(daemons, topo, kill):
+    """CLUSTER FAILOVER on a replica (the primary hands over once the replica
+    has all its writes: nothing is lost), or SIGKILL of its primary."""
+    smap = topo.slot_map()
+    old = topo.node(random.choice(topo.primaries(smap)))
+    new = topo.replica_of(old.port)
+    keys = load_keys(topo.slots_of(old.port, smap))
+    wait_until(lambda: linked(new.port), 20, "the replica is not linked")
+    if kill:
+        t0 = now()
+        old.kill()
+        log("killed the primary on port %d (%d keys of the load)" % (old.port, len(keys)))
+    else:
+        t0 = ask_failover(new.port, "CLUSTER", "FAILOVER")
+    t_up = wait_until(lambda: role(new.port) == "master", 30, "the replica was never promoted")
+    seen = wait_daemons(daemons, cluster_follows(new.port, old.port), 30)
+    t_end = followed(daemons, seen, t_up, "%s (replica promoted %.2f s after)"
+                     % ("SIGKILL of a primary" if kill else "CLUSTER FAILOVER", t_up - t0))
+    if kill:
+        B.loss(t0 - LOSS_LAG_S, t0, keys, "a primary's SIGKILL")
+    B.window(t0, t_end + REDIS_RECOVERY_S, keys=keys)
+    if kill:
+        start_node(old)             # with its nodes file: it rejoins as a replica
+    wait_until(lambda: linked(old.port), 60, "the old primary never became a replica", 0.1)
+
+
+def fault_held_migration(daemons, topo, nids, hold):
+    """Slots of NIDS ids of the load, from the primary with most of them to
+    another one, held in migration HOLD seconds: one key of each slot
+    MIGRATEd every half second (the load re-creates the others on the
+    importing node, through ASK), then the rest, then SETSLOT NODE."""
+    smap = topo.slot_map()
+    owned = {p: [rid for rid in IDS if topo.owner(slot_of_id(rid), smap) == p] for p in topo.primaries(smap)}
+    src = max(owned, key=lambda p: len(owned[p]))
+    dst = random.choice([p for p in owned if p != src])
+    slots = sorted({slot_of_id(rid) for rid in owned[src][:nids]})
+    log("slots %s (%d keys of the load) migrate from port %d to %d" % (slots, len(load_keys(slots)), src, dst))
+    c0 = daemon_counters(daemons)
+    topo.begin_migration(slots, src, dst)
+    t0, moved = now(), 0
+    while now() < t0 + hold:
+        for slot in slots:
+            moved += topo.move_keys(slot, src, dst, 1)
+        time.sleep(0.5)
+    for slot in slots:
+        while True:
+            n = topo.move_keys(slot, src, dst, 100)
+            moved += n
+            if n == 0:
+                break
+    topo.end_migration(slots, src, dst)
+    S.info("held migration: %d slots (%d keys of the load) in migration %.1f s, %d keys MIGRATEd; "
+           "the daemons' counters: %s" % (len(slots), len(load_keys(slots)), now() - t0, moved,
+                                           counters_grew(c0, daemon_counters(daemons))))
+
+
+def cluster_phases(daemons, topo, rounds=3):
+    S.begin_phase("baseline")
+    time.sleep(5)
+    for r in range(1, rounds + 1):
+        S.begin_phase("cluster-failover-%d" % r)
+        fault_cluster_failover(daemons, topo, kill=False)
+        time.sleep(3)
+        S.begin_phase("held-migration-%d" % r)
+        fault_held_migration(daemons, topo, 12, 8.0)
+        time.sleep(3)
+        S.begin_phase("primary-kill-%d" % r)
+        fault_cluster_failover(daemons, topo, kill=True)
+        time.sleep(4)
+
+
 def main():
+    ap = argparse.ArgumentParser(description="cachasided's fault suite (tests/faults/README.md)")
+    ap.add_argument("--topology", choices=("standalone", "sentinel", "cluster"), default="standalone",
+                    help="one redis-server (the default), a primary with a replica and 3 sentinels, "
+                    "or 3 primaries with a replica each")
+    args = ap.parse_args()
     dbin = os.environ.get("CACHASIDED_BIN")
     ubin = os.environ.get("CACHASIDED_UPSTREAM_BIN")
     rbin = os.environ.get("REDIS_SERVER_BIN") or os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
@@ -341,16 +525,27 @@ def main():
     random.seed(seed)
     workdir = tempfile.mkdtemp(prefix="cachasided-faults.")
     log("seed %d (FAULTS_SEED to repeat); logs in %s" % (seed, workdir))
-    redis = Redis(rbin, workdir)
+    if args.topology != "standalone":
+        log("topology %s" % args.topology)
+    redis = topo = None
+    if args.topology == "standalone":
+        redis = Redis(rbin, workdir)
+        ports = lambda: [redis.port]     # noqa: E731
+    else:
+        topo = (SentinelSet if args.topology == "sentinel" else ClusterSet)(rbin, workdir)
+        ports = topo.data_ports
+    cluster = args.topology == "cluster"
+    match = [PREFIX + "*"]
     upstream = daemons = None
     stop_watch = threading.Event()
     threads = []
     try:
-        redis.start()
+        (redis or topo).start()
         upstream = Upstream(ubin, workdir, NKEYS)
         upstream.control("PUT", "/_latency", str(BASE_LATENCY_MS))
         proxy = Proxy(upstream.port, NDAEMONS, IDS, B)
-        daemons = [Daemon(i, workdir, dbin, redis.port, proxy.ports[i]) for i in range(NDAEMONS)]
+        daemons = [Daemon(i, workdir, dbin, redis and redis.port, proxy.ports[i], topo and topo.redis_conf())
+                   for i in range(NDAEMONS)]
         ok, err = daemons[0].config_ok()
         if not ok:
             S.skipped.add("upstream-max-fetches")
@@ -367,18 +562,23 @@ def main():
             for _ in range(CLIENTS_PER_DAEMON):
                 threads.append(threading.Thread(target=client_loop, args=(d,)))
         threads.append(threading.Thread(target=inval_loop, args=(daemons,)))
-        threads.append(threading.Thread(target=scan_loop, args=(redis,)))
+        threads.append(threading.Thread(target=scan_loop, args=(ports, cluster, match)))
         for th in threads:
             th.start()
 
-        run_phases(daemons, redis, upstream, proxy)
+        if redis:
+            run_phases(daemons, redis, upstream, proxy)
+        elif not cluster:
+            sentinel_phases(daemons, topo)
+        else:
+            cluster_phases(daemons, topo)
 
         S.begin_phase("final")
         S.stop_load = True
         for th in threads:
             th.join(NO_REPLY_S + 5)
         time.sleep(1.5)             # fills still running finish or time out
-        if not scan_redis(redis.port, set()):
+        if not ports() or not all([scan_redis(p, set(), cluster=cluster, match=match) for p in ports()]):
             S.violation("redis-records", "the final scan of Redis failed")
         stop_watch.set()
         for d in daemons:
@@ -406,6 +606,7 @@ def main():
                     S.violation("daemon-alive", "daemon %d: exit status %s on SIGTERM; log tail:\n%s"
                                 % (d.idx, rc, d.tail()))
         analyse_reads()
+        judge_stale()
         dump_log(workdir)
     except RuntimeError as e:
         print("fault suite could not run: %s" % e)
@@ -420,7 +621,7 @@ def main():
                 d.proc.wait()
         if upstream:
             upstream.stop()
-        redis.stop()
+        (redis or topo).stop()
     failed = summary()
     if failed == 0 and not os.environ.get("FAULTS_KEEP"):
         shutil.rmtree(workdir, ignore_errors=True)
