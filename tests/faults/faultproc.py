@@ -67,6 +67,7 @@ class Proxy:
         self.ids, self.book = ids, book
         self.mode = None
         self.rate = 0.0
+        self.made = {}              # namespace -> latency (s): the proxy makes its records itself
         self.ports = []
         self.socks = []
         for d in range(ndaemons):
@@ -150,7 +151,11 @@ class Proxy:
             self.book.end(rec, "reset")
             rst_close(conn)
             return False
-        status, body = self.fetch(conn, path)
+        if ns in self.made:         # any id exists, as {"id": ..., "name": ...}
+            time.sleep(self.made[ns])
+            status, body = 200, json.dumps({"id": rid, "name": "made by the proxy"}).encode()
+        else:
+            status, body = self.fetch(conn, path)
         if status is None:
             self.book.end(rec, body)
             conn.close()

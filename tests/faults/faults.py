@@ -4,9 +4,10 @@
 fault-injecting HTTP proxy, steady load, faults in sequence, invariants
 checked throughout.  See tests/faults/README.md; the processes and the
 proxy are in faultproc.py, the Sentinel and Cluster set-ups in
-faulttopo.py, the invariants in faultcheck.py.
+faulttopo.py, the invariants in faultcheck.py, the reshard measurement in
+faultreshard.py.
 
-Usage: faults.py [--topology standalone|sentinel|cluster]
+Usage: faults.py [--topology standalone|sentinel|cluster] [--reshard-keys N]
 Environment: CACHASIDED_BIN, CACHASIDED_UPSTREAM_BIN, REDIS_SERVER (or
 REDIS_SERVER_BIN).  Exit 0 when every invariant held, 1 otherwise.
 
@@ -37,6 +38,7 @@ from faultcheck import (B, BASE_LATENCY_MS, CLIENTS_PER_DAEMON, COMMAND_TIMEOUT_
                         summary)
 from faulttopo import (ClusterSet, SentinelSet, counters_grew, daemon_counters, linked, rcmd, role,  # noqa: E402
                        slot_of_id, start_node, wait_daemons, wait_until)
+from faultreshard import Reshard  # noqa: E402
 
 
 # ---- processes ----
@@ -514,7 +516,11 @@ def main():
     ap.add_argument("--topology", choices=("standalone", "sentinel", "cluster"), default="standalone",
                     help="one redis-server (the default), a primary with a replica and 3 sentinels, "
                     "or 3 primaries with a replica each")
+    ap.add_argument("--reshard-keys", type=int, default=0, metavar="N",
+                    help="cluster: at the end, measure a reshard of slots holding N cached records")
     args = ap.parse_args()
+    if args.reshard_keys and args.topology != "cluster":
+        ap.error("--reshard-keys needs --topology cluster")
     dbin = os.environ.get("CACHASIDED_BIN")
     ubin = os.environ.get("CACHASIDED_UPSTREAM_BIN")
     rbin = os.environ.get("REDIS_SERVER_BIN") or os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
@@ -535,8 +541,9 @@ def main():
         topo = (SentinelSet if args.topology == "sentinel" else ClusterSet)(rbin, workdir)
         ports = topo.data_ports
     cluster = args.topology == "cluster"
-    match = [PREFIX + "*"]
-    upstream = daemons = None
+    # With the reshard's records beside them, the scanner asks for the load's alone.
+    match = [PREFIX + ns + ":*" for ns in NAMESPACES] if args.reshard_keys else [PREFIX + "*"]
+    upstream = daemons = reshard = None
     stop_watch = threading.Event()
     threads = []
     try:
@@ -544,6 +551,8 @@ def main():
         upstream = Upstream(ubin, workdir, NKEYS)
         upstream.control("PUT", "/_latency", str(BASE_LATENCY_MS))
         proxy = Proxy(upstream.port, NDAEMONS, IDS, B)
+        if args.reshard_keys:
+            reshard = Reshard(topo, proxy, args.reshard_keys)
         daemons = [Daemon(i, workdir, dbin, redis and redis.port, proxy.ports[i], topo and topo.redis_conf())
                    for i in range(NDAEMONS)]
         ok, err = daemons[0].config_ok()
@@ -572,6 +581,9 @@ def main():
             sentinel_phases(daemons, topo)
         else:
             cluster_phases(daemons, topo)
+            if args.reshard_keys:
+                S.begin_phase("reshard")
+                reshard.run(daemons)
 
         S.begin_phase("final")
         S.stop_load = True
@@ -607,6 +619,8 @@ def main():
                                 % (d.idx, rc, d.tail()))
         analyse_reads()
         judge_stale()
+        if reshard:
+            reshard.report()
         dump_log(workdir)
     except RuntimeError as e:
         print("fault suite could not run: %s" % e)
