@@ -170,6 +170,7 @@ class Book:
         self.invals = {}            # key -> [(t_send, t_ack, daemon)] acknowledged
         self.windows = []           # (t0, t1, daemons or None, keys or None, why or None): Redis unreachable
         self.losses = []            # (t_from, until, keys or None, why): failovers, see above
+        self.switches = []          # (t0, {daemon: when it followed}, keys or None): failovers
 
     def begin(self, d, key, ns):
         t = now()
@@ -197,6 +198,12 @@ class Book:
         """Cross-daemon overlapping reads (of KEYS) starting in [t0, t1] are not counted."""
         with self.lock:
             self.windows.append((t0, t1, daemons, keys, why))
+
+    def switch(self, t0, followed, keys=None):
+        """A failover from T0 that each daemon followed at FOLLOWED[daemon]
+        (for KEYS): see analyse_reads."""
+        with self.lock:
+            self.switches.append((t0, followed, keys))
 
     def loss(self, t_from, until, keys=None, why="a failover"):
         """Invalidations (of KEYS) acknowledged from T_FROM until UNTIL (a
@@ -487,6 +494,7 @@ def analyse_reads():
     with B.lock:
         reads = [dict(r) for r in B.reads]
         windows = list(B.windows)
+        switches = list(B.switches)
         invals = {k: list(v) for k, v in B.invals.items()}
     end_t = now()
     for r in reads:
@@ -507,6 +515,20 @@ def analyse_reads():
                 if (t0 <= b["start"] <= t1 and (ds is None or a["d"] in ds or b["d"] in ds)
                         and (keys is None or a["key"] in keys)):
                     return why or "from different daemons while Redis was unreachable or a daemon restarting"
+        # A failover: a fill that began before the daemon followed it holds
+        # no lock on the new primary (it fetched without one while its
+        # Redis commands failed, up to command_timeout_ms after, or its
+        # lock was on the old primary), and a read that finds Redis again
+        # may not join a fetch that holds no lock (docs/design.md section
+        # 7): it fills anew, in the same daemon too.
+        else:
+            slack = COMMAND_TIMEOUT_MS / 1000.0 + 0.2
+            for t0, followed, keys in switches:
+                u = followed.get(a["d"])
+                if (u is not None and t0 <= a["start"] <= u + slack
+                        and (keys is None or a["key"] in keys)):
+                    return ("from one daemon across a failover: the first began before it followed "
+                            "(no lock on the new primary), the second found Redis again")
         return None
 
     by_key = {}

@@ -397,8 +397,10 @@ def fault_sentinel_failover(daemons, topo):
                      % (t_up - t0))
     # Until a daemon hears +switch-master it writes to the old primary,
     # which is no longer replicated: each daemon's writes until it moved.
-    B.loss(t_up - LOSS_LAG_S, {d.idx: seen.get(d.idx, t_end) for d in daemons}, None, "a SENTINEL FAILOVER")
+    until = {d.idx: seen.get(d.idx, t_end) for d in daemons}
+    B.loss(t_up - LOSS_LAG_S, until, None, "a SENTINEL FAILOVER")
     B.window(t0, t_end + REDIS_RECOVERY_S)
+    B.switch(t0, until)
     wait_until(lambda: linked(old.port), 60, "the old primary never became a replica", 0.1)
     log("the old primary is a replica again, %.1f s after the switch" % (now() - t_up))
 
@@ -414,6 +416,7 @@ def fault_sentinel_kill(daemons, topo):
     t_end = followed(daemons, seen, t_kill, "SIGKILL of the primary")
     B.loss(t_kill - LOSS_LAG_S, t_kill, None, "the primary's SIGKILL")
     B.window(t_kill, t_end + REDIS_RECOVERY_S)
+    B.switch(t_kill, {d.idx: seen.get(d.idx, t_end) for d in daemons})
     old.replicaof = ("127.0.0.1", new.port)
     start_node(old)
     wait_until(lambda: linked(old.port), 30, "the killed primary never came back as a replica", 0.1)
@@ -461,6 +464,7 @@ def fault_cluster_failover(daemons, topo, kill):
     if kill:
         B.loss(t0 - LOSS_LAG_S, t0, keys, "a primary's SIGKILL")
     B.window(t0, t_end + REDIS_RECOVERY_S, keys=keys)
+    B.switch(t0, {d.idx: seen.get(d.idx, t_end) for d in daemons}, keys)
     if kill:
         start_node(old)             # with its nodes file: it rejoins as a replica
     wait_until(lambda: linked(old.port), 60, "the old primary never became a replica", 0.1)
