@@ -67,6 +67,7 @@ class Proxy:
         self.ids, self.book = ids, book
         self.mode = None
         self.rate = 0.0
+        self.made = {}              # namespace -> latency (s): the proxy makes its records itself
         self.ports = []
         self.socks = []
         for d in range(ndaemons):
@@ -150,7 +151,11 @@ class Proxy:
             self.book.end(rec, "reset")
             rst_close(conn)
             return False
-        status, body = self.fetch(conn, path)
+        if ns in self.made:         # any id exists, as {"id": ..., "name": ...}
+            time.sleep(self.made[ns])
+            status, body = 200, json.dumps({"id": rid, "name": "made by the proxy"}).encode()
+        else:
+            status, body = self.fetch(conn, path)
         if status is None:
             self.book.end(rec, body)
             conn.close()
@@ -196,21 +201,27 @@ class Proxy:
 
 # ---- processes ----
 class Redis:
-    def __init__(self, binary, workdir):
+    """A redis-server; NAME names its log, EXTRA are more arguments (a
+    node of a Sentinel or Cluster set-up), replicaof (host, port) makes the
+    next start a replica."""
+    def __init__(self, binary, workdir, name="redis", extra=()):
         self.bin = binary
         self.port = free_port()
-        self.logpath = os.path.join(workdir, "redis.log")
+        self.logpath = os.path.join(workdir, name + ".log")
+        self.extra = list(extra)
+        self.replicaof = None
         self.proc = None
 
     def start(self):
         logf = open(self.logpath, "a")
-        self.proc = subprocess.Popen(
-            [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--enable-debug-command", "yes"],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        args = [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--enable-debug-command", "yes"] + self.extra
+        if self.replicaof:
+            args += ["--replicaof", self.replicaof[0], str(self.replicaof[1])]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         logf.close()
         if not wait_ping(self.port, 10):
-            raise RuntimeError("redis-server did not start")
+            raise RuntimeError("redis-server did not start; log %s" % self.logpath)
 
     def kill(self):
         self.proc.kill()

@@ -1,23 +1,25 @@
 #!/usr/bin/env python3
-"""Fault suite for cachasided: three daemons, one redis-server, the example
-upstream behind a fault-injecting HTTP proxy, steady load, faults in
-sequence, invariants checked throughout.  See tests/faults/README.md;
-the processes and the proxy are in faultproc.py.
+"""Fault suite for cachasided: three daemons, one redis-server (or, with
+--topology, a Sentinel or Cluster set-up), the example upstream behind a
+fault-injecting HTTP proxy, steady load, faults in sequence, invariants
+checked throughout.  See tests/faults/README.md; the processes and the
+proxy are in faultproc.py, the Sentinel and Cluster set-ups in
+faulttopo.py, the invariants in faultcheck.py, the reshard measurement in
+faultreshard.py.
 
+Usage: faults.py [--topology standalone|sentinel|cluster] [--reshard-keys N]
 Environment: CACHASIDED_BIN, CACHASIDED_UPSTREAM_BIN, REDIS_SERVER (or
 REDIS_SERVER_BIN).  Exit 0 when every invariant held, 1 otherwise.
 
 Only the Python standard library; loopback only; every process is started
 and stopped here.
 """
+import argparse
 import fnmatch
-import json
 import os
 import random
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,226 +29,30 @@ import time
 sys.dont_write_bytecode = True     # keep the source tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]       # faultproc.py, and tests/cstest.py
-from cstest import Conn, RespError, free_port  # noqa: E402
+from cstest import Conn, free_port  # noqa: E402
 from faultproc import Proxy, Redis, Upstream, now, wait_ping  # noqa: E402
-
-# ---- the configuration every daemon runs with ----
-NDAEMONS = 3
-CLIENTS_PER_DAEMON = 4
-NKEYS = 50                      # p-001 .. p-050, served by `example-upstream -g 50`
-IDS = ["p-%03d" % i for i in range(1, NKEYS + 1)]
-NAMESPACES = {"h": "hash", "r": "raw"}
-LOCK_TTL_MS = 1000
-UPSTREAM_TIMEOUT_MS = 800
-COMMAND_TIMEOUT_MS = 500
-MAX_FETCHES = 4
-PREFIX = "cache:"
-# Every upstream read takes this long, so reads of one key can overlap and
-# single-flight is put to the test; phases that need another latency set it.
-BASE_LATENCY_MS = 150
-# docs/design.md section 6: a reply never waits longer than upstream_timeout + lock_ttl +
-# command_timeout.  The slack covers this loaded 2-core machine and the
-# Python client's own scheduling; the check is about replies that hang, not
-# about speed.
-BOUND_S = (UPSTREAM_TIMEOUT_MS + LOCK_TTL_MS + COMMAND_TIMEOUT_MS) / 1000.0 + 1.5
-NO_REPLY_S = BOUND_S + 5.0      # a reply later than this counts as never sent
-# Reads whose intervals overlap by less than this are not counted as
-# concurrent (the proxy notices a closed connection a scheduling step late).
-OVERLAP_TOLERANCE_S = 0.1
-# After a Redis fault ends, daemons may still be reconnecting (capped
-# backoff) and go straight to the upstream (docs/design.md section 6: allowed, coalesced
-# in-process only): cross-daemon overlaps are excused this long after.
-REDIS_RECOVERY_S = 6.0
-
-INVARIANTS = [
-    ("daemon-alive", "no daemon crashes; each answers PING at the end and exits 0 on SIGTERM"),
-    ("reply-bound", "every request gets a reply (record, -UPSTREAM or -TRYAGAIN) within %.1f s" % BOUND_S),
-    ("own-record", "a record answered for key K is K's record, in a version the upstream served for K"),
-    ("upstream-single-read", "no two concurrent upstream reads of a key within lock_ttl_ms"),
-    ("upstream-max-fetches", "at most max_upstream_fetches concurrent reads per namespace per daemon"),
-    ("redis-records", "every record in Redis is one the upstream served for that key, never one invalidated before it was stored"),
-    ("answer-after-invalidation", "no read sent after a DEL or INVALIDATE of its key was acknowledged, through any "
-     "daemon, is answered with data the upstream served before that invalidation was sent"),
-]
-
-
-
-
-# ---- shared state: phases and violations ----
-class State:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.t0 = now()
-        self.phase = "setup"
-        self.phases = []            # (name, start, end)
-        self.viol = {}              # (inv, phase) -> [count, [examples]]
-        self.notes = []
-        self.stop_load = False
-        self.requests = 0
-        self.replies = {"record": 0, "error": 0}
-        self.skipped = set()        # invariants not checked
-        self.other_keys = set()
-        self.excused = {}           # reason -> overlapping pairs not counted
-
-    def rel(self, t):
-        return t - self.t0
-
-    def phase_at(self, t):
-        for name, a, b in self.phases:
-            if a <= t < (b if b is not None else 1e18):
-                return name
-        return "setup"
-
-    def violation(self, inv, msg, t=None):
-        ph = self.phase if t is None else self.phase_at(t)
-        with self.lock:
-            ent = self.viol.setdefault((inv, ph), [0, []])
-            ent[0] += 1
-            if len(ent[1]) < 4:
-                ent[1].append("t=%.1fs %s" % (self.rel(now() if t is None else t), msg))
-
-    def note(self, msg):
-        with self.lock:
-            self.notes.append(msg)
-        log("note: " + msg)
-
-    def begin_phase(self, name):
-        t = now()
-        with self.lock:
-            if self.phases and self.phases[-1][2] is None:
-                n, a, _ = self.phases[-1]
-                self.phases[-1] = (n, a, t)
-            self.phases.append((name, t, None))
-            self.phase = name
-        log("phase %s" % name)
-
-
-S = State()
-
-
-def log(msg):
-    sys.stdout.write("[%6.1f] %s\n" % (now() - S.t0, msg))
-    sys.stdout.flush()
-
-
-# ---- versions, upstream reads and invalidations ----
-#
-# How the stale-write-back check works.  The proxy numbers every upstream
-# read of a key K (1, 2, 3, ...) when the request arrives, and a 200 body
-# carries that number as field "ver".  So a record's version tells when the
-# data in it was read: fetch_start[K, ver].  The suite records, for every
-# DEL or INVALIDATE covering K that Redis acknowledged, the time it was
-# sent and the time its reply came back.  A record of K observed in Redis
-# at time T_obs with version v is a stale write-back when some acknowledged
-# invalidation of K was SENT after fetch_start[K, v] (so the data predates
-# the invalidation for sure) and ACKNOWLEDGED before T_obs (so the record
-# was written after the invalidation ran, since the invalidation removed any
-# record that existed then).  A fetch that began between the send and the
-# acknowledgement is ambiguous and never flagged.  Records are checked by a
-# scanner throughout the run and once at the end, so the check does not
-# depend on a record outliving its short TTL.
-class Book:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.ver = {}               # key -> last version handed out
-        self.fetch_start = {}       # (key, ver) -> time the read arrived
-        self.served = set()         # (key, ver) sent as a complete 200 for key
-        self.reads = []             # dicts: d, key, ns, ver, start, end, fault, status
-        self.invals = {}            # key -> [(t_send, t_ack)] acknowledged
-        self.windows = []           # (t0, t1, daemons or None): Redis unreachable
-
-    def begin(self, d, key, ns):
-        t = now()
-        with self.lock:
-            v = self.ver.get(key, 0) + 1
-            self.ver[key] = v
-            self.fetch_start[(key, v)] = t
-            rec = {"d": d, "key": key, "ns": ns, "ver": v, "start": t, "end": None,
-                   "fault": None, "status": None}
-            self.reads.append(rec)
-        return rec
-
-    def end(self, rec, status):
-        with self.lock:
-            if rec["end"] is None:
-                rec["end"] = now()
-                rec["status"] = status
-
-    def inval(self, keys, t_send, t_ack):
-        with self.lock:
-            for k in keys:
-                self.invals.setdefault(k, []).append((t_send, t_ack))
-
-    def window(self, t0, t1, daemons=None):
-        with self.lock:
-            self.windows.append((t0, t1, daemons))
-
-    def open_reads(self):
-        with self.lock:
-            return [r for r in self.reads if r["end"] is None]
-
-    def stale_against(self, key, ver, t_obs):
-        """The invalidation that makes (key, ver) stale at t_obs, or None."""
-        with self.lock:
-            fs = self.fetch_start.get((key, ver))
-            if fs is None:
-                return None
-            for t_send, t_ack in self.invals.get(key, ()):
-                if t_send > fs and t_ack < t_obs:
-                    return (fs, t_send, t_ack)
-        return None
-
-
-B = Book()
-
-
-def check_record(key, fields, where, t_obs=None):
-    """Check one record (dict of str -> str) of key; returns a problem or None."""
-    ns, rid = key.split(":", 1)
-    if NAMESPACES[ns] == "raw" and where == "redis":
-        body = fields.get("__body")
-        if body is None:
-            return "raw record without __body: %r" % sorted(fields)[:6]
-        fields = body
-    if isinstance(fields, str):
-        try:
-            fields = json.loads(fields)
-        except ValueError:
-            return "body is not the upstream's JSON: %r" % fields[:60]
-        if not isinstance(fields, dict):
-            return "body is not a JSON object: %r" % str(fields)[:60]
-        fields = {k: str(v) for k, v in fields.items()}
-    got = fields.get("id")
-    try:
-        ver = int(fields.get("ver", ""))
-    except ValueError:
-        ver = None
-    if got != rid:
-        return "holds the record of %r (ver %s), not of %r" % (got, ver, rid)
-    if ver is None or (key, ver) not in B.served:
-        return "holds version %s, which the upstream never served for it" % ver
-    if t_obs is not None:
-        st = B.stale_against(key, ver, t_obs)
-        if st is not None and where == "redis":
-            return ("stale write-back: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
-                    "acknowledged t=%.2fs) and still stored at t=%.2fs"
-                    % (ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
-        if st is not None:
-            return ("stale answer: version %d read at t=%.2fs, invalidated (sent t=%.2fs, "
-                    "acknowledged t=%.2fs), answered to a read sent at t=%.2fs"
-                    % (ver, S.rel(st[0]), S.rel(st[1]), S.rel(st[2]), S.rel(t_obs)))
-    return None
+from faultcheck import (B, BASE_LATENCY_MS, CLIENTS_PER_DAEMON, COMMAND_TIMEOUT_MS, FORMATS, IDS,  # noqa: E402
+                        LOCK_TTL_MS, LOSS_LAG_S, MAX_FETCHES, NAMESPACES, NDAEMONS, NKEYS,
+                        NO_REPLY_S, PREFIX, REDIS_RECOVERY_S, S, UPSTREAM_TIMEOUT_MS,
+                        analyse_reads, dump_log, invalidate, judge_stale, log, request, scan_redis,
+                        summary)
+from faulttopo import (ClusterSet, SentinelSet, counters_grew, daemon_counters, linked, rcmd, role,  # noqa: E402
+                       slot_of_id, start_node, wait_daemons, wait_until)
+from faultreshard import Reshard  # noqa: E402
 
 
 # ---- processes ----
 class Daemon:
-    def __init__(self, idx, workdir, binary, rport, pport):
+    """REDIS_LINES, when given, say how to find Redis in place of host and
+    port RPORT (a Sentinel or Cluster set-up)."""
+    def __init__(self, idx, workdir, binary, rport, pport, redis_lines=None):
         self.idx = idx
         self.bin = binary
         self.port = free_port()
         self.conf = os.path.join(workdir, "d%d.ini" % idx)
         self.logpath = os.path.join(workdir, "d%d.log" % idx)
         self.rport, self.pport = rport, pport
+        self.redis_lines = redis_lines or ["host = 127.0.0.1", "port = %d" % rport]
         self.proc = None
         self.down = True            # killed or restarting on purpose
         self.gen = 0
@@ -257,7 +63,7 @@ class Daemon:
         lines = [
             "[server]", "listen = 127.0.0.1:%d" % self.port, "admin_listen =",
             "log_level = notice", "shutdown_grace_ms = 3000",
-            "[redis]", "host = 127.0.0.1", "port = %d" % self.rport, "key_prefix = %s" % PREFIX,
+            "[redis]"] + self.redis_lines + ["key_prefix = %s" % PREFIX,
             "connect_timeout_ms = 1000", "command_timeout_ms = %d" % COMMAND_TIMEOUT_MS,
             "[cache]", "ttl_s = %d" % self.ttl, "ttl_jitter_pct = 50", "negative_ttl_s = 1",
             "lock_ttl_ms = %d" % LOCK_TTL_MS, "lock_poll_ms = 50",
@@ -265,7 +71,7 @@ class Daemon:
         ]
         if max_fetches and "upstream-max-fetches" not in S.skipped:
             lines.append("max_upstream_fetches = %d" % MAX_FETCHES)
-        for ns, fmt in NAMESPACES.items():
+        for ns, fmt in FORMATS.items():
             lines += ["[namespace:%s]" % ns,
                       "upstream = http://127.0.0.1:%d/%s/{id}" % (self.pport, ns),
                       "format = %s" % fmt]
@@ -296,74 +102,6 @@ class Daemon:
 
 
 # ---- load, invalidations, scanner, process watch ----
-def check_value(key, val, t_send):
-    """Check one reply value for key (a record, an allowed error or a problem)."""
-    if isinstance(val, RespError):
-        if val.startswith("-UPSTREAM") or val.startswith("-TRYAGAIN"):
-            S.replies["error"] += 1
-            return
-        S.violation("reply-bound", "%s: unexpected error reply %s" % (key, val[:81]))
-        return
-    ns = key.split(":", 1)[0]
-    if NAMESPACES[ns] == "hash":
-        if not isinstance(val, list):
-            S.violation("own-record", "%s: HGETALL answered %r" % (key, val))
-            return
-        if not val:
-            S.violation("own-record", "%s: answered not-found for a key the upstream has" % key)
-            return
-        fields = {val[i].decode("latin-1"): val[i + 1].decode("latin-1") for i in range(0, len(val) - 1, 2)}
-    else:
-        if val is None:
-            S.violation("own-record", "%s: answered not-found for a key the upstream has" % key)
-            return
-        if not isinstance(val, bytes):
-            S.violation("own-record", "%s: GET answered %r" % (key, val))
-            return
-        fields = val.decode("latin-1")
-    # Sent after an acknowledged invalidation of the key: the answer must
-    # come from an upstream read that began after the invalidation was sent.
-    p = check_record(key, fields, "reply", t_send)
-    if p and p.startswith("stale answer"):
-        S.violation("answer-after-invalidation", "%s: %s" % (key, p))
-    elif p:
-        S.violation("own-record", "%s: reply %s" % (key, p))
-    else:
-        S.replies["record"] += 1
-
-
-def request(d, conn, words, keys):
-    """Send one command, check its reply; returns False when conn is unusable."""
-    gen = d.gen
-    t = now()
-    try:
-        conn.send(*words)
-        val = conn.reply()
-    except socket.timeout:
-        S.violation("reply-bound", "daemon %d: no reply to %s within %.0f s" % (d.idx, " ".join(words[:2]), NO_REPLY_S))
-        return False
-    except (OSError, ConnectionError) as e:
-        if not (d.down or d.gen != gen):
-            S.violation("reply-bound", "daemon %d: %s %s: connection lost without a reply (%s)"
-                        % (d.idx, words[0], words[1], e))
-        return False
-    dt = now() - t
-    S.requests += 1
-    if dt > BOUND_S:
-        S.violation("reply-bound", "daemon %d: %s %s answered after %.2f s" % (d.idx, words[0], words[1], dt))
-    if words[0] == "MGET":
-        if isinstance(val, RespError):
-            check_value(keys[0], val, t)
-        elif not isinstance(val, list) or len(val) != len(keys):
-            S.violation("own-record", "MGET of %d keys answered %r" % (len(keys), str(val)[:80]))
-        else:
-            for k, v in zip(keys, val):
-                check_value(k, v, t)
-    else:
-        check_value(keys[0], val, t)
-    return True
-
-
 def client_loop(d):
     conn = None
     while not S.stop_load:
@@ -400,39 +138,6 @@ def client_loop(d):
         conn.close()
 
 
-def invalidate(daemons, words, keys):
-    """One DEL/INVALIDATE through a live daemon; acknowledged ones are booked."""
-    live = [d for d in daemons if not d.down]
-    if not live:
-        return
-    d = random.choice(live)
-    gen = d.gen
-    try:
-        c = Conn(d.port, NO_REPLY_S)
-    except OSError:
-        return
-    t = now()
-    try:
-        c.send(*words)
-        val = c.reply()
-    except socket.timeout:
-        S.violation("reply-bound", "daemon %d: no reply to %s within %.0f s" % (d.idx, " ".join(words), NO_REPLY_S))
-        return
-    except (OSError, ConnectionError) as e:
-        if not (d.down or d.gen != gen):
-            S.violation("reply-bound", "daemon %d: %s: connection lost (%s)" % (d.idx, " ".join(words), e))
-        return
-    finally:
-        c.close()
-    t_ack = now()
-    if t_ack - t > BOUND_S:
-        S.violation("reply-bound", "daemon %d: %s answered after %.2f s" % (d.idx, " ".join(words), t_ack - t))
-    if isinstance(val, int):
-        B.inval(keys, t, t_ack)
-    elif not (isinstance(val, RespError) and val.startswith("-TRYAGAIN")):
-        S.violation("reply-bound", "daemon %d: %s answered %r" % (d.idx, " ".join(words), val))
-
-
 def inval_loop(daemons):
     globs = ["p-01*", "p-00?", "p-04[0-4]", "*"]
     while not S.stop_load:
@@ -447,63 +152,12 @@ def inval_loop(daemons):
             invalidate(daemons, ["INVALIDATE", "%s:%s" % (ns, g)], keys)
 
 
-RECORD_KEY = re.compile(r"^%s([^:{}]+):\{(.*)\}$" % re.escape(PREFIX))
-
-
-def scan_redis(port, seen, phase_t=None):
-    """Check every record under the prefix; returns False if Redis did not answer."""
-    try:
-        c = Conn(port, 1.0)
-    except OSError:
-        return False
-    try:
-        cursor, names = b"0", []
-        while True:
-            r = c.cmd("SCAN", cursor, "MATCH", PREFIX + "*", "COUNT", "1000")
-            if isinstance(r, RespError):
-                return False
-            cursor, batch = r
-            names += batch
-            if cursor == b"0":
-                break
-        for raw in names:
-            name = raw.decode("latin-1")
-            m = RECORD_KEY.match(name)
-            if not m or m.group(1) not in NAMESPACES:
-                # Not a record (a fix may add bookkeeping keys): not judged.
-                if name not in S.other_keys and len(S.other_keys) < 5:
-                    S.other_keys.add(name)
-                    S.note("key %r under the prefix is not a record; not checked" % name)
-                continue
-            key = "%s:%s" % (m.group(1), m.group(2))
-            t_req = now()
-            val = c.cmd("HGETALL", name)
-            if isinstance(val, RespError):
-                S.violation("redis-records", "%s: not a hash (%s)" % (name, val), phase_t)
-                continue
-            if not val:
-                continue            # expired in between
-            fields = {val[i].decode("latin-1"): val[i + 1].decode("latin-1") for i in range(0, len(val) - 1, 2)}
-            if "__exp" not in fields:
-                continue            # a fill's lock alone (it lives in the record's hash)
-            if "__nf" in fields:
-                p = "not-found sentinel for a key the upstream has"
-            else:
-                p = check_record(key, fields, "redis", t_req)
-            if p and (name, p) not in seen:
-                seen.add((name, p))
-                S.violation("redis-records", "%s %s" % (name, p), phase_t)
-        return True
-    except (OSError, ConnectionError, ValueError):
-        return False
-    finally:
-        c.close()
-
-
-def scan_loop(redis):
+def scan_loop(ports, cluster, match):
+    """Scan the Redis servers that hold the records (PORTS() names them)."""
     seen = set()
     while not S.stop_load:
-        scan_redis(redis.port, seen)
+        for port in ports():
+            scan_redis(port, seen, cluster=cluster, match=match)
         time.sleep(0.5)
 
 
@@ -523,83 +177,6 @@ def watch_loop(daemons, stop):
                 except RuntimeError as e:
                     S.note(str(e))
         time.sleep(0.2)
-
-
-# ---- analysis of the proxy's read log ----
-def dump_log(workdir):
-    """The upstream reads and invalidations, for a look after a failure."""
-    with B.lock, open(os.path.join(workdir, "reads.log"), "w") as f:
-        for r in B.reads:
-            f.write("%8.3f %8s daemon=%d %s v%d %s\n" % (
-                S.rel(r["start"]), "%.3f" % S.rel(r["end"]) if r["end"] else "open",
-                r["d"], r["key"], r["ver"], r["status"]))
-        for k, lst in sorted(B.invals.items()):
-            for t_send, t_ack in lst:
-                f.write("%8.3f %8.3f inval %s\n" % (S.rel(t_send), S.rel(t_ack), k))
-
-
-def analyse_reads():
-    with B.lock:
-        reads = [dict(r) for r in B.reads]
-        windows = list(B.windows)
-        invals = {k: list(v) for k, v in B.invals.items()}
-    end_t = now()
-    for r in reads:
-        if r["end"] is None:
-            r["end"] = end_t
-    lock_s = LOCK_TTL_MS / 1000.0
-
-    def excused(a, b):
-        # A DEL/INVALIDATE of the key between the two reads removed a's lock
-        # (and detached a's in-process flight): b may start its own fill.
-        for t_send, t_ack in invals.get(a["key"], ()):
-            if t_send < b["start"] and t_ack > a["start"] - lock_s:
-                return "after a DEL/INVALIDATE of the key"
-        # Redis unreachable or restarted empty: one read per daemon is allowed
-        # (docs/design.md section 6), so only reads from different daemons are excused.
-        if a["d"] != b["d"]:
-            for t0, t1, ds in windows:
-                if t0 <= b["start"] <= t1 and (ds is None or a["d"] in ds or b["d"] in ds):
-                    return "from different daemons while Redis was unreachable or a daemon restarting"
-        return None
-
-    by_key = {}
-    for r in reads:
-        by_key.setdefault(r["key"], []).append(r)
-    for key, rs in by_key.items():
-        rs.sort(key=lambda r: r["start"])
-        for i, b in enumerate(rs):
-            for a in rs[:i]:
-                if b["start"] - a["start"] >= lock_s or a["end"] - OVERLAP_TOLERANCE_S <= b["start"]:
-                    continue
-                why = excused(a, b)
-                if why:
-                    S.excused[why] = S.excused.get(why, 0) + 1
-                    continue
-                S.violation("upstream-single-read",
-                            "%s: read v%d by daemon %d (t=%.2f..%.2f) overlaps v%d by daemon %d "
-                            "started t=%.2f" % (key, a["ver"], a["d"], S.rel(a["start"]), S.rel(a["end"]),
-                                                b["ver"], b["d"], S.rel(b["start"])), b["start"])
-                break
-    if "upstream-max-fetches" in S.skipped:
-        return
-    for d in range(NDAEMONS):
-        for ns in NAMESPACES:
-            ev = []
-            for r in reads:
-                if r["d"] == d and r["ns"] == ns:
-                    ev.append((r["start"], 1))
-                    ev.append((r["end"] - OVERLAP_TOLERANCE_S, -1))
-            ev.sort()
-            n, peak, since = 0, 0, None
-            for t, x in ev:            # one violation per burst over the limit, with its peak
-                n += x
-                if n > MAX_FETCHES:
-                    peak, since = max(peak, n), since or t
-                elif since is not None:
-                    S.violation("upstream-max-fetches", "daemon %d namespace %s: up to %d concurrent "
-                                "upstream reads from t=%.2fs" % (d, ns, peak, S.rel(since)), since)
-                    peak, since = 0, None
 
 
 # ---- the faults ----
@@ -766,36 +343,188 @@ def run_phases(daemons, redis, upstream, proxy):
     time.sleep(2)
 
 
-def summary():
-    failed = 0
-    print("\n==== fault suite summary ====")
-    for inv, text in INVARIANTS:
-        if inv in S.skipped:
-            print("SKIP %-22s %s" % (inv, text))
-            continue
-        hits = [(ph, v) for (i, ph), v in S.viol.items() if i == inv]
-        if not hits:
-            print("PASS %-22s %s" % (inv, text))
-            continue
-        failed += 1
-        print("FAIL %-22s %s" % (inv, text))
-        order = [p[0] for p in S.phases] + ["setup", "final"]
-        for ph, (n, ex) in sorted(hits, key=lambda h: order.index(h[0]) if h[0] in order else 99):
-            print("     phase %-22s %d violation(s)" % (ph, n))
-            for e in ex:
-                print("        " + e.replace("\n", "\n          | "))
-    for n in S.notes:
-        print("note: " + n)
-    for why, n in sorted(S.excused.items()):
-        print("info: %d overlapping upstream read pair(s) not counted: %s" % (n, why))
-    print("info: %d requests answered (%d records checked, %d -UPSTREAM/-TRYAGAIN); %d upstream reads"
-          % (S.requests, S.replies["record"], S.replies["error"], len(B.reads)))
-    checked = len(INVARIANTS) - len(S.skipped)
-    print("faults: %d passed, %d failed" % (checked - failed, failed))
-    return failed
+# ---- Sentinel and Cluster faults (faulttopo.py does the Redis side) ----
+#
+# What each failover means for the invariants: while a primary is down or
+# being replaced, each daemon reads the upstream on its own (its Redis
+# command fails, or the lock it took on the old primary is not on the new
+# one), so reads from different daemons may overlap (B.window, as when
+# Redis is unreachable); and an invalidation that the old primary
+# acknowledged shortly before it stopped replicating may be lost (B.loss,
+# see faultcheck.py).  A slot in migration is neither: its guarantees hold.
+def load_keys(slots):
+    """The keys of the load whose slot is in SLOTS."""
+    return {"%s:%s" % (ns, rid) for ns in NAMESPACES for rid in IDS if slot_of_id(rid) in slots}
+
+
+def followed(daemons, seen, t0, what):
+    """Say when each daemon followed WHAT; returns the last of those times
+    (now, for a daemon that never did)."""
+    late = [d.idx for d in daemons if not d.down and d.idx not in seen]
+    if late:
+        S.note("daemon(s) %s did not follow %s" % (late, what))
+    S.info("%s: daemons followed after %s" % (what, ", ".join(
+        "%d %.2f s" % (i, t - t0) for i, t in sorted(seen.items()))))
+    return now() if late or not seen else max(seen.values())
+
+
+def ask_failover(port, *words):
+    """WORDS on PORT until it answers +OK (a sentinel that has not yet seen
+    the replica as fit, a replica still syncing, refuse it for a while)."""
+    end = now() + 20
+    while True:
+        t = now()
+        r = rcmd(port, *words)
+        if r == "+OK":
+            return t
+        if now() > end:
+            raise RuntimeError("%s answered %r" % (" ".join(words), r))
+        time.sleep(0.2)
+
+
+def on_primary(port):
+    want = "127.0.0.1:%d" % port
+    return lambda st: st.get("redis_primary") == want and st.get("redis_state") == "up"
+
+
+def fault_sentinel_failover(daemons, topo):
+    old = topo.primary()
+    new = topo.other(old)
+    t0 = ask_failover(topo.sports[0], "SENTINEL", "FAILOVER", topo.MASTER)
+    t_up = wait_until(lambda: role(new.port) == "master", 20, "the sentinels never promoted the replica")
+    seen = wait_daemons(daemons, on_primary(new.port), 20)
+    t_end = followed(daemons, seen, t_up, "SENTINEL FAILOVER (replica promoted %.2f s after it was asked)"
+                     % (t_up - t0))
+    # Until a daemon hears +switch-master it writes to the old primary,
+    # which is no longer replicated: each daemon's writes until it moved.
+    until = {d.idx: seen.get(d.idx, t_end) for d in daemons}
+    B.loss(t_up - LOSS_LAG_S, until, None, "a SENTINEL FAILOVER")
+    B.window(t0, t_end + REDIS_RECOVERY_S)
+    B.switch(t0, until)
+    wait_until(lambda: linked(old.port), 60, "the old primary never became a replica", 0.1)
+    log("the old primary is a replica again, %.1f s after the switch" % (now() - t_up))
+
+
+def fault_sentinel_kill(daemons, topo):
+    old = topo.primary()
+    new = topo.other(old)
+    wait_until(lambda: linked(new.port), 20, "the replica is not linked")
+    t_kill = now()
+    old.kill()
+    log("killed the primary (port %d)" % old.port)
+    seen = wait_daemons(daemons, on_primary(new.port), 40)
+    t_end = followed(daemons, seen, t_kill, "SIGKILL of the primary")
+    B.loss(t_kill - LOSS_LAG_S, t_kill, None, "the primary's SIGKILL")
+    B.window(t_kill, t_end + REDIS_RECOVERY_S)
+    B.switch(t_kill, {d.idx: seen.get(d.idx, t_end) for d in daemons})
+    old.replicaof = ("127.0.0.1", new.port)
+    start_node(old)
+    wait_until(lambda: linked(old.port), 30, "the killed primary never came back as a replica", 0.1)
+
+
+def sentinel_phases(daemons, topo, rounds=3):
+    S.begin_phase("baseline")
+    time.sleep(5)
+    for r in range(1, rounds + 1):
+        S.begin_phase("sentinel-failover-%d" % r)
+        fault_sentinel_failover(daemons, topo)
+        time.sleep(3)
+        S.begin_phase("primary-kill-%d" % r)
+        fault_sentinel_kill(daemons, topo)
+        time.sleep(4)
+
+
+def cluster_follows(new, old):
+    """A daemon's STATS name NEW among three primaries up, and not OLD."""
+    def pred(st):
+        topo = st.get("redis_cluster_topology", "")
+        return ("127.0.0.1:%d up" % new in topo and "127.0.0.1:%d " % old not in topo
+                and st.get("redis_cluster_primaries_up") == "3")
+    return pred
+
+
+def fault_cluster_failover(daemons, topo, kill):
+    """CLUSTER FAILOVER on a replica (the primary hands over once the replica
+    has all its writes: nothing is lost), or SIGKILL of its primary."""
+    smap = topo.slot_map()
+    old = topo.node(random.choice(topo.primaries(smap)))
+    new = topo.replica_of(old.port)
+    keys = load_keys(topo.slots_of(old.port, smap))
+    wait_until(lambda: linked(new.port), 20, "the replica is not linked")
+    if kill:
+        t0 = now()
+        old.kill()
+        log("killed the primary on port %d (%d keys of the load)" % (old.port, len(keys)))
+    else:
+        t0 = ask_failover(new.port, "CLUSTER", "FAILOVER")
+    t_up = wait_until(lambda: role(new.port) == "master", 30, "the replica was never promoted")
+    seen = wait_daemons(daemons, cluster_follows(new.port, old.port), 30)
+    t_end = followed(daemons, seen, t_up, "%s (replica promoted %.2f s after)"
+                     % ("SIGKILL of a primary" if kill else "CLUSTER FAILOVER", t_up - t0))
+    if kill:
+        B.loss(t0 - LOSS_LAG_S, t0, keys, "a primary's SIGKILL")
+    B.window(t0, t_end + REDIS_RECOVERY_S, keys=keys)
+    B.switch(t0, {d.idx: seen.get(d.idx, t_end) for d in daemons}, keys)
+    if kill:
+        start_node(old)             # with its nodes file: it rejoins as a replica
+    wait_until(lambda: linked(old.port), 60, "the old primary never became a replica", 0.1)
+
+
+def fault_held_migration(daemons, topo, nids, hold):
+    """Slots of NIDS ids of the load, from the primary with most of them to
+    another one, held in migration HOLD seconds: one key of each slot
+    MIGRATEd every half second (the load re-creates the others on the
+    importing node, through ASK), then the rest, then SETSLOT NODE."""
+    smap = topo.slot_map()
+    owned = {p: [rid for rid in IDS if topo.owner(slot_of_id(rid), smap) == p] for p in topo.primaries(smap)}
+    src = max(owned, key=lambda p: len(owned[p]))
+    dst = random.choice([p for p in owned if p != src])
+    slots = sorted({slot_of_id(rid) for rid in owned[src][:nids]})
+    log("slots %s (%d keys of the load) migrate from port %d to %d" % (slots, len(load_keys(slots)), src, dst))
+    c0 = daemon_counters(daemons)
+    topo.begin_migration(slots, src, dst)
+    t0, moved = now(), 0
+    while now() < t0 + hold:
+        for slot in slots:
+            moved += topo.move_keys(slot, src, dst, 1)
+        time.sleep(0.5)
+    for slot in slots:
+        while True:
+            n = topo.move_keys(slot, src, dst, 100)
+            moved += n
+            if n == 0:
+                break
+    topo.end_migration(slots, src, dst)
+    S.info("held migration: %d slots (%d keys of the load) in migration %.1f s, %d keys MIGRATEd; "
+           "the daemons' counters: %s" % (len(slots), len(load_keys(slots)), now() - t0, moved,
+                                           counters_grew(c0, daemon_counters(daemons))))
+
+
+def cluster_phases(daemons, topo, rounds=3):
+    S.begin_phase("baseline")
+    time.sleep(5)
+    for r in range(1, rounds + 1):
+        S.begin_phase("cluster-failover-%d" % r)
+        fault_cluster_failover(daemons, topo, kill=False)
+        time.sleep(3)
+        S.begin_phase("held-migration-%d" % r)
+        fault_held_migration(daemons, topo, 12, 8.0)
+        time.sleep(3)
+        S.begin_phase("primary-kill-%d" % r)
+        fault_cluster_failover(daemons, topo, kill=True)
+        time.sleep(4)
 
 
 def main():
+    ap = argparse.ArgumentParser(description="cachasided's fault suite (tests/faults/README.md)")
+    ap.add_argument("--topology", choices=("standalone", "sentinel", "cluster"), default="standalone",
+                    help="one redis-server (the default), a primary with a replica and 3 sentinels, "
+                    "or 3 primaries with a replica each")
+    ap.add_argument("--reshard-keys", type=int, default=0, metavar="N",
+                    help="cluster: at the end, measure a reshard of slots holding N cached records")
+    args = ap.parse_args()
+    if args.reshard_keys and args.topology != "cluster":
+        ap.error("--reshard-keys needs --topology cluster")
     dbin = os.environ.get("CACHASIDED_BIN")
     ubin = os.environ.get("CACHASIDED_UPSTREAM_BIN")
     rbin = os.environ.get("REDIS_SERVER_BIN") or os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
@@ -806,16 +535,30 @@ def main():
     random.seed(seed)
     workdir = tempfile.mkdtemp(prefix="cachasided-faults.")
     log("seed %d (FAULTS_SEED to repeat); logs in %s" % (seed, workdir))
-    redis = Redis(rbin, workdir)
-    upstream = daemons = None
+    if args.topology != "standalone":
+        log("topology %s" % args.topology)
+    redis = topo = None
+    if args.topology == "standalone":
+        redis = Redis(rbin, workdir)
+        ports = lambda: [redis.port]     # noqa: E731
+    else:
+        topo = (SentinelSet if args.topology == "sentinel" else ClusterSet)(rbin, workdir)
+        ports = topo.data_ports
+    cluster = args.topology == "cluster"
+    # With the reshard's records beside them, the scanner asks for the load's alone.
+    match = [PREFIX + ns + ":*" for ns in NAMESPACES] if args.reshard_keys else [PREFIX + "*"]
+    upstream = daemons = reshard = None
     stop_watch = threading.Event()
     threads = []
     try:
-        redis.start()
+        (redis or topo).start()
         upstream = Upstream(ubin, workdir, NKEYS)
         upstream.control("PUT", "/_latency", str(BASE_LATENCY_MS))
         proxy = Proxy(upstream.port, NDAEMONS, IDS, B)
-        daemons = [Daemon(i, workdir, dbin, redis.port, proxy.ports[i]) for i in range(NDAEMONS)]
+        if args.reshard_keys:
+            reshard = Reshard(topo, proxy, args.reshard_keys)
+        daemons = [Daemon(i, workdir, dbin, redis and redis.port, proxy.ports[i], topo and topo.redis_conf())
+                   for i in range(NDAEMONS)]
         ok, err = daemons[0].config_ok()
         if not ok:
             S.skipped.add("upstream-max-fetches")
@@ -832,18 +575,26 @@ def main():
             for _ in range(CLIENTS_PER_DAEMON):
                 threads.append(threading.Thread(target=client_loop, args=(d,)))
         threads.append(threading.Thread(target=inval_loop, args=(daemons,)))
-        threads.append(threading.Thread(target=scan_loop, args=(redis,)))
+        threads.append(threading.Thread(target=scan_loop, args=(ports, cluster, match)))
         for th in threads:
             th.start()
 
-        run_phases(daemons, redis, upstream, proxy)
+        if redis:
+            run_phases(daemons, redis, upstream, proxy)
+        elif not cluster:
+            sentinel_phases(daemons, topo)
+        else:
+            cluster_phases(daemons, topo)
+            if args.reshard_keys:
+                S.begin_phase("reshard")
+                reshard.run(daemons)
 
         S.begin_phase("final")
         S.stop_load = True
         for th in threads:
             th.join(NO_REPLY_S + 5)
         time.sleep(1.5)             # fills still running finish or time out
-        if not scan_redis(redis.port, set()):
+        if not ports() or not all([scan_redis(p, set(), cluster=cluster, match=match) for p in ports()]):
             S.violation("redis-records", "the final scan of Redis failed")
         stop_watch.set()
         for d in daemons:
@@ -871,6 +622,9 @@ def main():
                     S.violation("daemon-alive", "daemon %d: exit status %s on SIGTERM; log tail:\n%s"
                                 % (d.idx, rc, d.tail()))
         analyse_reads()
+        judge_stale()
+        if reshard:
+            reshard.report()
         dump_log(workdir)
     except RuntimeError as e:
         print("fault suite could not run: %s" % e)
@@ -885,7 +639,7 @@ def main():
                 d.proc.wait()
         if upstream:
             upstream.stop()
-        redis.stop()
+        (redis or topo).stop()
     failed = summary()
     if failed == 0 and not os.environ.get("FAULTS_KEEP"):
         shutil.rmtree(workdir, ignore_errors=True)
