@@ -113,6 +113,7 @@ static int64_t rc_asked_ms, rc_refresh_ms, rc_refresh_wall;
 static unsigned rc_rr;
 static uint64_t rc_refreshes, rc_moved, rc_ask, rc_changes, rc_retries, rc_forgotten;
 static uint64_t rc_epoch;       /* see rcluster_epoch */
+static int rc_covered;          /* slots with a primary in the map */
 static char rc_error[200];
 
 /* ---- nodes ----------------------------------------------------------- */
@@ -261,6 +262,7 @@ static bool rcluster_map_apply(struct rnode *from, const redisReply *r)
 {
     int16_t map[RC_SLOTS];
     int changed = 0, covered = 0, primaries = 0;
+    bool other = false;         /* any slot's primary differs, an uncovered one included */
 
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         snprintf(rc_error, sizeof(rc_error), "CLUSTER SLOTS from %s: %s", rnode_name(from),
@@ -301,6 +303,7 @@ static bool rcluster_map_apply(struct rnode *from, const redisReply *r)
         }
         if (rc_slot[s] >= 0 && map[s] != rc_slot[s])
             changed++;
+        other |= map[s] != rc_slot[s];
     }
     for (int i = 0; i < rc_n; i++)
         primaries += rc_node[i]->slots > 0;
@@ -308,10 +311,13 @@ static bool rcluster_map_apply(struct rnode *from, const redisReply *r)
     rc_refreshes++;
     rc_refresh_wall = cs_now_ms();
     rc_error[0] = '\0';
-    if (changed) {
+    if (changed)
         rc_changes++;
+    /* A slot that gains or loses its primary moves the epoch too: a sweep
+     * that went by a map without it did not visit its keys. */
+    if (other && rc_refreshes > 1)
         rc_epoch++;
-    }
+    rc_covered = covered;
     if (changed || rc_refreshes == 1)
         log_notice("redis cluster: slot map from %s: %d primaries, %d of %d slots covered, %d slot(s) moved",
                    rnode_name(from), primaries, covered, RC_SLOTS, changed);
@@ -755,6 +761,10 @@ static void rcluster_settle_map_cb(void *priv, const redisReply *r)
         rcluster_settle_end(st);
         return;
     }
+    /* A map without a primary for every slot (a failover half-way) does
+     * not vouch for the slots it lacks. */
+    if (rc_covered < RC_SLOTS)
+        rcluster_settle_worse(st, RSET_MOVING);
     st->left = 1;               /* until every node is asked */
     for (int i = 0; i < rc_n; i++) {
         struct rnode *l = rc_node[i]->link;
