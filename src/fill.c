@@ -57,6 +57,7 @@ struct fill {
     int64_t wait_start;                 /* when this flight began to wait (mono ms) */
     bool woken_by_poll;                 /* the poll, not a notice, found the record */
     bool listening;                     /* on the key's notice channel */
+    int64_t lock_now;                   /* Redis's ms in the last lock reply (0: none yet) */
 };
 
 #define FILL_CLOCK_TICK_MS 500
@@ -245,12 +246,19 @@ static bool fill_take_reply(struct flight *f, const redisReply *rep)
     struct outcome *o;
     struct record rec;
     struct record_meta m;
+    int64_t now;
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
         return false;
     if (!record_reply_meta(rep, &m) || (!m.nf && m.body != (f->ns->format == NS_RAW)))
         return false;           /* not ours, or the other format's: overwrite it */
-    if (m.exp <= fill_redis_now_ms())
+    /* Fresh by Redis's clock: the lock script's own word when it just said
+     * so (our estimate of Redis's time may run a little ahead, and the
+     * record would be chased again and again), else our estimate. */
+    now = fill_redis_now_ms();
+    if (f->fill->lock_now && f->fill->lock_now < now)
+        now = f->fill->lock_now;
+    if (m.exp <= now)
         return false;           /* not fresh: a refresh still under way, or a record its lock keeps */
     record_from_reply(&rec, rep);
     o = outcome_new(rec.nf ? OC_NOTFOUND : OC_RECORD);
@@ -323,6 +331,7 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         code = rep->element[0]->integer;
         now = rep->element[1]->integer;
         fill_clock_sample(now, f->fill->lock_sent_ms);
+        f->fill->lock_now = now;
         if (rep->elements >= 3 && rep->element[2]->type == REDIS_REPLY_STRING)
             holder = rep->element[2]->str;
     }

@@ -168,6 +168,8 @@ class Book:
         self.served = set()         # (key, ver) sent as a complete 200 for key
         self.reads = []             # dicts: d, key, ns, ver, start, end, fault, status
         self.invals = {}            # key -> [(t_send, t_ack, daemon)] acknowledged
+        self.tried = {}             # key -> [(t_send, t_reply, daemon)] answered -TRYAGAIN: may have
+                                    # removed some entries (and their locks), promised nothing
         self.windows = []           # (t0, t1, daemons or None, keys or None, why or None): Redis unreachable
         self.losses = []            # (t_from, until, keys or None, why): failovers, see above
         self.switches = []          # (t0, {daemon: when it followed}, keys or None): failovers
@@ -193,6 +195,11 @@ class Book:
         with self.lock:
             for k in keys:
                 self.invals.setdefault(k, []).append((t_send, t_ack, d))
+
+    def inval_tried(self, keys, t_send, t_reply, d=None):
+        with self.lock:
+            for k in keys:
+                self.tried.setdefault(k, []).append((t_send, t_reply, d))
 
     def window(self, t0, t1, daemons=None, keys=None, why=None):
         """Cross-daemon overlapping reads (of KEYS) starting in [t0, t1] are not counted."""
@@ -407,7 +414,10 @@ def invalidate(daemons, words, keys):
         S.violation("reply-bound", "daemon %d: %s answered after %.2f s" % (d.idx, " ".join(words), t_ack - t))
     if isinstance(val, int):
         B.inval(keys, t, t_ack, d.idx)
-    elif not (isinstance(val, RespError) and val.startswith("-TRYAGAIN")):
+    elif isinstance(val, RespError) and val.startswith("-TRYAGAIN"):
+        # "some entries may remain": some may be gone, with their fills' locks.
+        B.inval_tried(keys, t, t_ack, d.idx)
+    else:
         S.violation("reply-bound", "daemon %d: %s answered %r" % (d.idx, " ".join(words), val))
 
 
@@ -488,6 +498,9 @@ def dump_log(workdir):
         for k, lst in sorted(B.invals.items()):
             for t_send, t_ack, d in lst:
                 f.write("%8.3f %8.3f inval %s daemon=%s\n" % (S.rel(t_send), S.rel(t_ack), k, d))
+        for k, lst in sorted(B.tried.items()):
+            for t_send, t_reply, d in lst:
+                f.write("%8.3f %8.3f inval-tryagain %s daemon=%s\n" % (S.rel(t_send), S.rel(t_reply), k, d))
 
 
 def analyse_reads():
@@ -496,6 +509,8 @@ def analyse_reads():
         windows = list(B.windows)
         switches = list(B.switches)
         invals = {k: list(v) for k, v in B.invals.items()}
+        for k, v in B.tried.items():
+            invals.setdefault(k, []).extend(v)     # for the overlap excuse alone
     end_t = now()
     for r in reads:
         if r["end"] is None:

@@ -62,7 +62,7 @@ class Daemon:
     def write_conf(self, max_fetches=True):
         lines = [
             "[server]", "listen = 127.0.0.1:%d" % self.port, "admin_listen =",
-            "log_level = notice", "shutdown_grace_ms = 3000",
+            "log_level = %s" % os.environ.get("FAULTS_LOG_LEVEL", "notice"), "shutdown_grace_ms = 3000",
             "[redis]"] + self.redis_lines + ["key_prefix = %s" % PREFIX,
             "connect_timeout_ms = 1000", "command_timeout_ms = %d" % COMMAND_TIMEOUT_MS,
             "[cache]", "ttl_s = %d" % self.ttl, "ttl_jitter_pct = 50", "negative_ttl_s = 1",
