@@ -320,6 +320,74 @@ static void cmd_refuse(struct req *r, const char *msg)
     req_done(r);
 }
 
+int command_count(void)
+{
+    return (int)CS_ARRAY_LEN(cmd_table);
+}
+
+const struct cmd_def *command_at(int i)
+{
+    return i >= 0 && i < command_count() ? &cmd_table[i] : NULL;
+}
+
+/* s in upper case into buf (ASCII: command names). */
+static const char *cmd_upper(char *buf, size_t size, const char *s)
+{
+    size_t i = 0;
+
+    for (; s[i] && i < size - 1; i++)
+        buf[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 'a' + 'A' : s[i]);
+    buf[i] = '\0';
+    return buf;
+}
+
+/* HELP: the subcommands and their summaries, as Redis lays it out. */
+static void cmd_sub_help(struct req *r, const struct cmd_sub *subs)
+{
+    struct evbuffer *out = req_out(r);
+    char line[256], up[CMD_NAME_MAX + 1];
+    int n = 0;
+
+    for (const struct cmd_sub *s = subs; s->name; s++)
+        n++;
+    resp_array(out, 2LL * n + 1);
+    snprintf(line, sizeof(line), "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+             cmd_upper(up, sizeof(up), r->cmd->name));
+    resp_simple(out, line);
+    for (const struct cmd_sub *s = subs; s->name; s++) {
+        resp_simple(out, cmd_upper(line, sizeof(line), s->name));
+        snprintf(line, sizeof(line), "    %s", s->summary);
+        resp_simple(out, line);
+    }
+}
+
+void command_sub(struct req *r, const struct cmd_sub *subs)
+{
+    const struct cs_str *name = &r->argv[1];
+    char shown[64], up[CMD_NAME_MAX + 1];
+
+    for (const struct cmd_sub *s = subs; s->name; s++) {
+        if (strlen(s->name) != name->len || !cmd_name_eq(s->name, name->p, name->len))
+            continue;
+        if ((s->arity > 0 && r->argc != s->arity) || (s->arity < 0 && r->argc < -s->arity)) {
+            resp_errorf(req_out(r), "ERR wrong number of arguments for '%s|%s' command", r->cmd->name, s->name);
+            req_done(r);
+        } else if (!s->proc) {
+            cmd_sub_help(r, subs);
+            req_done(r);
+        } else {
+            s->proc(r);
+        }
+        return;
+    }
+    snprintf(shown, sizeof(shown), "%.*s", (int)(name->len < 48 ? name->len : 48), name->p);
+    for (char *p = shown; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == '\'')
+            *p = '?';
+    resp_errorf(req_out(r), "ERR unknown subcommand '%s'. Try %s HELP.", shown, cmd_upper(up, sizeof(up), r->cmd->name));
+    req_done(r);
+}
+
 void command_dispatch(struct req *r)
 {
     const struct cmd_def *def = command_lookup(r->argv[0].p, r->argv[0].len);
@@ -336,6 +404,8 @@ void command_dispatch(struct req *r)
         return;
     }
     r->cmd = def;
+    if (r->conn)
+        r->conn->last_cmd = (unsigned char)(def - cmd_table + 1);
     if (r->conn && !r->conn->authed && !(def->flags & CMD_NOAUTH)) {
         cmd_refuse(r, "NOAUTH Authentication required.");
         return;

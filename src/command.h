@@ -34,7 +34,26 @@ struct cmd_def {
     int variant;            /* enum cmd_variant */
 };
 
+/* A subcommand (CLIENT LIST, CLUSTER SLOTS, COMMAND INFO): its module
+ * keeps a table of these ended by a row with a NULL name, dispatches
+ * argv[1] with command_sub, and COMMAND describes it from the same row. */
+struct cmd_sub {
+    const char *name;       /* lower case */
+    int arity;              /* as cmd_def's, counting the command and the subcommand */
+    void (*proc)(struct req *r);   /* NULL: HELP, which command_sub answers from the table */
+    const char *flags;      /* Redis's command flags, space-separated ("loading stale") */
+    const char *since;      /* the Redis version that has it */
+    const char *summary;    /* one line; HELP shows it */
+};
+
+/* Runs r's subcommand (argv[1]) from subs, or answers its HELP, or the
+ * error Redis gives for an unknown subcommand or a wrong argument count. */
+void command_sub(struct req *r, const struct cmd_sub *subs);
+
 const struct cmd_def *command_lookup(const char *name, size_t len);
+/* The table, for COMMAND and CLIENT LIST: entries 0 to command_count() - 1. */
+int command_count(void);
+const struct cmd_def *command_at(int i);
 /* Runs r; the command answers through req_out/req_done now or later. */
 void command_dispatch(struct req *r);
 /* Runs r, which passed dispatch's checks (r->cmd set), in its turn among
