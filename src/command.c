@@ -4,6 +4,7 @@
 #include "core.h"
 #include "command.h"
 #include "cache.h"
+#include "clusteremu.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -105,7 +106,7 @@ static void cmd_select(struct req *r)
  * the server's facts as a map (RESP3) or a flat array (RESP2), in the
  * protocol it switches the connection to; everything after it on the
  * connection is answered so too. Without a version it tells the facts in
- * the protocol in use. */
+ * the protocol in use. The mode is the one-node cluster's (clusteremu.c). */
 static void cmd_hello(struct req *r)
 {
     struct evbuffer *out = req_out(r);
@@ -161,7 +162,7 @@ static void cmd_hello(struct req *r)
     resp_bulk(out, "id", 2);
     resp_int(out, r->conn ? (long long)r->conn->id : 0);
     resp_bulk(out, "mode", 4);
-    resp_bulk(out, "standalone", 10);
+    resp_bulk(out, "cluster", 7);
     resp_bulk(out, "role", 4);
     resp_bulk(out, "master", 6);
     resp_bulk(out, "modules", 7);
@@ -265,6 +266,10 @@ static const struct cmd_def cmd_table[] = {
     { "discard", 1, CMD_NOQUEUE, multi_cmd_discard, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "watch", -2, CMD_NOQUEUE, multi_cmd_watch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "unwatch", 1, 0, multi_cmd_unwatch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "cluster", -2, 0, clusteremu_cluster, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "readonly", 1, 0, clusteremu_readonly, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "readwrite", 1, 0, clusteremu_readwrite, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "asking", 1, 0, clusteremu_asking, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
 };
 
 /* ASCII only, as command names are: no locale on the hit path. */
