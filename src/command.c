@@ -4,6 +4,7 @@
 #include "core.h"
 #include "command.h"
 #include "cache.h"
+#include "clientcmd.h"
 #include "clusteremu.h"
 #include "config.h"
 #include "conn.h"
@@ -111,6 +112,8 @@ static void cmd_hello(struct req *r)
 {
     struct evbuffer *out = req_out(r);
     bool resp3 = r->resp3;
+    const struct cs_str *name = NULL;
+    const char *err;
     int i = 2;
 
     if (r->argc >= 2) {
@@ -135,7 +138,7 @@ static void cmd_hello(struct req *r)
             }
             i += 2;
         } else if (strcasecmp(r->argv[i].p, "setname") == 0 && i + 1 < r->argc) {
-            i++;
+            name = &r->argv[++i];
         } else {
             resp_errorf(out, "ERR Syntax error in HELLO option '%.64s'", r->argv[i].p);
             cmd_reply_done(r);
@@ -145,6 +148,11 @@ static void cmd_hello(struct req *r)
     if (r->conn && !r->conn->authed) {
         resp_error(out, "NOAUTH HELLO must be called with the client already authenticated, "
                         "otherwise the HELLO <proto> AUTH <user> <pass> option can be used");
+        cmd_reply_done(r);
+        return;
+    }
+    if (name && r->conn && (err = clientcmd_setname(r->conn, name)) != NULL) {
+        resp_error(out, err);
         cmd_reply_done(r);
         return;
     }
@@ -167,19 +175,6 @@ static void cmd_hello(struct req *r)
     resp_bulk(out, "master", 6);
     resp_bulk(out, "modules", 7);
     resp_array(out, 0);
-    cmd_reply_done(r);
-}
-
-static void cmd_client(struct req *r)
-{
-    const struct cs_str *sub = &r->argv[1];
-
-    if (sub->len == 2 && strncasecmp(sub->p, "id", 2) == 0)
-        resp_int(req_out(r), r->conn ? (long long)r->conn->id : 0);
-    else if (sub->len == 7 && strncasecmp(sub->p, "getname", 7) == 0)
-        resp_null(req_out(r), r->resp3);
-    else
-        resp_simple(req_out(r), "OK");  /* SETNAME, SETINFO, NO-EVICT, ... */
     cmd_reply_done(r);
 }
 
@@ -245,7 +240,7 @@ static const struct cmd_def cmd_table[] = {
     { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "client", -2, 0, cmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "client", -2, 0, clientcmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "command", -1, 0, cmd_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_STATS },
