@@ -1,6 +1,7 @@
 /* command.c - the command table, dispatch, and the commands that need no
- * cache: PING, ECHO, AUTH, QUIT, STATS and the compatibility replies that
- * let stock clients (redis-cli, redis-benchmark, client libraries) connect. */
+ * cache: PING, ECHO, AUTH, QUIT, HELLO, SELECT, CONFIG GET and STATS.
+ * CLIENT is clientcmd.c's, COMMAND and INFO introspect.c's, CLUSTER and
+ * the other commands of the one-node cluster clusteremu.c's. */
 #include "core.h"
 #include "command.h"
 #include "cache.h"
@@ -8,6 +9,7 @@
 #include "clusteremu.h"
 #include "config.h"
 #include "conn.h"
+#include "introspect.h"
 #include "log.h"
 #include "multi.h"
 #include "order.h"
@@ -15,8 +17,6 @@
 #include "resp.h"
 #include "stats.h"
 #include "writes.h"
-
-#include "autoconf.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -107,7 +107,8 @@ static void cmd_select(struct req *r)
  * the server's facts as a map (RESP3) or a flat array (RESP2), in the
  * protocol it switches the connection to; everything after it on the
  * connection is answered so too. Without a version it tells the facts in
- * the protocol in use. The mode is the one-node cluster's (clusteremu.c). */
+ * the protocol in use. The version is the Redis level served and the mode
+ * the one-node cluster's (clusteremu.c; INFO says the same). */
 static void cmd_hello(struct req *r)
 {
     struct evbuffer *out = req_out(r);
@@ -164,7 +165,7 @@ static void cmd_hello(struct req *r)
     resp_bulk(out, "server", 6);
     resp_bulk(out, "cachasided", 10);
     resp_bulk(out, "version", 7);
-    resp_bulk(out, PACKAGE_VERSION, strlen(PACKAGE_VERSION));
+    resp_bulk(out, CMD_REDIS_VERSION, strlen(CMD_REDIS_VERSION));
     resp_bulk(out, "proto", 5);
     resp_int(out, resp3 ? 3 : 2);
     resp_bulk(out, "id", 2);
@@ -205,22 +206,14 @@ static void cmd_config(struct req *r)
     cmd_reply_done(r);
 }
 
-static void cmd_command(struct req *r)
-{
-    resp_array(req_out(r), 0);      /* COMMAND, COMMAND DOCS: nothing to describe */
-    cmd_reply_done(r);
-}
-
 static void cmd_stats(struct req *r)
 {
     struct evbuffer *out = req_out(r);
 
-    bool stats_cmd = r->cmd->variant == CMD_V_STATS;    /* INFO [section] ignores its argument */
-
-    if (r->argc == 2 && strcasecmp(r->argv[1].p, "reset") == 0 && stats_cmd) {
+    if (r->argc == 2 && strcasecmp(r->argv[1].p, "reset") == 0) {
         stats_reset();
         resp_simple(out, "OK");
-    } else if (r->argc > 1 && stats_cmd) {
+    } else if (r->argc > 1) {
         resp_error(out, "ERR unknown STATS subcommand (STATS or STATS RESET)");
     } else {
         struct evbuffer *body = evbuffer_new();
@@ -242,9 +235,9 @@ static const struct cmd_def cmd_table[] = {
     { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "client", -2, 0, clientcmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "command", -1, 0, cmd_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "command", -1, 0, introspect_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_STATS },
-    { "info", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "info", -1, 0, introspect_info, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "hgetall", 2, CMD_SHARED, cache_cmd_read, RK_HGETALL, CMD_KEYS_ONE, CMD_V_NONE },
     { "hget", 3, CMD_SHARED, cache_cmd_read, RK_HGET, CMD_KEYS_ONE, CMD_V_NONE },
     { "hmget", -3, CMD_SHARED, cache_cmd_read, RK_HMGET, CMD_KEYS_ONE, CMD_V_NONE },

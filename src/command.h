@@ -4,6 +4,11 @@
 
 #include "core.h"
 
+/* The Redis version whose commands and reply formats clients are answered
+ * in (INFO's redis_version, HELLO's version): CLIENT SETINFO and the
+ * lib-name field of CLIENT LIST are 7.2's. */
+#define CMD_REDIS_VERSION "7.2.0"
+
 #define CMD_NOAUTH 0x01     /* allowed before AUTH */
 #define CMD_SHARED 0x04     /* reads: runs beside earlier reads of its keys (order.c) */
 #define CMD_NOQUEUE 0x08    /* runs at once inside MULTI, never queued (multi.c) */
@@ -12,7 +17,7 @@
  * never the name. */
 enum cmd_variant {
     CMD_V_NONE,
-    CMD_V_STATS,            /* STATS [RESET]; INFO is CMD_V_NONE and takes any argument */
+    CMD_V_STATS,            /* STATS [RESET] */
     CMD_V_PTTL,             /* PTTL: milliseconds; TTL is CMD_V_NONE */
 };
 
