@@ -282,7 +282,8 @@ static void clientcmd_setinfo(struct req *r)
         resp_errorf(req_out(r), "ERR %s cannot contain spaces, newlines or special characters.", attr->p);
     } else {
         if (r->conn)
-            clientcmd_store(r->conn, name ? offsetof(struct conn_meta, lib_name) : offsetof(struct conn_meta, lib_ver), v);
+            clientcmd_store(r->conn, name ? offsetof(struct conn_meta, lib_name) : offsetof(struct conn_meta, lib_ver),
+                            v);
         resp_simple(req_out(r), "OK");
     }
     req_done(r);
@@ -405,12 +406,9 @@ static void clientcmd_kill(struct req *r)
 static void clientcmd_unsupported(struct req *r)
 {
     char up[32];
-    size_t i = 0;
 
-    for (; r->argv[1].p[i] && i < sizeof(up) - 1; i++)
-        up[i] = (char)(r->argv[1].p[i] >= 'a' && r->argv[1].p[i] <= 'z' ? r->argv[1].p[i] - 'a' + 'A' : r->argv[1].p[i]);
-    up[i] = '\0';
-    resp_errorf(req_out(r), "ERR CLIENT %s is not supported by cachasided", up);
+    resp_errorf(req_out(r), "ERR CLIENT %s is not supported by cachasided",
+                command_upper(up, sizeof(up), r->argv[1].p));
     req_done(r);
 }
 

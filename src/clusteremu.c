@@ -273,13 +273,9 @@ static void clusteremu_about_node(struct req *r)
 static void clusteremu_refuse(struct req *r)
 {
     char up[32];
-    size_t i = 0;
 
-    for (; r->argv[1].p[i] && i < sizeof(up) - 1; i++)
-        up[i] = (char)(r->argv[1].p[i] >= 'a' && r->argv[1].p[i] <= 'z' ? r->argv[1].p[i] - 'a' + 'A' : r->argv[1].p[i]);
-    up[i] = '\0';
     resp_errorf(req_out(r), "ERR CLUSTER %s is not supported: cachasided answers as a one-node cluster "
-                            "that owns every slot", up);
+                            "that owns every slot", command_upper(up, sizeof(up), r->argv[1].p));
     req_done(r);
 }
 

@@ -236,7 +236,7 @@ static const struct cmd_def cmd_table[] = {
     { "client", -2, 0, clientcmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "command", -1, 0, introspect_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_STATS },
+    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "info", -1, 0, introspect_info, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "hgetall", 2, CMD_SHARED, cache_cmd_read, RK_HGETALL, CMD_KEYS_ONE, CMD_V_NONE },
     { "hget", 3, CMD_SHARED, cache_cmd_read, RK_HGET, CMD_KEYS_ONE, CMD_V_NONE },
@@ -323,8 +323,7 @@ const struct cmd_def *command_at(int i)
     return i >= 0 && i < command_count() ? &cmd_table[i] : NULL;
 }
 
-/* s in upper case into buf (ASCII: command names). */
-static const char *cmd_upper(char *buf, size_t size, const char *s)
+const char *command_upper(char *buf, size_t size, const char *s)
 {
     size_t i = 0;
 
@@ -345,10 +344,10 @@ static void cmd_sub_help(struct req *r, const struct cmd_sub *subs)
         n++;
     resp_array(out, 2LL * n + 1);
     snprintf(line, sizeof(line), "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-             cmd_upper(up, sizeof(up), r->cmd->name));
+             command_upper(up, sizeof(up), r->cmd->name));
     resp_simple(out, line);
     for (const struct cmd_sub *s = subs; s->name; s++) {
-        resp_simple(out, cmd_upper(line, sizeof(line), s->name));
+        resp_simple(out, command_upper(line, sizeof(line), s->name));
         snprintf(line, sizeof(line), "    %s", s->summary);
         resp_simple(out, line);
     }
@@ -377,7 +376,8 @@ void command_sub(struct req *r, const struct cmd_sub *subs)
     for (char *p = shown; *p; p++)
         if ((unsigned char)*p < ' ' || *p == '\'')
             *p = '?';
-    resp_errorf(req_out(r), "ERR unknown subcommand '%s'. Try %s HELP.", shown, cmd_upper(up, sizeof(up), r->cmd->name));
+    resp_errorf(req_out(r), "ERR unknown subcommand '%s'. Try %s HELP.", shown,
+                command_upper(up, sizeof(up), r->cmd->name));
     req_done(r);
 }
 

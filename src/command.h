@@ -17,7 +17,6 @@
  * never the name. */
 enum cmd_variant {
     CMD_V_NONE,
-    CMD_V_STATS,            /* STATS [RESET] */
     CMD_V_PTTL,             /* PTTL: milliseconds; TTL is CMD_V_NONE */
 };
 
@@ -56,6 +55,9 @@ struct cmd_sub {
 void command_sub(struct req *r, const struct cmd_sub *subs);
 
 const struct cmd_def *command_lookup(const char *name, size_t len);
+/* s (a command or subcommand name, ASCII) in upper case into buf, for
+ * error messages as Redis words them. Returns buf. */
+const char *command_upper(char *buf, size_t size, const char *s);
 /* The table, for COMMAND and CLIENT LIST: entries 0 to command_count() - 1. */
 int command_count(void);
 const struct cmd_def *command_at(int i);
