@@ -3,7 +3,7 @@
 # its demo. Needs root (or sudo); does nothing when everything is there.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libinih-dev
-libjansson-dev check redis-server redis-tools systemd curl python3 valgrind
+libjansson-dev check redis-server redis-tools systemd curl python3 python3-redis valgrind
 prometheus chromium"
 # --fuzzing: also clang and libFuzzer, for configure --enable-fuzzing (fuzz/smoke.sh).
 # --bench: also the peers bench/run measures against and gnuplot for its

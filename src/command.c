@@ -1,11 +1,15 @@
 /* command.c - the command table, dispatch, and the commands that need no
- * cache: PING, ECHO, AUTH, QUIT, STATS and the compatibility replies that
- * let stock clients (redis-cli, redis-benchmark, client libraries) connect. */
+ * cache: PING, ECHO, AUTH, QUIT, HELLO, SELECT, CONFIG GET and STATS.
+ * CLIENT is clientcmd.c's, COMMAND and INFO introspect.c's, CLUSTER and
+ * the other commands of the one-node cluster clusteremu.c's. */
 #include "core.h"
 #include "command.h"
 #include "cache.h"
+#include "clientcmd.h"
+#include "clusteremu.h"
 #include "config.h"
 #include "conn.h"
+#include "introspect.h"
 #include "log.h"
 #include "multi.h"
 #include "order.h"
@@ -13,8 +17,6 @@
 #include "resp.h"
 #include "stats.h"
 #include "writes.h"
-
-#include "autoconf.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -105,11 +107,14 @@ static void cmd_select(struct req *r)
  * the server's facts as a map (RESP3) or a flat array (RESP2), in the
  * protocol it switches the connection to; everything after it on the
  * connection is answered so too. Without a version it tells the facts in
- * the protocol in use. */
+ * the protocol in use. The version is the Redis level served and the mode
+ * the one-node cluster's (clusteremu.c; INFO says the same). */
 static void cmd_hello(struct req *r)
 {
     struct evbuffer *out = req_out(r);
     bool resp3 = r->resp3;
+    const struct cs_str *name = NULL;
+    const char *err;
     int i = 2;
 
     if (r->argc >= 2) {
@@ -134,7 +139,7 @@ static void cmd_hello(struct req *r)
             }
             i += 2;
         } else if (strcasecmp(r->argv[i].p, "setname") == 0 && i + 1 < r->argc) {
-            i++;
+            name = &r->argv[++i];
         } else {
             resp_errorf(out, "ERR Syntax error in HELLO option '%.64s'", r->argv[i].p);
             cmd_reply_done(r);
@@ -147,6 +152,11 @@ static void cmd_hello(struct req *r)
         cmd_reply_done(r);
         return;
     }
+    if (name && r->conn && (err = clientcmd_setname(r->conn, name)) != NULL) {
+        resp_error(out, err);
+        cmd_reply_done(r);
+        return;
+    }
     /* Switched before the reply: HELLO 3 is answered in RESP3. */
     r->resp3 = resp3;
     if (r->conn)
@@ -155,30 +165,17 @@ static void cmd_hello(struct req *r)
     resp_bulk(out, "server", 6);
     resp_bulk(out, "cachasided", 10);
     resp_bulk(out, "version", 7);
-    resp_bulk(out, PACKAGE_VERSION, strlen(PACKAGE_VERSION));
+    resp_bulk(out, CMD_REDIS_VERSION, strlen(CMD_REDIS_VERSION));
     resp_bulk(out, "proto", 5);
     resp_int(out, resp3 ? 3 : 2);
     resp_bulk(out, "id", 2);
     resp_int(out, r->conn ? (long long)r->conn->id : 0);
     resp_bulk(out, "mode", 4);
-    resp_bulk(out, "standalone", 10);
+    resp_bulk(out, "cluster", 7);
     resp_bulk(out, "role", 4);
     resp_bulk(out, "master", 6);
     resp_bulk(out, "modules", 7);
     resp_array(out, 0);
-    cmd_reply_done(r);
-}
-
-static void cmd_client(struct req *r)
-{
-    const struct cs_str *sub = &r->argv[1];
-
-    if (sub->len == 2 && strncasecmp(sub->p, "id", 2) == 0)
-        resp_int(req_out(r), r->conn ? (long long)r->conn->id : 0);
-    else if (sub->len == 7 && strncasecmp(sub->p, "getname", 7) == 0)
-        resp_null(req_out(r), r->resp3);
-    else
-        resp_simple(req_out(r), "OK");  /* SETNAME, SETINFO, NO-EVICT, ... */
     cmd_reply_done(r);
 }
 
@@ -209,22 +206,14 @@ static void cmd_config(struct req *r)
     cmd_reply_done(r);
 }
 
-static void cmd_command(struct req *r)
-{
-    resp_array(req_out(r), 0);      /* COMMAND, COMMAND DOCS: nothing to describe */
-    cmd_reply_done(r);
-}
-
 static void cmd_stats(struct req *r)
 {
     struct evbuffer *out = req_out(r);
 
-    bool stats_cmd = r->cmd->variant == CMD_V_STATS;    /* INFO [section] ignores its argument */
-
-    if (r->argc == 2 && strcasecmp(r->argv[1].p, "reset") == 0 && stats_cmd) {
+    if (r->argc == 2 && strcasecmp(r->argv[1].p, "reset") == 0) {
         stats_reset();
         resp_simple(out, "OK");
-    } else if (r->argc > 1 && stats_cmd) {
+    } else if (r->argc > 1) {
         resp_error(out, "ERR unknown STATS subcommand (STATS or STATS RESET)");
     } else {
         struct evbuffer *body = evbuffer_new();
@@ -244,11 +233,11 @@ static const struct cmd_def cmd_table[] = {
     { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "client", -2, 0, cmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "client", -2, 0, clientcmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "command", -1, 0, cmd_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_STATS },
-    { "info", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "command", -1, 0, introspect_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "info", -1, 0, introspect_info, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "hgetall", 2, CMD_SHARED, cache_cmd_read, RK_HGETALL, CMD_KEYS_ONE, CMD_V_NONE },
     { "hget", 3, CMD_SHARED, cache_cmd_read, RK_HGET, CMD_KEYS_ONE, CMD_V_NONE },
     { "hmget", -3, CMD_SHARED, cache_cmd_read, RK_HMGET, CMD_KEYS_ONE, CMD_V_NONE },
@@ -265,6 +254,10 @@ static const struct cmd_def cmd_table[] = {
     { "discard", 1, CMD_NOQUEUE, multi_cmd_discard, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "watch", -2, CMD_NOQUEUE, multi_cmd_watch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
     { "unwatch", 1, 0, multi_cmd_unwatch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "cluster", -2, 0, clusteremu_cluster, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "readonly", 1, 0, clusteremu_readonly, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "readwrite", 1, 0, clusteremu_readwrite, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    { "asking", 1, 0, clusteremu_asking, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
 };
 
 /* ASCII only, as command names are: no locale on the hit path. */
@@ -320,6 +313,74 @@ static void cmd_refuse(struct req *r, const char *msg)
     req_done(r);
 }
 
+int command_count(void)
+{
+    return (int)CS_ARRAY_LEN(cmd_table);
+}
+
+const struct cmd_def *command_at(int i)
+{
+    return i >= 0 && i < command_count() ? &cmd_table[i] : NULL;
+}
+
+const char *command_upper(char *buf, size_t size, const char *s)
+{
+    size_t i = 0;
+
+    for (; s[i] && i < size - 1; i++)
+        buf[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 'a' + 'A' : s[i]);
+    buf[i] = '\0';
+    return buf;
+}
+
+/* HELP: the subcommands and their summaries, as Redis lays it out. */
+static void cmd_sub_help(struct req *r, const struct cmd_sub *subs)
+{
+    struct evbuffer *out = req_out(r);
+    char line[256], up[CMD_NAME_MAX + 1];
+    int n = 0;
+
+    for (const struct cmd_sub *s = subs; s->name; s++)
+        n++;
+    resp_array(out, 2LL * n + 1);
+    snprintf(line, sizeof(line), "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+             command_upper(up, sizeof(up), r->cmd->name));
+    resp_simple(out, line);
+    for (const struct cmd_sub *s = subs; s->name; s++) {
+        resp_simple(out, command_upper(line, sizeof(line), s->name));
+        snprintf(line, sizeof(line), "    %s", s->summary);
+        resp_simple(out, line);
+    }
+}
+
+void command_sub(struct req *r, const struct cmd_sub *subs)
+{
+    const struct cs_str *name = &r->argv[1];
+    char shown[64], up[CMD_NAME_MAX + 1];
+
+    for (const struct cmd_sub *s = subs; s->name; s++) {
+        if (strlen(s->name) != name->len || !cmd_name_eq(s->name, name->p, name->len))
+            continue;
+        if ((s->arity > 0 && r->argc != s->arity) || (s->arity < 0 && r->argc < -s->arity)) {
+            resp_errorf(req_out(r), "ERR wrong number of arguments for '%s|%s' command", r->cmd->name, s->name);
+            req_done(r);
+        } else if (!s->proc) {
+            cmd_sub_help(r, subs);
+            req_done(r);
+        } else {
+            s->proc(r);
+        }
+        return;
+    }
+    snprintf(shown, sizeof(shown), "%.*s", (int)(name->len < 48 ? name->len : 48), name->p);
+    for (char *p = shown; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == '\'')
+            *p = '?';
+    resp_errorf(req_out(r), "ERR unknown subcommand '%s'. Try %s HELP.", shown,
+                command_upper(up, sizeof(up), r->cmd->name));
+    req_done(r);
+}
+
 void command_dispatch(struct req *r)
 {
     const struct cmd_def *def = command_lookup(r->argv[0].p, r->argv[0].len);
@@ -336,6 +397,8 @@ void command_dispatch(struct req *r)
         return;
     }
     r->cmd = def;
+    if (r->conn)
+        r->conn->last_cmd = (unsigned char)(def - cmd_table + 1);
     if (r->conn && !r->conn->authed && !(def->flags & CMD_NOAUTH)) {
         cmd_refuse(r, "NOAUTH Authentication required.");
         return;

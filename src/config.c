@@ -47,6 +47,7 @@ static const struct ckey conf_keys[] = {
     SRV("admin_listen", T_ADDR_PATH, admin_listen, "127.0.0.1:7380", 0, 0, false),
     SRV("admin_demo", T_BOOL, admin_demo, "no", 0, 1, true),
     SRV("requirepass", T_STR, requirepass, "", 0, 0, true),
+    SRV("cluster_announce", T_ADDR, cluster_announce, "", 0, 0, true),
     SRV("max_clients", T_INT, max_clients, "10000", 1, 1000000, true),
     SRV("max_request_bytes", T_INT, max_request_bytes, "65536", 64, 8LL << 20, true),
     SRV("client_idle_timeout_s", T_INT, client_idle_timeout_s, "300", 0, 31536000, true),
@@ -367,6 +368,35 @@ static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t e
     return CS_OK;
 }
 
+bool config_addr_wildcard(const char *host)
+{
+    static const char *const wildcards[] = { "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "*" };
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(wildcards); i++)
+        if (strcmp(host, wildcards[i]) == 0)
+            return true;
+    return false;
+}
+
+/* cluster_announce is written into CLUSTER NODES lines and CLUSTER SLOTS
+ * replies: a host clients can reach, in characters those formats keep
+ * whole (no space, comma or '@'), and not a wildcard, which reaches
+ * nothing. NULL when v is fine, else what is wrong. */
+static const char *config_announce_problem(const char *v)
+{
+    char host[256];
+    int port;
+
+    if (config_parse_addr(v, host, sizeof(host), &port) != CS_OK)
+        return "must be host:port";
+    if (strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:%") != strlen(host))
+        return "may hold only A-Z a-z 0-9 and . - _ : % in its host";
+    if (config_addr_wildcard(host))
+        return "must be an address clients can reach, not a wildcard (leave it empty to announce "
+               "the address each client connected to)";
+    return NULL;
+}
+
 static int config_set(const struct ckey *k, void *base, const char *v, char *err, size_t errsz)
 {
     void *field = (char *)base + k->off;
@@ -451,7 +481,8 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
             char host[256];
             int port;
             if (config_parse_addr(v, host, sizeof(host), &port) != CS_OK) {
-                snprintf(err, errsz, "'%s' must be host:port (or empty for off), got '%s'", k->key, v);
+                snprintf(err, errsz, "'%s' must be host:port (or empty for %s), got '%s'", k->key,
+                         strcmp(k->key, "cluster_announce") == 0 ? "the default" : "off", v);
                 return CS_ERR;
             }
         }
@@ -464,6 +495,10 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
             (strlen(v) > 64 || strspn(v, CONFIG_PREFIX_CHARS) != strlen(v))) {
             snprintf(err, errsz, "'key_prefix' may hold only A-Z a-z 0-9 and _ . : - / "
                      "(at most 64 bytes), got '%s'", v);
+            return CS_ERR;
+        }
+        if (strcmp(k->key, "cluster_announce") == 0 && *v && config_announce_problem(v)) {
+            snprintf(err, errsz, "'cluster_announce' %s, got '%s'", config_announce_problem(v), v);
             return CS_ERR;
         }
         free(*(char **)field);

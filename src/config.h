@@ -48,7 +48,7 @@ struct cs_config {
     int refcnt;
     char *path;
     /* [server] */
-    char *listen, *unix_socket, *admin_listen, *requirepass;
+    char *listen, *unix_socket, *admin_listen, *requirepass, *cluster_announce;
     long long unix_socket_mode, max_clients, max_request_bytes, client_idle_timeout_s,
         max_inflight_per_client, max_output_bytes_per_client, shutdown_grace_ms, admin_demo;
     long long log_level;
@@ -79,6 +79,8 @@ void config_unref(struct cs_config *c);
 void config_errors_free(struct config_errors *errs);
 const struct cs_ns *config_ns_find(const struct cs_config *c, const char *name, size_t len);
 int config_parse_addr(const char *s, char *host, size_t hostsz, int *port) CS_WUR;
+/* host (as config_parse_addr gives it) binds every address: 0.0.0.0, ::. */
+bool config_addr_wildcard(const char *host);
 /* "host:port, host:port, ...": the number of entries (up to max stored in
  * out, which may be NULL), or -1 when one is malformed. */
 int config_addr_list(const char *s, struct cs_addr *out, int max);

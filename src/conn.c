@@ -54,6 +54,7 @@ enum { CONN_TODO_READ = 1, CONN_TODO_FLUSH = 2 };
 struct conn_list conn_all = TAILQ_HEAD_INITIALIZER(conn_all);
 int conn_count;
 static uint64_t conn_next_id = 1;
+static uint64_t conn_nrequests;
 static char conn_rbuf[CONN_READ_SIZE];
 static struct resp_args conn_args;  /* the request being dispatched; req_new copies them */
 /* Connections with work for the end of this pass, and the event that runs it. */
@@ -186,6 +187,7 @@ void conn_new(int fd, const char *peer)
     TAILQ_INIT(&c->reqs);
     c->authed = !cs_conf->requirepass[0];
     c->last_active = cs_mono_ms();
+    c->born_s = (uint32_t)(c->last_active / 1000);
     c->reading = true;
     conn_arm(c);
     TAILQ_INSERT_TAIL(&conn_all, c, link);
@@ -210,8 +212,33 @@ void conn_close(struct conn *c, const char *why)
         evbuffer_free(c->out);
     close(c->fd);
     free(c->ibuf);
+    if (c->meta) {
+        free(c->meta->name);
+        free(c->meta->lib_name);
+        free(c->meta->lib_ver);
+        free(c->meta);
+    }
     free(c);
     conn_pools_trim();
+}
+
+void conn_kill(struct conn *c)
+{
+    /* Once, without waiting: a client killed for not reading must not
+     * keep its connection by not reading. */
+    if (c->out && evbuffer_get_length(c->out) && !c->overflow)
+        (void)evbuffer_write_atmost(c->out, c->fd, CONN_WRITE_SLICE);
+    conn_close(c, "killed (CLIENT KILL)");
+}
+
+uint64_t conn_accepted(void)
+{
+    return conn_next_id - 1;
+}
+
+uint64_t conn_requests(void)
+{
+    return conn_nrequests;
 }
 
 static void conn_pause(struct conn *c)
@@ -339,6 +366,7 @@ static void conn_process(struct conn *c, const char *base)
         c->ipos += used;
         if (st == RESP_DONE) {
             started++;
+            conn_nrequests++;
             command_dispatch(req_new(c, &conn_args, cs_pass_us));   /* read together, arrived together */
         }
     }

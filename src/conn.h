@@ -9,6 +9,16 @@
 
 #include <event2/event_struct.h>
 
+/* What CLIENT SETNAME and CLIENT SETINFO set: allocated on the first one,
+ * so a client that sets nothing holds a NULL pointer. */
+struct conn_meta {
+    char *name, *lib_name, *lib_ver;    /* NULL: not set */
+};
+
+/* CLIENT's flags of a connection (conn.cflags). */
+#define CONN_F_NO_EVICT 0x01        /* CLIENT NO-EVICT on: shown, nothing to protect from */
+#define CONN_F_READONLY 0x02        /* READONLY sent: shown, every read is served here anyway */
+
 /* Fields are ordered to pack: an idle client is this struct alone. */
 struct conn {
     uint64_t id;
@@ -36,7 +46,11 @@ struct conn {
     bool overflow;                  /* over max_output_bytes_per_client: closing */
     bool more;                      /* parsed its share this pass; the rest is buffered */
     bool wwait;                     /* a short write: waiting for the socket to drain */
+    unsigned char cflags;           /* CONN_F_* */
     int64_t last_active;
+    uint32_t born_s;                /* cs_mono_ms() / 1000 when accepted (CLIENT LIST's age) */
+    unsigned char last_cmd;         /* its last command: command_at(last_cmd - 1), 0 = none yet */
+    struct conn_meta *meta;         /* NULL until CLIENT SETNAME or SETINFO */
     struct order_conn ord;          /* keys with unanswered commands */
     struct multi *multi;            /* inside MULTI, or EXEC's commands to start (multi.c) */
     TAILQ_ENTRY(conn) link;
@@ -52,6 +66,13 @@ extern int conn_count;
 
 void conn_new(int fd, const char *peer);
 void conn_close(struct conn *c, const char *why);
+/* CLIENT KILL of another client: what it has answered in order goes out
+ * (as far as the socket takes it at once), then it is closed; its
+ * requests still under way finish without it, as after a disconnect. */
+void conn_kill(struct conn *c);
+/* Connections accepted and requests dispatched since start (INFO). */
+uint64_t conn_accepted(void);
+uint64_t conn_requests(void);
 /* Stop reading new requests; close as soon as everything is answered. */
 void conn_drain(struct conn *c);
 void conn_sweep_idle(int64_t now, long long idle_ms);

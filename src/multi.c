@@ -85,6 +85,11 @@ static void multi_end(struct conn *c)
     c->multi = NULL;
 }
 
+int multi_queued(const struct multi *m)
+{
+    return m && !m->running ? m->n : -1;
+}
+
 void multi_cmd_multi(struct req *r)
 {
     struct conn *c = r->conn;

@@ -30,6 +30,9 @@ bool multi_refused(struct req *r, const char *msg) CS_WUR;
 bool multi_pending(const struct multi *m);
 /* Starts the next of them as the connection's newest request. */
 void multi_start_next(struct conn *c);
+/* CLIENT LIST's multi=: the commands queued inside MULTI, -1 when the
+ * connection is not inside one (m NULL, or its EXEC running). */
+int multi_queued(const struct multi *m);
 /* From conn_close: frees what is queued. */
 void multi_close(struct conn *c);
 

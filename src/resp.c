@@ -343,6 +343,22 @@ void resp_bulk(struct evbuffer *b, const char *p, size_t len)
     evbuffer_add(b, "\r\n", 2);
 }
 
+void resp_text_move(struct evbuffer *b, struct evbuffer *body, bool resp3)
+{
+    char hdr[40];
+    size_t len = evbuffer_get_length(body);
+
+    if (resp3) {
+        size_t n = resp_enc_header(hdr, '=', (long long)len + 4);
+        memcpy(hdr + n, "txt:", 4);
+        evbuffer_add(b, hdr, n + 4);
+    } else {
+        evbuffer_add(b, hdr, resp_enc_header(hdr, '$', (long long)len));
+    }
+    evbuffer_add_buffer(b, body);
+    evbuffer_add(b, "\r\n", 2);
+}
+
 void resp_null(struct evbuffer *b, bool resp3)
 {
     if (resp3)
@@ -356,6 +372,13 @@ void resp_map(struct evbuffer *b, long long pairs, bool resp3)
     char hdr[32];
 
     evbuffer_add(b, hdr, resp_enc_header(hdr, resp3 ? '%' : '*', resp3 ? pairs : 2 * pairs));
+}
+
+void resp_set(struct evbuffer *b, long long n, bool resp3)
+{
+    char hdr[32];
+
+    evbuffer_add(b, hdr, resp_enc_header(hdr, resp3 ? '~' : '*', n));
 }
 
 void resp_array(struct evbuffer *b, long long n)

@@ -62,6 +62,12 @@ void resp_array(struct evbuffer *b, long long n);
  * of twice as many elements. RESP3 is true for such a connection. */
 void resp_null(struct evbuffer *b, bool resp3);
 void resp_map(struct evbuffer *b, long long pairs, bool resp3);
+/* A set (`~<n>`; RESP2: an array), as Redis gives flags and categories. */
+void resp_set(struct evbuffer *b, long long n, bool resp3);
+/* All of body as one text reply (body is left empty): a verbatim string
+ * `=<len>\r\ntxt:...` in RESP3, a bulk string in RESP2, as Redis gives
+ * INFO, CLIENT LIST and CLUSTER NODES. */
+void resp_text_move(struct evbuffer *b, struct evbuffer *body, bool resp3);
 /* Bytes resp_bulk(len) / resp_array(n) / resp_null / resp_map put on the wire. */
 size_t resp_bulk_size(size_t len);
 size_t resp_array_size(long long n);

@@ -76,6 +76,11 @@ void stats_init(void)
     stats_started_ms = cs_mono_ms();
 }
 
+int64_t stats_uptime_s(void)
+{
+    return (cs_mono_ms() - stats_started_ms) / 1000;
+}
+
 void stats_reset(void)
 {
     int64_t clients = stats_c.clients_connected;
@@ -162,7 +167,7 @@ void stats_report(struct stats_sink *s)
         s->num(s, SK_COUNTER, stats_counters[i].name, stats_counters[i].help, NULL,
                (double)*(const uint64_t *)((const char *)&stats_c + stats_counters[i].off));
     s->num(s, SK_GAUGE, "clients_connected", "Client connections open now", NULL, (double)stats_c.clients_connected);
-    s->num(s, SK_GAUGE, "uptime_s", "Seconds since start", NULL, (double)((cs_mono_ms() - stats_started_ms) / 1000));
+    s->num(s, SK_GAUGE, "uptime_s", "Seconds since start", NULL, (double)stats_uptime_s());
     s->num(s, SK_GAUGE, "hit_rate_pct", "Reads answered from the cache, percent (since start or STATS RESET)", NULL,
            (double)(lookups ? served * 100 / lookups : 0));
 #define NS_FAMILY(f, h)                                                          \

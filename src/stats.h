@@ -63,6 +63,7 @@ struct stats_sink {
 
 void stats_init(void);
 void stats_reset(void);
+int64_t stats_uptime_s(void);   /* since stats_init (start); STATS RESET leaves it */
 /* The counters, gauges and histograms this module keeps. */
 void stats_report(struct stats_sink *s);
 /* Sinks: STATS's "name:value\r\n" lines, /stats's flat JSON object (closed

@@ -561,6 +561,28 @@ START_TEST(test_err_bad_address)
 }
 END_TEST
 
+/* cluster_announce: a host:port clients can reach, which CLUSTER NODES and
+ * CLUSTER SLOTS write whole; empty = the listen address. */
+START_TEST(test_cluster_announce)
+{
+    struct cs_config *c = load_ok(write_conf("ann.ini", "[server]\n"));
+
+    ck_assert_str_eq(c->cluster_announce, "");
+    config_unref(c);
+    c = load_ok(write_conf("ann1.ini", "[server]\ncluster_announce = cache-1.svc.example:7000\n"));
+    ck_assert_str_eq(c->cluster_announce, "cache-1.svc.example:7000");
+    config_unref(c);
+    c = load_ok(write_conf("ann2.ini", "[server]\ncluster_announce = [fe80::1%%eth0]:7000\n"));
+    ck_assert_str_eq(c->cluster_announce, "[fe80::1%eth0]:7000");
+    config_unref(c);
+    expect_error(true, 2, "[server]\ncluster_announce = 0.0.0.0:7379\n", "cluster_announce", "wildcard");
+    expect_error(true, 2, "[server]\ncluster_announce = [::]:7379\n", "cluster_announce", "wildcard");
+    expect_error(true, 2, "[server]\ncluster_announce = 10.0.0.1\n", "cluster_announce", "host:port");
+    expect_error(true, 2, "[server]\ncluster_announce = a b:7379\n", "cluster_announce", "A-Z");
+    expect_error(true, 2, "[server]\ncluster_announce = a,b@c:7379\n", "cluster_announce", "A-Z");
+}
+END_TEST
+
 /* The same key twice in one section: the error is at the second and names
  * the first line. Setting a [cache] key in a namespace is not a duplicate. */
 START_TEST(test_err_duplicate_key)
@@ -1467,6 +1489,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_out_of_range);
     tcase_add_test(tc, test_err_bad_enum);
     tcase_add_test(tc, test_err_bad_address);
+    tcase_add_test(tc, test_cluster_announce);
     tcase_add_test(tc, test_err_duplicate_key);
     tcase_add_test(tc, test_err_negative_ttl_cache);
     tcase_add_test(tc, test_err_negative_ttl_cache_ttl_only);

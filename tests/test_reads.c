@@ -1170,7 +1170,7 @@ END_TEST
 /* ------------------------------------------------------ stats and TTL -- */
 
 /* STATS RESET zeroes the counters (the connected-clients gauge stays);
- * INFO is an alias of STATS. */
+ * INFO's cachasided section has STATS's lines. */
 START_TEST(t_stats_reset_info)
 {
     static const char *const counters[] = {
@@ -1204,7 +1204,7 @@ START_TEST(t_stats_reset_info)
     ck_assert_int_eq(su_stat(fd, "hit_rate_pct"), 0);
     ck_assert_int_eq(su_stat(fd, "clients_connected"), 1);
 
-    /* INFO: the same lines. */
+    /* INFO: the same lines, in its cachasided section. */
     raw = su_rawq(fd, "HGETALL", "product:p-001", NULL);
     free(raw);
     r = su_q(fd, "INFO", NULL);
