@@ -5,6 +5,11 @@ set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libinih-dev
 libjansson-dev check redis-server redis-tools systemd curl python3 python3-redis valgrind
 prometheus chromium"
+# tests/test_client_libs.py runs the node clients: Debian's nodejs and npm when
+# there is no node or npm yet (a node of another origin, such as
+# NodeSource's, which bundles npm, is kept).
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 # --fuzzing: also clang and libFuzzer, for configure --enable-fuzzing (fuzz/smoke.sh).
 # --bench: also the peers bench/run measures against and gnuplot for its
 # chart. Where systemd runs, Debian starts nginx (port 80) and Varnish
