@@ -2,8 +2,10 @@
 #define _GNU_SOURCE
 #include "suite.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 long long su_take_int(char *raw)
@@ -195,6 +197,48 @@ void su_wait_log_linked(const struct h_daemon *d, long from)
                   "never connected to Redis: %s", h_log_tail(d->log));
     ck_assert_msg(h_wait_log_after(d->log, from, "subscribed to cache:fills", 10000) == 0,
                   "never subscribed: %s", h_log_tail(d->log));
+}
+
+void su_pipe_add(struct su_pipe *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        ck_assert(b->p != NULL);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void su_pipe_cmd(struct su_pipe *b, const char *w, ...)
+{
+    const char *words[16];
+    char hdr[32];
+    int n = 0;
+    va_list ap;
+
+    va_start(ap, w);
+    for (const char *s = w; s; s = va_arg(ap, const char *)) {
+        ck_assert(n < 16);
+        words[n++] = s;
+    }
+    va_end(ap);
+    snprintf(hdr, sizeof(hdr), "*%d\r\n", n);
+    su_pipe_add(b, hdr, strlen(hdr));
+    for (int i = 0; i < n; i++) {
+        snprintf(hdr, sizeof(hdr), "$%zu\r\n", strlen(words[i]));
+        su_pipe_add(b, hdr, strlen(hdr));
+        su_pipe_add(b, words[i], strlen(words[i]));
+        su_pipe_add(b, "\r\n", 2);
+    }
+}
+
+void su_pipe_send(int fd, struct su_pipe *b)
+{
+    ck_assert_int_eq(h_send(fd, b->p, b->len), 0);
+    free(b->p);
+    memset(b, 0, sizeof(*b));
 }
 
 long long su_redis_time_ms(int rfd)

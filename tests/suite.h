@@ -56,6 +56,16 @@ void su_wait_log_linked(const struct h_daemon *d, long from);
  * first fill takes the lock: su_wait_cached waits for the record itself. */
 int su_wait_cached(int rfd, const char *key, int timeout_ms);
 int su_wait_exists(int rfd, const char *key, int want, int timeout_ms);
+/* A growing buffer of RESP commands, sent in one write: su_pipe_cmd
+ * appends one (NULL-terminated words), su_pipe_add raw bytes, su_pipe_send
+ * writes it all and empties it. Start it zeroed. */
+struct su_pipe {
+    char *p;
+    size_t len, cap;
+};
+void su_pipe_add(struct su_pipe *b, const char *s, size_t n);
+void su_pipe_cmd(struct su_pipe *b, const char *w, ...) H_SENTINEL;
+void su_pipe_send(int fd, struct su_pipe *b);
 /* Redis's clock in ms (TIME on fd rfd). */
 long long su_redis_time_ms(int rfd);
 /* PUBSUB SHARDNUMSUB CHAN on the Redis at PORT: how many clients listen. */

@@ -71,55 +71,6 @@ static void env_stop_clean(void)
     ck_assert_msg(!h_log_contains(E.d.log, "Sanitizer"), "sanitizer report: %s", h_log_tail(E.d.log));
 }
 
-/* A growing buffer of RESP commands, sent in one write. */
-struct pipe {
-    char *p;
-    size_t len, cap;
-};
-
-static void pipe_add(struct pipe *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        ck_assert(b->p != NULL);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-/* Appends one command (NULL-terminated words) as a RESP array. */
-static void pipe_cmd(struct pipe *b, const char *w, ...)
-{
-    const char *words[16];
-    char hdr[32];
-    int n = 0;
-    va_list ap;
-
-    va_start(ap, w);
-    for (const char *s = w; s; s = va_arg(ap, const char *)) {
-        ck_assert(n < 16);
-        words[n++] = s;
-    }
-    va_end(ap);
-    snprintf(hdr, sizeof(hdr), "*%d\r\n", n);
-    pipe_add(b, hdr, strlen(hdr));
-    for (int i = 0; i < n; i++) {
-        snprintf(hdr, sizeof(hdr), "$%zu\r\n", strlen(words[i]));
-        pipe_add(b, hdr, strlen(hdr));
-        pipe_add(b, words[i], strlen(words[i]));
-        pipe_add(b, "\r\n", 2);
-    }
-}
-
-static void pipe_send(int fd, struct pipe *b)
-{
-    ck_assert_int_eq(h_send(fd, b->p, b->len), 0);
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
 /* Length of the RESP value that starts at p (read whole by the harness). */
 static size_t value_len(const char *p)
 {
@@ -442,18 +393,18 @@ END_TEST
  * so do the commands sent after EXEC. */
 START_TEST(t_hello3_inside)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *raw, *e;
 
     env_start(LATENCY_MS, NULL);
-    pipe_cmd(&b, "MULTI", NULL);
-    pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
-    pipe_cmd(&b, "HELLO", "3", NULL);
-    pipe_cmd(&b, "HGETALL", "product:p-001", NULL);
-    pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
-    pipe_cmd(&b, "EXEC", NULL);
-    pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
+    su_pipe_cmd(&b, "HELLO", "3", NULL);
+    su_pipe_cmd(&b, "HGETALL", "product:p-001", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-001", "nosuch", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(NEXT(E.c), "+OK\r\n");
     for (int i = 0; i < 4; i++)
         CK_REPLY(NEXT(E.c), "+QUEUED\r\n");
@@ -483,17 +434,17 @@ END_TEST
  * before the transaction's on its key. */
 START_TEST(t_order_across_exec)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *raw;
 
     env_start(LATENCY_MS, NULL);
     CK_REPLY(D("HGET", "product:p-001", "name"), "$9\r\nProduct 1\r\n");
     h_upstream_set_body(&E.up, "p-001", "{\"id\":\"p-001\",\"name\":\"New\"}");
-    pipe_cmd(&b, "MULTI", NULL);
-    pipe_cmd(&b, "DEL", "product:p-001", NULL);
-    pipe_cmd(&b, "EXEC", NULL);
-    pipe_cmd(&b, "HGET", "product:p-001", "name", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "DEL", "product:p-001", NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-001", "name", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(NEXT(E.c), "+OK\r\n");
     CK_REPLY(NEXT(E.c), "+QUEUED\r\n");
     CK_REPLY(NEXT(E.c), "*1\r\n:1\r\n");
@@ -501,18 +452,18 @@ START_TEST(t_order_across_exec)
 
     /* Cold keys: every read below is still filling when the next command
      * comes. */
-    pipe_cmd(&b, "HGET", "product:p-007", "name", NULL);
-    pipe_cmd(&b, "MULTI", NULL);
-    pipe_cmd(&b, "DEL", "product:p-007", NULL);
-    pipe_cmd(&b, "HGET", "product:p-005", "name", NULL);
-    pipe_cmd(&b, "HGET", "product:p-006", "name", NULL);
-    pipe_cmd(&b, "HSET", "product:p-006", "name", "In", NULL);
-    pipe_cmd(&b, "HGET", "product:p-006", "name", NULL);
-    pipe_cmd(&b, "EXEC", NULL);
-    pipe_cmd(&b, "HSET", "product:p-005", "name", "After", NULL);
-    pipe_cmd(&b, "HGET", "product:p-005", "name", NULL);
-    pipe_cmd(&b, "TTL", "product:p-007", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HGET", "product:p-007", "name", NULL);
+    su_pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "DEL", "product:p-007", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-005", "name", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-006", "name", NULL);
+    su_pipe_cmd(&b, "HSET", "product:p-006", "name", "In", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-006", "name", NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
+    su_pipe_cmd(&b, "HSET", "product:p-005", "name", "After", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-005", "name", NULL);
+    su_pipe_cmd(&b, "TTL", "product:p-007", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(NEXT(E.c), "$9\r\nProduct 7\r\n");
     CK_REPLY(NEXT(E.c), "+OK\r\n");
     for (int i = 0; i < 5; i++)
@@ -536,27 +487,27 @@ END_TEST
 START_TEST(t_pipelined)
 {
     enum { N = 150 };
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *raw;
 
     env_start(LATENCY_MS, NULL);
     for (int pass = 0; pass < 2; pass++) {
-        pipe_cmd(&b, "PING", NULL);
-        pipe_cmd(&b, "HGET", "product:p-010", "name", NULL);
-        pipe_cmd(&b, "MULTI", NULL);
+        su_pipe_cmd(&b, "PING", NULL);
+        su_pipe_cmd(&b, "HGET", "product:p-010", "name", NULL);
+        su_pipe_cmd(&b, "MULTI", NULL);
         for (int i = 0; i < N; i++) {
             char key[32];
             snprintf(key, sizeof(key), "product:p-%03d", 1 + i % 60);
-            pipe_cmd(&b, "HGET", key, "name", NULL);
+            su_pipe_cmd(&b, "HGET", key, "name", NULL);
         }
-        pipe_cmd(&b, "EXEC", NULL);
-        pipe_cmd(&b, "PING", "after", NULL);
-        pipe_cmd(&b, "MULTI", NULL);
-        pipe_cmd(&b, "HGET", "product:p-010", "stock", NULL);
-        pipe_cmd(&b, "EXEC", NULL);
-        pipe_cmd(&b, "HGET", "product:p-010", "stock", NULL);
+        su_pipe_cmd(&b, "EXEC", NULL);
+        su_pipe_cmd(&b, "PING", "after", NULL);
+        su_pipe_cmd(&b, "MULTI", NULL);
+        su_pipe_cmd(&b, "HGET", "product:p-010", "stock", NULL);
+        su_pipe_cmd(&b, "EXEC", NULL);
+        su_pipe_cmd(&b, "HGET", "product:p-010", "stock", NULL);
         if (pass == 0) {
-            pipe_send(E.c, &b);
+            su_pipe_send(E.c, &b);
         } else {
             for (size_t i = 0; i < b.len; i++)
                 ck_assert_int_eq(h_send(E.c, b.p + i, 1), 0);
@@ -597,17 +548,17 @@ END_TEST
 START_TEST(t_queue_limits)
 {
     enum { I = 100 };
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char payload[1001];
     int refused = -1;
 
     env_start(LATENCY_MS, "max_inflight_per_client = 100\nmax_request_bytes = 1024\n");
     /* Exactly at the limit: runs. */
-    pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "MULTI", NULL);
     for (int i = 0; i < I; i++)
-        pipe_cmd(&b, "PING", NULL);
-    pipe_cmd(&b, "EXEC", NULL);
-    pipe_send(E.c, &b);
+        su_pipe_cmd(&b, "PING", NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(NEXT(E.c), "+OK\r\n");
     for (int i = 0; i < I; i++)
         CK_REPLY(NEXT(E.c), "+QUEUED\r\n");
@@ -617,12 +568,12 @@ START_TEST(t_queue_limits)
         free(raw);
     }
     /* One more: refused. */
-    pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "MULTI", NULL);
     for (int i = 0; i < I + 2; i++)
-        pipe_cmd(&b, "PING", NULL);
-    pipe_cmd(&b, "EXEC", NULL);
-    pipe_cmd(&b, "PING", NULL);
-    pipe_send(E.c, &b);
+        su_pipe_cmd(&b, "PING", NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
+    su_pipe_cmd(&b, "PING", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(NEXT(E.c), "+OK\r\n");
     for (int i = 0; i < I; i++)
         CK_REPLY(NEXT(E.c), "+QUEUED\r\n");
@@ -663,7 +614,7 @@ END_TEST
 START_TEST(t_output_limit)
 {
     char *big = malloc(300001), *payload = malloc(20001), *raw;
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     int slow;
 
     ck_assert(big && payload);
@@ -683,14 +634,14 @@ START_TEST(t_output_limit)
     CK_REPLY(D("PING"), "+PONG\r\n");
 
     slow = h_connect(E.d.port);
-    pipe_cmd(&b, "MULTI", NULL);
-    pipe_cmd(&b, "HGETALL", "product:p-001", NULL);
+    su_pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "HGETALL", "product:p-001", NULL);
     for (int i = 0; i < 20; i++)
-        pipe_cmd(&b, "ECHO", payload, NULL);
-    pipe_cmd(&b, "EXEC", NULL);
+        su_pipe_cmd(&b, "ECHO", payload, NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
     {
         long long t0 = h_now_ms();
-        pipe_send(slow, &b);
+        su_pipe_send(slow, &b);
         ck_assert_msg(h_is_closed(slow, 1200), "400 KB of EXEC's elements waiting behind a miss were held "
                                                "with max_output_bytes_per_client = 262144");
         ck_assert_msg(h_now_ms() - t0 < 1400, "closed only after the miss was answered");
@@ -712,21 +663,21 @@ END_TEST
  * whole array. */
 START_TEST(t_disconnects)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *raw;
 
     env_start(LATENCY_MS, NULL);
     CK_REPLY(D("HGET", "product:p-001", "name"), "$9\r\nProduct 1\r\n");
     for (int i = 0; i < 10; i++) {
         int c2 = h_connect(E.d.port);
-        pipe_cmd(&b, "MULTI", NULL);
-        pipe_cmd(&b, "DEL", "product:p-001", NULL);
-        pipe_cmd(&b, "ECHO", "hello", NULL);
-        pipe_cmd(&b, "HGET", "product:p-002", "name", NULL);
+        su_pipe_cmd(&b, "MULTI", NULL);
+        su_pipe_cmd(&b, "DEL", "product:p-001", NULL);
+        su_pipe_cmd(&b, "ECHO", "hello", NULL);
+        su_pipe_cmd(&b, "HGET", "product:p-002", "name", NULL);
         if (i % 2)
-            pipe_cmd(&b, "NOSUCH", NULL);      /* doomed: what follows is dropped */
-        pipe_cmd(&b, "HSET", "product:p-001", "name", "X", NULL);
-        pipe_send(c2, &b);
+            su_pipe_cmd(&b, "NOSUCH", NULL);      /* doomed: what follows is dropped */
+        su_pipe_cmd(&b, "HSET", "product:p-001", "name", "X", NULL);
+        su_pipe_send(c2, &b);
         h_msleep(i * 5);
         if (i % 3 == 0) {
             struct linger lg = { 1, 0 };
@@ -741,15 +692,15 @@ START_TEST(t_disconnects)
     /* Mid-EXEC: 150 cold reads, more than start at once. */
     for (int i = 0; i < 6; i++) {
         int c3 = h_connect(E.d.port);
-        pipe_cmd(&b, "MULTI", NULL);
+        su_pipe_cmd(&b, "MULTI", NULL);
         for (int k = 0; k < 150; k++) {
             char key[32];
             snprintf(key, sizeof(key), "product:p-%03d", 11 + (k + i) % 50);
-            pipe_cmd(&b, k % 7 ? "HGET" : "TTL", key, k % 7 ? "name" : NULL, NULL);
+            su_pipe_cmd(&b, k % 7 ? "HGET" : "TTL", key, k % 7 ? "name" : NULL, NULL);
         }
-        pipe_cmd(&b, "EXEC", NULL);
-        pipe_cmd(&b, "PING", NULL);
-        pipe_send(c3, &b);
+        su_pipe_cmd(&b, "EXEC", NULL);
+        su_pipe_cmd(&b, "PING", NULL);
+        su_pipe_send(c3, &b);
         h_msleep(i * 40);
         if (i % 2 == 0) {
             struct linger lg = { 1, 0 };
@@ -765,14 +716,14 @@ START_TEST(t_disconnects)
      * reads (answered later) and with ECHOs (answered as they start). */
     for (int i = 0; i < 2; i++) {
         int c4 = h_connect(E.d.port);
-        pipe_cmd(&b, "MULTI", NULL);
+        su_pipe_cmd(&b, "MULTI", NULL);
         for (int k = 0; k < 100; k++) {
             char key[32];
             snprintf(key, sizeof(key), "page:p-%03d", 1 + k % 40);
-            pipe_cmd(&b, i ? "ECHO" : "GET", key, NULL);
+            su_pipe_cmd(&b, i ? "ECHO" : "GET", key, NULL);
         }
-        pipe_cmd(&b, "EXEC", NULL);
-        pipe_send(c4, &b);
+        su_pipe_cmd(&b, "EXEC", NULL);
+        su_pipe_send(c4, &b);
         ck_assert_int_eq(shutdown(c4, SHUT_WR), 0);
         CK_REPLY(NEXT(c4), "+OK\r\n");
         for (int k = 0; k < 100; k++)
@@ -799,24 +750,24 @@ END_TEST
 START_TEST(t_closing_mid_exec)
 {
     enum { SLOW = 30, N = 68 };
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *raw;
 
     env_start(LATENCY_MS, "max_inflight_per_client = 100\n");
     for (int k = 0; k < SLOW; k++) {
         char key[32];
         snprintf(key, sizeof(key), "product:p-%03d", 1 + k);
-        pipe_cmd(&b, "HGET", key, "name", NULL);
+        su_pipe_cmd(&b, "HGET", key, "name", NULL);
     }
-    pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "MULTI", NULL);
     for (int k = 0; k < N - 1; k++) {
         char word[32];
         snprintf(word, sizeof(word), "w%d", k);
-        pipe_cmd(&b, "ECHO", word, NULL);
+        su_pipe_cmd(&b, "ECHO", word, NULL);
     }
-    pipe_cmd(&b, "HGET", "product:p-001", "stock", NULL);
-    pipe_cmd(&b, "EXEC", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HGET", "product:p-001", "stock", NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
+    su_pipe_send(E.c, &b);
     if (_i == 0) {
         h_msleep(60);
         h_kill(E.d.pid, SIGTERM);

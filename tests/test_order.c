@@ -32,55 +32,6 @@ static struct env {
 
 #define R_INT(...) su_take_int(R(__VA_ARGS__))
 
-/* A growing buffer of RESP commands, sent in one write. */
-struct pipe {
-    char *p;
-    size_t len, cap;
-};
-
-static void pipe_add(struct pipe *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        ck_assert(b->p != NULL);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-/* Appends one command (NULL-terminated words) as a RESP array. */
-static void pipe_cmd(struct pipe *b, const char *w, ...)
-{
-    const char *words[16];
-    char hdr[32];
-    int n = 0;
-    va_list ap;
-
-    va_start(ap, w);
-    for (const char *s = w; s; s = va_arg(ap, const char *)) {
-        ck_assert(n < 16);
-        words[n++] = s;
-    }
-    va_end(ap);
-    snprintf(hdr, sizeof(hdr), "*%d\r\n", n);
-    pipe_add(b, hdr, strlen(hdr));
-    for (int i = 0; i < n; i++) {
-        snprintf(hdr, sizeof(hdr), "$%zu\r\n", strlen(words[i]));
-        pipe_add(b, hdr, strlen(hdr));
-        pipe_add(b, words[i], strlen(words[i]));
-        pipe_add(b, "\r\n", 2);
-    }
-}
-
-static void pipe_send(int fd, struct pipe *b)
-{
-    ck_assert_int_eq(h_send(fd, b->p, b->len), 0);
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
 /* The generated record p-NNN has name "Product N" and stock (N*7)%100. */
 static char *bulk(const char *s)
 {
@@ -139,15 +90,15 @@ static void env_stop_clean(void)
  * the HGET brings in.  Then the same with PTTL. */
 START_TEST(t_read_ttl_hset)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *raw;
     long long ttl;
 
     env_start();
-    pipe_cmd(&b, "HGET", "product:p-001", "name", NULL);
-    pipe_cmd(&b, "TTL", "product:p-001", NULL);
-    pipe_cmd(&b, "HSET", "product:p-001", "stock", "7", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HGET", "product:p-001", "name", NULL);
+    su_pipe_cmd(&b, "TTL", "product:p-001", NULL);
+    su_pipe_cmd(&b, "HSET", "product:p-001", "stock", "7", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), "$9\r\nProduct 1\r\n");
     raw = h_read_reply(E.c, H_DEFAULT);
     ttl = h_reply_int(raw);
@@ -157,11 +108,11 @@ START_TEST(t_read_ttl_hset)
     CK_REPLY(R("HGET", "cache:product:{p-001}", "stock"), "$1\r\n7\r\n");
     CK_REPLY(D("HGET", "product:p-001", "stock"), "$1\r\n7\r\n");
 
-    pipe_cmd(&b, "HGETALL", "product:p-002", NULL);
-    pipe_cmd(&b, "PTTL", "product:p-002", NULL);
-    pipe_cmd(&b, "HSET", "product:p-002", "stock", "8", "name", "Renamed", NULL);
-    pipe_cmd(&b, "HMGET", "product:p-002", "stock", "name", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HGETALL", "product:p-002", NULL);
+    su_pipe_cmd(&b, "PTTL", "product:p-002", NULL);
+    su_pipe_cmd(&b, "HSET", "product:p-002", "stock", "8", "name", "Renamed", NULL);
+    su_pipe_cmd(&b, "HMGET", "product:p-002", "stock", "name", NULL);
+    su_pipe_send(E.c, &b);
     raw = h_read_reply(E.c, H_DEFAULT);
     ck_assert_msg(raw && raw[0] == '*' && strstr(raw, "Product 2"), "HGETALL: %s", h_repr(raw));
     free(raw);
@@ -183,18 +134,18 @@ END_TEST
  * overwritten by that fill), and the read after it sees its value. */
 START_TEST(t_reads_then_write)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *raw;
 
     env_start();
     for (int i = 0; i < 5; i++) {
-        pipe_cmd(&b, "HGET", "product:p-003", "stock", NULL);
-        pipe_cmd(&b, "HGET", i % 2 ? "product:p-004" : "product:p-005", "name", NULL);
+        su_pipe_cmd(&b, "HGET", "product:p-003", "stock", NULL);
+        su_pipe_cmd(&b, "HGET", i % 2 ? "product:p-004" : "product:p-005", "name", NULL);
     }
-    pipe_cmd(&b, "HSET", "product:p-003", "stock", "99", NULL);
-    pipe_cmd(&b, "HGET", "product:p-003", "stock", NULL);
-    pipe_cmd(&b, "TTL", "product:p-005", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HSET", "product:p-003", "stock", "99", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-003", "stock", NULL);
+    su_pipe_cmd(&b, "TTL", "product:p-005", NULL);
+    su_pipe_send(E.c, &b);
     for (int i = 0; i < 5; i++) {
         CK_REPLY(h_read_reply(E.c, H_DEFAULT), "$2\r\n21\r\n");
         CK_REPLY(h_read_reply(E.c, H_DEFAULT), i % 2 ? "$9\r\nProduct 4\r\n" : "$9\r\nProduct 5\r\n");
@@ -215,7 +166,7 @@ END_TEST
  * arrive in as few packets as the kernel makes of them. */
 START_TEST(t_redis_cli_pipe)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char port[16], cmd[PATH_MAX * 3];
     char *in, *out;
     const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
@@ -230,9 +181,9 @@ START_TEST(t_redis_cli_pipe)
         return;
     }
     env_start();
-    pipe_cmd(&b, "HGET", "product:p-003", "name", NULL);
-    pipe_cmd(&b, "TTL", "product:p-003", NULL);
-    pipe_cmd(&b, "HSET", "product:p-003", "stock", "7", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-003", "name", NULL);
+    su_pipe_cmd(&b, "TTL", "product:p-003", NULL);
+    su_pipe_cmd(&b, "HSET", "product:p-003", "stock", "7", NULL);
     in = strdup(h_path("pipe.in"));
     out = strdup(h_path("pipe.out"));
     h_write_file(in, b.p, b.len);
@@ -263,14 +214,14 @@ END_TEST
  * reads: the second read answers the new value. */
 START_TEST(t_del_hset_then_read)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     char *name = bulk("Product 4");
 
     env_start();
-    pipe_cmd(&b, "HGET", "product:p-004", "name", NULL);
-    pipe_cmd(&b, "DEL", "product:p-004", NULL);
-    pipe_cmd(&b, "HGET", "product:p-004", "name", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HGET", "product:p-004", "name", NULL);
+    su_pipe_cmd(&b, "DEL", "product:p-004", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-004", "name", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), name);
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":1\r\n");
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), name);
@@ -278,21 +229,21 @@ START_TEST(t_del_hset_then_read)
     ck_assert_int_eq(R_INT("EXISTS", "cache:product:{p-004}"), 1);
 
     /* Cached now: DEL then read in one pipeline fetches once more. */
-    pipe_cmd(&b, "UNLINK", "product:p-004", NULL);
-    pipe_cmd(&b, "HGET", "product:p-004", "name", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "UNLINK", "product:p-004", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-004", "name", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":1\r\n");
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), name);
     ck_assert_int_eq(h_upstream_count_id(&E.up, "p-004"), 3);
 
     /* stock of p-005 is 35 upstream. */
-    pipe_cmd(&b, "HGET", "product:p-005", "stock", NULL);
-    pipe_cmd(&b, "HSET", "product:p-005", "stock", "7", NULL);
-    pipe_cmd(&b, "HGET", "product:p-005", "stock", NULL);
-    pipe_cmd(&b, "HMGET", "product:p-005", "stock", "nosuch", NULL);
-    pipe_cmd(&b, "DEL", "product:p-005", "product:p-004", NULL);
-    pipe_cmd(&b, "TTL", "product:p-005", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HGET", "product:p-005", "stock", NULL);
+    su_pipe_cmd(&b, "HSET", "product:p-005", "stock", "7", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-005", "stock", NULL);
+    su_pipe_cmd(&b, "HMGET", "product:p-005", "stock", "nosuch", NULL);
+    su_pipe_cmd(&b, "DEL", "product:p-005", "product:p-004", NULL);
+    su_pipe_cmd(&b, "TTL", "product:p-005", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), "$2\r\n35\r\n");
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":1\r\n");
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), "$1\r\n7\r\n");
@@ -302,10 +253,10 @@ START_TEST(t_del_hset_then_read)
     ck_assert_int_eq(h_upstream_count_id(&E.up, "p-005"), 1);
 
     /* Raw namespace: GET and MGET (each of its keys) in order with DEL. */
-    pipe_cmd(&b, "MGET", "page:p-006", "page:p-007", NULL);
-    pipe_cmd(&b, "DEL", "page:p-007", NULL);
-    pipe_cmd(&b, "GET", "page:p-007", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "MGET", "page:p-006", "page:p-007", NULL);
+    su_pipe_cmd(&b, "DEL", "page:p-007", NULL);
+    su_pipe_cmd(&b, "GET", "page:p-007", NULL);
+    su_pipe_send(E.c, &b);
     {
         char *m = h_read_reply(E.c, H_DEFAULT), *g;
         ck_assert_msg(m && m[0] == '*' && strstr(m, "Product 6") && strstr(m, "Product 7"), "MGET: %s", h_repr(m));
@@ -326,14 +277,14 @@ END_TEST
  * namespace, and later ones of that namespace wait for it. */
 START_TEST(t_invalidate_in_order)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
 
     env_start();
-    pipe_cmd(&b, "HGET", "product:p-008", "name", NULL);
-    pipe_cmd(&b, "INVALIDATE", "product:p-00*", NULL);
-    pipe_cmd(&b, "TTL", "product:p-008", NULL);
-    pipe_cmd(&b, "HGET", "product:p-008", "name", NULL);
-    pipe_send(E.c, &b);
+    su_pipe_cmd(&b, "HGET", "product:p-008", "name", NULL);
+    su_pipe_cmd(&b, "INVALIDATE", "product:p-00*", NULL);
+    su_pipe_cmd(&b, "TTL", "product:p-008", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-008", "name", NULL);
+    su_pipe_send(E.c, &b);
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), "$9\r\nProduct 8\r\n");
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":1\r\n");
     CK_REPLY(h_read_reply(E.c, H_DEFAULT), ":-2\r\n");
@@ -349,17 +300,17 @@ END_TEST
  * 10 reads of one cold key share one fetch. */
 START_TEST(t_parallel_misses)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     long long t0, ms;
 
     env_start();
     for (int i = 1; i <= 50; i++) {
         char key[32];
         snprintf(key, sizeof(key), "product:p-%03d", i);
-        pipe_cmd(&b, "HGET", key, "name", NULL);
+        su_pipe_cmd(&b, "HGET", key, "name", NULL);
     }
     t0 = h_now_ms();
-    pipe_send(E.c, &b);
+    su_pipe_send(E.c, &b);
     for (int i = 1; i <= 50; i++) {
         char want[64];
         snprintf(want, sizeof(want), "Product %d", i);
@@ -374,9 +325,9 @@ START_TEST(t_parallel_misses)
     ck_assert_int_eq(h_upstream_count(&E.up), 50);
 
     for (int i = 0; i < 10; i++)
-        pipe_cmd(&b, "HGET", "product:p-051", "name", NULL);
+        su_pipe_cmd(&b, "HGET", "product:p-051", "name", NULL);
     t0 = h_now_ms();
-    pipe_send(E.c, &b);
+    su_pipe_send(E.c, &b);
     for (int i = 0; i < 10; i++)
         CK_REPLY(h_read_reply(E.c, 10000), "$10\r\nProduct 51\r\n");
     ms = h_now_ms() - t0;
@@ -392,16 +343,16 @@ END_TEST
 START_TEST(t_long_mixed_pipeline)
 {
     enum { N = 6000, KEYS = 40 };   /* KEYS: not a multiple of 3 */
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
 
     env_start();
     h_upstream_set_latency(&E.up, 20);
     for (int k = 0; k < KEYS; k++) {
         char key[32];
         snprintf(key, sizeof(key), "product:p-0%d", 10 + k);
-        pipe_cmd(&b, "HGET", key, "stock", NULL);
+        su_pipe_cmd(&b, "HGET", key, "stock", NULL);
     }
-    pipe_send(E.c, &b);
+    su_pipe_send(E.c, &b);
     for (int k = 0; k < KEYS; k++)
         free(h_read_reply(E.c, H_DEFAULT));
     for (int i = 0; i < N; i++) {
@@ -409,11 +360,11 @@ START_TEST(t_long_mixed_pipeline)
         snprintf(key, sizeof(key), "product:p-0%d", 10 + i % KEYS);
         snprintf(v, sizeof(v), "%d", i);
         if (i % 3 == 2)
-            pipe_cmd(&b, "HSET", key, "stock", v, NULL);
+            su_pipe_cmd(&b, "HSET", key, "stock", v, NULL);
         else
-            pipe_cmd(&b, "HGET", key, "stock", NULL);
+            su_pipe_cmd(&b, "HGET", key, "stock", NULL);
     }
-    pipe_send(E.c, &b);
+    su_pipe_send(E.c, &b);
     for (int i = 0; i < N; i++) {
         char *raw = h_read_reply(E.c, 20000);
         ck_assert_msg(raw != NULL, "reply %d missing", i);
@@ -444,7 +395,7 @@ END_TEST
  * served, and the daemon exits clean (no leak under ASan). */
 START_TEST(t_disconnect_with_waiting)
 {
-    struct pipe b = { 0 };
+    struct su_pipe b = { 0 };
     int c2, c3;
 
     env_start();
@@ -455,15 +406,15 @@ START_TEST(t_disconnect_with_waiting)
         snprintf(key, sizeof(key), "product:p-%03d", 20 + i);
         snprintf(key2, sizeof(key2), "product:p-%03d", 40 + i);
         c2 = h_connect(E.d.port);
-        pipe_cmd(&b, "HGET", key, "name", NULL);
-        pipe_cmd(&b, "TTL", key, NULL);
-        pipe_cmd(&b, "HSET", key, "stock", "1", NULL);
-        pipe_cmd(&b, "DEL", key2, key, NULL);
-        pipe_cmd(&b, "MGET", key, key2, NULL);
-        pipe_cmd(&b, "PING", NULL);
-        pipe_cmd(&b, "INVALIDATE", "product:nothing*", NULL);
-        pipe_cmd(&b, "HGET", key2, "name", NULL);
-        pipe_send(c2, &b);
+        su_pipe_cmd(&b, "HGET", key, "name", NULL);
+        su_pipe_cmd(&b, "TTL", key, NULL);
+        su_pipe_cmd(&b, "HSET", key, "stock", "1", NULL);
+        su_pipe_cmd(&b, "DEL", key2, key, NULL);
+        su_pipe_cmd(&b, "MGET", key, key2, NULL);
+        su_pipe_cmd(&b, "PING", NULL);
+        su_pipe_cmd(&b, "INVALIDATE", "product:nothing*", NULL);
+        su_pipe_cmd(&b, "HGET", key2, "name", NULL);
+        su_pipe_send(c2, &b);
         h_msleep(i * 10);
         if (i % 2 == 0) {
             /* A reset: the daemon's next read fails and it closes at once,
@@ -498,10 +449,10 @@ START_TEST(t_disconnect_with_waiting)
 
     /* A protocol error after waiting commands answers after them. */
     c3 = h_connect(E.d.port);
-    pipe_cmd(&b, "HGET", "product:p-059", "name", NULL);
-    pipe_cmd(&b, "HSET", "product:p-059", "stock", "3", NULL);
-    pipe_add(&b, "*2\r\n$x\r\n", 8);
-    pipe_send(c3, &b);
+    su_pipe_cmd(&b, "HGET", "product:p-059", "name", NULL);
+    su_pipe_cmd(&b, "HSET", "product:p-059", "stock", "3", NULL);
+    su_pipe_add(&b, "*2\r\n$x\r\n", 8);
+    su_pipe_send(c3, &b);
     CK_REPLY(h_read_reply(c3, H_DEFAULT), "$10\r\nProduct 59\r\n");
     CK_REPLY(h_read_reply(c3, H_DEFAULT), ":1\r\n");
     {
