@@ -246,6 +246,10 @@ void report_prometheus(struct evbuffer *b)
 {
     struct prom p = { b, NULL };
 
+    /* Every configured namespace has its series from the start, zeros
+     * included: rate() and alert rules need the series before the first read. */
+    for (int i = 0; cs_conf && i < cs_conf->nns; i++)
+        (void)stats_ns_get(cs_conf->ns[i]->name, cs_conf->ns[i]->namelen);
     procstat_report(&p);
     for (size_t i = 0; i < CS_ARRAY_LEN(report_rows); i++) {
         const struct report_row *r = &report_rows[i];
