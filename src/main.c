@@ -3,6 +3,7 @@
 #include "core.h"
 #include "admin.h"
 #include "dns.h"
+#include "health.h"
 #include "cache.h"
 #include "log.h"
 #include "mem.h"
@@ -185,6 +186,7 @@ int main(int argc, char **argv)
         goto out;
     }
     rstore_init();
+    health_start();
     log_notice("cachasided %s started (pid %d, %d namespace(s))", PACKAGE_VERSION, (int)getpid(), cs_conf->nns);
     notify_send("READY=1");
     event_base_dispatch(cs_base);
@@ -195,6 +197,7 @@ out:
     cs_exiting = true;
     /* Clients first, then the links whose callbacks settle the flights,
      * then whatever flights are left. */
+    health_free();
     server_free();
     admin_free();
     cache_shutdown();           /* sends on the Redis link: before it goes */
