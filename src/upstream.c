@@ -575,7 +575,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
             r.kind = UP_UNREACHABLE;
         if (r.kind == UP_HEADERS && !f->why[0])
             snprintf(f->why, sizeof(f->why), "more than %d bytes", UP_MAX_HEADER_BYTES);
-        log_limited(LOG_INFO, "upstream %s%s: %s%s%s", f->pool->hosthdr, f->target, upstream_kind_text(r.kind),
+        log_limited(LOG_WARNING, "upstream %s%s: %s%s%s", f->pool->hosthdr, f->target, upstream_kind_text(r.kind),
                  f->why[0] ? ": " : "", f->why);
         upstream_finish(f, &r, false);
         return;
@@ -584,7 +584,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
     left = upstream_leftover(f->conn->evcon);
     if (left == UL_SURPLUS) {
         r.kind = UP_BAD;
-        log_limited(LOG_INFO, "upstream %s%s: malformed response: bytes after the end of the response (status %d)",
+        log_limited(LOG_WARNING, "upstream %s%s: malformed response: bytes after the end of the response (status %d)",
                  f->pool->hosthdr, f->target, code);
     } else if (code == 200) {
         in = evhttp_request_get_input_buffer(req);
@@ -597,7 +597,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
         r.kind = UP_NOTFOUND;
     } else {
         r.kind = UP_STATUS;
-        log_limited(LOG_INFO, "upstream %s%s: status %d", f->pool->hosthdr, f->target, code);
+        log_limited(LOG_WARNING, "upstream %s%s: status %d", f->pool->hosthdr, f->target, code);
     }
     upstream_finish(f, &r, left == UL_CLEAN && (r.kind == UP_OK || r.kind == UP_NOTFOUND));
 }
@@ -611,10 +611,10 @@ static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
     CS_UNUSED(what);
     if (f->queued) {
         r.kind = UP_BUSY;
-        log_limited(LOG_INFO, "upstream %s%s: no free slot within %lld ms (namespace %s: %d of max_upstream_fetches %lld under way)",
+        log_limited(LOG_WARNING, "upstream %s%s: no free slot within %lld ms (namespace %s: %d of max_upstream_fetches %lld under way)",
                  f->pool->hosthdr, f->target, f->timeout_ms / 2, f->nsq->name, f->nsq->active, f->max_fetches);
     } else if (!f->failed) {
-        log_limited(LOG_INFO, "upstream %s%s: no answer within %lld ms", f->pool->hosthdr, f->target, f->timeout_ms);
+        log_limited(LOG_WARNING, "upstream %s%s: no answer within %lld ms", f->pool->hosthdr, f->target, f->timeout_ms);
     }
     if (f->req) {
         /* Cancelling resets the connection and frees the request without

@@ -687,6 +687,61 @@ class Operations(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_an_outage_is_logged_at_warning(self):
+        # journalctl -p warning must show an upstream or Redis outage.
+        s = Stack()
+        try:
+            c = Conn(s.port)
+            s.upstream_put("/_status/p-001", b"503")
+            for _ in range(2):      # the second is held back, then written as it was
+                self.assertTrue(c.cmd("HGETALL", "product:p-001").startswith("-UPSTREAM status 503"))
+            s.stop_upstream()
+            for i in (2, 3):
+                self.assertTrue(c.cmd("HGETALL", "product:p-%03d" % i).startswith("-UPSTREAM unreachable"))
+            s.stop_redis()
+            end = time.time() + 5
+            while time.time() < end and http(s.aport, "GET", "/readyz")[2] == b"ok\n":
+                time.sleep(0.02)
+            self.assertTrue(c.cmd("HGETALL", "product:p-004").startswith("-UPSTREAM unreachable"))
+            c.close()
+            time.sleep(6.5)         # the rate limit's 5 s window ends
+            s.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(s.daemon.wait(10), 0)
+            lines = read_log(s.log).decode().splitlines()
+            level = lambda l: l.split(" ", 2)[1]
+            up = [l for l in lines if "upstream 127.0.0.1:%d" % s.uport in l]
+            self.assertEqual([level(l) for l in up], ["warning"] * len(up), "\n".join(up))
+            self.assertEqual(len([l for l in up if l.endswith("status 503")]), 2, "\n".join(up))
+            self.assertTrue(any("connection failed" in l for l in up), "\n".join(up))
+            self.assertTrue(any(re.match(r"\S+ warning redis: ", l) for l in lines), "\n".join(lines))
+            self.assertFalse([l for l in lines if "repeated 1 times" in l])
+            self.assertFalse([l for l in lines if " trace " in l])
+        finally:
+            s.close()
+
+    def test_debug_traces_a_miss_by_its_key(self):
+        s = Stack(args=["-l", "debug"])
+        try:
+            c = Conn(s.port)
+            self.assertIsInstance(c.cmd("HGETALL", "product:p-007"), list)
+            self.assertIsInstance(c.cmd("HGETALL", "product:p-007"), list)
+            c.close()
+            s.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(s.daemon.wait(10), 0)
+            lines = read_log(s.log).decode().splitlines()
+            parse = [re.match(r"\S+ debug trace (\S+): parse: hgetall product:p-007 \(namespace product\)$", l)
+                     for l in lines]
+            keys = [m.group(1) for m in parse if m]
+            self.assertEqual(len(keys), 2, "\n".join(lines))
+            self.assertIn("p-007", keys[0])
+            steps = [l.split(keys[0] + ": ", 1)[1].split(":")[0] for l in lines if " debug trace %s: " % keys[0] in l]
+            self.assertEqual(steps, ["parse", "redis read", "lock", "fetch", "fill", "wake", "parse", "redis read"],
+                             "\n".join(lines))
+            trace = [l for l in lines if " debug trace %s: " % keys[0] in l]
+            self.assertTrue(trace[1].endswith("redis read: miss") and trace[-1].endswith("redis read: hit"), trace)
+        finally:
+            s.close()
+
     def test_check_finds_what_fails_later(self):
         tmp = tempfile.mkdtemp(prefix="cachasided-ops-")
         try:
