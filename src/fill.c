@@ -644,9 +644,10 @@ static void fill_fetched_cb(void *arg, const struct up_reply *up)
 
     f->ops--;
     o = fill_outcome(f, up);
-    log_trace(f->key, "fill: the upstream's answer is %s%s", o->kind == OC_RECORD ? "a record" : o->kind == OC_NOTFOUND ? "not found" : "an error",
-              !cs_exiting && f->fill->store_mode == SM_OWN ? (o->kind != OC_ERROR ? "; storing it" : "; releasing the lock")
-              : "; storing nothing");
+    log_trace(f->key, "fill: the upstream's answer is %s; %s",
+              o->kind == OC_RECORD ? "a record" : o->kind == OC_NOTFOUND ? "not found" : "an error",
+              cs_exiting || f->fill->store_mode != SM_OWN ? "storing nothing"
+              : o->kind != OC_ERROR ? "storing it" : "releasing the lock");
     /* Store before answering: a client's next read, pipelined on the same
      * Redis connection, then comes after the record. */
     if (!cs_exiting && f->fill->store_mode == SM_OWN) {

@@ -4,7 +4,9 @@
 A real redis-server, the example upstream and the daemon, on loopback and
 free ports. Checks what an operator sees: counters and histogram counts
 after a known sequence, /metrics accepted by promtool with every docs/design.md section 9
-counter, /healthz following Redis and the drain, the HTTP rules (404, 405
+counter, the probes (/livez, /readyz and its alias /healthz: Redis down is
+degraded, Redis and the upstream down or a drain is unready; the systemd
+watchdog), outage lines at warning and the debug trace, the HTTP rules (404, 405
 with Allow, auth with requirepass, unix socket form), the demo actions giving
 their memory back, the admin port's limits (a connection cap, a pause when
 out of descriptors), and the dashboard in headless Chromium running a
