@@ -8,10 +8,9 @@
 #include "adminconn.h"
 #include "config.h"
 #include "demo.h"
+#include "health.h"
 #include "log.h"
 #include "report.h"
-#include "rstore.h"
-#include "server.h"
 #include "stats.h"
 
 #include "dashboard.h"
@@ -93,24 +92,28 @@ static void admin_stats_reset(struct evhttp_request *req, const char *arg)
     admin_text(req, HTTP_OK, "OK", "ok");
 }
 
-/* A load balancer's view: draining first, then Redis. */
-static void admin_healthz(struct evhttp_request *req, const char *arg)
+/* The probes (health.c): /livez for a restart, /readyz (and /healthz, its
+ * older name) for rotation. */
+static void admin_livez(struct evhttp_request *req, const char *arg)
 {
-    const char *why;
+    char why[160];
 
     CS_UNUSED(arg);
-    if (server_stopping()) {
-        admin_text(req, 503, "Service Unavailable", "draining");
-        return;
-    }
-    why = rstore_status();
-    if (why) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "redis: %s", why);
+    if (health_live(why, sizeof(why)))
+        admin_text(req, HTTP_OK, "OK", "ok");
+    else
+        admin_text(req, 503, "Service Unavailable", why);
+}
+
+static void admin_readyz(struct evhttp_request *req, const char *arg)
+{
+    char msg[512];
+
+    CS_UNUSED(arg);
+    if (health_ready(msg, sizeof(msg)))
+        admin_text(req, HTTP_OK, "OK", msg);
+    else
         admin_text(req, 503, "Service Unavailable", msg);
-        return;
-    }
-    admin_text(req, HTTP_OK, "OK", "ok");
 }
 
 static void admin_dashboard(struct evhttp_request *req, const char *arg)
@@ -131,7 +134,9 @@ static void admin_demo(struct evhttp_request *req, const char *action)
 static const struct admin_route admin_routes[] = {
     { "/", EVHTTP_REQ_GET, "GET", AA_AUTH, admin_dashboard, NULL },
     { "/metrics", EVHTTP_REQ_GET, "GET", AA_OPEN, admin_metrics, NULL },
-    { "/healthz", EVHTTP_REQ_GET, "GET", AA_OPEN, admin_healthz, NULL },
+    { "/livez", EVHTTP_REQ_GET, "GET", AA_OPEN, admin_livez, NULL },
+    { "/readyz", EVHTTP_REQ_GET, "GET", AA_OPEN, admin_readyz, NULL },
+    { "/healthz", EVHTTP_REQ_GET, "GET", AA_OPEN, admin_readyz, NULL },
     { "/stats", EVHTTP_REQ_GET, "GET", AA_AUTH, admin_stats, NULL },
     { "/stats/reset", EVHTTP_REQ_POST, "POST", AA_AUTH, admin_stats_reset, NULL },
     { "/demo/read", EVHTTP_REQ_POST, "POST", AA_DEMO, admin_demo, "read" },

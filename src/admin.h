@@ -1,5 +1,6 @@
 /* admin.h - the HTTP admin endpoint on admin_listen: /metrics, /stats,
- * /healthz, /stats/reset, the dashboard and its demo actions. */
+ * /livez, /readyz (alias /healthz), /stats/reset, the dashboard and its
+ * demo actions. */
 #ifndef CS_ADMIN_H
 #define CS_ADMIN_H
 

@@ -22,6 +22,7 @@
 
 #include <hiredis/hiredis.h>
 #include <event2/buffer.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,6 +468,7 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
         f = NULL;
     }
     if (f) {
+        log_trace(key, "join: %s the fill under way", refresh ? "refreshed by" : "waits on");
         if (!refresh) {
             stats_c.coalesced++;
             cache_outcome(s->r, SH_REQ_COALESCED);
@@ -481,6 +483,14 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
         flight_add_waiter(f, cache_answer, s);
     fill_start(f);
 }
+
+/* A debug trace line for a slot's key (log_trace); the key is built only
+ * at debug level. */
+#define CACHE_TRACE(r, ns, id, ...) \
+    do { if (log_min_level <= LOG_DEBUG) cache_trace((r)->conf, (ns), (id), __VA_ARGS__); } while (0)
+
+static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Which key a slot reads: argv[1] for single-key commands, argv[1+i] in MGET. */
 static struct cs_str cache_slot_key(const struct req_slot *s)
@@ -580,6 +590,18 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
     cache_slot_done(s);
 }
 
+static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)
+{
+    char key[CACHE_KEY_MAX], step[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(step, sizeof(step), fmt, ap);
+    va_end(ap);
+    cache_key(key, c, ns, id);
+    log_trace(key, "%s", step);
+}
+
 static void cache_read_cb(void *priv, const redisReply *rep)
 {
     struct req_slot *s = priv;
@@ -612,6 +634,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
             cache_slot_done(s);
             return;
         }
+        CACHE_TRACE(r, ns, id, "redis read: no answer (Redis down): to the upstream");
         cache_count(r, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false, false, m.lock);   /* the fill finds Redis down: straight to the upstream */
         return;
@@ -637,17 +660,20 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     if (found && m.exp + ns->c.v[CK_GRACE] * 1000 <= now)
         found = false;
     if (!found) {
+        CACHE_TRACE(r, ns, id, "redis read: miss");
         cache_count(r, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false, true, m.lock);
         return;
     }
     if (ns->c.v[CK_GRACE] > 0 && m.exp <= now) {
         /* Stale within grace: answer now, refresh in the background. */
+        CACHE_TRACE(r, ns, id, "redis read: stale within grace: answered, refreshed in the background");
         cache_count(r, ns, SH_REQ_STALE);
         cache_join(s, ns, id, true, true, m.lock);     /* first: answering may free r */
         cache_answer_reply(s, rep, m.nf);
         return;
     }
+    CACHE_TRACE(r, ns, id, "redis read: %s", m.nf ? "hit (not found)" : "hit");
     cache_count(r, ns, m.nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
     cache_answer_reply(s, rep, m.nf);
 }
@@ -688,6 +714,8 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         rstore_arg(&a, "HMGET", 5);
     }
     rstore_arg(&a, key, cache_key(key, r->conf, ns, id));
+    log_trace(key, "parse: %s %.*s (namespace %s)", r->cmd->name, (int)cache_slot_key(s).len, cache_slot_key(s).p,
+              ns->name);
     if (r->cmd->rk != RK_HGETALL) {
         rstore_arg(&a, "__exp", 5);
         rstore_arg(&a, "__nf", 4);
@@ -708,6 +736,7 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         conn_redis_sent(r->conn);
     if (rc != CS_OK) {
         struct cs_str none = { NULL, 0 };
+        CACHE_TRACE(r, ns, id, "redis read: not sent (Redis down): to the upstream");
         cache_count(r, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false, false, none);
     }

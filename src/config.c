@@ -228,7 +228,9 @@ static char *config_reader(char *str, int num, void *stream)
     return str;
 }
 
-int config_parse_addr(const char *s, char *host, size_t hostsz, int *port)
+/* What is wrong with S as host:port, or NULL when it is one; HOST and PORT
+ * get its parts. */
+static const char *config_addr_problem(const char *s, char *host, size_t hostsz, int *port)
 {
     const char *colon, *h = s;
     size_t hl;
@@ -238,26 +240,35 @@ int config_parse_addr(const char *s, char *host, size_t hostsz, int *port)
     if (*s == '[') {
         const char *rb = strchr(s, ']');
         if (!rb || rb[1] != ':')
-            return CS_ERR;
+            return "an IPv6 address is written [address]:port";
         h = s + 1;
         hl = (size_t)(rb - h);
         colon = rb + 1;
     } else {
         colon = strrchr(s, ':');
         if (!colon)
-            return CS_ERR;
+            return "has no ':port'";
         hl = (size_t)(colon - s);
     }
-    if (hl == 0 || hl >= hostsz)
-        return CS_ERR;
+    if (hl == 0)
+        return "has no host before ':port'";
+    if (hl >= hostsz)
+        return "has a host name too long";
+    if (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return "has a port that is not a number";
     errno = 0;
     v = strtol(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || v < 1 || v > 65535)
-        return CS_ERR;
+    if (errno || v < 1 || v > 65535)
+        return "has a port out of range (1-65535)";
     memcpy(host, h, hl);
     host[hl] = '\0';
     *port = (int)v;
-    return CS_OK;
+    return NULL;
+}
+
+int config_parse_addr(const char *s, char *host, size_t hostsz, int *port)
+{
+    return config_addr_problem(s, host, hostsz, port) ? CS_ERR : CS_OK;
 }
 
 int config_addr_list(const char *s, struct cs_addr *out, int max)
@@ -397,12 +408,34 @@ static const char *config_announce_problem(const char *v)
     return NULL;
 }
 
+/* Mistakes the table's types would take silently and that bite at run
+ * time: quotes (inih keeps them, so a password would include them) and a
+ * port written into a host name (it would fail to resolve). */
+static const char *config_value_problem(const struct ckey *k, const char *v)
+{
+    size_t n = strlen(v);
+    char host[256];
+    int port;
+
+    if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0])
+        return "is in quotes, which would be part of the value: write it without them";
+    if (k->sec == S_REDIS && strcmp(k->key, "host") == 0 && strchr(v, ':') == strrchr(v, ':') &&
+        config_parse_addr(v, host, sizeof(host), &port) == CS_OK)
+        return "takes a host name or address only: write the port as 'port = N'";
+    return NULL;
+}
+
 static int config_set(const struct ckey *k, void *base, const char *v, char *err, size_t errsz)
 {
     void *field = (char *)base + k->off;
+    const char *why = config_value_problem(k, v);
     long long n;
     char *end;
 
+    if (why) {
+        snprintf(err, errsz, "'%s' %s (got %s)", k->key, why, v);
+        return CS_ERR;
+    }
     switch (k->type) {
     case T_INT:
     case T_MODE:
@@ -480,9 +513,10 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
         if (*v) {
             char host[256];
             int port;
-            if (config_parse_addr(v, host, sizeof(host), &port) != CS_OK) {
-                snprintf(err, errsz, "'%s' must be host:port (or empty for %s), got '%s'", k->key,
-                         strcmp(k->key, "cluster_announce") == 0 ? "the default" : "off", v);
+            const char *bad = config_addr_problem(v, host, sizeof(host), &port);
+            if (bad) {
+                snprintf(err, errsz, "'%s' must be host:port (or empty for %s): '%s' %s", k->key,
+                         strcmp(k->key, "cluster_announce") == 0 ? "the default" : "off", v, bad);
                 return CS_ERR;
             }
         }
@@ -570,6 +604,58 @@ static int config_section(struct cparse *p, const char *name, struct cs_ns **ns)
     return -1;
 }
 
+/* Edit distance between A and B (insertions, deletions, substitutions),
+ * for the "did you mean" of an unknown key; keys are short. */
+static size_t config_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+
+    if (lb >= CS_ARRAY_LEN(row))
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* The key of section SEC nearest to NAME, if one is near enough to be
+ * the one meant (at most 2 edits, fewer than a third of its length), else
+ * the only key NAME begins (max_body: max_body_bytes), else NULL. */
+static const char *config_suggest(enum csec sec, const char *name)
+{
+    const char *best = NULL, *prefix = NULL;
+    size_t bestd = 3, nprefix = 0;
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        size_t d;
+        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE)))
+            continue;
+        d = config_distance(name, k->key);
+        if (d < bestd && d * 3 <= strlen(k->key) + 2) {
+            bestd = d;
+            best = k->key;
+        }
+        if (strlen(name) >= 3 && strncmp(k->key, name, strlen(name)) == 0) {
+            prefix = k->key;
+            nprefix++;
+        }
+    }
+    return best ? best : nprefix == 1 ? prefix : NULL;
+}
+
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
     struct cparse *p = user;
@@ -619,7 +705,11 @@ static int config_handler(void *user, const char *section, const char *name, con
             config_err(p, p->line, "%s", err);
         return 1;
     }
-    config_err(p, p->line, "unknown key '%s' in [%s]", name, sec == S_NS ? "namespace:..." : sec_names[sec]);
+    {
+        const char *near = config_suggest(sec, name);
+        config_err(p, p->line, "unknown key '%s' in [%s]%s%s%s", name, sec == S_NS ? "namespace:..." : sec_names[sec],
+                   near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    }
     return 1;
 }
 

@@ -343,6 +343,9 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         flight_put(f);
         return;
     }
+    log_trace(f->key, "lock: %s", code == 1 ? "taken" : code == 2 ? "just filled: re-reading"
+              : code == 3 ? "not found, by a fill that stored no sentinel" : code == 0 ? "held by another fill: waiting"
+              : "no answer from Redis: fetching, storing nothing");
     switch (code) {
     case 1:
         fill_fetch(f, SM_OWN);
@@ -529,7 +532,7 @@ static void fill_store_cb(void *priv, const redisReply *rep)
         log_debug("fill %s: lock lost (invalidated or timed out): not stored", f->key);
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         /* e.g. -OOM: nothing was written; free the lock for the others. */
-        log_limited(LOG_INFO, "fill %s: Redis refused the store: %s", f->key, rep->str);
+        log_limited(LOG_WARNING, "fill %s: Redis refused the store: %s", f->key, rep->str);
         if (!cs_exiting)
             fill_release(f);
     }
@@ -568,7 +571,7 @@ static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
         if (f->ns->format == NS_RAW) {
             record_from_raw(&o->rec, up->body, up->len);
         } else if (record_from_json(&o->rec, up->body, up->len, err, sizeof(err)) != CS_OK) {
-            log_limited(LOG_INFO, "upstream body for %s is not usable: %s", f->key, err);
+            log_limited(LOG_WARNING, "upstream body for %s is not usable: %s", f->key, err);
             stats_c.upstream_errors++;
             fill_count_upstream(f, up, false);
             outcome_unref(o);
@@ -670,6 +673,10 @@ static void fill_fetched_cb(void *arg, const struct up_reply *up)
 
     f->ops--;
     o = fill_outcome(f, up);
+    log_trace(f->key, "fill: the upstream's answer is %s; %s",
+              o->kind == OC_RECORD ? "a record" : o->kind == OC_NOTFOUND ? "not found" : "an error",
+              cs_exiting || f->fill->store_mode != SM_OWN ? "storing nothing"
+              : o->kind != OC_ERROR ? "storing it" : "releasing the lock");
     /* Store before answering: a client's next read, pipelined on the same
      * Redis connection, then comes after the record. */
     if (!cs_exiting && f->fill->store_mode == SM_OWN) {
@@ -696,6 +703,7 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
     f->ops++;
     stats_c.fills_led++;
     stats_ns_get(f->ns->name, f->ns->namelen)->fills_led++;
+    log_trace(f->key, "fetch: from the upstream, %s", mode == SM_OWN ? "to store under our lock" : "storing nothing");
     upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
 }
 

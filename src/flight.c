@@ -3,6 +3,7 @@
  * answers them all with one shared, once-encoded outcome. */
 #include "core.h"
 #include "flight.h"
+#include "log.h"
 #include "outcome.h"
 
 #include <stdlib.h>
@@ -141,6 +142,7 @@ int flight_finish(struct flight *f, struct outcome *o)
     f->waiters = NULL;
     f->wtail = &f->waiters;
     outcome_unref(o);
+    log_trace(f->key, "wake: %d waiter(s) answered", n);
     return n;
 }
 

@@ -93,9 +93,13 @@ struct log_repeat {
 
 static struct log_repeat log_repeats[16];
 
+/* One line held back is written as it was: "repeated 1 times" would say
+ * less than the line itself. */
 static void log_repeat_summary(struct log_repeat *r, int64_t now)
 {
-    if (r->count)
+    if (r->count == 1)
+        log_write(r->level, "%s", r->last);
+    else if (r->count)
         log_write(r->level, "%s (repeated %lu times in %lld s)", r->last, r->count,
                   (long long)((now - r->start_ms + 999) / 1000));
     r->count = 0;

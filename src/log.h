@@ -27,6 +27,11 @@ void log_repeat_flush(void);
 #define log_warn(...) log_write(LOG_WARNING, __VA_ARGS__)
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
 
+/* One request's path at debug level (parse, Redis read, lock, fetch, fill,
+ * wake), each line "trace <Redis key>: <step>: ...": grep one key to follow
+ * it. Nothing is formatted above debug. */
+#define log_trace(key, fmt, ...) log_debug("trace %s: " fmt, (key), ##__VA_ARGS__)
+
 /* Connection-aware variants prefix the client's id and address. */
 #define clog_debug(c, fmt, ...) log_debug("C-%llu %s: " fmt, (unsigned long long)(c)->id, (c)->peer, ##__VA_ARGS__)
 #define clog_info(c, fmt, ...) log_info("C-%llu %s: " fmt, (unsigned long long)(c)->id, (c)->peer, ##__VA_ARGS__)

@@ -3,6 +3,7 @@
 #include "core.h"
 #include "admin.h"
 #include "dns.h"
+#include "health.h"
 #include "cache.h"
 #include "log.h"
 #include "mem.h"
@@ -16,6 +17,7 @@
 #include "autoconf.h"
 
 #include <event2/event.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +38,22 @@ static void main_usage(FILE *f)
 {
     fprintf(f,
             "Usage: cachasided [-c FILE] [-t] [-l LEVEL] [-h] [-V]\n"
-            "  -c FILE   configuration file (default %s)\n"
-            "  -t        check the configuration and exit\n"
-            "  -l LEVEL  log level: debug, info, notice, warning, error\n"
-            "  -h        this help\n"
-            "  -V        version\n",
+            "  -c, --config=FILE      configuration file (default %s)\n"
+            "  -t, --test             check the configuration and exit\n"
+            "  -l, --log-level=LEVEL  log level: debug, info, notice, warning, error\n"
+            "  -h, --help             this help\n"
+            "  -V, --version          version\n",
             SYSCONFDIR "/cachasided/cachasided.ini");
 }
+
+static const struct option main_options[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "test", no_argument, NULL, 't' },
+    { "log-level", required_argument, NULL, 'l' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
 
 static struct cs_config *main_load(void)
 {
@@ -114,7 +125,7 @@ int main(int argc, char **argv)
     int opt;
 
     mem_init();                 /* before libevent allocates anything */
-    while ((opt = getopt(argc, argv, "c:tl:hV")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tl:hV", main_options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             main_conf_path = optarg;
@@ -125,7 +136,7 @@ int main(int argc, char **argv)
         case 'l': {
             enum log_level l;
             if (log_level_parse(optarg, &l) != CS_OK) {
-                fprintf(stderr, "cachasided: -l: unknown level '%s' (debug, info, notice, warning, error)\n", optarg);
+                fprintf(stderr, "cachasided: --log-level: unknown level '%s' (debug, info, notice, warning, error)\n", optarg);
                 return 1;
             }
             main_level_override = optarg;
@@ -185,6 +196,7 @@ int main(int argc, char **argv)
         goto out;
     }
     rstore_init();
+    health_start();
     log_notice("cachasided %s started (pid %d, %d namespace(s))", PACKAGE_VERSION, (int)getpid(), cs_conf->nns);
     notify_send("READY=1");
     event_base_dispatch(cs_base);
@@ -195,6 +207,7 @@ out:
     cs_exiting = true;
     /* Clients first, then the links whose callbacks settle the flights,
      * then whatever flights are left. */
+    health_free();
     server_free();
     admin_free();
     cache_shutdown();           /* sends on the Redis link: before it goes */

@@ -515,7 +515,7 @@ static void rcluster_reply_cb(void *priv, const redisReply *r)
      * now it is a failure, which the link left to us. */
     if (rnode_redirection(r)) {
         stats_c.redis_errors++;
-        log_limited(LOG_INFO, "redis cluster: gave up after %d redirection(s): %s", q->redirects, r->str);
+        log_limited(LOG_WARNING, "redis cluster: gave up after %d redirection(s): %s", q->redirects, r->str);
     }
     q->cb(q->priv, r);
     rcluster_req_free(q);

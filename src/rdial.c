@@ -115,7 +115,7 @@ static void rdial_resolved_cb(int err, struct evutil_addrinfo *res, void *arg)
     if (l->state != RS_RESOLVING)
         return;
     if (err || n == 0) {
-        log_warn("%s: cannot resolve %s: %s", l->name, l->host,
+        log_limited(LOG_WARNING, "%s: cannot resolve %s: %s", l->name, l->host,
                  err ? evutil_gai_strerror(err) : "no address");
         rnode_note(l, "cannot resolve host: ", err ? evutil_gai_strerror(err) : "no address");
         l->state = RS_DOWN;

@@ -369,7 +369,7 @@ static void rnode_reply(struct rnode *l, struct rcmd *c, const redisReply *reply
         !((l->flags & RN_ROUTED) && rnode_redirection(reply))) {
         stats_c.redis_errors++;
         if (reply)
-            log_limited(LOG_INFO, "%s: error reply: %s", l->name, reply->str);
+            log_limited(LOG_WARNING, "%s: error reply: %s", l->name, reply->str);
     }
     c->cb(c->priv, reply);
     rnode_cmd_free(c);

@@ -274,7 +274,7 @@ void rsub_listened(struct rnode *n, const char *chan, size_t len, bool on, const
         return;
     }
     if (on)
-        log_limited(LOG_INFO, "redis subscriber: %s refused %.*s: %s", rnode_name(n), (int)len, chan, err);
+        log_limited(LOG_WARNING, "redis subscriber: %s refused %.*s: %s", rnode_name(n), (int)len, chan, err);
     /* Refused (MOVED: our slot map is old), or dropped by Redis (its slot
      * moved): the map is read again, and the channel set up where it is
      * then. */

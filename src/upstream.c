@@ -67,6 +67,9 @@ struct up_pool {
     int busy;                       /* connections with a fetch */
     int npresent;                   /* namespaces of the running config on this host */
     struct up_nsq *nsqs;
+    int failing;                    /* fetches in a row that failed (upstream_note) */
+    int64_t failed_ms;              /* when the last of them ended (mono ms) */
+    struct up_reply failed;         /* its kind and status */
     TAILQ_HEAD(, up_fetch) queue;
     struct up_pool *next;
 };
@@ -398,6 +401,8 @@ static void upstream_count_cb(struct evbuffer *buf, const struct evbuffer_cb_inf
     f->head_bytes += info->n_added;
 }
 
+static void upstream_note(struct up_pool *p, const struct up_reply *r);
+
 static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool reuse)
 {
     struct up_pool *p = f->pool;
@@ -417,6 +422,8 @@ static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool r
     }
     if (r->kind != UP_OK && r->kind != UP_NOTFOUND)
         stats_c.upstream_errors++;
+    if (!cs_exiting)
+        upstream_note(p, r);
     done.us = (uint64_t)(cs_mono_us() - f->started_us);
     stats_observe(SH_UPSTREAM, done.us);
     f->cb(f->arg, &done);
@@ -506,6 +513,44 @@ static const char *upstream_kind_text(enum up_kind k)
     }
 }
 
+/* For readiness: a connection that failed or timed out, or a 5xx, is a
+ * failure of the host; any other answer it gave (200, 404, another 4xx)
+ * shows it serving. What says nothing about the host (a body over
+ * max_body_bytes, a malformed response, no free slot here) changes nothing. */
+static void upstream_note(struct up_pool *p, const struct up_reply *r)
+{
+    if (r->kind == UP_UNREACHABLE || r->kind == UP_TIMEOUT || (r->kind == UP_STATUS && r->status >= 500)) {
+        p->failing++;
+        p->failed_ms = cs_mono_ms();
+        p->failed = (struct up_reply){ .kind = r->kind, .status = r->status };
+    } else if (r->kind == UP_OK || r->kind == UP_NOTFOUND || r->kind == UP_STATUS) {
+        p->failing = 0;
+    }
+}
+
+bool upstream_can_serve(char *why, size_t len)
+{
+    int64_t now = cs_mono_ms();
+    const struct up_pool *p, *down = NULL;
+
+    for (p = up_pools; p; p = p->next) {
+        if (!p->npresent)
+            continue;           /* no namespace of the running configuration */
+        if (p->failing < UPSTREAM_DOWN_AFTER || now - p->failed_ms >= UPSTREAM_DOWN_FOR_MS)
+            return true;
+        down = p;
+    }
+    if (!down)
+        return true;            /* nothing to ask: not for us to judge */
+    if (down->failed.kind == UP_STATUS)
+        snprintf(why, len, "%s: its last %d fetches failed (the last: status %d)", down->hosthdr, down->failing,
+                 down->failed.status);
+    else
+        snprintf(why, len, "%s: its last %d fetches failed (the last: %s)", down->hosthdr, down->failing,
+                 upstream_kind_text(down->failed.kind));
+    return false;
+}
+
 static void upstream_done_cb(struct evhttp_request *req, void *arg)
 {
     struct up_fetch *f = arg;
@@ -533,7 +578,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
             r.kind = UP_UNREACHABLE;
         if (r.kind == UP_HEADERS && !f->why[0])
             snprintf(f->why, sizeof(f->why), "more than %d bytes", UP_MAX_HEADER_BYTES);
-        log_limited(LOG_INFO, "upstream %s%s: %s%s%s", f->pool->hosthdr, f->target, upstream_kind_text(r.kind),
+        log_limited(LOG_WARNING, "upstream %s%s: %s%s%s", f->pool->hosthdr, f->target, upstream_kind_text(r.kind),
                  f->why[0] ? ": " : "", f->why);
         upstream_finish(f, &r, false);
         return;
@@ -543,7 +588,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
     left = upstream_leftover(f->conn->evcon);
     if (left == UL_SURPLUS) {
         r.kind = UP_BAD;
-        log_limited(LOG_INFO, "upstream %s%s: malformed response: bytes after the end of the response (status %d)",
+        log_limited(LOG_WARNING, "upstream %s%s: malformed response: bytes after the end of the response (status %d)",
                  f->pool->hosthdr, f->target, code);
     } else if (code == 200) {
         in = evhttp_request_get_input_buffer(req);
@@ -556,7 +601,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
         r.kind = UP_NOTFOUND;
     } else {
         r.kind = UP_STATUS;
-        log_limited(LOG_INFO, "upstream %s%s: status %d", f->pool->hosthdr, f->target, code);
+        log_limited(LOG_WARNING, "upstream %s%s: status %d", f->pool->hosthdr, f->target, code);
     }
     upstream_finish(f, &r, left == UL_CLEAN && (r.kind == UP_OK || r.kind == UP_NOTFOUND));
 }
@@ -570,10 +615,10 @@ static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
     CS_UNUSED(what);
     if (f->queued) {
         r.kind = UP_BUSY;
-        log_limited(LOG_INFO, "upstream %s%s: no free slot within %lld ms (namespace %s: %d of max_upstream_fetches %lld under way)",
+        log_limited(LOG_WARNING, "upstream %s%s: no free slot within %lld ms (namespace %s: %d of max_upstream_fetches %lld under way)",
                  f->pool->hosthdr, f->target, f->timeout_ms / 2, f->nsq->name, f->nsq->active, f->max_fetches);
     } else if (!f->failed) {
-        log_limited(LOG_INFO, "upstream %s%s: no answer within %lld ms", f->pool->hosthdr, f->target, f->timeout_ms);
+        log_limited(LOG_WARNING, "upstream %s%s: no answer within %lld ms", f->pool->hosthdr, f->target, f->timeout_ms);
     }
     if (f->req) {
         /* Cancelling resets the connection and frees the request without

@@ -29,6 +29,14 @@ void upstream_free(void);
 /* Per host: connections open, busy, fetches queued. */
 struct stats_sink;
 void upstream_report(struct stats_sink *s);
+/* Readiness (docs/admin.md): a host cannot serve when its last
+ * UPSTREAM_DOWN_AFTER fetches in a row failed to connect, timed out or got a
+ * 5xx, the last of them less than UPSTREAM_DOWN_FOR_MS ago (past that,
+ * unknown again: a daemon taken out of rotation gets no reads to learn
+ * from). False, with why, when no host of the running configuration can. */
+#define UPSTREAM_DOWN_AFTER 3
+#define UPSTREAM_DOWN_FOR_MS 30000
+bool upstream_can_serve(char *why, size_t len);
 /* /metrics: one of those figures, a sample per host (label host). */
 struct prom;
 enum up_metric { UPM_CONNECTIONS, UPM_BUSY, UPM_QUEUED };

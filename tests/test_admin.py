@@ -5,7 +5,9 @@ A real redis-server, the example upstream and the daemon, on loopback and
 free ports. Checks what an operator sees: counters and histogram counts
 after a known sequence, /metrics with exactly the families of docs/admin.md
 (promtool finds nothing to say; reads and upstream fetches by outcome and
-result; the fixed histogram buckets; process_* from /proc; reloads), /healthz following Redis and the drain, the HTTP rules (404, 405
+result; the fixed histogram buckets; process_* from /proc; reloads), the probes (/livez, /readyz and its alias /healthz: Redis down is
+degraded, Redis and the upstream down or a drain is unready; the systemd
+watchdog), outage lines at warning and the debug trace, the HTTP rules (404, 405
 with Allow, auth with requirepass, unix socket form), the demo actions giving
 their memory back, the admin port's limits (a connection cap, a pause when
 out of descriptors), and the dashboard in headless Chromium running a
@@ -34,9 +36,6 @@ from cstest import Conn, daemon_ini, free_port, wait_port  # noqa: E402
 DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
 UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
 REDIS = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis-server"
-DESIGN_COUNTERS = ["hits", "misses", "stale_hits", "negative_hits", "coalesced", "stampedes_suppressed", "lock_timeouts",
-         "upstream_requests", "upstream_errors", "redis_errors", "invalidations", "field_updates"]
-
 
 def http(port, method, path, headers=None, unix=None, timeout=5.0):
     """Returns (status, headers dict (lower-case names), body bytes)."""
@@ -71,7 +70,7 @@ class Stack:
     NOFILE: the daemon's open files limit, soft and hard (it raises a soft
     one by itself)."""
 
-    def __init__(self, server=None, latency=100, nofile=None, namespaces=None, uport=None):
+    def __init__(self, server=None, latency=100, nofile=None, env=None, args=(), namespaces=None, uport=None):
         self.tmp = tempfile.mkdtemp(prefix="cachasided-admin-")
         self.rport, self.uport, self.port, self.aport = free_port(), uport or free_port(), free_port(), free_port()
         self.procs = []
@@ -88,14 +87,25 @@ class Stack:
             namespaces=namespaces)
         self.log = os.path.join(self.tmp, "daemon.log")
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
-        self.daemon = subprocess.Popen([DAEMON, "-c", self.conf], stderr=open(self.log, "w"), preexec_fn=limit)
+        self.daemon = subprocess.Popen([DAEMON, "-c", self.conf] + list(args), stderr=open(self.log, "w"),
+                                       preexec_fn=limit, env=dict(os.environ, **(env or {})))
         self.procs.append(self.daemon)
         wait_port(self.port, self.daemon, "cachasided")
         wait_port(self.aport, self.daemon, "admin endpoint")
-        # Ready when Redis is connected (the scripts are loaded).
+        # Redis connected (the scripts loaded): ready and not degraded.
         end = time.time() + 10
-        while time.time() < end and http(self.aport, "GET", "/healthz")[0] != 200:
+        while time.time() < end and http(self.aport, "GET", "/readyz")[::2] != (200, b"ok\n"):
             time.sleep(0.05)
+
+    def start_upstream(self):
+        self.up = subprocess.Popen([UPSTREAM, "-p", str(self.uport), "-g", "100", "-q"],
+                                   stderr=open(os.path.join(self.tmp, "upstream.log"), "a"))
+        self.procs.append(self.up)
+        wait_port(self.uport, self.up, "example upstream")
+
+    def stop_upstream(self):
+        self.up.terminate()
+        self.up.wait(10)
 
     def start_redis(self):
         self.redis = subprocess.Popen([REDIS, "--port", str(self.rport), "--bind", "127.0.0.1", "--save", "",
@@ -234,22 +244,23 @@ class Admin(unittest.TestCase):
         self.assertGreaterEqual(st["fill_waiters_p50"], 16)     # 20 waiters, in the 16..32 bucket
 
     def test_healthz_follows_redis_and_the_drain(self):
+        # /healthz is /readyz: Redis down is degraded, not unready.
         s = self.s
-        self.assertEqual(http(s.aport, "GET", "/healthz")[:1], (200,))
+        self.assertEqual(http(s.aport, "GET", "/healthz")[::2], (200, b"ok\n"))
         s.stop_redis()
         t0 = time.time()
         while True:
             st, _, body = http(s.aport, "GET", "/healthz")
-            if st == 503 or time.time() - t0 > 1.0:
+            if body != b"ok\n" or time.time() - t0 > 1.0:
                 break
             time.sleep(0.02)
-        self.assertEqual(st, 503, "healthz still %d %.1f s after Redis stopped" % (st, time.time() - t0))
-        self.assertTrue(body.startswith(b"redis: "), body)
+        self.assertEqual(st, 200, body)
+        self.assertTrue(body.startswith(b"ok, degraded: redis: "), body)
         s.start_redis()
         end = time.time() + 10
-        while time.time() < end and http(s.aport, "GET", "/healthz")[0] != 200:
+        while time.time() < end and http(s.aport, "GET", "/healthz")[2] != b"ok\n":
             time.sleep(0.1)
-        self.assertEqual(http(s.aport, "GET", "/healthz")[0], 200)
+        self.assertEqual(http(s.aport, "GET", "/healthz")[::2], (200, b"ok\n"))
         # SIGTERM with a slow read in flight: 503 draining until exit.
         s.upstream_put("/_latency", b"1500")
         c = Conn(s.port)
@@ -805,13 +816,106 @@ class AdminUnixAndOff(unittest.TestCase):
         try:
             wait_port(port, d, "cachasided")
             st, _, body = http(0, "GET", "/healthz", unix=path)
-            self.assertEqual(st, 503)                       # no Redis on that port
-            self.assertTrue(body.startswith(b"redis: "))
+            self.assertEqual(st, 200)                       # no Redis on that port: degraded
+            self.assertTrue(body.startswith(b"ok, degraded: redis: "), body)
             self.assertEqual(http(0, "POST", "/demo/read?key=product:x", unix=path)[0], 404)  # admin_demo off
         finally:
             d.kill()
             d.wait()
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Probes(unittest.TestCase):
+    """/livez restarts a wedged daemon, /readyz takes one out of rotation
+    that cannot answer reads, systemd's watchdog (docs/admin.md)."""
+
+    def test_redis_down_is_ready_degraded_and_redis_and_upstream_down_is_not(self):
+        s = Stack()
+        try:
+            s.stop_redis()
+            end = time.time() + 5
+            while time.time() < end and http(s.aport, "GET", "/readyz")[2] == b"ok\n":
+                time.sleep(0.02)
+            st, _, body = http(s.aport, "GET", "/readyz")
+            self.assertEqual(st, 200, body)
+            self.assertRegex(body.decode(), r"^ok, degraded: redis: [^\n]+\n$")
+            self.assertEqual(http(s.aport, "GET", "/livez")[::2], (200, b"ok\n"))
+            c = Conn(s.port)
+            self.assertIn(b"p-001", b"".join(c.cmd("HGETALL", "product:p-001")))     # read from the upstream
+            # The upstream goes too: each read fails to connect; after three in a row, not ready.
+            s.stop_upstream()
+            for i in range(2, 5):
+                self.assertRegex(c.cmd("HGETALL", "product:p-%03d" % i), r"^-UPSTREAM unreachable")
+            st, _, body = http(s.aport, "GET", "/readyz")
+            self.assertEqual(st, 503, body)
+            self.assertRegex(body.decode(), r"^redis: [^;\n]+; upstream 127\.0\.0\.1:%d: its last 3 fetches failed "
+                             r"\(the last: connection failed\)\n$" % s.uport)
+            self.assertEqual(http(s.aport, "GET", "/healthz")[:1], (503,))
+            self.assertEqual(http(s.aport, "GET", "/livez")[::2], (200, b"ok\n"))     # not a reason to restart
+            # A read that gets through again makes it ready.
+            s.start_upstream()
+            self.assertIsInstance(c.cmd("HGETALL", "product:p-005"), list)
+            st, _, body = http(s.aport, "GET", "/readyz")
+            self.assertEqual(st, 200, body)
+            self.assertTrue(body.startswith(b"ok, degraded: "), body)
+            c.close()
+        finally:
+            s.close()
+
+    def test_draining_is_unready_but_live(self):
+        s = Stack()
+        try:
+            s.upstream_put("/_latency", b"1500")
+            c = Conn(s.port)
+            c.s.sendall(b"HGETALL product:p-030\r\n")
+            time.sleep(0.2)
+            s.daemon.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            self.assertEqual(http(s.aport, "GET", "/readyz")[::2], (503, b"draining\n"))
+            self.assertEqual(http(s.aport, "GET", "/livez")[::2], (200, b"ok\n"))
+            self.assertIsInstance(c.reply(), list)
+            self.assertEqual(s.daemon.wait(10), 0)
+        finally:
+            s.close()
+
+    def notices(self, env, secs):
+        """The datagrams a daemon started with ENV sends to its NOTIFY_SOCKET
+        in SECS once it is ready."""
+        tmp = tempfile.mkdtemp(prefix="cachasided-notify-")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        path = os.path.join(tmp, "notify")
+        sock.bind(path)
+        s = None
+        try:
+            s = Stack(env=dict(env, NOTIFY_SOCKET=path))
+            sock.setblocking(False)
+            try:
+                while True:             # what came during start-up
+                    sock.recv(4096)
+            except BlockingIOError:
+                pass
+            sock.setblocking(True)
+            got, end = [], time.time() + secs
+            while time.time() < end:
+                r, _, _ = select.select([sock], [], [], max(0.0, end - time.time()))
+                if r:
+                    got.append(sock.recv(4096))
+            return got
+        finally:
+            if s:
+                s.close()
+            sock.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_watchdog_pings_at_half_the_interval(self):
+        got = self.notices({"WATCHDOG_USEC": "400000"}, 2.0)
+        pings = got.count(b"WATCHDOG=1")
+        # One every 200 ms: 10 in 2 s; generous on a loaded machine.
+        self.assertGreaterEqual(pings, 5, got)
+        self.assertLessEqual(pings, 14, got)
+        # systemd's convention: WATCHDOG_PID naming another process means not ours.
+        got = self.notices({"WATCHDOG_USEC": "400000", "WATCHDOG_PID": "1"}, 1.0)
+        self.assertNotIn(b"WATCHDOG=1", got)
 
 
 class Operations(unittest.TestCase):
@@ -860,6 +964,61 @@ class Operations(unittest.TestCase):
             self.assertLess(len(status), 5, "40 identical upstream errors logged %d times" % len(status))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_an_outage_is_logged_at_warning(self):
+        # journalctl -p warning must show an upstream or Redis outage.
+        s = Stack()
+        try:
+            c = Conn(s.port)
+            s.upstream_put("/_status/p-001", b"503")
+            for _ in range(2):      # the second is held back, then written as it was
+                self.assertTrue(c.cmd("HGETALL", "product:p-001").startswith("-UPSTREAM status 503"))
+            s.stop_upstream()
+            for i in (2, 3):
+                self.assertTrue(c.cmd("HGETALL", "product:p-%03d" % i).startswith("-UPSTREAM unreachable"))
+            s.stop_redis()
+            end = time.time() + 5
+            while time.time() < end and http(s.aport, "GET", "/readyz")[2] == b"ok\n":
+                time.sleep(0.02)
+            self.assertTrue(c.cmd("HGETALL", "product:p-004").startswith("-UPSTREAM unreachable"))
+            c.close()
+            time.sleep(6.5)         # the rate limit's 5 s window ends
+            s.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(s.daemon.wait(10), 0)
+            lines = read_log(s.log).decode().splitlines()
+            level = lambda l: l.split(" ", 2)[1]
+            up = [l for l in lines if "upstream 127.0.0.1:%d" % s.uport in l]
+            self.assertEqual([level(l) for l in up], ["warning"] * len(up), "\n".join(up))
+            self.assertEqual(len([l for l in up if l.endswith("status 503")]), 2, "\n".join(up))
+            self.assertTrue(any("connection failed" in l for l in up), "\n".join(up))
+            self.assertTrue(any(re.match(r"\S+ warning redis: ", l) for l in lines), "\n".join(lines))
+            self.assertFalse([l for l in lines if "repeated 1 times" in l])
+            self.assertFalse([l for l in lines if " trace " in l])
+        finally:
+            s.close()
+
+    def test_debug_traces_a_miss_by_its_key(self):
+        s = Stack(args=["-l", "debug"])
+        try:
+            c = Conn(s.port)
+            self.assertIsInstance(c.cmd("HGETALL", "product:p-007"), list)
+            self.assertIsInstance(c.cmd("HGETALL", "product:p-007"), list)
+            c.close()
+            s.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(s.daemon.wait(10), 0)
+            lines = read_log(s.log).decode().splitlines()
+            parse = [re.match(r"\S+ debug trace (\S+): parse: hgetall product:p-007 \(namespace product\)$", l)
+                     for l in lines]
+            keys = [m.group(1) for m in parse if m]
+            self.assertEqual(len(keys), 2, "\n".join(lines))
+            self.assertIn("p-007", keys[0])
+            steps = [l.split(keys[0] + ": ", 1)[1].split(":")[0] for l in lines if " debug trace %s: " % keys[0] in l]
+            self.assertEqual(steps, ["parse", "redis read", "lock", "fetch", "fill", "wake", "parse", "redis read"],
+                             "\n".join(lines))
+            trace = [l for l in lines if " debug trace %s: " % keys[0] in l]
+            self.assertTrue(trace[1].endswith("redis read: miss") and trace[-1].endswith("redis read: hit"), trace)
+        finally:
+            s.close()
 
     def test_check_finds_what_fails_later(self):
         tmp = tempfile.mkdtemp(prefix="cachasided-ops-")

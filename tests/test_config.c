@@ -558,6 +558,48 @@ START_TEST(test_err_bad_address)
     expect_error(true, 2, "[server]\nlisten = 127.0.0.1:0\n", "listen");
     expect_error(true, 2, "[server]\nadmin_listen = :7380\n", "admin_listen");
     expect_error(true, 2, "[server]\nadmin_listen = [::1]7380\n", "admin_listen");
+    /* Each says what is wrong with the address, not only its form. */
+    expect_error(true, 2, "[server]\nlisten = 127.0.0.1:73790\n", "listen", "out of range", "1-65535");
+    expect_error(true, 2, "[server]\nlisten = 127.0.0.1:\n", "listen", "not a number");
+    expect_error(true, 2, "[server]\nlisten = 127.0.0.1\n", "listen", "no ':port'");
+}
+END_TEST
+
+/* What inih takes silently and bites at run time: quotes kept in the value
+ * (a password that never matches), a port written into the Redis host (a
+ * name that never resolves). */
+START_TEST(test_err_value_mistakes)
+{
+    struct cs_config *c;
+
+    expect_error(true, 2, "[server]\nrequirepass = \"s3cret\"\n", "requirepass", "quotes", "without them");
+    expect_error(true, 2, "[redis]\npassword = 's3cret'\n", "password", "quotes");
+    expect_error(true, 2, "[cache]\nttl_s = \"60\"\n", "ttl_s", "quotes");
+    expect_error(true, 2, "[redis]\nhost = 127.0.0.1:6379\n", "host", "port = N");
+    expect_error(true, 2, "[redis]\nhost = redis.internal:6380\n", "host", "port = N");
+    /* Quotes inside a value, a bare IPv6 address: kept as they are. */
+    c = load_ok(write_conf("value-ok.ini", "[server]\nrequirepass = a\"b'c\n[redis]\nhost = ::1\n"));
+    ck_assert_str_eq(c->requirepass, "a\"b'c");
+    ck_assert_str_eq(c->redis_host, "::1");
+    config_unref(c);
+}
+END_TEST
+
+/* An unknown key near a known one names it. */
+START_TEST(test_err_did_you_mean)
+{
+    expect_error(true, 2, "[cache]\nttl = 5\n", "unknown key 'ttl'", "did you mean 'ttl_s'?");
+    expect_error(true, 3, "[namespace:p]\nupstream = http://h/{id}\nformt = raw\n", "did you mean 'format'?");
+    expect_error(true, 2, "[server]\nmax_client = 5\n", "did you mean 'max_clients'?");
+    expect_error(true, 2, "[cache]\nmax_body = 5\n", "did you mean 'max_body_bytes'?");
+    /* Nothing near: no guess. */
+    expect_error(true, 2, "[redis]\nbananas = 5\n", "unknown key 'bananas'");
+    {
+        struct config_errors e;
+        load_bad(write_conf("far.ini", "[redis]\nbananas = 5\n"), &e);
+        ck_assert_msg(!strstr(e.msg[0], "did you mean"), "guessed for a far key: %s", e.msg[0]);
+        config_errors_free(&e);
+    }
 }
 END_TEST
 
@@ -1489,6 +1531,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_out_of_range);
     tcase_add_test(tc, test_err_bad_enum);
     tcase_add_test(tc, test_err_bad_address);
+    tcase_add_test(tc, test_err_value_mistakes);
+    tcase_add_test(tc, test_err_did_you_mean);
     tcase_add_test(tc, test_cluster_announce);
     tcase_add_test(tc, test_err_duplicate_key);
     tcase_add_test(tc, test_err_negative_ttl_cache);

@@ -1154,6 +1154,60 @@ START_TEST(t_cli_options)
 }
 END_TEST
 
+/* The long options (getopt_long): --help on stdout with exit 0, --version,
+ * --config/--test/--log-level as -c/-t/-l; an unknown one prints the usage
+ * on stderr and exits 1. */
+START_TEST(t_cli_long_options)
+{
+    char *out = strdup(h_path("long.out")), *err = strdup(h_path("long.err"));
+    char *conf = strdup(h_path("long.ini"));
+    const char *text = "[namespace:product]\nupstream = http://127.0.0.1:9/p/{id}\n";
+    char *s;
+
+    h_write_file(conf, text, strlen(text));
+    const char *v[] = { h_daemon_bin(), "--version", NULL };
+    ck_assert_int_eq(run_prog(v, out, err), 0);
+    s = slurp(out);
+    ck_assert_msg(strncmp(s, "cachasided ", 11) == 0 && strpbrk(s, "0123456789"), "--version printed %s", h_repr(s));
+    free(s);
+
+    const char *h[] = { h_daemon_bin(), "--help", NULL };
+    ck_assert_int_eq(run_prog(h, out, err), 0);
+    s = slurp(out);
+    ck_assert_msg(strstr(s, "Usage: cachasided") && strstr(s, "--config") && strstr(s, "--log-level"),
+                  "--help printed %s", h_repr(s));
+    free(s);
+    s = slurp(err);
+    ck_assert_msg(!*s, "--help wrote on stderr: %s", h_repr(s));
+    free(s);
+
+    const char *t[] = { h_daemon_bin(), "--test", "--config", conf, "--log-level", "debug", NULL };
+    ck_assert_int_eq(run_prog(t, out, err), 0);
+    s = slurp(out);
+    ck_assert_msg(strstr(s, "configuration is valid"), "--test printed %s", h_repr(s));
+    free(s);
+
+    const char *eq[] = { h_daemon_bin(), "--test", "--config=/nonexistent/x.ini", NULL };
+    ck_assert_int_eq(run_prog(eq, out, err), 1);
+
+    const char *z[] = { h_daemon_bin(), "--frobnicate", NULL };
+    ck_assert_int_eq(run_prog(z, out, err), 1);
+    s = slurp(err);
+    ck_assert_msg(strstr(s, "--frobnicate") && strstr(s, "Usage: cachasided"), "stderr: %s", h_repr(s));
+    free(s);
+    s = slurp(out);
+    ck_assert_msg(!*s, "an unknown option printed on stdout: %s", h_repr(s));
+    free(s);
+
+    const char *bad[] = { h_daemon_bin(), "--log-level=loud", "-t", "-c", conf, NULL };
+    ck_assert_int_eq(run_prog(bad, out, err), 1);
+    s = slurp(err);
+    ck_assert_msg(strstr(s, "unknown level 'loud'"), "stderr: %s", h_repr(s));
+    free(s);
+    free(out), free(err), free(conf);
+}
+END_TEST
+
 /* -l debug overrides log_level from the file. */
 START_TEST(t_cli_log_level)
 {
@@ -1329,6 +1383,7 @@ static Suite *server_suite(void)
     tc = tcase("cli");
     tcase_add_test(tc, t_cli_check_config);
     tcase_add_test(tc, t_cli_options);
+    tcase_add_test(tc, t_cli_long_options);
     tcase_add_test(tc, t_cli_log_level);
     tcase_add_test(tc, t_bind_failure_exit2);
     tcase_add_test(tc, t_unix_socket_busy_exit2);
