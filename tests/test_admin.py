@@ -37,6 +37,7 @@ DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
 UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
 REDIS = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis-server"
 
+
 def http(port, method, path, headers=None, unix=None, timeout=5.0):
     """Returns (status, headers dict (lower-case names), body bytes)."""
     if unix:
