@@ -30,13 +30,14 @@
 
 static const char cache_too_large[] = "ERR reply too large (over max_output_bytes_per_client)";
 
-/* A read's outcome for the latency histograms: the worst of its keys'
- * (hit < negative < stale < miss < error), so an MGET with one miss is a
- * miss. The namespace's figures count per key. */
+/* A read's outcome for the latency histograms and reads_total: the worst
+ * of its keys' (hit < negative < stale < coalesced < miss < error), so an
+ * MGET with one miss is a miss. STATS's namespace figures count per key. */
 static void cache_outcome(struct req *r, enum stats_hist_id o)
 {
     static const int rank[SH_COUNT] = {
-        [SH_REQ_HIT] = 1, [SH_REQ_NEGATIVE] = 2, [SH_REQ_STALE] = 3, [SH_REQ_MISS] = 4, [SH_REQ_ERROR] = 5,
+        [SH_REQ_HIT] = 1, [SH_REQ_NEGATIVE] = 2, [SH_REQ_STALE] = 3, [SH_REQ_COALESCED] = 4, [SH_REQ_MISS] = 5,
+        [SH_REQ_ERROR] = 6,
     };
 
     if (r->outcome < 0 || rank[o] > rank[r->outcome])
@@ -61,7 +62,8 @@ static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_i
     }
     if (!r->nss)
         r->nss = n;
-    cache_outcome(r, o);
+    if (o != SH_REQ_MISS)       /* a miss is a miss or coalesced: cache_join tells */
+        cache_outcome(r, o);
 }
 
 /* MGET's state: one slot per key; only the first of equal keys is read. */
@@ -461,10 +463,13 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
     if (f) {
         if (!refresh) {
             stats_c.coalesced++;
+            cache_outcome(s->r, SH_REQ_COALESCED);
             flight_add_waiter(f, cache_answer, s);
         }
         return;
     }
+    if (!refresh)
+        cache_outcome(s->r, SH_REQ_MISS);
     f = flight_create(s->r->conf, ns, key, kl, id.p, id.len);
     if (!refresh)
         flight_add_waiter(f, cache_answer, s);
@@ -596,6 +601,8 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (cs_exiting) {
             resp_error(cache_dst(s), "ERR shutting down");
+            if (!r->nss)
+                r->nss = stats_ns_get(ns->name, ns->namelen);
             cache_outcome(r, SH_REQ_ERROR);
             cache_slot_done(s);
             return;

@@ -884,8 +884,31 @@ static bool config_is_str(const struct ckey *k)
 
 /* Reload: each restart-only row whose value differs between OLD and NEU
  * is logged by name and gets OLD's (the running) value back in NEU. */
+/* The restart-only keys reloads have changed since start ("[server] listen,
+ * ..."): the running values stay, so a restart is due even if a later
+ * file puts them back. */
+static char config_pending[256];
+
+bool config_restart_pending(void)
+{
+    return config_pending[0] != '\0';
+}
+
+static void config_pending_add(const char *sec, const char *key)
+{
+    size_t n = strlen(config_pending);
+    char item[96];
+
+    snprintf(item, sizeof(item), "[%s] %s", sec, key);
+    if (strstr(config_pending, item))
+        return;
+    snprintf(config_pending + n, sizeof(config_pending) - n, "%s%s", n ? ", " : "", item);
+}
+
 void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
 {
+    bool warned = false;
+
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
         const char *pa = (const char *)old + k->off;
@@ -898,6 +921,8 @@ void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
             continue;
         log_warn("reload: [%s] %s changed; it takes effect after a restart (keeping the running value)",
                  sec_names[k->sec], k->key);
+        config_pending_add(sec_names[k->sec], k->key);
+        warned = true;
         if (config_is_str(k)) {
             free(*(char **)pb);
             *(char **)pb = strdup(*(char *const *)pa);
@@ -905,6 +930,8 @@ void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
             *(long long *)pb = *(const long long *)pa;
         }
     }
+    if (!warned && config_restart_pending())
+        log_warn("reload: a restart is still pending: %s changed in an earlier reload", config_pending);
 }
 
 int config_key_list(const struct config_key_info **out)

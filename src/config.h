@@ -87,6 +87,8 @@ int config_addr_list(const char *s, struct cs_addr *out, int max);
 /* Reload: warn about changed keys that only a restart applies, and NEU
  * gets OLD's values of those keys. */
 void config_keep_restart(const struct cs_config *old, struct cs_config *neu);
+/* A reload since start changed a restart-only key: true until the restart. */
+bool config_restart_pending(void);
 
 /* The table, for tests and documentation checks. */
 struct config_key_info {

@@ -226,8 +226,12 @@ void conn_kill(struct conn *c)
 {
     /* Once, without waiting: a client killed for not reading must not
      * keep its connection by not reading. */
-    if (c->out && evbuffer_get_length(c->out) && !c->overflow)
-        (void)evbuffer_write_atmost(c->out, c->fd, CONN_WRITE_SLICE);
+    if (c->out && evbuffer_get_length(c->out) && !c->overflow) {
+        int n = evbuffer_write_atmost(c->out, c->fd, CONN_WRITE_SLICE);
+        if (n > 0)
+            stats_c.client_bytes_out += (uint64_t)n;
+    }
+    stats_c.clients_killed++;
     conn_close(c, "killed (CLIENT KILL)");
 }
 
@@ -482,6 +486,7 @@ static void conn_read_pass(struct conn *c)
             }
         } else {
             c->ilen += (size_t)n;
+            stats_c.client_bytes_in += (uint64_t)n;
             c->last_active = cs_pass_us / 1000;     /* cs_mono_ms() */
         }
     }
@@ -507,6 +512,8 @@ static bool conn_flush(struct conn *c)
         int n;
         rstore_flush();         /* what this pass asked of Redis goes first */
         n = evbuffer_write_atmost(c->out, c->fd, CONN_WRITE_SLICE);
+        if (n > 0)
+            stats_c.client_bytes_out += (uint64_t)n;
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             conn_close(c, strerror(errno));
             return false;
@@ -569,7 +576,9 @@ void conn_sweep_idle(int64_t now, long long idle_ms)
 
     for (c = TAILQ_FIRST(&conn_all); c; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->inflight == 0 && now - c->last_active > idle_ms)
+        if (c->inflight == 0 && now - c->last_active > idle_ms) {
+            stats_c.idle_disconnects++;
             conn_close(c, "idle timeout");
+        }
     }
 }

@@ -439,10 +439,14 @@ static void fill_reread_cb(void *priv, const redisReply *rep)
     }
     if (fill_take_reply(f, rep)) {
         if (f->fill->suppressed) {  /* another daemon's fill answered us */
-            if (notice && !f->fill->woken_by_poll)
+            struct stats_ns *n = stats_ns_get(f->ns->name, f->ns->namelen);
+            if (notice && !f->fill->woken_by_poll) {
                 stats_c.fills_woken_by_notice++;
-            else
+                n->waits[SW_NOTICE]++;
+            } else {
                 stats_c.fills_woken_by_poll++;
+                n->waits[SW_POLL]++;
+            }
         }
         flight_put(f);
         return;
@@ -489,6 +493,7 @@ static void fill_timer_cb(evutil_socket_t fd, short what, void *arg)
         if (!f->fill->timed_out) {
             log_limited(LOG_INFO, "fill %s: no fill notice within lock_ttl_ms, fetching it ourselves", f->key);
             stats_c.lock_timeouts++;
+            stats_ns_get(f->ns->name, f->ns->namelen)->waits[SW_LOCK_TIMEOUT]++;
             f->fill->timed_out = true;
         }
         /* Take the lock with our own token, or fetch without storing: the
@@ -530,11 +535,33 @@ static void fill_store_cb(void *priv, const redisReply *rep)
     }
     flight_put(f);
 }
+/* /metrics's result of a fetch that was sent (UP_BUSY never was): a
+ * response that cannot be framed counts as a bad body, a head over its
+ * limit as too large. */
+static void fill_count_upstream(const struct flight *f, const struct up_reply *up, bool usable)
+{
+    static const enum stats_up_result by_kind[] = {
+        [UP_OK] = SU_OK, [UP_NOTFOUND] = SU_NOT_FOUND, [UP_STATUS] = SU_STATUS_OTHER, [UP_TIMEOUT] = SU_TIMEOUT,
+        [UP_UNREACHABLE] = SU_CONNECT, [UP_TOOBIG] = SU_TOO_LARGE, [UP_BAD] = SU_BAD_BODY, [UP_HEADERS] = SU_TOO_LARGE,
+    };
+    enum stats_up_result r = by_kind[up->kind];
+
+    if (up->kind == UP_BUSY)
+        return;
+    if (up->kind == UP_STATUS && up->status >= 500 && up->status <= 599)
+        r = SU_STATUS_5XX;
+    if (!usable)
+        r = SU_BAD_BODY;
+    stats_upstream_done(f->ns->name, f->ns->namelen, r, up->us, up->bytes);
+}
+
 static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
 {
     struct outcome *o;
     char err[256], msg[64];
 
+    if (up->kind != UP_OK)
+        fill_count_upstream(f, up, true);
     switch (up->kind) {
     case UP_OK:
         o = outcome_new(OC_RECORD);
@@ -543,9 +570,11 @@ static struct outcome *fill_outcome(struct flight *f, const struct up_reply *up)
         } else if (record_from_json(&o->rec, up->body, up->len, err, sizeof(err)) != CS_OK) {
             log_limited(LOG_INFO, "upstream body for %s is not usable: %s", f->key, err);
             stats_c.upstream_errors++;
+            fill_count_upstream(f, up, false);
             outcome_unref(o);
             return outcome_error("UPSTREAM bad body");
         }
+        fill_count_upstream(f, up, true);
         return o;
     case UP_NOTFOUND:
         o = outcome_new(OC_NOTFOUND);
@@ -666,6 +695,7 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
     f->fill->store_mode = mode;
     f->ops++;
     stats_c.fills_led++;
+    stats_ns_get(f->ns->name, f->ns->namelen)->fills_led++;
     upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
 }
 

@@ -32,6 +32,7 @@
 #include "resp.h"
 #include "config.h"
 #include "log.h"
+#include "prom.h"
 #include "stats.h"
 
 #include <hiredis/hiredis.h>
@@ -912,6 +913,53 @@ const char *rcluster_status(void)
     if (!rc_refreshes)
         return rnode_status(rc_seed) ? rnode_status(rc_seed) : "no slot map yet";
     return "no primary of the cluster is connected";
+}
+
+void rcluster_links(struct rstore_links *l)
+{
+    rnode_links_add(rc_seed, l);
+    for (int i = 0; i < rc_n; i++) {
+        rnode_links_add(rc_node[i]->link, l);
+        rnode_links_add(rc_node[i]->sub, l);
+    }
+}
+
+/* Per primary (label node="host:port"): up, slots. */
+static void rcluster_prom_nodes(struct prom *p, bool slots)
+{
+    char node[300];
+
+    for (int i = 0; i < rc_n; i++) {
+        const struct rcnode *n = rc_node[i];
+        if (n->slots <= 0)
+            continue;
+        snprintf(node, sizeof(node), "%s:%d", n->host, n->port);
+        prom_sample(p, slots ? n->slots : rnode_up(n->link), "node", node, NULL, NULL);
+    }
+}
+
+void rcluster_prom(struct prom *p)
+{
+    int covered = 0;
+
+    for (int i = 0; i < rc_n; i++)
+        covered += rc_node[i]->slots > 0 ? rc_node[i]->slots : 0;
+    prom_family(p, "cachasided_redis_failovers_seen_total", "counter",
+                "Slot maps in which slots changed primary (failover, resharding)");
+    prom_sample(p, (double)rc_changes, NULL, NULL, NULL, NULL);
+    prom_family(p, "cachasided_redis_cluster_primaries", "gauge", "Primaries in the slot map");
+    prom_sample(p, rcluster_nodes(), NULL, NULL, NULL, NULL);
+    prom_family(p, "cachasided_redis_cluster_slots_covered", "gauge", "Slots with a primary in the map");
+    prom_sample(p, covered, NULL, NULL, NULL, NULL);
+    prom_family(p, "cachasided_redis_node_up", "gauge", "Whether the link to this primary is up");
+    rcluster_prom_nodes(p, false);
+    prom_family(p, "cachasided_redis_node_slots", "gauge", "Slots this primary serves");
+    rcluster_prom_nodes(p, true);
+    prom_family(p, "cachasided_redis_cluster_redirections_total", "counter", "MOVED and ASK redirections followed");
+    prom_sample(p, (double)rc_moved, "kind", "moved", NULL, NULL);
+    prom_sample(p, (double)rc_ask, "kind", "ask", NULL, NULL);
+    prom_family(p, "cachasided_redis_cluster_refreshes_total", "counter", "Slot maps read (CLUSTER SLOTS)");
+    prom_sample(p, (double)rc_refreshes, NULL, NULL, NULL, NULL);
 }
 
 void rcluster_report(struct stats_sink *s)

@@ -17,6 +17,10 @@ bool rcluster_ready(void);
 bool rcluster_ready_for(const char *key, size_t len);
 const char *rcluster_status(void);
 void rcluster_report(struct stats_sink *s);
+/* /metrics: every node's links, and the cluster's families. */
+void rcluster_links(struct rstore_links *l);
+struct prom;
+void rcluster_prom(struct prom *p);
 /* Routed by the key in argv[1] (any node when there is none). */
 int rcluster_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
 int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,

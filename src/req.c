@@ -117,7 +117,10 @@ void req_done(struct req *r)
 
     r->done = true;
     if (r->outcome >= 0) {
+        /* A read that named no namespace (refused) counts under "". */
+        struct stats_ns *n = r->nss ? r->nss : stats_ns_get("", 0);
         stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(now_us - r->t0_us));
+        n->reads[r->outcome]++;
         if (r->outcome == SH_REQ_ERROR && r->nss)
             r->nss->errors++;
     }

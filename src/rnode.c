@@ -1002,6 +1002,17 @@ const char *rnode_state_name(const struct rnode *l)
     return names[l->state];
 }
 
+void rnode_links_add(const struct rnode *n, struct rstore_links *l)
+{
+    const struct rcmd *c;
+
+    if (!n)
+        return;
+    TAILQ_FOREACH(c, &n->pending, q)
+        l->pending++;
+    l->reconnects += n->connects ? (uint64_t)n->connects - 1 : 0;
+}
+
 void rnode_report(const struct rnode *l, struct stats_sink *s, const char *key)
 {
     char name[96];

@@ -82,6 +82,8 @@ void rnode_evalsha_done(struct rnode_evalsha *e);
 int rnode_listen(struct rnode *n, bool on, bool plain, const char *chan, size_t len) CS_WUR;
 /* State, last error, pending commands, reconnects as KEY_state, ... */
 void rnode_report(const struct rnode *n, struct stats_sink *s, const char *key);
+/* Adds n's commands awaiting an answer and reconnections to l (n may be NULL). */
+void rnode_links_add(const struct rnode *n, struct rstore_links *l);
 /* "up", "down", "connecting" ... */
 const char *rnode_state_name(const struct rnode *n);
 

@@ -8,6 +8,7 @@
 #include "rnode.h"
 #include "config.h"
 #include "log.h"
+#include "prom.h"
 #include "stats.h"
 
 #include <hiredis/hiredis.h>
@@ -201,6 +202,18 @@ void rsentinel_report_primary(struct stats_sink *s)
     s->str(s, "redis_mode", "How Redis is found: standalone, sentinel or cluster", "sentinel");
     snprintf(primary_addr, sizeof(primary_addr), "%s", rsn_primary);
     s->str(s, "redis_primary", "The primary the sentinels named last (host:port)", primary_addr);
+}
+
+void rsentinel_links(struct rstore_links *l)
+{
+    rnode_links_add(rsn_ask, l);
+    rnode_links_add(rsn_sub, l);
+}
+
+void rsentinel_prom(struct prom *p)
+{
+    prom_family(p, "cachasided_redis_failovers_seen_total", "counter", "Primary switches (+switch-master) seen");
+    prom_sample(p, (double)rsn_switches, NULL, NULL, NULL, NULL);
 }
 
 void rsentinel_report(struct stats_sink *s)

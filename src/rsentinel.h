@@ -21,5 +21,10 @@ const char *rsentinel_status(void);
  * switches seen. */
 void rsentinel_report_primary(struct stats_sink *s);
 void rsentinel_report(struct stats_sink *s);
+/* /metrics: the sentinel links, and the failovers seen. */
+struct rstore_links;
+void rsentinel_links(struct rstore_links *l);
+struct prom;
+void rsentinel_prom(struct prom *p);
 
 #endif

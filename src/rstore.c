@@ -218,6 +218,26 @@ void rstore_report(struct stats_sink *s)
         rsentinel_report(s);
 }
 
+void rstore_links(struct rstore_links *l)
+{
+    if (rs_mode == RM_CLUSTER) {
+        rcluster_links(l);
+        return;
+    }
+    rnode_links_add(rs_cmd, l);
+    rnode_links_add(rs_sub, l);
+    if (rs_mode == RM_SENTINEL)
+        rsentinel_links(l);
+}
+
+void rstore_prom_mode(struct prom *p)
+{
+    if (rs_mode == RM_CLUSTER)
+        rcluster_prom(p);
+    else if (rs_mode == RM_SENTINEL)
+        rsentinel_prom(p);
+}
+
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
 {
     if (rs_mode == RM_CLUSTER)

@@ -30,6 +30,16 @@ const char *rstore_status(void);
 /* Each link's state, last error, pending commands, reconnects. */
 struct stats_sink;
 void rstore_report(struct stats_sink *s);
+/* /metrics: commands awaiting an answer and reconnections, over every link
+ * of the mode (command, subscriber, sentinel, cluster nodes); and the
+ * families of sentinel and cluster mode (none in standalone). */
+struct rstore_links {
+    int pending;
+    uint64_t reconnects;
+};
+void rstore_links(struct rstore_links *l);
+struct prom;
+void rstore_prom_mode(struct prom *p);
 /* CS_ERR: not sent, and cb will not be called. CS_OK: cb runs exactly once. */
 /* A command's arguments gathered in place: argv and lens are the caller's
  * arrays (on its stack, or allocated when the command is long), sized for

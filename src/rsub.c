@@ -305,12 +305,18 @@ void rsub_replace(void)
     }
 }
 
-void rsub_report(struct stats_sink *s)
+int rsub_channels(void)
 {
     int on = 0;
 
     for (size_t i = 0; i < rsub_size; i++)
         for (const struct rsub_chan *c = rsub_buckets[i]; c; c = c->hnext)
             on += c->state == RSC_ON;
-    s->num(s, SK_GAUGE, "notice_channels", "Key channels this daemon listens on now (waiting fills)", NULL, on);
+    return on;
+}
+
+void rsub_report(struct stats_sink *s)
+{
+    s->num(s, SK_GAUGE, "notice_channels", "Key channels this daemon listens on now (waiting fills)", NULL,
+           rsub_channels());
 }

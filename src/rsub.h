@@ -28,5 +28,7 @@ void rsub_message(const struct redisReply *msg);
 void rsub_replace(void);
 
 void rsub_report(struct stats_sink *s);
+/* Key channels listened on now. */
+int rsub_channels(void);
 
 #endif

@@ -1,19 +1,25 @@
 /* stats.c - counters and histograms, reported from one table through a sink
- * so that STATS, /stats and /metrics can never disagree on a name. */
+ * so that STATS and /stats can never disagree on a name; /metrics reads the
+ * same figures (report.c). */
 #include "core.h"
 #include "stats.h"
+#include "log.h"
 
 #include <event2/buffer.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct cs_stats stats_c;
 static struct stats_hist stats_h[SH_COUNT];
-static uint64_t stats_lat_bounds[STATS_NBUCKETS];   /* us: 50 * 1.5^i, up to ~14 s */
+/* us: 1, 1.5, 2, 2.5, 3.5, 5, 7.5 per decade (steps of 1.5x at most), from
+ * 50 us to 15 s, so that every bound /metrics exports is a bound here and
+ * its cumulative counts are exact, while p50/p99 keep fine buckets. */
+static uint64_t stats_lat_bounds[STATS_NBUCKETS];
 /* By bit length of v: the first bucket whose bound is >= the smallest v
- * of that length. A bucket is 1.5x the last and a length 2x, so the right
- * one is at most two further on: no search per sample. */
+ * of that length. A length doubles and a bucket is at least 1.25x the
+ * last, so the right one is at most three further on: no search per sample. */
 static unsigned char stats_lat_from[65];
 static int64_t stats_started_ms;
 
@@ -54,6 +60,7 @@ static const struct { const char *name, *label, *help; } stats_hists[SH_COUNT] =
     [SH_REQ_STALE] = { "request_duration", "outcome=stale", "Client read latency by outcome" },
     [SH_REQ_NEGATIVE] = { "request_duration", "outcome=negative", "Client read latency by outcome" },
     [SH_REQ_ERROR] = { "request_duration", "outcome=error", "Client read latency by outcome" },
+    [SH_REQ_COALESCED] = { "request_duration", "outcome=coalesced", "Client read latency by outcome" },
     [SH_REDIS] = { "redis_duration", NULL, "Redis command round trips" },
     [SH_UPSTREAM] = { "upstream_duration", NULL, "Upstream fetches, queueing included" },
     [SH_WAITERS] = { "fill_waiters", NULL, "Requests answered by one fill" },
@@ -61,13 +68,18 @@ static const struct { const char *name, *label, *help; } stats_hists[SH_COUNT] =
 
 void stats_init(void)
 {
-    uint64_t b = 50;
+    static const unsigned mant[] = { 10, 15, 20, 25, 35, 50, 75 };
+    uint64_t scale = 1;
+    int i = 0;
 
     memset(&stats_c, 0, sizeof(stats_c));
     memset(stats_h, 0, sizeof(stats_h));
-    for (int i = 0; i < STATS_NBUCKETS; i++, b = b * 3 / 2)
-        stats_lat_bounds[i] = b;
-    for (int k = 0, i = 0; k <= 64; k++) {
+    for (; i < STATS_NBUCKETS; scale *= 10)
+        for (size_t m = 0; m < CS_ARRAY_LEN(mant) && i < STATS_NBUCKETS; m++)
+            if (mant[m] * scale >= 50)
+                stats_lat_bounds[i++] = mant[m] * scale;
+    i = 0;
+    for (int k = 0; k <= 64; k++) {
         uint64_t least = k ? (uint64_t)1 << (k - 1) : 0;
         while (i < STATS_NBUCKETS && stats_lat_bounds[i] < least)
             i++;
@@ -87,8 +99,13 @@ void stats_reset(void)
 
     memset(&stats_c, 0, sizeof(stats_c));
     memset(stats_h, 0, sizeof(stats_h));
-    for (int i = 0; i < stats_nns; i++)
-        stats_nss[i].hits = stats_nss[i].misses = stats_nss[i].errors = 0;
+    for (int i = 0; i < stats_nns; i++) {
+        struct stats_ns *n = &stats_nss[i];
+        char name[sizeof(n->name)];
+        memcpy(name, n->name, sizeof(name));
+        memset(n, 0, sizeof(*n));
+        memcpy(n->name, name, sizeof(name));
+    }
     stats_c.clients_connected = clients;
 }
 
@@ -104,7 +121,29 @@ static int stats_bits(uint64_t v)
 
 void stats_observe(enum stats_hist_id h, uint64_t v)
 {
-    struct stats_hist *s = &stats_h[h];
+    stats_hist_add(&stats_h[h], h, v);
+}
+
+const struct stats_hist *stats_hist_get(enum stats_hist_id id)
+{
+    return &stats_h[id];
+}
+
+uint64_t stats_hist_le(enum stats_hist_id id, const struct stats_hist *h, uint64_t bound)
+{
+    uint64_t cum = 0;
+
+    for (int i = 0; i < STATS_NBUCKETS; i++) {
+        cum += h->n[i];
+        if (stats_bucket_bound(id, i) == bound)
+            return cum;
+    }
+    log_error("stats: %llu is not a bucket bound", (unsigned long long)bound);
+    abort();                    /* a bound table out of step with the buckets: a bug */
+}
+
+void stats_hist_add(struct stats_hist *s, enum stats_hist_id h, uint64_t v)
+{
     int i;
 
     /* The first bucket whose bound is >= v; STATS_NBUCKETS when above all. */
@@ -143,6 +182,25 @@ uint64_t stats_quantile(enum stats_hist_id id, const struct stats_hist *h, doubl
     return 0;
 }
 
+int stats_ns_count(void)
+{
+    return stats_nns;
+}
+
+const struct stats_ns *stats_ns_at(int i)
+{
+    return &stats_nss[i];
+}
+
+void stats_upstream_done(const char *ns, size_t nslen, enum stats_up_result r, uint64_t us, uint64_t bytes)
+{
+    struct stats_ns *n = stats_ns_get(ns, nslen);
+
+    n->upstream[r]++;
+    n->upstream_bytes += bytes;
+    stats_hist_add(&n->upstream_h, SH_UPSTREAM, us);
+}
+
 struct stats_ns *stats_ns_get(const char *name, size_t len)
 {
     if (len >= sizeof(stats_nss[0].name))
@@ -172,6 +230,8 @@ void stats_report(struct stats_sink *s)
            (double)(lookups ? served * 100 / lookups : 0));
 #define NS_FAMILY(f, h)                                                          \
     for (int i = 0; i < stats_nns; i++) {                                        \
+        if (!stats_nss[i].name[0])                                               \
+            continue;           /* reads that named no namespace */              \
         snprintf(label, sizeof(label), "namespace=%.63s", stats_nss[i].name);       \
         s->num(s, SK_COUNTER, "namespace_" #f, h, label, (double)stats_nss[i].f); \
     }
@@ -300,111 +360,4 @@ void stats_sink_json(struct stats_sink *s, struct evbuffer *b)
 void stats_json_end(struct stats_sink *s)
 {
     evbuffer_add(s->ctx, "}\n", 2);
-}
-
-/* ---- /metrics: Prometheus text exposition format 0.0.4 ----------------- */
-
-/* HELP and TYPE once per family: a family's samples come one after another. */
-static bool stats_prom_family(struct stats_sink *s, const char *family, const char *type, const char *help)
-{
-    if (strcmp(s->family, family) == 0)
-        return false;
-    snprintf(s->family, sizeof(s->family), "%s", family);
-    evbuffer_add_printf(s->ctx, "# HELP %s %s\n# TYPE %s %s\n", family, help ? help : family, family, type);
-    return true;
-}
-
-/* label "key=value" -> {key="value"}, value escaped as the format says. */
-static void stats_prom_labels(struct evbuffer *b, const char *label, const char *extra)
-{
-    const char *eq = label ? strchr(label, '=') : NULL;
-
-    if (!eq && !extra)
-        return;
-    evbuffer_add(b, "{", 1);
-    if (eq) {
-        evbuffer_add(b, label, (size_t)(eq - label));
-        evbuffer_add(b, "=\"", 2);
-        for (const char *p = eq + 1; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                evbuffer_add(b, "\\", 1);
-            if (*p == '\n')
-                evbuffer_add(b, "\\n", 2);
-            else
-                evbuffer_add(b, p, 1);
-        }
-        evbuffer_add(b, "\"", 1);
-    }
-    if (extra)
-        evbuffer_add_printf(b, "%s%s", eq ? "," : "", extra);
-    evbuffer_add(b, "}", 1);
-}
-
-static void stats_prom_num(struct stats_sink *s, enum stats_kind k, const char *name, const char *help,
-                           const char *label, double v)
-{
-    size_t n = strlen(name);
-    char fam[160];
-
-    /* Prometheus spells units out: uptime_s is cachasided_uptime_seconds. */
-    if (n > 2 && strcmp(name + n - 2, "_s") == 0)
-        snprintf(fam, sizeof(fam), "cachasided_%.*s_seconds", (int)(n - 2), name);
-    else
-        snprintf(fam, sizeof(fam), "cachasided_%s%s", name, k == SK_COUNTER ? "_total" : "");
-    stats_prom_family(s, fam, k == SK_COUNTER ? "counter" : "gauge", help);
-    evbuffer_add_printf(s->ctx, "%s", fam);
-    stats_prom_labels(s->ctx, label, NULL);
-    evbuffer_add_printf(s->ctx, " %.0f\n", v);
-}
-
-/* A string figure "redis_state" = "up" becomes an info gauge:
- * cachasided_redis_info{state="up"} 1 (split at the last underscore). */
-static void stats_prom_str(struct stats_sink *s, const char *name, const char *help, const char *v)
-{
-    const char *us = strrchr(name, '_');
-    char fam[160], label[600];
-    size_t base = us ? (size_t)(us - name) : strlen(name);
-
-    snprintf(fam, sizeof(fam), "cachasided_%.*s_info", (int)base, name);
-    stats_prom_family(s, fam, "gauge", help);
-    snprintf(label, sizeof(label), "%s=%s", us ? us + 1 : "value", v);
-    evbuffer_add_printf(s->ctx, "%s", fam);
-    stats_prom_labels(s->ctx, label, NULL);
-    evbuffer_add(s->ctx, " 1\n", 3);
-}
-
-static void stats_prom_hist(struct stats_sink *s, enum stats_hist_id id, const char *name, const char *help,
-                            const char *label, const struct stats_hist *h)
-{
-    bool secs = id != SH_WAITERS;
-    double scale = secs ? 1e-6 : 1.0;
-    uint64_t cum = 0;
-    char fam[160], le[64];
-
-    snprintf(fam, sizeof(fam), "cachasided_%s%s", name, secs ? "_seconds" : "");
-    stats_prom_family(s, fam, "histogram", help);
-    for (int i = 0; i <= STATS_NBUCKETS; i++) {
-        cum += h->n[i];
-        if (i < STATS_NBUCKETS)
-            snprintf(le, sizeof(le), "le=\"%.9g\"", (double)stats_bucket_bound(id, i) * scale);
-        else
-            snprintf(le, sizeof(le), "le=\"+Inf\"");
-        evbuffer_add_printf(s->ctx, "%s_bucket", fam);
-        stats_prom_labels(s->ctx, label, le);
-        evbuffer_add_printf(s->ctx, " %llu\n", (unsigned long long)cum);
-    }
-    evbuffer_add_printf(s->ctx, "%s_sum", fam);
-    stats_prom_labels(s->ctx, label, NULL);
-    evbuffer_add_printf(s->ctx, " %.9g\n%s_count", (double)h->sum * scale, fam);
-    stats_prom_labels(s->ctx, label, NULL);
-    evbuffer_add_printf(s->ctx, " %llu\n", (unsigned long long)h->count);
-}
-
-void stats_sink_prometheus(struct stats_sink *s, struct evbuffer *b)
-{
-    s->num = stats_prom_num;
-    s->str = stats_prom_str;
-    s->hist = stats_prom_hist;
-    s->ctx = b;
-    s->family[0] = '\0';
 }

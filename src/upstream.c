@@ -20,6 +20,7 @@
 #include "config.h"
 #include "dns.h"
 #include "log.h"
+#include "prom.h"
 #include "stats.h"
 #include "autoconf.h"
 
@@ -401,6 +402,7 @@ static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool r
 {
     struct up_pool *p = f->pool;
     struct up_conn *uc = f->conn;
+    struct up_reply done = *r;
 
     if (f->queued)
         TAILQ_REMOVE(&p->queue, f, q);
@@ -415,8 +417,9 @@ static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool r
     }
     if (r->kind != UP_OK && r->kind != UP_NOTFOUND)
         stats_c.upstream_errors++;
-    stats_observe(SH_UPSTREAM, (uint64_t)(cs_mono_us() - f->started_us));
-    f->cb(f->arg, r);
+    done.us = (uint64_t)(cs_mono_us() - f->started_us);
+    stats_observe(SH_UPSTREAM, done.us);
+    f->cb(f->arg, &done);
     free(f->target);
     free(f);
     upstream_kick(p);
@@ -536,6 +539,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
         return;
     }
     r.status = code;
+    r.bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     left = upstream_leftover(f->conn->evcon);
     if (left == UL_SURPLUS) {
         r.kind = UP_BAD;
@@ -716,6 +720,23 @@ void upstream_report(struct stats_sink *s)
         s->num(s, SK_GAUGE, "upstream_queued", "Fetches waiting for a connection, per host", label, n);
     }
 #undef UP_FAMILY
+}
+
+void upstream_prom(struct prom *p, enum up_metric m)
+{
+    const struct up_pool *pl;
+    const struct up_fetch *f;
+    int n;
+
+    for (pl = up_pools; pl; pl = pl->next) {
+        n = m == UPM_CONNECTIONS ? pl->nconns : pl->busy;
+        if (m == UPM_QUEUED) {
+            n = 0;
+            TAILQ_FOREACH(f, &pl->queue, q)
+                n++;
+        }
+        prom_sample(p, n, "host", pl->hosthdr, NULL, NULL);
+    }
 }
 
 void upstream_free(void)

@@ -15,6 +15,8 @@ struct up_reply {
     int status;
     const char *body;           /* valid during the callback only */
     size_t len;
+    size_t bytes;               /* body bytes received, whatever the status */
+    uint64_t us;                /* since the fetch was asked for, queueing included */
 };
 
 /* Called exactly once, always from the event loop (never inside fetch). */
@@ -27,6 +29,10 @@ void upstream_free(void);
 /* Per host: connections open, busy, fetches queued. */
 struct stats_sink;
 void upstream_report(struct stats_sink *s);
+/* /metrics: one of those figures, a sample per host (label host). */
+struct prom;
+enum up_metric { UPM_CONNECTIONS, UPM_BUSY, UPM_QUEUED };
+void upstream_prom(struct prom *p, enum up_metric m);
 void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstream_cb cb, void *arg);
 /* The request target for id: the template's path with id percent-encoded
  * ('/' kept as it is with id_slashes). */

@@ -695,9 +695,14 @@ START_TEST(test_cluster_primary_killed)
             t_stat(d.port, NULL, "redis_cluster_topology"));
     ck_assert_int_ge(t_stat_int(d.port, "redis_failovers_seen"), 1);
     {
-        const char *m = t_promtool(admin_port);
-        ck_assert_msg(strstr(m, "cachasided_redis_cluster_primaries_up 3") && strstr(m, "cachasided_redis_node_slots{node="),
-                      "%s", m);
+        /* Three primaries, each up, named by host:port. */
+        const char *m = t_promtool(admin_port), *p = m;
+        int up = 0;
+        while ((p = strstr(p, "\ncachasided_redis_node_up{node=\"127.0.0.1:")) != NULL)
+            up += strncmp(strchr(++p, '}'), "} 1\n", 4) == 0;
+        ck_assert_msg(strstr(m, "\ncachasided_redis_cluster_primaries 3\n") && up == 3 &&
+                      strstr(m, "\ncachasided_redis_cluster_slots_covered 16384\n") &&
+                      strstr(m, "\ncachasided_redis_node_slots{node=\"127.0.0.1:"), "%s", m);
     }
     /* The cache is used again for the victim's slots: two rounds, the
      * second without the upstream. */

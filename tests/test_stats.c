@@ -45,7 +45,7 @@ static void cap_hist(struct stats_sink *s, enum stats_hist_id id, const char *na
 /* Where one sample of v went, as the reports see it. */
 static int bucket_of(enum stats_hist_id id, uint64_t v)
 {
-    struct stats_sink sink = { cap_num, cap_str, cap_hist, NULL, "" };
+    struct stats_sink sink = { cap_num, cap_str, cap_hist, NULL };
     int at = -1;
 
     stats_reset();
