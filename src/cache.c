@@ -44,6 +44,13 @@ static void cache_outcome(struct req *r, enum stats_hist_id o)
         r->outcome = (int)o;
 }
 
+/* The namespace a read counts in on /metrics: its first key's. */
+static void cache_ns_of(struct req *r, const struct cs_ns *ns)
+{
+    if (!r->nss)
+        r->nss = stats_ns_get(ns->name, ns->namelen);
+}
+
 static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_id o)
 {
     struct stats_ns *n = stats_ns_get(ns->name, ns->namelen);
@@ -60,8 +67,7 @@ static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_i
         else
             stats_c.negative_hits++;
     }
-    if (!r->nss)
-        r->nss = n;
+    cache_ns_of(r, ns);
     if (o != SH_REQ_MISS)       /* a miss is a miss or coalesced: cache_join tells */
         cache_outcome(r, o);
 }
@@ -601,8 +607,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (cs_exiting) {
             resp_error(cache_dst(s), "ERR shutting down");
-            if (!r->nss)
-                r->nss = stats_ns_get(ns->name, ns->namelen);
+            cache_ns_of(r, ns);
             cache_outcome(r, SH_REQ_ERROR);
             cache_slot_done(s);
             return;
@@ -730,6 +735,7 @@ void cache_cmd_read(struct req *r)
     }
     if (!cache_type_ok(r, ns)) {
         resp_error(req_out(r), CS_ERR_WRONGTYPE);
+        cache_ns_of(r, ns);
         cache_outcome(r, SH_REQ_ERROR);
         req_done(r);
         return;
@@ -774,6 +780,7 @@ void cache_cmd_mget(struct req *r)
         }
         if (!cache_type_ok(r, ns)) {
             resp_error(req_out(r), CS_ERR_WRONGTYPE);
+            cache_ns_of(r, ns);
             cache_outcome(r, SH_REQ_ERROR);
             req_done(r);
             return;

@@ -697,10 +697,10 @@ START_TEST(test_cluster_primary_killed)
     {
         /* Three primaries, each up, named by host:port. */
         const char *m = t_promtool(admin_port), *p = m;
-        int up = 0;
+        int nup = 0;
         while ((p = strstr(p, "\ncachasided_redis_node_up{node=\"127.0.0.1:")) != NULL)
-            up += strncmp(strchr(++p, '}'), "} 1\n", 4) == 0;
-        ck_assert_msg(strstr(m, "\ncachasided_redis_cluster_primaries 3\n") && up == 3 &&
+            nup += strncmp(strchr(++p, '}'), "} 1\n", 4) == 0;
+        ck_assert_msg(strstr(m, "\ncachasided_redis_cluster_primaries 3\n") && nup == 3 &&
                       strstr(m, "\ncachasided_redis_cluster_slots_covered 16384\n") &&
                       strstr(m, "\ncachasided_redis_node_slots{node=\"127.0.0.1:"), "%s", m);
     }

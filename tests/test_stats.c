@@ -1,6 +1,7 @@
 /* test_stats.c - unit tests of the latency histograms: every sample lands
  * in the first bucket whose bound is at least the sample (the bucket the
- * reports' quantiles and Prometheus's le="..." lines assume). */
+ * reports' quantiles and Prometheus's le="..." lines assume), and each
+ * bound /metrics exports counts exactly. */
 #include "core.h"
 #include "stats.h"
 
@@ -117,11 +118,37 @@ START_TEST(waiter_buckets)
 }
 END_TEST
 
+/* /metrics's bounds (docs/admin.md) are bucket bounds: the count at or
+ * below each is exact, samples on both sides of it. */
+START_TEST(exported_bounds_are_exact)
+{
+    static const uint64_t us[] = { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000, 1000000, 10000000 };
+    struct stats_hist h;
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(us); i++) {
+        memset(&h, 0, sizeof(h));
+        stats_hist_add(&h, SH_REDIS, us[i] - 1);
+        stats_hist_add(&h, SH_REDIS, us[i]);
+        stats_hist_add(&h, SH_REDIS, us[i] + 1);
+        stats_hist_add(&h, SH_REDIS, us[i] * 3 / 2);
+        ck_assert_uint_eq(stats_hist_le(SH_REDIS, &h, us[i]), 2);
+    }
+    for (int i = 0; i <= 10; i++) {
+        uint64_t b = (uint64_t)1 << i;
+        memset(&h, 0, sizeof(h));
+        stats_hist_add(&h, SH_WAITERS, b);
+        stats_hist_add(&h, SH_WAITERS, b + 1);
+        ck_assert_uint_eq(stats_hist_le(SH_WAITERS, &h, b), 1);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const struct su_case cases[] = {
         { "latency_buckets", latency_buckets, 30, 0 },
         { "waiter_buckets", waiter_buckets, 30, 0 },
+        { "exported_bounds_are_exact", exported_bounds_are_exact, 30, 0 },
     };
     int rc;
 
