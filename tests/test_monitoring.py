@@ -148,6 +148,27 @@ class Rules(unittest.TestCase):
             self.assertRegex(tests, r"alertname: %s\n\s*exp_alerts:\n\s*- exp_labels" % name, "%s never tested firing" % name)
 
 
+    def test_dashboard_imports_as_an_export(self):
+        """What Grafana's import asks for: the data source as an input every
+        query uses, panel ids unique, no panel over another."""
+        d, targets, _ = dashboard()
+        self.assertGreaterEqual(d["schemaVersion"], 38)
+        self.assertEqual([(i["name"], i["pluginId"]) for i in d["__inputs"]], [("DS_PROMETHEUS", "prometheus")])
+        for title, t in targets:
+            self.assertEqual(t["datasource"], {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, title)
+        ids, cells = set(), {}
+        for p in d["panels"]:
+            self.assertNotIn(p["id"], ids, p["title"])
+            ids.add(p["id"])
+            g = p["gridPos"]
+            self.assertLessEqual(g["x"] + g["w"], 24, p["title"])
+            for y in range(g["y"], g["y"] + g["h"]):
+                for x in range(g["x"], g["x"] + g["w"]):
+                    if (x, y) in cells:
+                        self.fail("panel %r lies over %r" % (p["title"], cells[(x, y)]))
+                    cells[(x, y)] = p["title"]
+
+
 class Live(unittest.TestCase):
     """Two daemons scraped by a real Prometheus while under load."""
     maxDiff = None
