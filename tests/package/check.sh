@@ -183,11 +183,13 @@ sort -u "$work/manpaths" | while read -r p; do
 done
 for f in /usr/bin/cachasided /usr/share/doc/cachasided/README.md \
     /usr/share/doc/cachasided/examples/catalogue.json /usr/share/doc/cachasided/packaging.md \
+    /usr/share/doc/cachasided/monitoring.md /usr/share/cachasided/grafana/cachasided.json \
+    /usr/share/cachasided/prometheus/alerts.yml /usr/share/cachasided/prometheus/alerts_test.yml \
     /usr/lib/sysusers.d/cachasided.conf; do
     [ -e "$root$f" ] || fail "$f not installed"
 done
 [ -e "$root/usr/bin/cachasided-example-upstream" ] && fail "the example upstream is in /usr/bin"
-ok "binary, docs, example catalogue, sysusers file"
+ok "binary, docs, example catalogue, dashboard and alerting rules, sysusers file"
 
 if [ $mode = extract ]; then
     echo "check-package: passed (dpkg-deb -x checks only: no fresh root, no end-to-end run)"
