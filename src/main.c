@@ -3,6 +3,7 @@
 #include "core.h"
 #include "admin.h"
 #include "dns.h"
+#include "heartbeat.h"
 #include "cache.h"
 #include "log.h"
 #include "mem.h"
@@ -185,6 +186,7 @@ int main(int argc, char **argv)
         goto out;
     }
     rstore_init();
+    heartbeat_start();
     log_notice("cachasided %s started (pid %d, %d namespace(s))", PACKAGE_VERSION, (int)getpid(), cs_conf->nns);
     notify_send("READY=1");
     event_base_dispatch(cs_base);
@@ -197,6 +199,7 @@ out:
      * then whatever flights are left. */
     server_free();
     admin_free();
+    heartbeat_stop((int)cs_conf->command_timeout_ms);   /* before the link goes */
     cache_shutdown();           /* sends on the Redis link: before it goes */
     rstore_free();
     upstream_free();
