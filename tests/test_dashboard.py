@@ -11,6 +11,8 @@ daemons, one that stops, one that dies).
 import json
 import os
 import re
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,11 +75,62 @@ def data_attr(dom, eid, attr):
     return v.group(1) if v else None
 
 
+class Browser:
+    """Headless Chromium driven over --remote-debugging-pipe (fds 3 and 4,
+    JSON messages ended by NUL), to ask a page where its boxes are."""
+
+    def __init__(self, exe, profile, width=1280):
+        to_r, self.to_w = os.pipe()
+        self.from_r, from_w = os.pipe()
+
+        def fds():
+            os.dup2(to_r, 3)
+            os.dup2(from_w, 4)
+        self.p = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                   "--user-data-dir=" + profile, "--remote-debugging-pipe",
+                                   "--window-size=%d,900" % width], pass_fds=(3, 4), preexec_fn=fds,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_r)
+        os.close(from_w)
+        self.buf, self.n, self.session = b"", 0, None
+
+    def call(self, method, **params):
+        self.n += 1
+        msg = {"id": self.n, "method": method, "params": params}
+        if self.session:
+            msg["sessionId"] = self.session
+        os.write(self.to_w, json.dumps(msg).encode() + b"\0")
+        end = time.time() + 30
+        while time.time() < end:
+            while b"\0" in self.buf:
+                m, self.buf = self.buf.split(b"\0", 1)
+                m = json.loads(m)
+                if m.get("id") == self.n:
+                    if "error" in m:
+                        raise RuntimeError("%s: %s" % (method, m["error"]))
+                    return m["result"]
+            select.select([self.from_r], [], [], 1)
+            self.buf += os.read(self.from_r, 1 << 20)
+        raise TimeoutError(method)
+
+    def open(self, url):
+        t = self.call("Target.createTarget", url=url)
+        self.session = self.call("Target.attachToTarget", targetId=t["targetId"], flatten=True)["sessionId"]
+
+    def eval(self, js):
+        return self.call("Runtime.evaluate", expression=js, returnByValue=True)["result"].get("value")
+
+    def close(self):
+        self.p.kill()
+        self.p.wait()
+        os.close(self.to_w)
+        os.close(self.from_r)
+
+
 class Dashboard(unittest.TestCase):
     maxDiff = None
 
     def browser(self, s, budget=8000):
-        import shutil
         browser = shutil.which("chromium") or shutil.which("chromium-browser")
         self.assertIsNotNone(browser, "chromium is not installed (Debian package chromium)")
         return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -135,6 +188,41 @@ class Dashboard(unittest.TestCase):
         finally:
             s.close()
 
+    def test_charts_line_up_with_the_cards(self):
+        # Before: two 560-pixel canvases in a flex row, under six cards in a
+        # grid: their edges matched no card's, and the right one ended short.
+        s = Stack()
+        try:
+            exe = shutil.which("chromium") or shutil.which("chromium-browser")
+            self.assertIsNotNone(exe, "chromium is not installed (Debian package chromium)")
+            for width in (1280, 1600):
+                b = Browser(exe, os.path.join(s.tmp, "profile-%d" % width), width)
+                try:
+                    b.open("http://127.0.0.1:%d/" % s.aport)
+                    box = None
+                    end = time.time() + 20
+                    while time.time() < end and not box:
+                        time.sleep(0.3)
+                        box = b.eval("""document.getElementById('uptime').textContent !== '' &&
+                            JSON.stringify({cards: [...document.querySelectorAll('.card')].map(e => e.getBoundingClientRect()),
+                                            charts: [...document.querySelectorAll('.charts figure')].map(e => e.getBoundingClientRect()),
+                                            canvas: [...document.querySelectorAll('.charts canvas')].map(e => [e.width, e.clientWidth])})""")
+                    self.assertTrue(box, "the page did not load")
+                    box = json.loads(box)
+                    cards, charts = box["cards"], box["charts"]
+                    self.assertEqual(len(charts), 2)
+                    # Each chart spans three cards exactly (to the pixel), in the cards' row.
+                    for chart, first, last in ((charts[0], cards[0], cards[2]), (charts[1], cards[3], cards[5])):
+                        self.assertLess(abs(chart["left"] - first["left"]), 1, (width, chart, first))
+                        self.assertLess(abs(chart["right"] - last["right"]), 1, (width, chart, last))
+                    # Drawn at the size shown, not stretched.
+                    for w, shown in box["canvas"]:
+                        self.assertEqual(w, shown)
+                finally:
+                    b.close()
+        finally:
+            s.close()
+
     def test_two_daemons_listed_and_a_stampede_across_them(self):
         s = Stack()
         try:
@@ -163,9 +251,10 @@ class Dashboard(unittest.TestCase):
             self.assertEqual(listed[2][0], "2 daemons")
             shot = os.environ.get("CACHASIDED_SCREENSHOT")
             if shot:
-                subprocess.run(self.browser(s, 12000) + ["--window-size=1280,1250", "--screenshot=" + shot,
+                p = subprocess.run(self.browser(s, 12000) + ["--window-size=1280,1250", "--screenshot=" + shot,
                                "http://127.0.0.1:%d/?run=stampede&n=50&across=yes&key=product:p-082" % s.aport],
                                capture_output=True, timeout=120)
+                self.assertTrue(os.path.getsize(shot) > 10000, "no screenshot: " + p.stderr.decode()[-500:])
         finally:
             s.close()
 
