@@ -92,7 +92,7 @@ async function tick() {
     card("c-coalesced", s.coalesced, s.coalesced);
     card("c-upstream", s.upstream_requests, s.upstream_requests);
     $("c-upstream-sub").textContent = s.stampedes_suppressed ?
-      `${s.stampedes_suppressed} fills waited on another daemon's` : "HTTP requests to upstreams";
+      `${s.stampedes_suppressed} fill${s.stampedes_suppressed === 1 ? "" : "s"} waited on another daemon's` : "HTTP requests to upstreams";
     $("c-clients").textContent = s.clients_connected;
     $("c-flights").textContent = s.flights_in_progress !== undefined ? s.flights_in_progress : "–";
     draw($("ch-hitrate"), series.hitrate, 100, "#1a8a4a");
