@@ -1,5 +1,6 @@
 /* admin.c - the HTTP admin endpoint, on libevent's evhttp in the daemon's
- * own loop. Every answer is built from figures already in memory, so a
+ * own loop. Every answer but /daemons (daemons.c: other daemons' figures are
+ * in Redis only) is built from figures already in memory, so a
  * scrape costs one pass over the counters and never waits on Redis: it
  * cannot delay the client path by more than that pass. How many connections
  * it holds, and accepting when out of descriptors: adminconn.c. */
@@ -7,6 +8,7 @@
 #include "admin.h"
 #include "adminconn.h"
 #include "config.h"
+#include "daemons.h"
 #include "demo.h"
 #include "health.h"
 #include "log.h"
@@ -139,6 +141,7 @@ static const struct admin_route admin_routes[] = {
     { "/healthz", EVHTTP_REQ_GET, "GET", AA_OPEN, admin_readyz, NULL },
     { "/stats", EVHTTP_REQ_GET, "GET", AA_AUTH, admin_stats, NULL },
     { "/stats/reset", EVHTTP_REQ_POST, "POST", AA_AUTH, admin_stats_reset, NULL },
+    { "/daemons", EVHTTP_REQ_GET, "GET", AA_AUTH, daemons_handle, NULL },
     { "/demo/read", EVHTTP_REQ_POST, "POST", AA_DEMO, admin_demo, "read" },
     { "/demo/update", EVHTTP_REQ_POST, "POST", AA_DEMO, admin_demo, "update" },
     { "/demo/invalidate", EVHTTP_REQ_POST, "POST", AA_DEMO, admin_demo, "invalidate" },

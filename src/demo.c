@@ -6,6 +6,7 @@
 #include "core.h"
 #include "demo.h"
 #include "config.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "stats.h"
 
@@ -53,6 +54,12 @@ struct demo_action {
     char key[600];
     int readers;                /* stampede: N, started once the DEL is done */
     bool stampede_started;
+    /* A stampede across daemons: the live daemons' heartbeats before, the
+     * readers spread over their listen addresses, and their heartbeats
+     * again once each has published one after the run. */
+    bool across, waited;
+    json_t *before;
+    struct event *wait;
 };
 
 static int64_t demo_now_us(void)
@@ -160,27 +167,30 @@ static void demo_event_cb(struct bufferevent *bev, short what, void *arg)
     demo_client_done(c);
 }
 
-/* The daemon's own listener: TCP when configured, else the unix socket. */
-static int demo_own_addr(struct sockaddr_storage *ss, int *len)
+/* ADDR (a daemon's published listen address), or the daemon's own
+ * listener when NULL: TCP when configured, else the unix socket. */
+static int demo_addr(const char *addr, struct sockaddr_storage *ss, int *len)
 {
-    if (cs_conf->listen[0]) {
+    const char *path = addr ? addr : cs_conf->unix_socket;
+
+    if (addr ? addr[0] != '/' : cs_conf->listen[0] != '\0') {
         *len = sizeof(*ss);
-        if (evutil_parse_sockaddr_port(cs_conf->listen, (struct sockaddr *)ss, len) == 0)
+        if (evutil_parse_sockaddr_port(addr ? addr : cs_conf->listen, (struct sockaddr *)ss, len) == 0)
             return CS_OK;
         return CS_ERR;          /* a host name: the demo needs an address */
     }
-    if (cs_conf->unix_socket[0] && strlen(cs_conf->unix_socket) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    if (path[0] && strlen(path) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
         struct sockaddr_un *su = (struct sockaddr_un *)ss;
         memset(su, 0, sizeof(*su));
         su->sun_family = AF_UNIX;
-        strcpy(su->sun_path, cs_conf->unix_socket);
+        strcpy(su->sun_path, path);
         *len = sizeof(*su);
         return CS_OK;
     }
     return CS_ERR;
 }
 
-static struct demo_client *demo_client_new(struct demo_action *a, int argc, const char **argv)
+static struct demo_client *demo_client_new(struct demo_action *a, const char *addr, int argc, const char **argv)
 {
     struct demo_client *c = cs_calloc(1, sizeof(*c));
     struct sockaddr_storage ss;
@@ -210,8 +220,8 @@ static struct demo_client *demo_client_new(struct demo_action *a, int argc, cons
     bufferevent_setcb(c->bev, demo_read_cb, NULL, demo_event_cb, c);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (demo_own_addr(&ss, &len) != CS_OK || bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, len) != 0) {
-        json_array_append_new(c->replies, json_pack("{s:s}", "error", "cannot connect to the daemon's own listener"));
+    if (demo_addr(addr, &ss, &len) != CS_OK || bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, len) != 0) {
+        json_array_append_new(c->replies, json_pack("{s:s}", "error", "cannot connect to the daemon's listener"));
         c->next = c->ncmds;
         /* Finished from the loop, never inside the caller. */
         bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
@@ -259,6 +269,9 @@ static void demo_respond(struct demo_action *a, int code, json_t *body)
 
 static void demo_action_free(struct demo_action *a)
 {
+    json_decref(a->before);
+    if (a->wait)
+        event_free(a->wait);
     for (int i = 0; i < a->nclients; i++)
         demo_client_free(a->clients[i]);
     free(a->clients);
@@ -288,8 +301,71 @@ static void demo_start_stampede(struct demo_action *a, int n)
     a->coalesced_before = stats_c.coalesced;
     a->suppressed_before = stats_c.stampedes_suppressed;
     a->started_us = demo_now_us();
-    for (int i = 0; i < n; i++)
-        demo_add(a, demo_client_new(a, 2, argv));
+    for (int i = 0; i < n; i++) {
+        json_t *d = a->across ? json_array_get(a->before, (size_t)i % json_array_size(a->before)) : NULL;
+        demo_add(a, demo_client_new(a, d ? json_string_value(json_object_get(d, "listen")) : NULL, 2, argv));
+    }
+}
+
+static void demo_action_finish(struct demo_action *a);
+
+static void demo_across_after(void *priv, json_t *after, const char *err)
+{
+    struct demo_action *a = priv;
+
+    CS_UNUSED(err);
+    /* Each daemon's figures: its heartbeat after the run less the one
+     * before (this daemon's own from its counters, exact). */
+    for (size_t i = 0; i < json_array_size(a->before); i++) {
+        json_t *d = json_array_get(a->before, i), *now = NULL;
+        const char *id = json_string_value(json_object_get(d, "id"));
+        for (size_t j = 0; j < json_array_size(after); j++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(after, j), "id")), id) == 0)
+                now = json_array_get(after, j);
+        if (json_is_true(json_object_get(d, "self"))) {
+            json_object_set_new(d, "upstream_reads", json_integer((json_int_t)(stats_c.upstream_requests - a->up_before)));
+            json_object_set_new(d, "coalesced", json_integer((json_int_t)(stats_c.coalesced - a->coalesced_before)));
+            json_object_set_new(d, "stampedes_suppressed",
+                                json_integer((json_int_t)(stats_c.stampedes_suppressed - a->suppressed_before)));
+            continue;
+        }
+        static const char *const f[3][2] = { { "upstream_reads", "upstream_requests" }, { "coalesced", "coalesced" },
+                                             { "stampedes_suppressed", "stampedes_suppressed" } };
+        for (int k = 0; k < 3; k++) {
+            json_t *b = json_object_get(json_object_get(d, "counters"), f[k][1]);
+            json_t *e = json_object_get(json_object_get(now, "counters"), f[k][1]);
+            json_object_set_new(d, f[k][0], now ? json_integer(json_integer_value(e) - json_integer_value(b)) : json_null());
+        }
+    }
+    demo_action_finish(a);
+}
+
+/* Every other daemon has published a heartbeat since the run ended. */
+static void demo_across_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct demo_action *a = arg;
+
+    CS_UNUSED(fd);
+    CS_UNUSED(what);
+    if (heartbeat_list(demo_across_after, a) != CS_OK)
+        demo_across_after(a, NULL, "Redis is down");
+}
+
+static void demo_across_listed(void *priv, json_t *daemons, const char *err)
+{
+    struct demo_action *a = priv;
+    const char *argv[] = { "DEL", a->key };
+
+    if (!daemons || !json_array_size(daemons)) {
+        demo_respond(a, 500, json_pack("{s:s+}", "error", "cannot list the daemons: ", err ? err : "none"));
+        demo_action_free(a);
+        return;
+    }
+    a->before = json_deep_copy(daemons);
+    a->up_before = stats_c.upstream_requests;
+    a->coalesced_before = stats_c.coalesced;
+    a->suppressed_before = stats_c.stampedes_suppressed;
+    demo_add(a, demo_client_new(a, NULL, (int)CS_ARRAY_LEN(argv), argv));
 }
 
 static void demo_action_finish(struct demo_action *a)
@@ -299,6 +375,14 @@ static void demo_action_finish(struct demo_action *a)
     if (strcmp(a->name, "stampede") == 0 && !a->stampede_started) {
         /* The DEL is done: now the N concurrent readers. */
         demo_start_stampede(a, a->readers);
+        return;
+    }
+    if (a->across && !a->waited) {
+        struct timeval tv;
+        a->waited = true;
+        cs_ms_tv(&tv, HEARTBEAT_EVERY_MS + 600);
+        a->wait = evtimer_new(cs_base, demo_across_wait_cb, a);
+        evtimer_add(a->wait, &tv);
         return;
     }
     out = json_pack("{s:s,s:o}", "action", a->name, "key", demo_text(a->key, strlen(a->key)));
@@ -315,8 +399,22 @@ static void demo_action_finish(struct demo_action *a)
                 slowest = json_integer_value(us);
         }
         json_object_set_new(out, "readers", json_integer(a->nclients - 1));
-        json_object_set_new(out, "upstream_reads", json_integer((json_int_t)(stats_c.upstream_requests - a->up_before)));
-        json_object_set_new(out, "coalesced", json_integer((json_int_t)(stats_c.coalesced - a->coalesced_before)));
+        if (a->across) {
+            json_int_t total = 0, coalesced = 0;
+            size_t k = json_array_size(a->before), n = (size_t)(a->nclients - 1);
+            for (size_t i = 0; i < k; i++) {        /* reader i went to daemon i % k */
+                json_t *d = json_array_get(a->before, i);
+                json_object_set_new(d, "readers", json_integer((json_int_t)(n / k + (i < n % k))));
+                total += json_integer_value(json_object_get(d, "upstream_reads"));
+                coalesced += json_integer_value(json_object_get(d, "coalesced"));
+            }
+            json_object_set_new(out, "upstream_reads", json_integer(total));
+            json_object_set_new(out, "coalesced", json_integer(coalesced));
+            json_object_set(out, "daemons", a->before);
+        } else {
+            json_object_set_new(out, "upstream_reads", json_integer((json_int_t)(stats_c.upstream_requests - a->up_before)));
+            json_object_set_new(out, "coalesced", json_integer((json_int_t)(stats_c.coalesced - a->coalesced_before)));
+        }
         json_object_set_new(out, "errors", json_integer(errors));
         json_object_set_new(out, "slowest_us", json_integer(slowest));
         json_object_set_new(out, "total_us", json_integer((json_int_t)(demo_now_us() - a->started_us)));
@@ -368,18 +466,22 @@ void demo_handle(struct evhttp_request *req, const char *action)
     if (strcmp(action, "read") == 0) {
         const char *argv[] = { "PTTL", a->key, NULL, demo_is_raw(a->key) ? "GET" : "HGETALL", a->key, NULL,
                                "PTTL", a->key };
-        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+        demo_add(a, demo_client_new(a, NULL, (int)CS_ARRAY_LEN(argv), argv));
     } else if (strcmp(action, "update") == 0) {
         const char *argv[] = { "HSET", a->key, field, value, NULL, "PTTL", a->key };
-        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+        demo_add(a, demo_client_new(a, NULL, (int)CS_ARRAY_LEN(argv), argv));
     } else if (strcmp(action, "invalidate") == 0) {
         const char *argv[] = { "DEL", a->key };
-        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+        demo_add(a, demo_client_new(a, NULL, (int)CS_ARRAY_LEN(argv), argv));
     } else {
         const char *argv[] = { "DEL", a->key };
         long n = nstr ? strtol(nstr, NULL, 10) : 50;
         a->readers = n < 1 ? 1 : n > DEMO_MAX_READERS ? DEMO_MAX_READERS : (int)n;
-        demo_add(a, demo_client_new(a, (int)CS_ARRAY_LEN(argv), argv));
+        a->across = demo_param(&q, "across") && strcmp(demo_param(&q, "across"), "no") != 0;
+        if (!a->across)
+            demo_add(a, demo_client_new(a, NULL, (int)CS_ARRAY_LEN(argv), argv));
+        else if (heartbeat_list(demo_across_listed, a) != CS_OK)
+            demo_across_listed(a, NULL, "Redis is down");
     }
     evhttp_clear_headers(&q);
 }

@@ -4,6 +4,7 @@
 #include "admin.h"
 #include "dns.h"
 #include "health.h"
+#include "heartbeat.h"
 #include "cache.h"
 #include "log.h"
 #include "mem.h"
@@ -197,6 +198,7 @@ int main(int argc, char **argv)
     }
     rstore_init();
     health_start();
+    heartbeat_start();
     log_notice("cachasided %s started (pid %d, %d namespace(s))", PACKAGE_VERSION, (int)getpid(), cs_conf->nns);
     notify_send("READY=1");
     event_base_dispatch(cs_base);
@@ -210,6 +212,7 @@ out:
     health_free();
     server_free();
     admin_free();
+    heartbeat_stop((int)cs_conf->command_timeout_ms);   /* before the link goes */
     cache_shutdown();           /* sends on the Redis link: before it goes */
     rstore_free();
     upstream_free();
