@@ -167,6 +167,23 @@ class Dashboard(unittest.TestCase):
         finally:
             s.close()
 
+    def test_health_badge_shows_degraded_with_redis_down(self):
+        # Redis down: the daemon still answers from the upstream, so the
+        # badge says degraded (from /readyz), not that the daemon is down.
+        s = Stack()
+        try:
+            dom = self.dom(s, "")
+            self.assertEqual(re.search(r'id="health" class="badge ok">([^<]*)<', dom).group(1), "Redis OK")
+            s.stop_redis()
+            time.sleep(0.3)
+            dom = self.dom(s, "")
+            m = re.search(r'id="health" class="badge (\w+)">([^<]*)<', dom)
+            self.assertIsNotNone(m, dom[:2000])
+            self.assertEqual(m.group(1), "warn")
+            self.assertTrue(m.group(2).startswith("ok, degraded: redis: "), m.group(2))
+        finally:
+            s.close()
+
     def test_record_after_update_shows_every_field(self):
         # Before: the panel kept the record from before the update, as a raw
         # array cut after four fields.

@@ -1,5 +1,5 @@
 "use strict";
-// The dashboard: polls /stats and /healthz every second and /daemons every
+// The dashboard: polls /stats and /readyz every second and /daemons every
 // two, draws two small charts from the same samples as the cards, and runs
 // the demo actions (POST /demo/...) through the daemon's own client path.
 // No external assets.
@@ -107,10 +107,13 @@ async function tick() {
     $("latency").tBodies[0].replaceChildren(...rows);
   } catch (e) { /* the daemon restarted: try again next second */ }
   try {
-    const h = await fetch("/healthz", { cache: "no-store" });
+    // /readyz: 200 "ok", 200 "ok, degraded: ..." (Redis down, reads go to
+    // the upstream), or 503 with the reason.
+    const h = await fetch("/readyz", { cache: "no-store" });
     const text = (await h.text()).trim();
-    $("health").textContent = h.ok ? "Redis OK" : text;
-    $("health").className = "badge " + (h.ok ? "ok" : "bad");
+    const good = h.ok && text === "ok";
+    $("health").textContent = good ? "Redis OK" : text;
+    $("health").className = "badge " + (good ? "ok" : h.ok ? "warn" : "bad");
   } catch (e) {
     $("health").textContent = "daemon unreachable"; $("health").className = "badge bad";
   }
