@@ -1032,14 +1032,23 @@ START_TEST(test_warn_restart)
                                                         "[redis]\nport = 6380\n"));
     struct cs_config *a2 = load_ok(write_conf("r3.ini", "[server]\nlisten = 127.0.0.1:7001\nmax_clients = 9\n"
                                                          "requirepass = x\n[cache]\nttl_s = 9\nnegative_ttl_s = 1\n"));
-    char *out = keep_restart_output(a, b);
+    char *out = keep_restart_output(a, a2);
 
+    ck_assert_msg(out[0] == '\0', "only reloadable keys changed, yet: '%s'", out);
+    ck_assert(!config_restart_pending());
+    free(out);
+    out = keep_restart_output(a, b);
     ck_assert_msg(strstr(out, "listen") && strstr(out, "restart"), "no listen warning in '%s'", out);
     ck_assert_msg(strstr(out, "port"), "no [redis] port warning in '%s'", out);
     ck_assert_msg(!strstr(out, "max_clients"), "max_clients is reloadable: '%s'", out);
+    ck_assert(config_restart_pending());
     free(out);
+    /* Until a restart, every later reload says a restart is still pending. */
     out = keep_restart_output(a, a2);
-    ck_assert_msg(out[0] == '\0', "only reloadable keys changed, yet: '%s'", out);
+    ck_assert_msg(strstr(out, "still pending") && strstr(out, "listen") && strstr(out, "port"),
+                  "no pending warning in '%s'", out);
+    ck_assert_msg(!strstr(out, "max_clients"), "max_clients is reloadable: '%s'", out);
+    ck_assert(config_restart_pending());
     free(out);
     config_unref(a);
     config_unref(b);
