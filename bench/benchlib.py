@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Helpers the benchmark scripts share (bench/run, bench/sidecars): free
 ports, RESP framing, a blocking Redis client, the example upstream's
 control API. Standard library only."""

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Hit-path benchmark: redis-benchmark against cachasided (cached keys) and,
 # for reference, against the Redis behind it with the equivalent command.
 # Everything runs on loopback ports picked here; nothing is left running.

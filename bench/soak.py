@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Soak: mixed load with faults for a long time; memory must not creep.
 
     python3 bench/soak.py [--minutes 30] [--build build]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fuzz.h - what the libFuzzer targets in fuzz/ share: an invariant check
  * that stops the run with a message, and a quiet stderr for code that logs.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fuzz_rreply.c - the Redis reply parser (src/rreply.c) fed as a Redis
  * link's reads.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Runs one libFuzzer target from its seed corpus:
 #   sh fuzz/run.sh BUILD/fuzz/fuzz_NAME SRCDIR/fuzz [libFuzzer options...]
 # e.g. -max_total_time=60 (make fuzz-smoke) or -runs=10000000 (a long run).

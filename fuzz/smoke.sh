@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # CI's fuzzing step: installs clang and libFuzzer if missing, configures a
 # separate build-fuzz/ with --enable-fuzzing and runs `make fuzz-smoke`
 # (each target FUZZ_SECONDS from its seed corpus; any crash fails).

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- Remove cache entries, and with them the fill locks they hold (a fill
 -- under way then cannot write back); the daemons waiting on such a fill
 -- hear that it was revoked, on the key's own channel.

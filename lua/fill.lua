@@ -1,4 +1,5 @@
 #!lua
+-- SPDX-License-Identifier: BSD-3-Clause
 -- Store a fetched record, release the lock and announce the fill, but only
 -- while the record's __lock still holds our token: DEL, INVALIDATE and
 -- HSET remove it, so a fill that began before a write never writes its old

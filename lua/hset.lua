@@ -1,4 +1,5 @@
 #!lua
+-- SPDX-License-Identifier: BSD-3-Clause
 -- Update fields of a cached record in place; the TTL stays as it is.
 -- First, a fill under way for the key is revoked (its __lock removed, and
 -- the daemons waiting on it told on the key's channel): it read the

@@ -1,4 +1,5 @@
 #!lua flags=allow-oom
+-- SPDX-License-Identifier: BSD-3-Clause
 -- Take the fill lock of a record, unless the record is fresh.
 -- The lock lives in the record's own hash (fields __lock, the holder's
 -- token, and __lockexp, when it lapses in Redis ms), so that every script

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- A fill that stores nothing (upstream error, Redis refused the store,
 -- shutdown): release our lock and wake the waiters so they can try.
 -- No shebang on purpose: HDEL and PUBLISH still run when Redis is over

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- TTL of a cache entry: a hash that holds only a fill's lock is no entry
 -- (-2), whatever its own TTL; a record a lock keeps past its end
 -- (__keep, see lock.lua) has the TTL it had.

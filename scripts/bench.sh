@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The benchmark on a fresh machine: installs what is missing (the peers
 # too), builds, runs bench/run with the arguments given (bench/README.md).
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Configures and builds out of tree: build/ (or build-san/ with --sanitizers),
 # with warnings as errors (--enable-werror), as CI builds.
 set -eu

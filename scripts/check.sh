@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The whole test suite: installs what is missing, builds, runs `make check`
 # (unit tests and integration tests against a real redis-server and the
 # example upstream). --sanitizers does the same in an ASan+UBSan build.

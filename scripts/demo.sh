@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The quick start: installs what is missing, builds, and runs on loopback a
 # redis-server, the example upstream (with a 200 ms latency, so misses and
 # stampedes are visible) and cachasided pointing at both. Ctrl-C stops all.

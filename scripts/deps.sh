@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the Debian 12 packages cachasided needs to build, test and run
 # its demo. Needs root (or sudo); does nothing when everything is there.
 set -eu

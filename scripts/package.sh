@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds the Debian packages (debian/, docs/packaging.md) with
 # dpkg-buildpackage -us -uc -b, after installing the build dependencies
 # (as root, or through sudo). The tree is copied first, so the source

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* admin.c - the HTTP admin endpoint, on libevent's evhttp in the daemon's
  * own loop. Every answer but /daemons (daemons.c: other daemons' figures are
  * in Redis only) is built from figures already in memory, so a

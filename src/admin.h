@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* admin.h - the HTTP admin endpoint on admin_listen: /metrics, /stats,
  * /livez, /readyz (alias /healthz), /stats/reset, the dashboard and its
  * demo actions. */

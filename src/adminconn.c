@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* adminconn.c - the admin port's connections: a cap on how many are open,
  * and a pause when the process is out of descriptors.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* adminconn.h - the admin port's connections: at most CS_ADMIN_MAX_CONNS,
  * the rest answered 503 at once; accepting paused when out of descriptors. */
 #ifndef CS_ADMINCONN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* cache.c - the read commands: validate the key, read Redis once, answer a
  * hit straight from the reply, and send misses to the key's flight.
  *

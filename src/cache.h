@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* cache.h - the read side of cache-aside: key syntax, the hit path, and
  * answering requests from a Redis reply or a fill's outcome. */
 #ifndef CS_CACHE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* clientcmd.c - CLIENT: this daemon's own clients as Redis shows them.
  *
  * Client libraries and operators use CLIENT to name a connection, to find

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* clientcmd.h - CLIENT: this daemon's own clients, named, listed and
  * killed as Redis does it (clientcmd.c). */
 #ifndef CS_CLIENTCMD_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* clusteremu.c - the one-node cluster: CLUSTER SLOTS, SHARDS, NODES, INFO,
  * MYID, KEYSLOT and their kin, READONLY, READWRITE and ASKING.
  *

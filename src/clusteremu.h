@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* clusteremu.h - the one-node cluster clients configured for Redis Cluster
  * see: CLUSTER, READONLY, READWRITE, ASKING (clusteremu.c). */
 #ifndef CS_CLUSTEREMU_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* command.c - the command table, dispatch, and the commands that need no
  * cache: PING, ECHO, AUTH, QUIT, HELLO, SELECT, CONFIG GET and STATS.
  * CLIENT is clientcmd.c's, COMMAND and INFO introspect.c's, CLUSTER and

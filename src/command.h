@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* command.h - the command table and dispatch. */
 #ifndef CS_COMMAND_H
 #define CS_COMMAND_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* config.c - cachasided.ini through inih, driven by one table of keys.
  *
  * inih (Debian's build) does not tell the handler the line number, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* config.h - cachasided.ini: table-driven parsing, validation, reload. */
 #ifndef CS_CONFIG_H
 #define CS_CONFIG_H

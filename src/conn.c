@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* conn.c - one client: input buffer, parsing, backpressure, writing and
  * the output limit; its requests and their reply order are req.c's.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* conn.h - one client connection: what its requests (req.h) see of it. */
 #ifndef CS_CONN_H
 #define CS_CONN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* core.h - types and helpers every cachasided module shares. */
 #ifndef CS_CORE_H
 #define CS_CORE_H

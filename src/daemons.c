@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* daemons.c - GET /daemons, the admin endpoint's one answer that waits on
  * Redis: the heartbeats are other daemons' figures, in Redis only, read
  * when asked (a dashboard polls it every 2 s) and never kept here. */

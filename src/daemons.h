@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* daemons.h - GET /daemons: every daemon sharing this Redis, from their
  * heartbeats (heartbeat.h), as JSON. */
 #ifndef CS_DAEMONS_H

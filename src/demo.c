@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* demo.c - the dashboard's demo actions (admin_demo = yes). Each action
  * opens client connections to the daemon's own listener and sends RESP, so
  * the demo shows the real cache path: the same parsing, ordering, Redis read,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* demo.h - the dashboard's cache-aside demo, done through the daemon's own
  * client path: each action is a real client connection to our own listener
  * speaking RESP, so it sees exactly what an application sees. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* dns.c - the shared evdns resolver. */
 #include "core.h"
 #include "dns.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* dns.h - one asynchronous resolver for the whole daemon (libevent's evdns),
  * so that neither Redis nor upstream host names block the event loop. */
 #ifndef CS_DNS_H

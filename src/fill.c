@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fill.c - how a flight gets its record (docs/design.md section 6, steps 3-4):
  *
  *   lock ──1──> fetch ──> store+unlock+publish ──> finish

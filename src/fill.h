@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fill.h - one flight's way to a record: lock, fetch, store, or wait for
  * another daemon's fill (docs/design.md section 6, steps 3-4). */
 #ifndef CS_FILL_H

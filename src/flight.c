@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* flight.c - the table of fills under way in this daemon. A request that
  * misses joins the key's flight if there is one (coalesced), so one fill
  * answers them all with one shared, once-encoded outcome. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* flight.h - in-process single-flight: one fill per key and its waiters,
  * each answered through its own callback with the outcome they all share. */
 #ifndef CS_FLIGHT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* glob.c - Redis's glob patterns, as SCAN MATCH and KEYS read them.
  *
  * INVALIDATE hands a client's pattern to SCAN and also uses it to decide

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* glob.h - Redis's glob patterns (SCAN MATCH, KEYS): a matcher with the same
  * semantics, a validator for client patterns, and escaping of literal text. */
 #ifndef CS_GLOB_H

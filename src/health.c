@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* health.c - liveness, readiness and the systemd watchdog (docs/admin.md).
  *
  * The two probes restart different things, so they ask different things.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* health.h - what the probes ask: is the loop turning (live), can reads be
  * answered (ready); and systemd's watchdog, fed while live. */
 #ifndef CS_HEALTH_H

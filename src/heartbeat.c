@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* heartbeat.c - this daemon's entry in <key_prefix>daemons, and reading
  * the others'. One hash, one key: it lives in one slot of a cluster and on
  * the one primary elsewhere, so every topology sees the same list.

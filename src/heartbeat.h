@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* heartbeat.h - every daemon sharing the Redis, seen from each of them:
  * each publishes a small JSON heartbeat with its counters in one hash,
  * <key_prefix>daemons, and any of them lists the live ones (docs/design.md,

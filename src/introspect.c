@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* introspect.c - COMMAND and INFO: the daemon described in Redis's formats.
  *
  * COMMAND is read by client libraries, not people: redis-py's cluster

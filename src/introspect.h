@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* introspect.h - COMMAND and INFO: what the daemon is, described in
  * Redis's formats (introspect.c). */
 #ifndef CS_INTROSPECT_H

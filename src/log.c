@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* log.c - leveled logging to stderr. No colour: stderr is usually journald. */
 #include "core.h"
 #include "log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* log.h - leveled logging to stderr, one line per event. */
 #ifndef CS_LOG_H
 #define CS_LOG_H

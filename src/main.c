@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* main.c - command line, signals, start-up and shutdown. */
 #include "config.h"
 #include "core.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* mem.c - free lists for libevent's large blocks (see mem.h).
  *
  * Each batch of replies a client is sent lives in a libevent buffer chain

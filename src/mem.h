@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* mem.h - libevent's allocations (buffer chains above all) from free lists
  * of a few sizes, instead of malloc and free once per written batch. */
 #ifndef CS_MEM_H

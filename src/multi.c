@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* multi.c - transactions: MULTI, EXEC, DISCARD, and WATCH refused.
  *
  * Redis runs the commands of a transaction one after the other with no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* multi.h - transactions: MULTI queues a connection's commands, EXEC runs
  * them in order as one array reply, DISCARD drops them; WATCH is refused
  * (multi.c, docs/protocol.md "Transactions"). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* notify.c - the sd_notify datagram, written directly: one sendto() on an
  * AF_UNIX datagram socket ("@" means the abstract namespace). */
 #include "core.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* notify.h - sd_notify without libsystemd. */
 #ifndef CS_NOTIFY_H
 #define CS_NOTIFY_H

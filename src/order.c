@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* order.c - per-connection, per-key ordering of commands.
  *
  * Redis runs one connection's commands in the order they were sent, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* order.h - one connection's commands on a key take effect in the order
  * they were sent, as in Redis: a command that reads or changes a key's
  * cache entry starts only once every earlier command of its connection on

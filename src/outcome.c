@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* outcome.c - a fill's outcome and its shared reply encodings: HGETALL's
  * pairs, GET's bulk and the error line are encoded once per flight and
  * queued to each waiter by reference (evbuffer_add_reference); what

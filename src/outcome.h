@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* outcome.h - what a fill ends with (record, not-found or error), shared by
  * every waiter of its flight, and its replies, encoded once. */
 #ifndef CS_OUTCOME_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* procstat.c - the process_* families every Prometheus exporter has, read
  * at scrape time from /proc/self: stat (CPU time, start, virtual size,
  * resident pages), the fd directory (descriptors open) and the open files

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* procstat.h - the process_* figures of /metrics, read from /proc/self. */
 #ifndef CS_PROCSTAT_H
 #define CS_PROCSTAT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* prom.c - the Prometheus text format for /metrics. Histograms export a
  * fixed, short list of bounds: each is one of stats.c's finer buckets, so
  * the cumulative counts are exact, and dashboards can rely on the list. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* prom.h - a writer of the Prometheus text exposition format (0.0.4):
  * one family's HELP and TYPE, then its samples, labels escaped. */
 #ifndef CS_PROM_H

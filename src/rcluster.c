@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcluster.c - Redis Cluster on top of rnode links (hiredis 0.14 has no
  * cluster support of its own).
  *

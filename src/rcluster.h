@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcluster.h - Redis Cluster: slot map, one link per primary, routing by
  * hash slot, MOVED/ASK (rcluster.c). */
 #ifndef CS_RCLUSTER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rdial.c - finding and connecting a link's server: the address resolved
  * with the shared evdns resolver (never blocking; each attempt tries the
  * next address), the non-blocking connect, keepalive, and the reconnect

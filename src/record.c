@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* record.c - JSON object to hash fields (jansson), and hash replies back to
  * records. Strings stay as they are, numbers and booleans become their JSON
  * text, null fields are left out, nested values become compact JSON. */

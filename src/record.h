@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* record.h - a cached record: upstream JSON or raw body <-> hash fields. */
 #ifndef CS_RECORD_H
 #define CS_RECORD_H

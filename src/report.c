@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* report.c - gathers the figures of stats and of the modules that keep
  * state of their own (Redis links, flights, upstream pools) into one report:
  * STATS and /stats through a sink, with the flat names of docs/design.md

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* report.h - every module's figures in one report, for STATS, /stats and
  * /metrics: the same names everywhere. */
 #ifndef CS_REPORT_H

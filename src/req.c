@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* req.c - a client request and its place in its connection's reply order.
  *
  * A connection (conn.c) parses a request and hands it here: req_new copies

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* req.h - one client request, and its place in its connection's reply
  * order (req.c). */
 #ifndef CS_REQ_H

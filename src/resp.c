@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* resp.c - the request parser and reply encoder.
  *
  * The parser is incremental: a partial request leaves its progress in a

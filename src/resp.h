@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* resp.h - request parser (inline and RESP) and RESP2 reply encoder.
  * Pure: no I/O; the only allocations are the caller's argv array and
  * resp_command's result. */

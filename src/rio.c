@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rio.c - a Redis link's I/O (see rio.h).
  *
  * hiredis connects the link, and drops it on an error; the commands and

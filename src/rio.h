@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rio.h - a Redis link's I/O under hiredis: its own libevent events (in
  * place of hiredis's adapter), its commands appended to hiredis's output
  * buffer, its replies parsed in its own input buffer (rreply.c) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rnode.c - one Redis link: its commands and their replies, set-up (AUTH,
  * SELECT, scripts, ROLE or SUBSCRIBE), deadlines, probes and reconnects.
  * rstore.c decides which links exist and where each command goes (one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rnode.h - one Redis link (rnode.c), for rstore.c and the modules that
  * find the servers (rsentinel.c, rcluster.c). */
 #ifndef CS_RNODE_H

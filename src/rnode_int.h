@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rnode_int.h - the inside of a Redis link, shared by rnode.c (commands,
  * set-up, deadlines) and rdial.c (finding and connecting the server).
  * Nothing else includes it: the rest of the daemon sees rnode.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rreply.c - Redis's replies parsed in place (see rreply.h).
  *
  * A reply that arrived whole (the usual case: a read brings in many

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rreply.h - Redis's replies (RESP2) parsed where they were read, into
  * hiredis's redisReply shape, for rio.c. hiredis's reader copies every
  * reply into its own buffer, moves what is left after each one, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rsentinel.c - the primary of a Sentinel set-up: asked with SENTINEL
  * get-master-addr-by-name (one sentinel at a time, the next one when it
  * fails or does not know), followed through +switch-master messages on a

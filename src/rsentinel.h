@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rsentinel.h - finding the primary through Redis Sentinel (rsentinel.c). */
 #ifndef CS_RSENTINEL_H
 #define CS_RSENTINEL_H

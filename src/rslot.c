@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rslot.c - the hash slot of a key, as Redis Cluster computes it: CRC16
  * (polynomial 0x1021, initial value 0, no reflection: XMODEM) of the key,
  * or of its hash tag - the bytes between the first '{' and the first '}'

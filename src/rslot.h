@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rslot.h - Redis Cluster hash slots (rslot.c). */
 #ifndef CS_RSLOT_H
 #define CS_RSLOT_H

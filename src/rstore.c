@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rstore.c - the Redis side as the rest of the daemon sees it: commands
  * and scripts go to the right link for the configured mode.
  *   standalone: one command link and one fill-notice subscriber to the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rstore.h - the Redis side: pipelined command connections, a subscriber
  * for fill notices, scripts, timeouts, reconnects; one server, a Sentinel's
  * primary or a Redis Cluster. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rsub.c - the channels this daemon listens on: a record key's own notice
  * channel while a fill here waits on that key (docs/design.md, "Notices").
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rsub.h - the channels the daemon listens on (rsub.c), for rstore.c and
  * rcluster.c: which are wanted, on which subscriber link each is, and
  * setting them up again when a link or a slot moves. */

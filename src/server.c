@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* server.c - listeners (libevent's evconnlistener), accept and the client
  * limit, the once-a-second sweep, and the graceful stop. */
 #include "core.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* server.h - listeners, accept, the client limit, the idle sweep, shutdown. */
 #ifndef CS_SERVER_H
 #define CS_SERVER_H

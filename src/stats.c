@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stats.c - counters and histograms, reported from one table through a sink
  * so that STATS and /stats can never disagree on a name; /metrics reads the
  * same figures (report.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stats.h - the counters and latency histograms of docs/design.md section 9, and the
  * sink interface STATS and /stats are written through. */
 #ifndef CS_STATS_H

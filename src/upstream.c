@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* upstream.c - fetches records over HTTP/1.1 with libevent's client.
  *
  * An evhttp_connection runs one request at a time, so each upstream host

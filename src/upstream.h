@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* upstream.h - the HTTP client: URL template, keep-alive pools, deadlines. */
 #ifndef CS_UPSTREAM_H
 #define CS_UPSTREAM_H

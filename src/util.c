@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* util.c - allocation that never returns NULL, and clocks. */
 #include "core.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* writes.c - keeping the cache correct when the primary changes: DEL and
  * INVALIDATE remove entries (and with them the fill locks they hold, so a
  * fill already under way cannot write old data back), HSET revokes a fill

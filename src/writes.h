@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* writes.h - the write side: DEL, INVALIDATE, HSET. */
 #ifndef CS_WRITES_H
 #define CS_WRITES_H

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Rate the sandboxing of the systemd unit with `systemd-analyze security`.
 #
 # Usage: check_unit.sh [SRCDIR]

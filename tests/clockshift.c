@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* clockshift.c - LD_PRELOAD library for tests: moves CLOCK_REALTIME by
  * $CLOCKSHIFT_S seconds, as if the process ran on a host whose clock is off.
  * Monotonic clocks are left alone. */

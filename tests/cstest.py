@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """What the Python test tools share: a small RESP client, free ports, waiting
 for a listener, and a daemon's ini file.  Used by tests/test_admin.py,
 tests/hostile/ and tests/faults/ (and bench/soak.py through hostile.py).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cachasided-example-upstream: a small HTTP/1.1 backend for tests and demos.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* harness.c - test-support library for cachasided integration tests.
  * See harness.h for the API, the error policy and the timeouts. */
 #define _GNU_SOURCE

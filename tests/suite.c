@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* suite.c - helpers the Check suites share (see suite.h). */
 #define _GNU_SOURCE
 #include "suite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* suite.h - what the Check suites share on top of the harness: reply
  * assertions, STATS counters, waiting for the upstream, and a table-driven
  * main. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests of the admin endpoint (docs/design.md section 9), run by `make check`.
 
 A real redis-server, the example upstream and the daemon, on loopback and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The client libraries applications use, against the daemon: run by `make check`.
 
 A real redis-server, the example upstream (tests/catalogue.json and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Stock client libraries against the daemon, unchanged (docs/protocol.md,
 "The one-node cluster" and "Introspection"); run by `make check`.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_cluster.c - mode = cluster against a real Redis Cluster on
  * loopback: three primaries, three replicas (redis-cli --cluster create),
  * three daemons.

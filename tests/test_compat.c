@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_compat.c - what a stock Redis client asks a server about itself,
  * answered truthfully and in Redis 7's formats (docs/protocol.md, "The
  * one-node cluster", "Introspection"):

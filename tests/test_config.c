@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_config.c - unit tests of cachasided.ini loading (src/config.c) and of
  * `cachasided -t`.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_confsrv.c - integration tests of the daemon at its limits and across
  * a reload: running out of file descriptors (issue: accept spin, log flood,
  * RLIMIT_NOFILE vs max_clients) and keys that only a restart applies

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The dashboard as a room of engineers sees it, in headless Chromium, and
 the daemons sharing one Redis (GET /daemons, docs/admin.md), run by `make check`.
 

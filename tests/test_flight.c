@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_flight.c - unit tests of the single-flight table (src/flight.c) and
  * the outcome its waiters share (src/outcome.c).
  *

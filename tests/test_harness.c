@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_harness.c - proves tests/harness.c works against a real redis-server.
  * The daemon helpers are exercised with a stand-in script (a real
  * redis-server behind a shell wrapper), the upstream helpers against the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_idle.c - an idle daemon sleeps: its Redis links' timers fire only
  * for their deadlines and probes, not on a fixed tick; and the first
  * command after a quiet spell still fails by command_timeout_ms when

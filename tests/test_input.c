@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_input.c - integration tests of what one client can cost the daemon
  * (issue 9, items 1-4): parsing stays linear in the bytes however they are
  * split, a client before AUTH is held to small requests, a small request

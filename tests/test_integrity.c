@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_integrity.c - the cache stays honest under odd Redis contents, races
  * and faults (issue 8): a DEL beats a lock-timeout fill; keys under
  * key_prefix that the daemon did not write are replaced, never obeyed;

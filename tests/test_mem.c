@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_mem.c - unit tests of libevent's block lists (mem.c): every size
  * gets room for what was asked, realloc keeps the bytes, and a freed large
  * block is what the next allocation of its size gets. */

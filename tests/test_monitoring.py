@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The shipped monitoring (contrib/, docs/monitoring.md) against a real Prometheus, run by `make check`.
 
 promtool checks and unit-tests contrib/prometheus/alerts.yml. Then Debian's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_multi.c - integration tests of transactions (docs/protocol.md,
  * "Transactions"): MULTI, EXEC and DISCARD with Redis 7's replies and
  * errors, commands refused at queue time dooming the transaction, EXEC's

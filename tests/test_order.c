@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_order.c - integration tests of per-connection ordering
  * (docs/design.md section 5, docs/protocol.md "Ordering"): the commands of one connection
  * on one key take effect in the order they were sent, however they are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_reads.c - integration tests of the read path (docs/design.md sections 4, 5
  * read commands, 5 and 6): cache-aside reads through a real redis-server and
  * the example upstream, in-process and cross-daemon single-flight, the error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_record.c - unit tests of records (src/record.c): an upstream JSON
  * object flattened into hash fields as docs/design.md section 6 says, raw bodies, the
  * not-found record, and records read back from a Redis HGETALL reply.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_resp.c - unit tests of the request parser and reply encoder (src/resp.c).
  *
  * The parser is what every byte a client sends goes through, so these tests

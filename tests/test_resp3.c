@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_resp3.c - RESP3 on a connection that sent HELLO 3 (docs/protocol.md,
  * "RESP3"): HELLO answered as Redis 7 does, in the protocol it switches to;
  * every command of the table in its RESP3 shape (HGETALL a map, a missing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_revoke.c - writes revoke fills in every daemon, and notices reach
  * only the daemons that wait on a key (docs/design.md, "Writes revoke
  * fills" and "Notices"). Two daemons share one redis-server; the example

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_rlink.c - integration tests of the daemon's Redis links: a slow
  * Redis fails single commands, not the connection; a stall of the daemon
  * itself is not blamed on Redis; a subscriber that goes silent without a

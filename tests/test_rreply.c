@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_rreply.c - unit tests of the in-place reply parser (rreply.c): each
  * RESP2 type as a tree whose strings stay in the caller's buffer, pipelined
  * replies, every split of a reply (also after a parse of a prefix wrote its

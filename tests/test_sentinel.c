@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_sentinel.c - mode = sentinel against a real Sentinel set-up on
  * loopback: one primary, one replica, three sentinels. The daemon finds
  * the primary, serves reads and writes, follows a SENTINEL FAILOVER within

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_server.c - integration tests of the daemon's foundation: command line,
  * configuration reload, the protocol front end (framing, pipelining, errors,
  * compatibility commands, AUTH), per-client limits, signals and sd_notify

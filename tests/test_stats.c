@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_stats.c - unit tests of the latency histograms: every sample lands
  * in the first bucket whose bound is at least the sample (the bucket the
  * reports' quantiles and Prometheus's le="..." lines assume), and each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_writes.c - integration tests of the write side and of grace
  * (docs/design.md sections 5 and 6, step 2): DEL, INVALIDATE, HSET, TTL/PTTL, stale
  * hits with one background refresh, stale-if-error, and the write commands

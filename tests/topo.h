@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* topo.h - helpers the Sentinel and Cluster tests share: raw commands to a
  * Redis (or a sentinel, or the daemon) and reading STATS. Static: each
  * test program includes it once. */

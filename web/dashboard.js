@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 "use strict";
 // The dashboard: polls /stats and /readyz every second and /daemons every
 // two, draws two small charts from the same samples as the cards, and runs

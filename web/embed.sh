@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds the dashboard into one self-contained page and embeds it as a C
 # string: web/index.html with web/dashboard.css and web/dashboard.js put in
 # place of its <!--CSS--> and <!--JS--> lines.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 // ioredis.mjs - ioredis 6 against the daemon: reads and writes, refused
 // commands, pipelines, MULTI/EXEC, a named connection in CLIENT LIST, and
 // Redis.Cluster with the daemon as its only seed. ioredis 6 speaks RESP3

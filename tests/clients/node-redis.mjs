@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 // node-redis.mjs - node-redis 4 or 5 (the argument: 4 or 5) against the
 // daemon: reads and writes, refused commands, pipelines (concurrent
 // commands and execAsPipeline), multi().exec(), a named client in CLIENT

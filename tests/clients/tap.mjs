@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 // tap.mjs - what the client scripts share: the daemon's port, named checks
 // with a deadline, one "ok"/"not ok" line each and a closing count.
 //

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The fault suite's invariants (tests/faults/README.md): the settings every
 daemon runs with, the phases and violations found, the book of upstream
 reads and acknowledged invalidations, the checks of each answer and of the

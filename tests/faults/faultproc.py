@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Processes and wire protocols for the fault suite (tests/faults/README.md):
 redis-server and the example upstream as child processes, and the
 fault-injecting HTTP proxy between the daemons and the upstream.  The RESP

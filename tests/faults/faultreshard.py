@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The reshard measurement of the fault suite (faults.py --topology cluster
 --reshard-keys N; tests/faults/README.md): slots holding N cached records
 move from one primary to another while the suite's load and a load of

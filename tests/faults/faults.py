@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Fault suite for cachasided: three daemons, one redis-server (or, with
 --topology, a Sentinel or Cluster set-up), the example upstream behind a
 fault-injecting HTTP proxy, steady load, faults in sequence, invariants

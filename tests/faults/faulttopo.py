@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The Sentinel and Cluster set-ups of the fault suite (tests/faults/README.md):
 their processes, hash slots, and the Redis side of their faults (a
 failover, a slot moved key by key).  Each operation says when things

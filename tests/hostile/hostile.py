@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Hostile clients and upstreams against one cachasided (issue: bounded cost).
 
 Starts on loopback and free ports a redis-server, the example upstream, a

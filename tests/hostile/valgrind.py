@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The daemon under valgrind's memcheck through a scripted workload.
 
 Starts a redis-server, the example upstream and cachasided under

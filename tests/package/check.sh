@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # make check-package: the Debian package as a user gets it (docs/packaging.md).
 #
 # 1. builds it with scripts/package.sh and runs lintian (no error, no warning);

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Part of tests/package/check.sh: in the fresh root ROOT where the packages
 # are installed, run the services as their units say (this machine may have
 # no systemd as PID 1): redis-server, the example upstream, and cachasided
