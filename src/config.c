@@ -84,6 +84,12 @@ static const struct ckey conf_keys[] = {
     NSK("format", T_FORMAT, format, "hash"),
     NSK("id_slashes", T_BOOL, id_slashes, "no"),
 };
+/* keyline[] is indexed by row of this table: one row more than it holds
+ * would write past it. */
+_Static_assert(CS_ARRAY_LEN(conf_keys) <= CS_ARRAY_LEN(((struct cs_config *)0)->keyline),
+               "conf_keys has more rows than cs_config.keyline");
+_Static_assert(CS_ARRAY_LEN(conf_keys) <= CS_ARRAY_LEN(((struct cs_ns *)0)->keyline),
+               "conf_keys has more rows than cs_ns.keyline");
 
 static const char *const sec_names[] = { "server", "redis", "cache", "namespace" };
 
