@@ -356,7 +356,7 @@ static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t e
         } else {
             snprintf(host, sizeof(host), "%s", hostport);
         }
-        ns->host = strdup(host);
+        ns->host = cs_strdup(host);
         ns->port = port;
     }
     if (!strstr(path, "{id}")) {
@@ -543,13 +543,13 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
             return CS_ERR;
         }
         free(*(char **)field);
-        *(char **)field = strdup(v);
+        *(char **)field = cs_strdup(v);
         return CS_OK;
     case T_URL:
         if (config_parse_url(base, v, err, errsz) != CS_OK)
             return CS_ERR;
         free(*(char **)field);
-        *(char **)field = strdup(v);
+        *(char **)field = cs_strdup(v);
         return CS_OK;
     }
     return CS_ERR;
@@ -563,7 +563,7 @@ static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int li
         if (strcmp(c->ns[i]->name, name) == 0)
             return c->ns[i];
     ns = cs_calloc(1, sizeof(*ns));
-    ns->name = strdup(name);
+    ns->name = cs_strdup(name);
     ns->namelen = strlen(name);
     ns->line = line;
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
@@ -901,7 +901,7 @@ struct cs_config *config_load(const char *path, struct config_errors *errs)
     }
     c = cs_calloc(1, sizeof(*c));
     c->refcnt = 1;
-    c->path = strdup(path);
+    c->path = cs_strdup(path);
     config_defaults(c);
     p.conf = c;
     rc = ini_parse_stream(config_reader, &p, config_handler, &p);
@@ -1022,7 +1022,7 @@ void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
         warned = true;
         if (config_is_str(k)) {
             free(*(char **)pb);
-            *(char **)pb = strdup(*(char *const *)pa);
+            *(char **)pb = cs_strdup(*(char *const *)pa);
         } else {
             *(long long *)pb = *(const long long *)pa;
         }

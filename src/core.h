@@ -73,5 +73,6 @@ void *cs_malloc(size_t n);
 void *cs_calloc(size_t n, size_t sz);
 void *cs_realloc(void *p, size_t n);
 char *cs_strndup(const char *s, size_t n);
+char *cs_strdup(const char *s);
 
 #endif

@@ -42,6 +42,11 @@ char *cs_strndup(const char *s, size_t n)
     return p;
 }
 
+char *cs_strdup(const char *s)
+{
+    return cs_strndup(s, strlen(s));
+}
+
 int64_t cs_now_ms(void)
 {
     struct timespec ts;
