@@ -66,6 +66,10 @@ size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix);
 #define CS_CHAN_MAX 1100
 size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t keylen);
 
+/* 64-bit FNV-1a of len bytes, continued from h: CS_FNV_BASIS to start, or
+ * a seed of the caller's to keep its tables apart. */
+#define CS_FNV_BASIS 0xcbf29ce484222325ULL
+uint64_t cs_fnv1a(uint64_t h, const char *p, size_t len);
 /* FNV-1a of a string: the hash of the daemon's own tables. */
 uint64_t cs_hash(const char *p, size_t len);
 

@@ -74,13 +74,16 @@ size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix)
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
+uint64_t cs_fnv1a(uint64_t h, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 uint64_t cs_hash(const char *p, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
+    return cs_fnv1a(CS_FNV_BASIS, p, len);
 }
 
 size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t keylen)
