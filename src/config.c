@@ -571,7 +571,7 @@ static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int li
         char err[256];
         /* upstream has no default: it is required. */
         if (k->sec == S_NS && k->def && config_set(k, ns, k->def, err, sizeof(err)) != CS_OK)
-            abort();            /* a bad default is a bug in the table */
+            cs_panic("the default of %s is refused: %s", k->key, err);
     }
     c->ns = cs_realloc(c->ns, sizeof(*c->ns) * (size_t)(c->nns + 1));
     c->ns[c->nns++] = ns;
@@ -729,7 +729,7 @@ static void config_defaults(struct cs_config *c)
         if (k->sec == S_CACHE)
             c->cache.v[k->off] = strtoll(k->def, NULL, 10);
         else if (k->sec != S_NS && config_set(k, c, k->def, err, sizeof(err)) != CS_OK)
-            abort();            /* a bad default is a bug in the table */
+            cs_panic("the default of [%s] %s is refused: %s", sec_names[k->sec], k->key, err);
     }
 }
 
@@ -769,7 +769,7 @@ static size_t config_redis_row(const char *key)
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++)
         if (conf_keys[i].sec == S_REDIS && strcmp(conf_keys[i].key, key) == 0)
             return i;
-    abort();
+    cs_panic("no key [redis] %s in the table", key);
 }
 
 static size_t config_row(const char *key)
@@ -777,7 +777,7 @@ static size_t config_row(const char *key)
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++)
         if (strcmp(conf_keys[i].key, key) == 0)
             return i;
-    abort();
+    cs_panic("no key %s in the table", key);
 }
 
 /* What would only fail later, at bind or at stop: unix socket paths that do

@@ -349,7 +349,8 @@ void order_done(struct req *r)
         order_each(o, r, order_give);
         break;
     default:
-        abort();                /* a waiting command has not started: nobody answers it */
+        /* A waiting command has not started: nobody answers it. */
+        cs_panic("order state %d at release", (int)r->ord.state);
     }
     r->ord.state = ORDER_NONE;
     if (--o->nkeyed == 0 && o->cap > ORDER_KEEP_CAP) {

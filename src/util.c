@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* util.c - allocation that never returns NULL, and clocks. */
+/* util.c - allocation that never returns NULL, assertions, hashing and clocks. */
 #include "core.h"
+#include "log.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +12,23 @@
 
 /* A daemon that cannot allocate a few bytes cannot answer anybody usefully:
  * like Redis's zmalloc, abort with a message instead of limping on. */
-static void *cs_oom(size_t n)
+void *cs_oom(size_t n)
 {
     fprintf(stderr, "cachasided: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void cs_panic_at(const char *file, int line, const char *fmt, ...)
+{
+    const char *base = strrchr(file, '/');
+    char why[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    /* The file's own name: the build directory says nothing to a reader. */
+    log_error("BUG at %s:%d: %s", base ? base + 1 : file, line, why);
     abort();
 }
 
@@ -90,8 +106,8 @@ size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t
 {
     size_t pl = strlen(key_prefix);
 
-    if (keylen < pl || pl + 6 + keylen > CS_CHAN_MAX - 1)
-        abort();                /* keys are ours, bounded by CACHE_KEY_MAX */
+    /* Keys are ours, bounded by CACHE_KEY_MAX. */
+    CS_ASSERT(keylen >= pl && pl + 6 + keylen <= CS_CHAN_MAX - 1);
     memcpy(buf, key_prefix, pl);
     memcpy(buf + pl, "fills:", 6);
     memcpy(buf + pl + 6, key + pl, keylen - pl);
