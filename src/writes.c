@@ -98,7 +98,7 @@ void writes_cmd_del(struct req *r)
         const struct cs_ns *ns;
         struct cs_str id;
         if (cache_parse_key(r->conf, r->argv[i + 1], &ns, &id, err, sizeof(err)) != CS_OK)
-            abort();
+            cs_panic("a key validated at dispatch does not parse: %s", err);
         argv[i] = keys + used;
         lens[i] = cache_key(keys + used, r->conf, ns, id);
         used += lens[i] + 1;
