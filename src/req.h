@@ -36,6 +36,7 @@ struct req {
     size_t bytes;                   /* of that allocation: the client's share */
     bool done;
     bool resp3;                     /* its reply in RESP3 (the connection sent HELLO 3 before it) */
+    bool exec;                      /* an EXEC's command: its reply is an element of EXEC's array */
     struct req_slot one;
     /* Per-command state of asynchronous commands (MGET, INVALIDATE). */
     int pending;
