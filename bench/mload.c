@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* mload.c - batches of reads, plain pipelines or MULTI/EXEC, for bench/run.
  *
  *   mload -p PORT [-c CONNS] [-k BATCH] [-m] [-3] [-a] [-d SECONDS]

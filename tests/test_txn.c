@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* test_txn.c - unit tests of the transaction state machine (src/multi.c):
  * its decisions and the replies it writes, every error path, without a
  * daemon (tests/test_multi.c drives the same through a real one).
