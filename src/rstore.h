@@ -14,7 +14,8 @@ struct redisReply;
 
 /* reply is NULL when the command failed without one (connection lost, no
  * reply within command_timeout_ms, shutting down); error replies arrive as
- * REDIS_REPLY_ERROR. */
+ * REDIS_REPLY_ERROR. A reply that comes after the deadline is dropped,
+ * unless it is a script's whose owner asked for it (rstore_late_cb). */
 typedef void (*rstore_cb)(void *priv, const struct redisReply *reply);
 
 /* What the layer is told at start (rstore_init copies it). Nothing of it
