@@ -18,6 +18,7 @@
 #include "record.h"
 #include "resp.h"
 #include "rstore.h"
+#include "scripts.h"
 #include "stats.h"
 #include "upstream.h"
 
@@ -184,6 +185,8 @@ void cache_init(void)
     rstore_on_notice = cache_on_notice;
     rstore_on_listening = cache_on_listening;
     rstore_on_subscribed = cache_on_subscribed;
+    if (scripts_init() != CS_OK)
+        log_error("redis: cannot register the scripts: every script command will fail");
     fill_init();
 }
 
@@ -867,7 +870,7 @@ void cache_cmd_ttl(struct req *r)
         return;
     }
     lens[0] = cache_key(key, r->conf, ns, id);
-    if (rstore_eval(RS_TTL, cache_ttl_cb, r, 1, 1, argv, lens) != CS_OK) {
+    if (scripts_eval(SCRIPT_TTL, cache_ttl_cb, r, 1, 1, argv, lens) != CS_OK) {
         resp_error(req_out(r), CS_ERR_TRYAGAIN);
         req_done(r);
     }

@@ -41,6 +41,8 @@ struct ckey {
 #define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true }
 #define CONFIG_PREFIX_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-/"
 
+const char *const config_redis_modes[RM_COUNT] = { "standalone", "cluster", "sentinel" };
+
 static const struct ckey conf_keys[] = {
     SRV("listen", T_ADDR, listen, "127.0.0.1:7379", 0, 0, false),
     SRV("unix_socket", T_STR, unix_socket, "", 0, 0, false),
@@ -495,17 +497,14 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
         }
         return CS_OK;
     case T_RMODE:
-        if (strcmp(v, "standalone") == 0)
-            *(long long *)field = RM_STANDALONE;
-        else if (strcmp(v, "cluster") == 0)
-            *(long long *)field = RM_CLUSTER;
-        else if (strcmp(v, "sentinel") == 0)
-            *(long long *)field = RM_SENTINEL;
-        else {
-            snprintf(err, errsz, "'mode' must be standalone, cluster or sentinel, got '%s'", v);
-            return CS_ERR;
+        for (long long m = 0; m < RM_COUNT; m++) {
+            if (strcmp(v, config_redis_modes[m]) == 0) {
+                *(long long *)field = m;
+                return CS_OK;
+            }
         }
-        return CS_OK;
+        snprintf(err, errsz, "'mode' must be standalone, cluster or sentinel, got '%s'", v);
+        return CS_ERR;
     case T_ADDRS:
         if (config_addr_list(v, NULL, 0) < 0) {
             snprintf(err, errsz, "'%s' must be a list of host:port separated by commas, got '%s'", k->key, v);
@@ -832,8 +831,6 @@ static void config_check_redis(struct cparse *p)
         { "nodes", RM_CLUSTER }, { "cluster_refresh_s", RM_CLUSTER },
         { "sentinels", RM_SENTINEL }, { "master_name", RM_SENTINEL },
     };
-    static const char *const mode_names[] = { "standalone", "cluster", "sentinel" };
-
     if (p->errs->n)
         return;                 /* a bad list already said what is wrong */
     if (c->redis_mode == RM_CLUSTER) {
@@ -853,7 +850,7 @@ static void config_check_redis(struct cparse *p)
         size_t row = config_redis_row(mode_keys[i].key);
         if (c->redis_mode != mode_keys[i].mode && c->keyline[row] && !config_is_default(c, row))
             log_warn("%s:%d: [redis] %s is for mode = %s; ignored in mode = %s", p->path, c->keyline[row],
-                     mode_keys[i].key, mode_names[mode_keys[i].mode], mode_names[c->redis_mode]);
+                     mode_keys[i].key, config_redis_modes[mode_keys[i].mode], config_redis_modes[c->redis_mode]);
     }
 }
 

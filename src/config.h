@@ -6,14 +6,11 @@
 #include "core.h"
 
 enum ns_format { NS_HASH, NS_RAW };
-enum redis_mode { RM_STANDALONE, RM_CLUSTER, RM_SENTINEL };
+enum redis_mode { RM_STANDALONE, RM_CLUSTER, RM_SENTINEL, RM_COUNT };
+/* [redis] mode's words, by enum redis_mode: the names of the Redis
+ * layer's topologies (rstore_conf.mode). */
+extern const char *const config_redis_modes[RM_COUNT];
 
-/* One host:port of a [redis] nodes or sentinels list. */
-struct cs_addr {
-    char host[256];
-    int port;
-};
-#define CS_ADDRS_MAX 64
 
 /* Keys of [cache] that every namespace inherits and may override. */
 enum cache_key {

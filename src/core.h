@@ -35,6 +35,13 @@ struct cs_str {
     size_t len;
 };
 
+/* One host:port (a [redis] nodes or sentinels list). */
+struct cs_addr {
+    char host[256];
+    int port;
+};
+#define CS_ADDRS_MAX 64
+
 extern struct event_base *cs_base;
 /* Set once the loop has ended: callbacks release, they start nothing new. */
 extern bool cs_exiting;

@@ -27,6 +27,7 @@
 #include "outcome.h"
 #include "record.h"
 #include "rstore.h"
+#include "scripts.h"
 #include "stats.h"
 #include "upstream.h"
 
@@ -421,7 +422,7 @@ static void fill_lock(struct flight *f, bool poll)
     if (!poll)
         f->fill->state = FS_LOCKING;
     f->fill->lock_sent_ms = cs_now_ms();
-    if (rstore_eval(RS_LOCK, fill_lock_cb, f, 1, 5, argv, lens) != CS_OK) {
+    if (scripts_eval(SCRIPT_LOCK, fill_lock_cb, f, 1, 5, argv, lens) != CS_OK) {
         fill_fetch(f, SM_NONE);
         return;
     }
@@ -647,7 +648,7 @@ static void fill_store(struct flight *f, struct outcome *o)
         rstore_arg(&a, rec->f[i].p, rec->f[i].len);
         rstore_arg(&a, rec->v[i].p, rec->v[i].len);
     }
-    if (rstore_eval(RS_FILL, fill_store_cb, f, 1, a.argc, a.argv, a.lens) == CS_OK)
+    if (scripts_eval(SCRIPT_FILL, fill_store_cb, f, 1, a.argc, a.argv, a.lens) == CS_OK)
         f->ops++;
     free(a.argv);
     free(a.lens);
@@ -660,11 +661,38 @@ static void fill_release(struct flight *f)
     size_t lens[3] = { f->keylen, strlen(f->fill->token), 0 };
 
     lens[2] = cs_key_channel(chan, f->conf->key_prefix, f->key, f->keylen);
-    if (rstore_eval(RS_RELEASE, fill_released_cb, f, 1, 3, argv, lens) == CS_OK) {
+    if (scripts_eval(SCRIPT_RELEASE, fill_released_cb, f, 1, 3, argv, lens) == CS_OK) {
         f->ops++;
         if (cs_exiting)
             fill_releasing++;
     }
+}
+
+static void fill_late_released_cb(void *priv, const redisReply *r)
+{
+    CS_UNUSED(priv);
+    CS_UNUSED(r);
+}
+
+/* A lock script whose reply came after its deadline may still have taken
+ * the lock in Redis ({1, Redis ms}): its flight has moved on, so hand the
+ * lock back (and wake the waiters) instead of letting every daemon wait
+ * lock_ttl_ms for it. ARGS: KEYS[1] the record, ARGV[1] the token. */
+void fill_lock_late(const redisReply *r, int nargs, const struct cs_str *args)
+{
+    const char *prefix = cs_conf->key_prefix;
+    struct cs_str key = nargs >= 2 ? args[0] : (struct cs_str){ NULL, 0 };
+    char chan[CS_CHAN_MAX];
+    const char *argv[3] = { key.p, nargs >= 2 ? args[1].p : NULL, chan };
+    size_t lens[3] = { key.len, nargs >= 2 ? args[1].len : 0, 0 };
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[0]->integer != 1 || nargs < 2 || key.len >= CS_CHAN_MAX - 6 || key.len < strlen(prefix))
+        return;
+    lens[2] = cs_key_channel(chan, prefix, key.p, key.len);
+    log_info("redis: lock of %.*s taken after its command timed out: releasing it", (int)key.len, key.p);
+    if (scripts_eval(SCRIPT_RELEASE, fill_late_released_cb, NULL, 1, 3, argv, lens) != CS_OK)
+        log_info("redis: cannot release the lock of %.*s", (int)key.len, key.p);
 }
 
 static void fill_fetched_cb(void *arg, const struct up_reply *up)

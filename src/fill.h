@@ -25,5 +25,9 @@ void fill_notice(struct flight *f);
  * from Redis or the upstream after that read (docs/design.md, "Writes
  * revoke fills"). */
 bool fill_joinable(const struct flight *f, struct cs_str lock);
+/* The lock script's late reply (rstore_late_cb): releases a lock it took
+ * after all. */
+struct redisReply;
+void fill_lock_late(const struct redisReply *r, int nargs, const struct cs_str *args);
 
 #endif

@@ -119,6 +119,47 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
     server_shutdown();
 }
 
+/* The Redis layer reads no configuration of its own: it is told it here. */
+static int main_redis_start(void)
+{
+    const struct cs_config *c = cs_conf;
+    static struct cs_addr nodes[CS_ADDRS_MAX], sentinels[CS_ADDRS_MAX];
+    char chan[300];
+    struct rstore_conf rc = {
+        .mode = config_redis_modes[c->redis_mode],
+        .host = c->redis_host,
+        .port = (int)c->redis_port,
+        .unix_socket = c->redis_unix_socket,
+        .nodes = nodes,
+        .nnodes = config_addr_list(c->redis_nodes, nodes, CS_ADDRS_MAX),
+        .cluster_refresh_s = c->cluster_refresh_s,
+        .sentinels = sentinels,
+        .nsentinels = config_addr_list(c->redis_sentinels, sentinels, CS_ADDRS_MAX),
+        .master_name = c->redis_master_name,
+        .username = c->redis_username,
+        .password = c->redis_password,
+        .db = c->redis_db,
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .command_timeout_ms = c->command_timeout_ms,
+        .channel = chan,
+    };
+
+    cs_fills_channel(chan, sizeof(chan), c->key_prefix);
+    if (rc.nnodes > CS_ADDRS_MAX)
+        rc.nnodes = CS_ADDRS_MAX;
+    if (rc.nsentinels > CS_ADDRS_MAX)
+        rc.nsentinels = CS_ADDRS_MAX;
+    if (rc.nnodes < 0)
+        rc.nnodes = 0;
+    if (rc.nsentinels < 0)
+        rc.nsentinels = 0;
+    if (rstore_init(&rc) != CS_OK) {
+        log_error("redis: unknown mode '%s' (known: %s)", rc.mode, rstore_mode_names);
+        return CS_ERR;
+    }
+    return CS_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct event *sigs[3];
@@ -197,7 +238,10 @@ int main(int argc, char **argv)
         main_exit_code = 2;
         goto out;
     }
-    rstore_init();
+    if (main_redis_start() != CS_OK) {
+        main_exit_code = 2;
+        goto out;
+    }
     health_start();
     heartbeat_start();
     log_notice("cachasided %s started (pid %d, %d namespace(s))", PACKAGE_VERSION, (int)getpid(), cs_conf->nns);

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* rcluster.c - Redis Cluster on top of rnode links (hiredis 0.14 has no
+/* rcluster.c - Redis Cluster on top of rlink links (hiredis 0.14 has no
  * cluster support of its own).
  *
  * The slot map comes from CLUSTER SLOTS, asked of any node that is up (a
  * seed link at first): at start, after MOVED, when a node's link is lost,
  * every second while a primary of the map is down, and every
- * cluster_refresh_s. Each primary has one rnode link that loads the
+ * cluster_refresh_s. Each primary has one rlink link that loads the
  * scripts. A command is sent to the primary of its key's hash slot inside
  * a small request that keeps the formatted command, so that
  *   - MOVED updates the slot and resends to the node named,
@@ -13,8 +13,9 @@
  *   - TRYAGAIN and CLUSTERDOWN are resent every RC_RETRY_MS,
  * all within command_timeout_ms of the first send. A slot whose primary is
  * down makes the send fail at once (CS_ERR): its reads go to the upstream
- * as in any Redis outage; other slots go on. Multi-key UNLINK and DEL are
- * split per key (a record and its lock share a slot through the {id} tag).
+ * as in any Redis outage; other slots go on. A multi-key UNLINK, and a
+ * script its caller lets run per key (rstore_eval_each), are split per
+ * key, their integer replies summed.
  * Fill notices are sharded pub/sub on each key's own channel, which lives
  * on the key's slot: each primary has a subscriber link too, and rsub.c
  * listens on a channel through the link of its slot's primary.
@@ -26,12 +27,11 @@
  * request names the node of its next send by id, never reused, not by its
  * place in the table, which a forgotten node's successor takes. */
 #include "core.h"
-#include "rcluster.h"
-#include "rnode.h"
+#include "rtopo.h"
+#include "rlink.h"
 #include "rslot.h"
 #include "rsub.h"
 #include "resp.h"
-#include "config.h"
 #include "log.h"
 #include "prom.h"
 #include "stats.h"
@@ -57,8 +57,8 @@ struct rcnode {
     int port;
     unsigned id;                /* never reused: what a request or a scan names it by */
     char label[300];            /* "node=127_0_0_1_7000" for the report */
-    struct rnode *link;
-    struct rnode *sub;          /* its subscriber, made when it first serves slots */
+    struct rlink *link;
+    struct rlink *sub;          /* its subscriber, made when it first serves slots */
     int slots;                  /* entries of rc_slot naming it; > 0: a primary */
     int64_t named_ms;           /* when it last had slots, or a map or a redirection named it */
 };
@@ -103,11 +103,10 @@ static struct rcnode **rc_node;
 static int rc_n, rc_cap;
 static unsigned rc_next_id;
 static int16_t rc_slot[RC_SLOTS];
-static struct cs_addr rc_seeds[CS_ADDRS_MAX];
+static const struct rstore_conf *rc_conf;
+static const struct cs_addr *rc_seeds;
 static int rc_nseeds, rc_seed_at;
-static struct rnode *rc_seed;
-static const struct rnode_hooks *rc_sub_hooks;
-static char rc_chan[300];
+static struct rlink *rc_seed;
 static struct event *rc_timer;
 static TAILQ_HEAD(, rcreq) rc_waiting = TAILQ_HEAD_INITIALIZER(rc_waiting);
 static bool rc_due, rc_asking_map;
@@ -120,7 +119,7 @@ static char rc_error[200];
 
 /* ---- nodes ----------------------------------------------------------- */
 
-static void rcluster_node_down(struct rnode *n, void *owner)
+static void rcluster_node_down(struct rlink *n, void *owner)
 {
     const struct rcnode *node = owner;
 
@@ -130,7 +129,7 @@ static void rcluster_node_down(struct rnode *n, void *owner)
         rc_epoch++;             /* and when it is back, it may hold other keys */
 }
 
-static const struct rnode_hooks rc_node_hooks = { .down = rcluster_node_down };
+static const struct rlink_hooks rc_node_hooks = { .down = rcluster_node_down };
 
 static int rcluster_node(const char *host, int port)
 {
@@ -161,7 +160,7 @@ static int rcluster_node(const char *host, int port)
         if (*p == '.' || *p == ':')
             *p = '_';
     snprintf(name, sizeof(name), "redis %s:%d", host, port);
-    n->link = rnode_new(name, host, port, NULL, RN_SCRIPTS | RN_ROUTED, NULL, &rc_node_hooks, n);
+    n->link = rlink_new(name, host, port, NULL, RLINK_SCRIPTS | RLINK_ROUTED, NULL, &rc_node_hooks, n);
     rc_node[rc_n] = n;
     return rc_n++;
 }
@@ -200,10 +199,10 @@ static void rcluster_forget(int i)
     log_notice("redis cluster: %s:%d is not in the slot map any more: forgotten, its links closed", n->host,
                n->port);
     if (n->sub) {
-        rsub_link_down(n->sub);     /* no channel stays placed on it */
-        rnode_free(n->sub);
+        rsub_link_gone(n->sub);     /* no channel stays placed on it */
+        rlink_free(n->sub);
     }
-    rnode_free(n->link);
+    rlink_free(n->link);
     free(n);
     rc_forgotten++;
     rc_node[i] = rc_node[last];
@@ -224,17 +223,17 @@ static void rcluster_prune(int64_t now)
 {
     for (int i = rc_n - 1; i >= 0; i--) {
         const struct rcnode *n = rc_node[i];
-        if (n->slots == 0 && now - n->named_ms >= cs_conf->command_timeout_ms + RC_FORGET_MS &&
-            rnode_idle(n->link))
+        if (n->slots == 0 && now - n->named_ms >= rc_conf->command_timeout_ms + RC_FORGET_MS &&
+            rlink_idle(n->link))
             rcluster_forget(i);
     }
 }
 
-static struct rnode *rcluster_any_up(void)
+static struct rlink *rcluster_any_up(void)
 {
     for (int k = 0; k < rc_n; k++) {
         struct rcnode *n = rc_node[(rc_rr + (unsigned)k) % (unsigned)rc_n];
-        if (n->slots > 0 && rnode_up(n->link)) {
+        if (n->slots > 0 && rlink_up(n->link)) {
             rc_rr += (unsigned)k + 1;
             return n->link;
         }
@@ -253,21 +252,21 @@ static void rcluster_subs(void)
         struct rcnode *n = rc_node[i];
         if (n->slots > 0 && !n->sub) {
             snprintf(name, sizeof(name), "redis subscriber %s:%d", n->host, n->port);
-            n->sub = rnode_new(name, n->host, n->port, NULL, RN_SUBSCRIBER, rc_chan, rc_sub_hooks, n);
+            n->sub = rlink_new(name, n->host, n->port, NULL, RLINK_SUBSCRIBER, rc_conf->channel, &rsub_hooks, n);
         }
     }
 }
 
 /* CLUSTER SLOTS's reply R from FROM becomes the map; false when it is
  * not one (and the map is asked for again). */
-static bool rcluster_map_apply(struct rnode *from, const redisReply *r)
+static bool rcluster_map_apply(struct rlink *from, const redisReply *r)
 {
     int16_t map[RC_SLOTS];
     int changed = 0, covered = 0, primaries = 0;
     bool other = false;         /* any slot's primary differs, an uncovered one included */
 
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        snprintf(rc_error, sizeof(rc_error), "CLUSTER SLOTS from %s: %s", rnode_name(from),
+        snprintf(rc_error, sizeof(rc_error), "CLUSTER SLOTS from %s: %s", rlink_name(from),
                  !r ? "no reply" : r->type == REDIS_REPLY_ERROR ? r->str : "no slots");
         log_limited(LOG_WARNING, "%s", rc_error);
         rc_due = true;
@@ -285,7 +284,7 @@ static bool rcluster_map_apply(struct rnode *from, const redisReply *r)
             continue;
         m = e->element[2];
         /* An empty address is the node that answered. */
-        host = m->element[0]->len ? m->element[0]->str : rnode_host(from);
+        host = m->element[0]->len ? m->element[0]->str : rlink_host(from);
         node = rcluster_node(host, (int)m->element[1]->integer);
         if (node < 0)
             continue;
@@ -322,7 +321,7 @@ static bool rcluster_map_apply(struct rnode *from, const redisReply *r)
     rc_covered = covered;
     if (changed || rc_refreshes == 1)
         log_notice("redis cluster: slot map from %s: %d primaries, %d of %d slots covered, %d slot(s) moved",
-                   rnode_name(from), primaries, covered, RC_SLOTS, changed);
+                   rlink_name(from), primaries, covered, RC_SLOTS, changed);
     rcluster_subs();
     if (changed)
         rsub_replace();
@@ -339,25 +338,25 @@ static void rcluster_map_cb(void *priv, const redisReply *r)
 static void rcluster_refresh(void)
 {
     const char *argv[2] = { "CLUSTER", "SLOTS" };
-    struct rnode *l;
+    struct rlink *l;
 
     if (rc_asking_map)
         return;
     l = rcluster_any_up();
-    if (!l && rnode_up(rc_seed))
+    if (!l && rlink_up(rc_seed))
         l = rc_seed;
     if (!l)
         return;                 /* the seed link's reconnects will ask */
     rc_due = false;
     rc_asked_ms = cs_mono_ms();
     rc_refresh_ms = rc_asked_ms;
-    if (rnode_send(l, rcluster_map_cb, l, 2, argv, NULL, -1) == CS_OK)
+    if (rlink_send(l, rcluster_map_cb, l, 2, argv, NULL, -1) == CS_OK)
         rc_asking_map = true;
     else
         rc_due = true;
 }
 
-static void rcluster_seed_up(struct rnode *n, void *owner)
+static void rcluster_seed_up(struct rlink *n, void *owner)
 {
     CS_UNUSED(n);
     CS_UNUSED(owner);
@@ -366,28 +365,28 @@ static void rcluster_seed_up(struct rnode *n, void *owner)
 }
 
 /* The next seed, then the nodes of the map, in turn. */
-static void rcluster_seed_down(struct rnode *n, void *owner)
+static void rcluster_seed_down(struct rlink *n, void *owner)
 {
     int total = rc_nseeds + rc_n;
 
     CS_UNUSED(owner);
     rc_seed_at = (rc_seed_at + 1) % total;
     if (rc_seed_at < rc_nseeds)
-        rnode_target(n, rc_seeds[rc_seed_at].host, rc_seeds[rc_seed_at].port);
+        rlink_target(n, rc_seeds[rc_seed_at].host, rc_seeds[rc_seed_at].port);
     else
-        rnode_target(n, rc_node[rc_seed_at - rc_nseeds]->host, rc_node[rc_seed_at - rc_nseeds]->port);
+        rlink_target(n, rc_node[rc_seed_at - rc_nseeds]->host, rc_node[rc_seed_at - rc_nseeds]->port);
 }
 
-static const struct rnode_hooks rc_seed_hooks = { .up = rcluster_seed_up, .down = rcluster_seed_down };
+static const struct rlink_hooks rc_seed_hooks = { .up = rcluster_seed_up, .down = rcluster_seed_down };
 
 /* ---- the notice subscribers ------------------------------------------ */
 
-void rcluster_stale(void)
+static void rcluster_stale(void)
 {
     rc_due = true;
 }
 
-struct rnode *rcluster_sub_for(const char *chan, size_t len)
+static struct rlink *rcluster_sub_for(const char *chan, size_t len)
 {
     int node = rc_slot[rslot_of(chan, len)];
 
@@ -426,7 +425,7 @@ static void rcluster_ignore_cb(void *priv, const redisReply *r)
 static int rcluster_send(struct rcreq *q)
 {
     int node = q->target ? rcluster_find(q->target) : rc_slot[q->slot];
-    struct rnode *l;
+    struct rlink *l;
     static const char *const asking[1] = { "ASKING" };
 
     if (q->target && node < 0) {
@@ -441,11 +440,11 @@ static int rcluster_send(struct rcreq *q)
             return CS_ERR;
         l = rc_node[node]->link;
     }
-    if (!l || !rnode_up(l))
+    if (!l || !rlink_up(l))
         return CS_ERR;
-    if (q->asking && rnode_send(l, rcluster_ignore_cb, NULL, 1, (const char **)asking, NULL, -1) != CS_OK)
+    if (q->asking && rlink_send(l, rcluster_ignore_cb, NULL, 1, (const char **)asking, NULL, -1) != CS_OK)
         return CS_ERR;
-    return rnode_send_buf(l, rcluster_reply_cb, q, q->fmt, q->len, q->script);
+    return rlink_send_buf(l, rcluster_reply_cb, q, q->fmt, q->len, q->script);
 }
 
 static void rcluster_wait(struct rcreq *q)
@@ -514,7 +513,7 @@ static void rcluster_reply_cb(void *priv, const redisReply *r)
         rc_due = true;          /* a lost link or a silent node: look again */
     /* Given up on (too many, past the deadline, an address we cannot use):
      * now it is a failure, which the link left to us. */
-    if (rnode_redirection(r)) {
+    if (rlink_redirection(r)) {
         stats_c.redis_errors++;
         log_limited(LOG_WARNING, "redis cluster: gave up after %d redirection(s): %s", q->redirects, r->str);
     }
@@ -531,7 +530,7 @@ static int rcluster_start(rstore_cb cb, void *priv, int argc, const char **argv,
 
     if (key) {
         int node = rc_slot[rslot_of(key, keylen)];
-        if (node < 0 || !rnode_up(rc_node[node]->link))
+        if (node < 0 || !rlink_up(rc_node[node]->link))
             return CS_ERR;      /* this slot is degraded */
     }
     q = rcluster_req_new();
@@ -549,7 +548,7 @@ static int rcluster_start(rstore_cb cb, void *priv, int argc, const char **argv,
     q->keyed = key != NULL;
     q->slot = key ? rslot_of(key, keylen) : 0;
     q->target = 0;
-    q->deadline = cs_mono_ms() + cs_conf->command_timeout_ms;
+    q->deadline = cs_mono_ms() + rc_conf->command_timeout_ms;
     if (rcluster_send(q) != CS_OK) {
         rcluster_req_free(q);
         return CS_ERR;
@@ -607,8 +606,9 @@ static int rcluster_split(rstore_cb cb, void *priv, int nparts,
 struct rcsplit {
     const char **argv;
     const size_t *lens;
-    enum rscript script;
+    int script;
     int nkeys;
+    int nargs;                  /* after the keys */
 };
 
 static int rcluster_unlink_one(int i, rstore_cb cb, void *priv, void *ctx)
@@ -620,20 +620,31 @@ static int rcluster_unlink_one(int i, rstore_cb cb, void *priv, void *ctx)
     return rcluster_start(cb, priv, 2, argv, lens, -1, argv[1], lens[1]);
 }
 
-/* del.lua's keys, one by one, each with its ARGV (after the last key). */
+static int rcluster_eval(int s, bool each, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
+                         const size_t *lens);
+
+/* A script its caller let run once per key (rstore_eval_each): key i
+ * with the arguments after the keys. */
 static int rcluster_eval_one(int i, rstore_cb cb, void *priv, void *ctx)
 {
     const struct rcsplit *sp = ctx;
-    const char *argv[2] = { sp->argv[i], sp->argv[sp->nkeys] };
-    size_t lens[2] = { sp->lens[i], sp->lens[sp->nkeys] };
+    int nargs = 0;
+    const char *argv[RLINK_EVAL_STACK];
+    size_t lens[RLINK_EVAL_STACK];
 
-    return rcluster_eval(sp->script, cb, priv, 1, 2, argv, lens);
+    argv[nargs] = sp->argv[i];
+    lens[nargs++] = sp->lens[i];
+    for (int a = sp->nkeys; a < sp->nkeys + sp->nargs && nargs < RLINK_EVAL_STACK; a++) {
+        argv[nargs] = sp->argv[a];
+        lens[nargs++] = sp->lens[a];
+    }
+    return rcluster_eval(sp->script, false, cb, priv, 1, nargs, argv, lens);
 }
 
-int rcluster_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
+static int rcluster_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
 {
     if (argc > 2 && lens[0] == 6 && strncasecmp(argv[0], "UNLINK", 6) == 0) {
-        struct rcsplit sp = { argv, lens, RS_DEL, 0 };
+        struct rcsplit sp = { argv, lens, -1, 0, 0 };
         return rcluster_split(cb, priv, argc - 1, rcluster_unlink_one, &sp);
     }
     if (argc < 2)
@@ -641,31 +652,31 @@ int rcluster_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const si
     return rcluster_start(cb, priv, argc, argv, lens, -1, argv[1], lens[1]);
 }
 
-int rcluster_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
-                  const size_t *lens)
+static int rcluster_eval(int s, bool each, rstore_cb cb, void *priv, int nkeys, int argc, const char **argv,
+                         const size_t *lens)
 {
-    struct rnode_evalsha e;
+    struct rlink_evalsha e;
     int rc;
 
-    /* DEL of several entries, which may be in as many slots: one by one. */
-    if (s == RS_DEL && nkeys > 1 && argc == nkeys + 1) {
-        struct rcsplit sp = { argv, lens, s, nkeys };
+    /* Keys that may be in as many slots: one by one, replies summed. */
+    if (each && nkeys > 1 && argc - nkeys < RLINK_EVAL_STACK) {
+        struct rcsplit sp = { argv, lens, s, nkeys, argc - nkeys };
         return rcluster_split(cb, priv, nkeys, rcluster_eval_one, &sp);
     }
-    rnode_evalsha(&e, s, nkeys, argc, argv, lens);
-    rc = rcluster_start(cb, priv, e.argc, e.av, e.al, (int)s, nkeys > 0 ? argv[0] : NULL, nkeys > 0 ? lens[0] : 0);
-    rnode_evalsha_done(&e);
+    rlink_evalsha(&e, s, nkeys, argc, argv, lens);
+    rc = rcluster_start(cb, priv, e.argc, e.av, e.al, s, nkeys > 0 ? argv[0] : NULL, nkeys > 0 ? lens[0] : 0);
+    rlink_evalsha_done(&e);
     return rc;
 }
 
 /* ---- sweeping every primary (INVALIDATE) ----------------------------- */
 
-uint64_t rcluster_epoch(void)
+static uint64_t rcluster_epoch(void)
 {
     return rc_epoch;
 }
 
-int rcluster_primaries(unsigned *ids, int max)
+static int rcluster_primaries(unsigned *ids, int max)
 {
     int n = 0;
 
@@ -679,13 +690,13 @@ int rcluster_primaries(unsigned *ids, int max)
     return n;
 }
 
-int rcluster_cmd_at(unsigned id, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
+static int rcluster_cmd_at(unsigned id, rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens)
 {
     int i = rcluster_find(id);
 
-    if (i < 0 || !rnode_up(rc_node[i]->link))
+    if (i < 0 || !rlink_up(rc_node[i]->link))
         return CS_ERR;
-    return rnode_send(rc_node[i]->link, cb, priv, argc, argv, lens, -1);
+    return rlink_send(rc_node[i]->link, cb, priv, argc, argv, lens, -1);
 }
 
 /* A check that the map a sweep went by still holds: the map is read
@@ -693,7 +704,7 @@ int rcluster_cmd_at(unsigned id, rstore_cb cb, void *priv, int argc, const char 
 struct rcsettle {
     rstore_settle_cb cb;
     void *priv;
-    struct rnode *from;         /* asked for the map */
+    struct rlink *from;         /* asked for the map */
     int left;                   /* CLUSTER NODES replies due */
     enum rstore_settle how;     /* the worst heard so far */
 };
@@ -769,10 +780,10 @@ static void rcluster_settle_map_cb(void *priv, const redisReply *r)
         rcluster_settle_worse(st, RSET_MOVING);
     st->left = 1;               /* until every node is asked */
     for (int i = 0; i < rc_n; i++) {
-        struct rnode *l = rc_node[i]->link;
+        struct rlink *l = rc_node[i]->link;
         if (rc_node[i]->slots == 0)
             continue;
-        if (rnode_up(l) && rnode_send(l, rcluster_settle_node_cb, st, 2, argv, NULL, -1) == CS_OK)
+        if (rlink_up(l) && rlink_send(l, rcluster_settle_node_cb, st, 2, argv, NULL, -1) == CS_OK)
             st->left++;
         else
             rcluster_settle_worse(st, RSET_FAILED);
@@ -781,10 +792,10 @@ static void rcluster_settle_map_cb(void *priv, const redisReply *r)
         rcluster_settle_end(st);
 }
 
-int rcluster_settle(rstore_settle_cb cb, void *priv)
+static int rcluster_settle(rstore_settle_cb cb, void *priv)
 {
     const char *argv[2] = { "CLUSTER", "SLOTS" };
-    struct rnode *l = rcluster_any_up();
+    struct rlink *l = rcluster_any_up();
     struct rcsettle *st;
 
     if (!l)
@@ -794,7 +805,7 @@ int rcluster_settle(rstore_settle_cb cb, void *priv)
     st->priv = priv;
     st->from = l;
     st->how = RSET_SAME;
-    if (rnode_send(l, rcluster_settle_map_cb, st, 2, argv, NULL, -1) != CS_OK) {
+    if (rlink_send(l, rcluster_settle_map_cb, st, 2, argv, NULL, -1) != CS_OK) {
         free(st);
         return CS_ERR;
     }
@@ -826,36 +837,34 @@ static void rcluster_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     for (int i = 0; i < rc_n; i++)
-        if (rc_node[i]->slots > 0 && !rnode_up(rc_node[i]->link))
+        if (rc_node[i]->slots > 0 && !rlink_up(rc_node[i]->link))
             down = true;
     if (down && t - rc_asked_ms >= RC_DOWN_REFRESH_MS)
         rc_due = true;
-    if (t - rc_refresh_ms >= cs_conf->cluster_refresh_s * 1000)
+    if (t - rc_refresh_ms >= rc_conf->cluster_refresh_s * 1000)
         rc_due = true;
     if (rc_due && t - rc_asked_ms >= RC_REFRESH_MIN_MS)
         rcluster_refresh();
     rcluster_prune(t);
 }
 
-void rcluster_init(const char *channel, const struct rnode_hooks *sub_hooks)
+static void rcluster_init(const struct rstore_conf *c)
 {
     struct timeval tv = { 0, RC_TICK_MS * 1000 };
 
     memset(rc_slot, 0xff, sizeof(rc_slot));
-    rc_sub_hooks = sub_hooks;
-    snprintf(rc_chan, sizeof(rc_chan), "%s", channel);
-    rc_nseeds = config_addr_list(cs_conf->redis_nodes, rc_seeds, CS_ADDRS_MAX);
-    if (rc_nseeds > CS_ADDRS_MAX)
-        rc_nseeds = CS_ADDRS_MAX;
+    rc_conf = c;
+    rc_seeds = c->nodes;
+    rc_nseeds = c->nnodes;
     rc_seed_at = 0;
     rc_refresh_ms = cs_mono_ms();
-    rc_seed = rnode_new("redis cluster seed", rc_seeds[0].host, rc_seeds[0].port, NULL, 0, NULL, &rc_seed_hooks,
+    rc_seed = rlink_new("redis cluster seed", rc_seeds[0].host, rc_seeds[0].port, NULL, 0, NULL, &rc_seed_hooks,
                         NULL);
     rc_timer = event_new(cs_base, -1, EV_PERSIST, rcluster_tick, NULL);
     event_add(rc_timer, &tv);
 }
 
-void rcluster_free(void)
+static void rcluster_free(void)
 {
     struct rcreq *q;
 
@@ -867,11 +876,11 @@ void rcluster_free(void)
     if (rc_timer)
         event_free(rc_timer);
     rc_timer = NULL;
-    rnode_free(rc_seed);
+    rlink_free(rc_seed);
     rc_seed = NULL;
     for (int i = 0; i < rc_n; i++) {
-        rnode_free(rc_node[i]->link);
-        rnode_free(rc_node[i]->sub);
+        rlink_free(rc_node[i]->link);
+        rlink_free(rc_node[i]->sub);
         free(rc_node[i]);
     }
     free(rc_node);
@@ -881,19 +890,19 @@ void rcluster_free(void)
         free(rc_spare[--rc_nspare]);
 }
 
-bool rcluster_ready(void)
+static bool rcluster_ready(void)
 {
     for (int i = 0; i < rc_n; i++)
-        if (rc_node[i]->slots > 0 && rnode_up(rc_node[i]->link))
+        if (rc_node[i]->slots > 0 && rlink_up(rc_node[i]->link))
             return true;
     return false;
 }
 
-bool rcluster_ready_for(const char *key, size_t len)
+static bool rcluster_ready_for(const char *key, size_t len)
 {
     int node = rc_slot[rslot_of(key, len)];
 
-    return node >= 0 && rnode_up(rc_node[node]->link);
+    return node >= 0 && rlink_up(rc_node[node]->link);
 }
 
 static int rcluster_nodes(void)
@@ -905,23 +914,23 @@ static int rcluster_nodes(void)
     return n;
 }
 
-const char *rcluster_status(void)
+static const char *rcluster_status(void)
 {
     if (rcluster_ready())
         return NULL;
     if (rc_error[0])
         return rc_error;
     if (!rc_refreshes)
-        return rnode_status(rc_seed) ? rnode_status(rc_seed) : "no slot map yet";
+        return rlink_status(rc_seed) ? rlink_status(rc_seed) : "no slot map yet";
     return "no primary of the cluster is connected";
 }
 
-void rcluster_links(struct rstore_links *l)
+static void rcluster_links(struct rstore_links *l)
 {
-    rnode_links_add(rc_seed, l);
+    rlink_links_add(rc_seed, l);
     for (int i = 0; i < rc_n; i++) {
-        rnode_links_add(rc_node[i]->link, l);
-        rnode_links_add(rc_node[i]->sub, l);
+        rlink_links_add(rc_node[i]->link, l);
+        rlink_links_add(rc_node[i]->sub, l);
     }
 }
 
@@ -935,11 +944,11 @@ static void rcluster_prom_nodes(struct prom *p, bool slots)
         if (n->slots <= 0)
             continue;
         snprintf(node, sizeof(node), "%s:%d", n->host, n->port);
-        prom_sample(p, slots ? n->slots : rnode_up(n->link), "node", node, NULL, NULL);
+        prom_sample(p, slots ? n->slots : rlink_up(n->link), "node", node, NULL, NULL);
     }
 }
 
-void rcluster_prom(struct prom *p)
+static void rcluster_prom(struct prom *p)
 {
     int covered = 0;
 
@@ -963,7 +972,7 @@ void rcluster_prom(struct prom *p)
     prom_sample(p, (double)rc_refreshes, NULL, NULL, NULL, NULL);
 }
 
-void rcluster_report(struct stats_sink *s)
+static void rcluster_report(struct stats_sink *s)
 {
     char topo[1024];
     size_t off = 0;
@@ -975,10 +984,10 @@ void rcluster_report(struct stats_sink *s)
         if (n->slots <= 0)
             continue;
         covered += n->slots;
-        up += rnode_up(n->link);
+        up += rlink_up(n->link);
         if (off < sizeof(topo) - 1)
             off += (size_t)snprintf(topo + off, sizeof(topo) - off, "%s%s:%d %s %d slots", off ? ", " : "",
-                                    n->host, n->port, rnode_state_name(n->link), n->slots);
+                                    n->host, n->port, rlink_state_name(n->link), n->slots);
     }
     s->str(s, "redis_mode", "How Redis is found: standalone, sentinel or cluster", "cluster");
     s->str(s, "redis_cluster_topology", "Each primary of the slot map: address, link state, slots", topo);
@@ -1006,23 +1015,50 @@ void rcluster_report(struct stats_sink *s)
     for (int i = 0; i < rc_n; i++) {
         if (rc_node[i]->slots > 0)
             s->num(s, SK_GAUGE, "redis_node_up", "Whether the link to this primary is up", rc_node[i]->label,
-                   rnode_up(rc_node[i]->link));
+                   rlink_up(rc_node[i]->link));
     }
     /* The subscribers as one: up when every primary's is. */
-    const struct rnode *sub = NULL;
+    const struct rlink *sub = NULL;
     for (int i = 0; i < rc_n && !sub; i++)
-        if (rc_node[i]->slots > 0 && (!rc_node[i]->sub || !rnode_up(rc_node[i]->sub)))
+        if (rc_node[i]->slots > 0 && (!rc_node[i]->sub || !rlink_up(rc_node[i]->sub)))
             sub = rc_node[i]->sub ? rc_node[i]->sub : rc_node[i]->link;
     if (!sub) {
         s->str(s, "redis_subscriber_state", "Redis link state: down, resolving, connecting, handshake, up",
                rcluster_ready() ? "up" : "down");
     } else {
         s->str(s, "redis_subscriber_state", "Redis link state: down, resolving, connecting, handshake, up",
-               rnode_state_name(sub));
+               rlink_state_name(sub));
     }
     for (int i = 0; i < rc_n; i++) {
         if (rc_node[i]->slots > 0)
             s->num(s, SK_GAUGE, "redis_node_subscriber_up", "Whether the notice subscriber on this primary is up",
-                   rc_node[i]->label, rc_node[i]->sub && rnode_up(rc_node[i]->sub));
+                   rc_node[i]->label, rc_node[i]->sub && rlink_up(rc_node[i]->sub));
     }
 }
+
+/* The slot map's nodes, then the channels listened on. */
+static void rcluster_report_all(struct stats_sink *s)
+{
+    rcluster_report(s);
+    rsub_report(s);
+}
+
+const struct rtopo rcluster_topo = {
+    .name = "cluster",
+    .init = rcluster_init,
+    .free = rcluster_free,
+    .ready = rcluster_ready,
+    .ready_for = rcluster_ready_for,
+    .status = rcluster_status,
+    .report = rcluster_report_all,
+    .links = rcluster_links,
+    .prom = rcluster_prom,
+    .cmd = rcluster_cmd,
+    .eval = rcluster_eval,
+    .epoch = rcluster_epoch,
+    .servers = rcluster_primaries,
+    .cmd_at = rcluster_cmd_at,
+    .settle = rcluster_settle,
+    .sub_for = rcluster_sub_for,
+    .stale = rcluster_stale,
+};

@@ -1,31 +1,43 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* rio.c - a Redis link's I/O (see rio.h).
+/* rio.c - a Redis link's connection (see rio.h).
  *
- * hiredis connects the link, and drops it on an error; the commands and
- * replies in between are ours. Its async API re-parses every command it
- * is given (to spot SUBSCRIBE and MONITOR), mallocs a callback for each,
- * and its reader copies every reply, moves what follows it, and mallocs
- * each object. Its libevent adapter re-adds a one-shot read event after
- * every read and arms a write event for every batch: 2 to 4 epoll_ctl
- * calls a batch. Here commands are appended to its output buffer, replies
- * parsed where they were read (rreply.c) and handed to the link's owner,
- * which keeps its own FIFO of what it sent. */
+ * The link owns its socket: the connect, the buffers and the events are
+ * ours, and hiredis is used only for its public reply type. (Its async
+ * API re-parses every command it is given, mallocs a callback for each,
+ * copies every reply, and its libevent adapter re-adds a one-shot read
+ * event after every read: 2 to 4 epoll_ctl calls a batch; and writing
+ * into its context, as an earlier version did, ties the build to one
+ * version of its private struct layout.) Commands are appended to our
+ * output buffer and written at the end of the pass, replies parsed where
+ * they were read (rreply.c) and handed to the link's owner, which keeps
+ * its own FIFO of what it sent. */
 #include "core.h"
 #include "rio.h"
 
-#include <hiredis/hiredis.h>
-#include <hiredis/sds.h>
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static struct event rio_flush_ev;
 static bool rio_flush_ready, rio_flush_active;
 /* Every link with a write due, whatever links there are. */
 static TAILQ_HEAD(, rio_events) rio_due = TAILQ_HEAD_INITIALIZER(rio_due);
+
+/* The input buffer: a read's worth at least, kept between reads; grown
+ * for a reply larger than that, and given back once it has been used.
+ * The output buffer is kept up to RIO_KEEP_OUT between batches. */
+#define RIO_READ (16 * 1024)
+#define RIO_KEEP_IN (64 * 1024)
+#define RIO_KEEP_OUT (64 * 1024)
 
 /* ---- the events --------------------------------------------------------- */
 
@@ -37,18 +49,84 @@ static void rio_undue(struct rio_events *e)
     }
 }
 
-/* The input buffer: a read's worth at least, kept between reads; grown
- * for a reply larger than that, and given back once it has been used. */
-#define RIO_READ (16 * 1024)
-#define RIO_KEEP_IN (64 * 1024)
-
-/* An I/O error of ours recorded as hiredis records its own, so that its
- * read or write, called next, drops the link with the same words. */
-static void rio_error(redisContext *c, int err, const char *why)
+static void rio_add_read(struct rio_events *e)
 {
-    c->err = err;
-    snprintf(c->errstr, sizeof(c->errstr), "%s", why);
+    if (!e->reading) {
+        e->reading = true;
+        event_add(&e->rev, NULL);
+    }
 }
+
+static void rio_arm_write(struct rio_events *e)
+{
+    if (!e->writing) {
+        e->writing = true;
+        event_add(&e->wev, NULL);
+    }
+}
+
+static void rio_del_write(struct rio_events *e)
+{
+    rio_undue(e);
+    if (e->writing) {
+        e->writing = false;
+        event_del(&e->wev);
+    }
+}
+
+/* A write at the end of this pass (or, inside a write or a connect, when
+ * the socket can take it). */
+static void rio_want_write(struct rio_events *e)
+{
+    if (e->writing || e->due)
+        return;
+    if (e->flushing || e->connecting) {
+        rio_arm_write(e);
+        return;
+    }
+    e->due = true;
+    TAILQ_INSERT_TAIL(&rio_due, e, due_link);
+    if (!rio_flush_active) {
+        rio_flush_active = true;
+        event_active(&rio_flush_ev, EV_TIMEOUT, 1);
+    }
+}
+
+void rio_close(struct rio_events *e)
+{
+    if (e->fd < 0)
+        return;
+    rio_del_write(e);
+    if (e->reading) {
+        e->reading = false;
+        event_del(&e->rev);
+    }
+    close(e->fd);
+    e->fd = -1;
+    e->connecting = false;
+    e->gen++;
+    e->out_len = e->out_pos = 0;
+    if (e->out_cap > RIO_KEEP_OUT) {
+        free(e->out);
+        e->out = NULL;
+        e->out_cap = 0;
+    }
+    e->in_len = e->in_pos = 0;
+    e->scanning = false;
+    rreply_arena_reset(e->arena);
+}
+
+/* The connection failed: closed, and its owner told why. */
+static void rio_fail(struct rio_events *e, const char *why)
+{
+    char copy[160];
+
+    snprintf(copy, sizeof(copy), "%s", why);
+    rio_close(e);
+    e->cb->lost(e->owner, copy);
+}
+
+/* ---- replies -------------------------------------------------------------- */
 
 /* Room for a read after what is still unparsed (a reply's first part). */
 static void rio_room(struct rio_events *e)
@@ -73,17 +151,18 @@ static void rio_room(struct rio_events *e)
     }
 }
 
-/* Hands every whole reply in the buffer to the owner, until the context
- * goes (the owner dropped the link, or the input is not RESP). */
-static void rio_replies(struct rio_events *e, redisAsyncContext *ac)
+/* Hands every whole reply in the buffer to the owner, until the
+ * connection goes (the owner dropped it, or the input is not RESP). */
+static void rio_replies(struct rio_events *e)
 {
+    unsigned gen = e->gen;
     char why[128] = "Protocol error";
     int rc;
 
     while (e->in_pos < e->in_len) {
         char *p = e->in + e->in_pos;
         size_t len = e->in_len - e->in_pos, used;
-        redisReply *r;
+        struct redisReply *r;
 
         if (e->scanning) {
             rc = rreply_scan(&e->scan, p, len, why, sizeof(why));
@@ -107,42 +186,33 @@ static void rio_replies(struct rio_events *e, redisAsyncContext *ac)
                 rc = rreply_parse(e->arena, p, len, &r, &used, why, sizeof(why));
         }
         if (rc != RREPLY_OK) {
-            rreply_arena_reset(e->arena);
-            rio_error(&ac->c, REDIS_ERR_PROTOCOL, why);
-            redisAsyncHandleRead(ac);   /* sees the error: drops the link */
+            rio_fail(e, why);
             return;
         }
         e->in_pos += used;
-        e->on_reply(e->owner, r);
+        e->cb->reply(e->owner, r);
+        if (e->gen != gen)
+            return;             /* the owner closed the connection */
         rreply_arena_reset(e->arena);
-        if (e->ac != ac)
-            return;             /* the owner freed or replaced the context */
     }
     e->in_pos = e->in_len = 0;
 }
 
 static void rio_read(struct rio_events *e)
 {
-    redisAsyncContext *ac = e->ac;
-    redisContext *c = &ac->c;
     ssize_t n;
 
-    if (!(c->flags & REDIS_CONNECTED) || c->err) {
-        redisAsyncHandleRead(ac);
-        return;
-    }
     rio_room(e);
-    n = read(c->fd, e->in + e->in_len, e->in_cap - e->in_len);
+    n = read(e->fd, e->in + e->in_len, e->in_cap - e->in_len);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
-        rio_error(c, n < 0 ? REDIS_ERR_IO : REDIS_ERR_EOF, n < 0 ? strerror(errno) : "Server closed the connection");
-        redisAsyncHandleRead(ac);   /* sees the error: drops the link */
+        rio_fail(e, n < 0 ? strerror(errno) : "Server closed the connection");
         return;
     }
     e->in_len += (size_t)n;
     e->in_total += (uint64_t)n;
-    rio_replies(e, ac);
+    rio_replies(e);
 }
 
 static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -156,7 +226,89 @@ static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
     cs_pass_end(was);
 }
 
-static void rio_write(struct rio_events *e);
+/* ---- commands ------------------------------------------------------------- */
+
+int rio_send(struct rio_events *e, const char *cmd, size_t len)
+{
+    if (e->fd < 0)
+        return CS_ERR;
+    if (e->out_pos == e->out_len)
+        e->out_pos = e->out_len = 0;
+    if (e->out_cap - e->out_len < len) {
+        if (e->out_pos > 0) {
+            memmove(e->out, e->out + e->out_pos, e->out_len - e->out_pos);
+            e->out_len -= e->out_pos;
+            e->out_pos = 0;
+        }
+        if (e->out_cap - e->out_len < len) {
+            size_t cap = e->out_cap ? e->out_cap : 1024;
+            while (cap - e->out_len < len)
+                cap *= 2;
+            e->out = cs_realloc(e->out, cap);
+            e->out_cap = cap;
+        }
+    }
+    memcpy(e->out + e->out_len, cmd, len);
+    e->out_len += len;
+    rio_want_write(e);
+    return CS_OK;
+}
+
+static void rio_write(struct rio_events *e)
+{
+    size_t len = e->out_len - e->out_pos;
+    ssize_t n = 0;
+
+    if (len) {
+        n = send(e->fd, e->out + e->out_pos, len, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            rio_fail(e, strerror(errno));
+            return;
+        }
+        if (n > 0)
+            e->out_pos += (size_t)n;
+    }
+    if (e->out_pos < e->out_len) {
+        rio_arm_write(e);       /* the rest when the socket drains */
+        return;
+    }
+    e->out_pos = e->out_len = 0;
+    if (e->out_cap > RIO_KEEP_OUT) {
+        free(e->out);
+        e->out = NULL;
+        e->out_cap = 0;
+    }
+    rio_del_write(e);
+}
+
+/* The connect is done (writable): its outcome to the owner, then what it
+ * queued meanwhile goes out. */
+static void rio_connect_done(struct rio_events *e)
+{
+    unsigned gen = e->gen;
+    int err = 0;
+    socklen_t errlen = sizeof(err);
+
+    if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &errlen) != 0)
+        err = errno;
+    if (err == EINPROGRESS)
+        return;
+    e->connecting = false;
+    if (err) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s", strerror(err));
+        rio_close(e);
+        e->cb->connected(e->owner, why);
+        return;
+    }
+    rio_add_read(e);
+    e->flushing = true;
+    e->cb->connected(e->owner, NULL);
+    if (e->gen != gen)
+        return;
+    rio_write(e);
+    e->flushing = false;
+}
 
 static void rio_write_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -164,137 +316,19 @@ static void rio_write_cb(evutil_socket_t fd, short what, void *arg)
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
+    if (e->connecting) {
+        rio_connect_done(e);
+        return;
+    }
+    e->flushing = true;
     rio_write(e);
+    e->flushing = false;
 }
 
-static void rio_add_read(void *priv)
-{
-    struct rio_events *e = priv;
-
-    if (!e->reading) {
-        e->reading = true;
-        event_add(&e->rev, NULL);
-    }
-}
-
-static void rio_del_read(void *priv)
-{
-    struct rio_events *e = priv;
-
-    if (e->reading) {
-        e->reading = false;
-        event_del(&e->rev);
-    }
-}
-
-static void rio_arm_write(struct rio_events *e)
-{
-    if (!e->writing) {
-        e->writing = true;
-        event_add(&e->wev, NULL);
-    }
-}
-
-static void rio_add_write(void *priv)
-{
-    struct rio_events *e = priv;
-
-    if (e->writing || e->due)
-        return;
-    if (e->flushing || !(e->ac->c.flags & REDIS_CONNECTED)) {
-        rio_arm_write(e);       /* a short write, or a connect to complete */
-        return;
-    }
-    e->due = true;
-    TAILQ_INSERT_TAIL(&rio_due, e, due_link);
-    if (!rio_flush_active) {
-        rio_flush_active = true;
-        event_active(&rio_flush_ev, EV_TIMEOUT, 1);
-    }
-}
-
-static void rio_del_write(void *priv)
-{
-    struct rio_events *e = priv;
-
-    rio_undue(e);
-    if (e->writing) {
-        e->writing = false;
-        event_del(&e->wev);
-    }
-}
-
-int rio_send(struct rio_events *e, const char *cmd, size_t len)
-{
-    redisContext *c;
-    sds grown;
-
-    if (!e->ac)
-        return CS_ERR;
-    c = &e->ac->c;
-    if (c->err || (c->flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-        return CS_ERR;
-    grown = sdscatlen(c->obuf, cmd, len);
-    if (!grown)
-        return CS_ERR;          /* out of memory: obuf is as it was */
-    c->obuf = grown;
-    rio_add_write(e);
-    return CS_OK;
-}
-
-static void rio_cleanup(void *priv)
-{
-    struct rio_events *e = priv;
-
-    rio_del_read(e);
-    rio_del_write(e);
-    e->ac = NULL;
-}
-
-/* hiredis frees its output buffer after each complete write and grows a
- * new one, doubling, for the next batch: several reallocs a batch. We
- * write it ourselves and keep the buffer, up to RIO_KEEP_OBUF. Connects,
- * errors and a buffer grown past that go through hiredis's own write. */
-#define RIO_KEEP_OBUF (64 * 1024)
-
-static void rio_write(struct rio_events *e)
-{
-    redisAsyncContext *ac = e->ac;
-    redisContext *c = &ac->c;
-    size_t len = sdslen(c->obuf);
-    ssize_t n;
-
-    if (!(c->flags & REDIS_CONNECTED) || c->err || sdsalloc(c->obuf) > RIO_KEEP_OBUF) {
-        redisAsyncHandleWrite(ac);
-        return;
-    }
-    if (len) {
-        n = write(c->fd, c->obuf, len);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            rio_error(c, REDIS_ERR_IO, strerror(errno));
-            redisAsyncHandleWrite(ac);  /* sees the error: drops the link */
-            return;
-        }
-        if (n == (ssize_t)len)
-            sdsclear(c->obuf);
-        else if (n > 0)
-            sdsrange(c->obuf, (int)n, -1);      /* n < len <= RIO_KEEP_OBUF */
-    }
-    if (sdslen(c->obuf))
-        rio_arm_write(e);       /* the rest when the socket drains */
-    else
-        rio_del_write(e);
-    rio_add_read(e);
-}
-
-/* The link outlives its contexts (links are freed only at exit), so e is
- * still there when the write frees ac. */
 static void rio_flush_one(struct rio_events *e)
 {
-    redisAsyncContext *ac = e->ac;
-
     rio_undue(e);
-    if (!ac)
+    if (e->fd < 0 || e->connecting)
         return;
     e->flushing = true;
     rio_write(e);
@@ -316,44 +350,119 @@ static void rio_flush_cb(evutil_socket_t fd, short what, void *arg)
     rio_flush();
 }
 
-void rio_attach(struct rio_events *e, redisAsyncContext *ac, struct rreply_arena *a,
-                void (*on_reply)(void *owner, struct redisReply *r), void *owner)
-{
-    char *in = e->in;
-    size_t cap = e->in_cap;
+/* ---- the connection ------------------------------------------------------- */
 
+void rio_init(struct rio_events *e, struct rreply_arena *a, const struct rio_owner *cb, void *owner)
+{
+    memset(e, 0, sizeof(*e));
+    e->fd = -1;
+    e->arena = a;
+    e->cb = cb;
+    e->owner = owner;
     if (!rio_flush_ready) {
         event_assign(&rio_flush_ev, cs_base, -1, 0, rio_flush_cb, NULL);
         rio_flush_ready = true;
     }
-    rreply_arena_reset(a);
-    rio_del_read(e);            /* the last context's, had it not been cleaned up */
-    rio_del_write(e);
-    memset(e, 0, sizeof(*e));
-    e->in = in;                 /* the buffer stays; what was in it does not */
-    e->in_cap = cap;
-    e->arena = a;
-    e->on_reply = on_reply;
-    e->owner = owner;
-    e->ac = ac;
-    event_assign(&e->rev, cs_base, ac->c.fd, EV_READ | EV_PERSIST, rio_read_cb, e);
-    event_assign(&e->wev, cs_base, ac->c.fd, EV_WRITE | EV_PERSIST, rio_write_cb, e);
-    ac->ev.addRead = rio_add_read;
-    ac->ev.delRead = rio_del_read;
-    ac->ev.addWrite = rio_add_write;
-    ac->ev.delWrite = rio_del_write;
-    ac->ev.cleanup = rio_cleanup;
-    ac->ev.data = e;
-    /* As hiredis's adapter starts: reading, and writable says the connect is done. */
-    rio_add_read(e);
+}
+
+/* Keepalive finds a peer that vanished without a FIN on an idle link:
+ * probes after S idle seconds, S / 3 apart, 3 of them. A failure is not
+ * worth the connection. */
+static void rio_keepalive(int fd, int s)
+{
+    int on = 1, intvl = s / 3 > 0 ? s / 3 : 1, cnt = 3;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0)
+        return;
+#ifdef TCP_KEEPIDLE
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &s, sizeof(s));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+#endif
+}
+
+/* The address to connect to: numeric HOST and PORT, or PATH. */
+static int rio_addr(const char *host, int port, const char *path, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (!host) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        if (strlen(path) >= sizeof(un->sun_path)) {
+            errno = ENAMETOOLONG;
+            return CS_ERR;
+        }
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, path, strlen(path) + 1);
+        *len = sizeof(*un);
+        return CS_OK;
+    }
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*in4);
+        return CS_OK;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return CS_OK;
+    }
+    errno = EINVAL;
+    return CS_ERR;
+}
+
+int rio_open(struct rio_events *e, const char *host, int port, const char *path, int keepalive_s, char *err,
+             size_t errsize)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int fd, one = 1;
+
+    rio_close(e);
+    if (rio_addr(host, port, path, &ss, &sslen) != CS_OK) {
+        snprintf(err, errsize, "%s", strerror(errno));
+        return CS_ERR;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errsize, "%s", strerror(errno));
+        return CS_ERR;
+    }
+    if (host) {
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (keepalive_s > 0)
+            rio_keepalive(fd, keepalive_s);
+    }
+    if (connect(fd, (struct sockaddr *)&ss, sslen) != 0 && errno != EINPROGRESS) {
+        snprintf(err, errsize, "%s", strerror(errno));
+        close(fd);
+        return CS_ERR;
+    }
+    e->fd = fd;
+    e->gen++;
+    e->connecting = true;
+    e->in_total = 0;
+    e->in_len = e->in_pos = 0;
+    e->out_len = e->out_pos = 0;
+    e->scanning = false;
+    rreply_arena_reset(e->arena);
+    event_assign(&e->rev, cs_base, fd, EV_READ | EV_PERSIST, rio_read_cb, e);
+    event_assign(&e->wev, cs_base, fd, EV_WRITE | EV_PERSIST, rio_write_cb, e);
+    /* Writable says the connect is done, whether it failed or not. */
     rio_arm_write(e);
+    return CS_OK;
 }
 
 void rio_release(struct rio_events *e)
 {
+    rio_close(e);
     free(e->in);
     e->in = NULL;
     e->in_cap = e->in_len = e->in_pos = 0;
-    if (e->arena)
-        rreply_arena_reset(e->arena);
+    free(e->out);
+    e->out = NULL;
+    e->out_cap = e->out_len = e->out_pos = 0;
 }

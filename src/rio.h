@@ -1,47 +1,75 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* rio.h - a Redis link's I/O under hiredis: its own libevent events (in
- * place of hiredis's adapter), its commands appended to hiredis's output
- * buffer, its replies parsed in its own input buffer (rreply.c) and
- * handed to its owner in order. hiredis still connects, and drops the
- * link on an error. rnode.c and rdial.c embed one per link. */
+/* rio.h - a Redis link's connection, owned outright: the socket and its
+ * non-blocking connect, its libevent events, an output buffer its
+ * commands are appended to and written at the end of the loop pass, and
+ * an input buffer its replies are parsed in (rreply.c) and handed to its
+ * owner in order. hiredis is used for nothing here but the shape of a
+ * reply (struct redisReply, its public type). rlink.c and rdial.c embed
+ * one per link. */
 #ifndef CS_RIO_H
 #define CS_RIO_H
 
 #include "core.h"
 #include "rreply.h"
 
-#include <hiredis/async.h>
 #include <event2/event_struct.h>
+
+/* What the owner hears. Each runs from the loop, never inside a call the
+ * owner made; each may close the connection (rio_close). */
+struct rio_owner {
+    /* The connect is done: ERR NULL, or why it failed (the connection
+     * is closed already). */
+    void (*connected)(void *owner, const char *err);
+    /* A reply, built in the owner's arena, valid during the call. */
+    void (*reply)(void *owner, struct redisReply *r);
+    /* The connection failed after it was up: closed already. */
+    void (*lost)(void *owner, const char *why);
+};
 
 /* The read event persists; what a loop pass queued for Redis is written
  * at its end (as the clients' replies are); EV_WRITE is waited for only
  * after a short write, or while connecting. */
 struct rio_events {
-    redisAsyncContext *ac;      /* NULL: detached */
+    int fd;                     /* -1: no connection */
+    bool connecting;            /* the connect is under way */
+    unsigned gen;               /* changes at every open and close */
     struct event rev, wev;
     bool reading, writing;      /* rev / wev added */
     bool due;                   /* a write at the end of this pass: on the due list */
     TAILQ_ENTRY(rio_events) due_link;
     bool flushing;              /* inside that write */
-    /* Replies: read into in, parsed into arena, handed to on_reply. */
-    struct rreply_arena *arena;
-    void (*on_reply)(void *owner, struct redisReply *r);
+    const struct rio_owner *cb;
     void *owner;
+    /* Commands: out[out_pos, out_len) not written yet. */
+    char *out;
+    size_t out_cap, out_len, out_pos;
+    /* Replies: read into in, parsed into arena. */
+    struct rreply_arena *arena;
     char *in;
     size_t in_cap, in_len, in_pos;      /* in[in_pos, in_len): not parsed yet */
     bool scanning;              /* in_pos starts a reply only partly read */
     struct rreply_scan scan;
-    uint64_t in_total;          /* bytes read since the attach */
+    uint64_t in_total;          /* bytes read since the open */
 };
 
-/* A new context: its events to e, each reply on it to ON_REPLY (built in
- * A, valid during the call), in the order the replies come. */
-void rio_attach(struct rio_events *e, redisAsyncContext *ac, struct rreply_arena *a,
-                void (*on_reply)(void *owner, struct redisReply *r), void *owner);
-/* Queues a command (RESP) on the attached context: written at the end of
- * the pass. CS_ERR: no context, or it is failing. */
+/* Once per link, before its first open: fd -1, nothing allocated. */
+void rio_init(struct rio_events *e, struct rreply_arena *a, const struct rio_owner *cb, void *owner);
+/* Starts a non-blocking connect to HOST (a numeric address) and PORT, or
+ * to the unix socket PATH when HOST is NULL; its end goes to
+ * cb->connected. KEEPALIVE_S > 0: TCP keepalive probes after that many
+ * idle seconds. CS_ERR: failed at once, ERR (ERRSIZE bytes) says why. */
+int rio_open(struct rio_events *e, const char *host, int port, const char *path, int keepalive_s, char *err,
+             size_t errsize) CS_WUR;
+/* Closes the connection, if any; no callback runs, what was queued goes. */
+void rio_close(struct rio_events *e);
+static inline bool rio_live(const struct rio_events *e)
+{
+    return e->fd >= 0;
+}
+/* Queues a command (RESP): written at the end of the pass (or once the
+ * connect is done). CS_ERR: no connection. */
 int rio_send(struct rio_events *e, const char *cmd, size_t len) CS_WUR;
-/* What e keeps between contexts, freed (the link going away). */
+/* What e keeps between connections, freed (the link going away). */
 void rio_release(struct rio_events *e);
 /* Writes what every link has queued now, not at the end of the pass. */
 void rio_flush(void);

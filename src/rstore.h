@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* rstore.h - the Redis side: pipelined command connections, a subscriber
- * for fill notices, scripts, timeouts, reconnects; one server, a Sentinel's
- * primary or a Redis Cluster. */
+ * for notices, scripts, timeouts, reconnects; one server, a Sentinel's
+ * primary or a Redis Cluster. This is the Redis layer's whole interface:
+ * the layers above use nothing else of it, so an in-memory fake can stand
+ * in for it. It knows nothing of what its owners store: they give it its
+ * configuration, their scripts and their callbacks. */
 #ifndef CS_RSTORE_H
 #define CS_RSTORE_H
 
@@ -9,15 +12,48 @@
 
 struct redisReply;
 
-enum rscript { RS_LOCK, RS_FILL, RS_RELEASE, RS_HSET, RS_DEL, RS_TTL, RS_NSCRIPTS };
-
 /* reply is NULL when the command failed without one (connection lost, no
  * reply within command_timeout_ms, shutting down); error replies arrive as
- * REDIS_REPLY_ERROR. */
+ * REDIS_REPLY_ERROR. A reply that comes after the deadline is dropped,
+ * unless it is a script's whose owner asked for it (rstore_late_cb). */
 typedef void (*rstore_cb)(void *priv, const struct redisReply *reply);
 
-void rstore_init(void);
+/* What the layer is told at start (rstore_init copies it). Nothing of it
+ * changes while it runs: a reload that changes a [redis] key takes effect
+ * at the next start. */
+struct rstore_conf {
+    const char *mode;           /* a topology's name: rstore_mode_names */
+    const char *host;           /* standalone: the server, or */
+    int port;
+    const char *unix_socket;    /* its unix socket when not empty */
+    const struct cs_addr *nodes;        /* cluster: the seed nodes */
+    int nnodes;
+    long long cluster_refresh_s;        /* the slot map is read again this often */
+    const struct cs_addr *sentinels;    /* sentinel: who names the primary */
+    int nsentinels;
+    const char *master_name;
+    const char *username, *password;    /* AUTH when the password is not empty */
+    long long db;                       /* SELECT when not 0 (not in a cluster) */
+    long long connect_timeout_ms, command_timeout_ms;
+    const char *channel;        /* what every subscriber link subscribes to (its probe) */
+};
+
+/* "standalone, sentinel, cluster": the names rstore_conf.mode takes. */
+extern const char rstore_mode_names[];
+
+/* CS_ERR: an unknown mode (nothing started). */
+int rstore_init(const struct rstore_conf *c) CS_WUR;
 void rstore_free(void);
+
+/* A Lua script the links load at set-up (SCRIPT LOAD) and load again after
+ * NOSCRIPT; registered before rstore_init. Returns its handle for
+ * rstore_eval, or CS_ERR (too many). LATE, when not NULL, hears a reply of
+ * the script that came after the command's deadline (its callback had run
+ * with NULL): ARGS are the KEYS then the ARGV the command was sent with
+ * (the first 16), so that the owner may undo what the script did after
+ * all. A late reply of a script registered without one is dropped. */
+typedef void (*rstore_late_cb)(const struct redisReply *reply, int nargs, const struct cs_str *args);
+int rstore_script_add(const char *name, const char *src, rstore_late_cb late) CS_WUR;
 /* The command connection is up and has loaded the scripts. */
 bool rstore_ready(void);
 /* The link that KEY (a Redis key) goes to is up: in a cluster, per slot. */
@@ -58,8 +94,16 @@ static inline void rstore_arg(struct rstore_args *a, const char *p, size_t len)
 }
 
 int rstore_cmd(rstore_cb cb, void *priv, int argc, const char **argv, const size_t *lens) CS_WUR;
-int rstore_eval(enum rscript s, rstore_cb cb, void *priv, int nkeys, int argc,
+/* EVALSHA of the script with handle S (rstore_script_add): NKEYS keys,
+ * then ARGV, argc in all. Routed by its first key. */
+int rstore_eval(int s, rstore_cb cb, void *priv, int nkeys, int argc,
                 const char **argv, const size_t *lens) CS_WUR;
+/* The same, for a script that may run once per key instead, each key with
+ * the arguments after the keys (argc is nkeys + those), when the keys may
+ * be on several servers (a cluster): the caller says it may be split, and
+ * that its replies are integers, which are then summed into one. */
+int rstore_eval_each(int s, rstore_cb cb, void *priv, int nkeys, int argc,
+                     const char **argv, const size_t *lens) CS_WUR;
 
 /* A sweep of every server (INVALIDATE's SCAN). A SCAN cursor is good
  * only on the server that gave it, while that server holds the same keys:

@@ -14,7 +14,7 @@
  * up: those waiters poll too. */
 #include "core.h"
 #include "rsub.h"
-#include "rnode.h"
+#include "rlink.h"
 #include "log.h"
 #include "stats.h"
 
@@ -31,7 +31,7 @@ enum rsub_state { RSC_IDLE, RSC_SENT, RSC_ON };
 struct rsub_chan {
     struct rsub_chan *hnext;
     TAILQ_ENTRY(rsub_chan) todo;        /* on rsub_todo while it has work */
-    struct rnode *link;                 /* where it is (being) set up; NULL: nowhere */
+    struct rlink *link;                 /* where it is (being) set up; NULL: nowhere */
     enum rsub_state state;
     int refs;
     bool queued;
@@ -44,7 +44,7 @@ static size_t rsub_size, rsub_count;
 static TAILQ_HEAD(, rsub_chan) rsub_todo = TAILQ_HEAD_INITIALIZER(rsub_todo);
 static struct event *rsub_flush_ev, *rsub_retry_ev;
 static bool rsub_flush_due, rsub_plain;
-static struct rnode *(*rsub_place)(const char *chan, size_t len);
+static struct rlink *(*rsub_place)(const char *chan, size_t len);
 static void (*rsub_stale)(void);
 
 static struct rsub_chan **rsub_slot(const char *chan, size_t len)
@@ -127,11 +127,11 @@ static void rsub_unplace(struct rsub_chan *c, bool later)
  * belongs. Returns false when it must wait for a link. */
 static bool rsub_work(struct rsub_chan *c)
 {
-    struct rnode *link;
+    struct rlink *link;
 
     if (c->refs == 0) {
-        if (c->state != RSC_IDLE && c->link && rnode_up(c->link) &&
-            rnode_listen(c->link, false, rsub_plain, c->name, c->len) != CS_OK)
+        if (c->state != RSC_IDLE && c->link && rlink_up(c->link) &&
+            rlink_listen(c->link, false, rsub_plain, c->name, c->len) != CS_OK)
             log_debug("redis subscriber: cannot end %.*s", (int)c->len, c->name);
         rsub_drop(c);
         return true;
@@ -139,7 +139,7 @@ static bool rsub_work(struct rsub_chan *c)
     if (c->state != RSC_IDLE)
         return true;
     link = rsub_place(c->name, c->len);
-    if (!link || !rnode_up(link) || rnode_listen(link, true, rsub_plain, c->name, c->len) != CS_OK)
+    if (!link || !rlink_up(link) || rlink_listen(link, true, rsub_plain, c->name, c->len) != CS_OK)
         return false;
     c->link = link;
     c->state = RSC_SENT;
@@ -178,7 +178,7 @@ static void rsub_retry_cb(evutil_socket_t fd, short what, void *arg)
                 rsub_schedule(c);
 }
 
-void rsub_init(struct rnode *(*place)(const char *chan, size_t len), void (*stale)(void))
+void rsub_init(struct rlink *(*place)(const char *chan, size_t len), void (*stale)(void))
 {
     rsub_place = place;
     rsub_stale = stale;
@@ -242,13 +242,7 @@ void rsub_unlisten(const char *chan, size_t len)
 
 /* A new connection has no channels: those placed on its link (before a
  * drop, or a move to another server, which tells no one) go again. */
-void rsub_link_up(struct rnode *n)
-{
-    rsub_link_down(n);
-    rsub_retry_cb(-1, 0, NULL);
-}
-
-void rsub_link_down(struct rnode *n)
+void rsub_link_gone(struct rlink *n)
 {
     for (size_t i = 0; i < rsub_size; i++)
         for (struct rsub_chan *c = rsub_buckets[i]; c; c = c->hnext)
@@ -256,10 +250,27 @@ void rsub_link_down(struct rnode *n)
                 rsub_unplace(c, true);
 }
 
-void rsub_listened(struct rnode *n, const char *chan, size_t len, bool on, const char *err)
+static void rsub_link_up(struct rlink *n, void *owner)
+{
+    CS_UNUSED(owner);
+    rsub_link_gone(n);
+    rsub_retry_cb(-1, 0, NULL);
+    /* Notices published while we were away are lost. */
+    if (rstore_on_subscribed)
+        rstore_on_subscribed();
+}
+
+static void rsub_link_down(struct rlink *n, void *owner)
+{
+    CS_UNUSED(owner);
+    rsub_link_gone(n);
+}
+
+static void rsub_listened(struct rlink *n, void *owner, const char *chan, size_t len, bool on, const char *err)
 {
     struct rsub_chan *c = rsub_find(chan, len);
 
+    CS_UNUSED(owner);
     if (!c || c->link != n || (!on && !err))
         return;                 /* an unsubscribe we asked for, or a channel gone meanwhile */
     if (on && !err) {
@@ -275,7 +286,7 @@ void rsub_listened(struct rnode *n, const char *chan, size_t len, bool on, const
         return;
     }
     if (on)
-        log_limited(LOG_WARNING, "redis subscriber: %s refused %.*s: %s", rnode_name(n), (int)len, chan, err);
+        log_limited(LOG_WARNING, "redis subscriber: %s refused %.*s: %s", rlink_name(n), (int)len, chan, err);
     /* Refused (MOVED: our slot map is old), or dropped by Redis (its slot
      * moved): the map is read again, and the channel set up where it is
      * then. */
@@ -284,14 +295,19 @@ void rsub_listened(struct rnode *n, const char *chan, size_t len, bool on, const
     rsub_unplace(c, true);
 }
 
-void rsub_message(const redisReply *msg)
+static void rsub_message(struct rlink *n, void *owner, const redisReply *msg)
 {
     const redisReply *ch = msg->element[1], *m = msg->element[2];
 
+    CS_UNUSED(n);
+    CS_UNUSED(owner);
     stats_c.notices_received++;
     if (rstore_on_notice && m->type == REDIS_REPLY_STRING)
         rstore_on_notice(ch->str, (size_t)ch->len, m->str, (size_t)m->len);
 }
+
+const struct rlink_hooks rsub_hooks = { .up = rsub_link_up, .down = rsub_link_down,
+                                        .message = rsub_message, .listened = rsub_listened };
 
 void rsub_replace(void)
 {
@@ -299,7 +315,7 @@ void rsub_replace(void)
         for (struct rsub_chan *c = rsub_buckets[i]; c; c = c->hnext) {
             if (c->state == RSC_IDLE || c->refs == 0 || rsub_place(c->name, c->len) == c->link)
                 continue;
-            if (rnode_up(c->link) && rnode_listen(c->link, false, rsub_plain, c->name, c->len) != CS_OK)
+            if (rlink_up(c->link) && rlink_listen(c->link, false, rsub_plain, c->name, c->len) != CS_OK)
                 log_debug("redis subscriber: cannot end %.*s", (int)c->len, c->name);
             rsub_unplace(c, false);
         }

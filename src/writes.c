@@ -16,6 +16,7 @@
 #include "record.h"
 #include "resp.h"
 #include "rstore.h"
+#include "scripts.h"
 #include "stats.h"
 
 #include <hiredis/hiredis.h>
@@ -52,12 +53,13 @@ static void writes_int_cb(void *priv, const redisReply *rep)
 }
 
 /* del.lua with KEYS and the key prefix as its one ARGV (each key's notice
- * channel is made from it); rc as rstore_eval. */
+ * channel is made from it); rc as rstore_eval_each. */
 static int writes_del_keys(struct req *r, rstore_cb cb, int nkeys, const char **argv, size_t *lens)
 {
     argv[nkeys] = r->conf->key_prefix;
     lens[nkeys] = strlen(r->conf->key_prefix);
-    return rstore_eval(RS_DEL, cb, r, nkeys, nkeys + 1, argv, lens);
+    /* Keys of several slots may be deleted one by one: del.lua's reply is a count. */
+    return scripts_eval_each(SCRIPT_DEL, cb, r, nkeys, nkeys + 1, argv, lens);
 }
 
 void writes_cmd_del(struct req *r)
@@ -391,7 +393,7 @@ void writes_cmd_hset(struct req *r)
     /* A fill of this key under way here read the upstream before this
      * write: requests from now on start a new one. */
     flight_detach(key, lens[0]);
-    rc = rstore_eval(RS_HSET, writes_int_cb, r, 1, r->argc, argv, lens);
+    rc = scripts_eval(SCRIPT_HSET, writes_int_cb, r, 1, r->argc, argv, lens);
     free(argv);
     free(lens);
     if (rc != CS_OK)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* test_rwire.c - integration tests of the daemon's own Redis wire (rio.c
- * reads the socket and parses replies in place, rnode.c gives each reply
+ * reads the socket and parses replies in place, rlink.c gives each reply
  * to the oldest command it sent): replies that come in pieces, bytes that
  * are not RESP, a reply nobody asked for, and scripts Redis has forgotten.
  *

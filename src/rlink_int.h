@@ -1,35 +1,34 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* rnode_int.h - the inside of a Redis link, shared by rnode.c (commands,
+/* rlink_int.h - the inside of a Redis link, shared by rlink.c (commands,
  * set-up, deadlines) and rdial.c (finding and connecting the server).
- * Nothing else includes it: the rest of the daemon sees rnode.h. */
-#ifndef CS_RNODE_INT_H
-#define CS_RNODE_INT_H
+ * Nothing else includes it: the rest of the daemon sees rlink.h. */
+#ifndef CS_RLINK_INT_H
+#define CS_RLINK_INT_H
 
 #include "core.h"
-#include "rnode.h"
+#include "rlink.h"
 #include "rio.h"
 
-#include <hiredis/async.h>
 #include <event2/util.h>
 
-#define RS_BACKOFF_MIN_MS 100
-#define RS_BACKOFF_MAX_MS 5000
-#define RS_STALL_MS 100         /* a gap in our loop beyond this is our stall, not Redis's */
-#define RS_WATCH_MS 50          /* a link that waits is looked at this often (see rnode_now) */
-#define RS_PROBE_MS 1000        /* a link that has heard nothing this long is probed */
-#define RS_DEAD_TIMEOUTS 10     /* silent this many command timeouts: the link is dead */
-#define RS_DEAD_MIN_MS 1000
-#define RS_MAX_ADDRS 8
+#define RLINK_BACKOFF_MIN_MS 100
+#define RLINK_BACKOFF_MAX_MS 5000
+#define RLINK_STALL_MS 100      /* a gap in our loop beyond this is our stall, not Redis's */
+#define RLINK_WATCH_MS 50       /* a link that waits is looked at this often (see rlink_now) */
+#define RLINK_PROBE_MS 1000     /* a link that has heard nothing this long is probed */
+#define RLINK_DEAD_TIMEOUTS 10  /* silent this many command timeouts: the link is dead */
+#define RLINK_DEAD_MIN_MS 1000
+#define RLINK_MAX_ADDRS 8
 
-enum rs_state { RS_DOWN, RS_RESOLVING, RS_CONNECTING, RS_HANDSHAKE, RS_UP };
+enum rlink_state { RLINK_DOWN, RLINK_RESOLVING, RLINK_CONNECTING, RLINK_HANDSHAKE, RLINK_UP };
 
 struct rcmd {
     TAILQ_ENTRY(rcmd) q;        /* on pending */
     TAILQ_ENTRY(rcmd) wire;     /* on sent */
-    struct rnode *link;
+    struct rlink *link;
     rstore_cb cb;
     void *priv;
-    int64_t sent;               /* rnode_now() when queued */
+    int64_t sent;               /* rlink_now() when queued */
     char *fmt;                  /* kept for scripts: resent after NOSCRIPT */
     size_t fmtlen;
     int script;                 /* -1 when not a script */
@@ -48,7 +47,7 @@ struct rlisten {
     char chan[];
 };
 
-struct rnode {
+struct rlink {
     struct rreply_arena arena;  /* this link's replies */
     struct rio_events ev;       /* and its events */
     char name[80];
@@ -57,13 +56,12 @@ struct rnode {
     char *path;                 /* unix socket, or NULL */
     unsigned flags;
     char chan[300];             /* what a subscriber subscribes */
-    const struct rnode_hooks *hooks;
+    const struct rlink_hooks *hooks;
     void *owner;
-    LIST_ENTRY(rnode) all;
-    redisAsyncContext *ac;
-    enum rs_state state;
+    LIST_ENTRY(rlink) all;
+    enum rlink_state state;
     bool subscriber;
-    bool moving;                /* rnode_target: reconnect now, elsewhere */
+    bool moving;                /* rlink_target: reconnect now, elsewhere */
     bool drop_later;            /* set-up could not be sent: drop from the loop */
     int64_t since;              /* start of this attempt (resolve + connect) */
     long long backoff_ms;
@@ -84,25 +82,25 @@ struct rnode {
     unsigned long connects;     /* attempts since start: 1 + reconnects */
 };
 
-LIST_HEAD(rnode_list, rnode);
-extern struct rnode_list rs_nodes;      /* every link, for the stall check */
-extern bool rs_cancelled;               /* a lookup was cancelled: see rnode_shutdown */
+LIST_HEAD(rlink_list, rlink);
+extern struct rlink_list rlink_all;      /* every link, for the stall check */
+extern bool rlink_cancelled;               /* a lookup was cancelled: see rlink_shutdown */
 
-/* rnode.c */
-void rnode_note(struct rnode *l, const char *prefix, const char *why);
-int64_t rnode_now(void);
-void rnode_arm(struct rnode *l);
-void rnode_schedule(struct rnode *l);
-void rnode_forget(struct rnode *l);
-void rnode_lost(struct rnode *l);
-void rnode_drop(struct rnode *l, const char *why);
-void rnode_start_handshake(struct rnode *l);
-struct rnode *rnode_link_of(const redisAsyncContext *ac);
-void rnode_on_reply(void *owner, struct redisReply *r);
+/* rlink.c */
+void rlink_note(struct rlink *l, const char *prefix, const char *why);
+int64_t rlink_now(void);
+void rlink_arm(struct rlink *l);
+void rlink_schedule(struct rlink *l);
+void rlink_forget(struct rlink *l);
+void rlink_lost(struct rlink *l);
+void rlink_drop(struct rlink *l, const char *why);
+void rlink_start_handshake(struct rlink *l);
+void rlink_on_reply(void *owner, struct redisReply *r);
 
 /* rdial.c */
-void rdial_connect(struct rnode *l);
-void rdial_close(struct rnode *l);
+extern const struct rio_owner rdial_io;     /* what a link's connection tells it */
+void rdial_connect(struct rlink *l);
+void rdial_close(struct rlink *l);
 void rdial_retry_cb(evutil_socket_t fd, short what, void *arg);
 
 #endif
