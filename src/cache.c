@@ -13,13 +13,13 @@
 #include "conn.h"
 #include "fill.h"
 #include "flight.h"
+#include "keys.h"
 #include "log.h"
 #include "outcome.h"
 #include "record.h"
 #include "resp.h"
 #include "rstore.h"
 #include "stats.h"
-#include "upstream.h"
 
 #include <hiredis/hiredis.h>
 #include <event2/buffer.h>
@@ -139,7 +139,7 @@ static int cache_dedupe(const struct cs_str *v, int n, int *first)
  * a channel is for, or NULL. */
 static struct flight *cache_chan_flight(const char *chan, size_t len)
 {
-    char key[CACHE_KEY_MAX];
+    char key[KEYS_KEY_MAX];
     size_t pl = strlen(cs_conf->key_prefix);
 
     if (len < pl + 6 || len - 6 >= sizeof(key) || memcmp(chan + pl, "fills:", 6) != 0)
@@ -196,96 +196,6 @@ void cache_free(void)
 {
     flight_free_all();
     fill_free();
-}
-
-int cache_parse_pattern(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                        struct cs_str *id, char *err, size_t errsz)
-{
-    const char *colon = memchr(key.p, ':', key.len);
-    int shown = key.len > 80 ? 80 : (int)key.len;
-
-    if (!colon || colon == key.p) {
-        snprintf(err, errsz, "ERR bad key '%.*s%s': expected NAMESPACE:ID", shown, key.p, key.len > 80 ? "..." : "");
-        return CS_ERR;
-    }
-    id->p = colon + 1;
-    id->len = key.len - (size_t)(id->p - key.p);
-    if (id->len == 0) {
-        snprintf(err, errsz, "ERR bad key '%.*s': empty id", shown, key.p);
-        return CS_ERR;
-    }
-    if (id->len > CACHE_ID_MAX) {
-        snprintf(err, errsz, "ERR bad key '%.*s...': id longer than %d bytes", shown, key.p, CACHE_ID_MAX);
-        return CS_ERR;
-    }
-    for (size_t i = 0; i < id->len; i++) {
-        unsigned char ch = (unsigned char)id->p[i];
-        if (ch <= ' ' || ch == 0x7f) {
-            snprintf(err, errsz, "ERR bad key: id has whitespace or control characters");
-            return CS_ERR;
-        }
-    }
-    /* The id goes inside a {hash tag}: one that starts with '}' would make
-     * the tag empty, and Redis Cluster would hash the record and its lock
-     * to different slots. */
-    if (id->p[0] == '}') {
-        snprintf(err, errsz, "ERR bad key '%.*s': id may not start with '}'", shown, key.p);
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < ' ' || *p == 0x7f)
-                *p = '?';
-        return CS_ERR;
-    }
-    *ns = config_ns_find(c, key.p, (size_t)(colon - key.p));
-    if (!*ns) {
-        int nl = (int)(colon - key.p) > 80 ? 80 : (int)(colon - key.p);
-        snprintf(err, errsz, "ERR unknown namespace '%.*s'", nl, key.p);
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < ' ' || *p == 0x7f)
-                *p = '?';
-        return CS_ERR;
-    }
-    return CS_OK;
-}
-
-/* The id's own rule comes last, as it depends on the namespace (id_slashes):
- * checked before anything is sent, so a refused id reaches neither Redis
- * nor the upstream, and an entry an older daemon cached under it is never
- * served. */
-int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                    struct cs_str *id, char *err, size_t errsz)
-{
-    const char *why;
-
-    if (cache_parse_pattern(c, key, ns, id, err, errsz) != CS_OK)
-        return CS_ERR;
-    if ((why = upstream_id_check(*ns, id->p, id->len)) != NULL) {
-        /* The id has no whitespace or control bytes: it may be shown. */
-        int shown = key.len > 80 ? 80 : (int)key.len;
-        snprintf(err, errsz, "ERR bad key '%.*s%s': %s", shown, key.p, key.len > 80 ? "..." : "", why);
-        return CS_ERR;
-    }
-    return CS_OK;
-}
-
-size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id)
-{
-    /* Called for every read: copies, not snprintf. The parts are bounded by
-     * config (prefix, namespace) and CACHE_ID_MAX, within CACHE_KEY_MAX. */
-    size_t pl = strlen(c->key_prefix), nl = ns->namelen, n = 0;
-
-    if (pl + nl + id.len + 5 > CACHE_KEY_MAX)
-        return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s:{%.*s}", c->key_prefix, ns->name, (int)id.len, id.p);
-    memcpy(buf, c->key_prefix, pl);
-    n = pl;
-    memcpy(buf + n, ns->name, nl);
-    n += nl;
-    buf[n++] = ':';
-    buf[n++] = '{';
-    memcpy(buf + n, id.p, id.len);
-    n += id.len;
-    buf[n++] = '}';
-    buf[n] = '\0';
-    return n;
 }
 
 /* Where a slot's answer goes, and what finishing it means. */
@@ -453,8 +363,8 @@ static void cache_answer(void *ctx, struct outcome *o)
 static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str id, bool refresh, bool read,
                        struct cs_str lock)
 {
-    char key[CACHE_KEY_MAX];
-    size_t kl = cache_key(key, s->r->conf, ns, id);
+    char key[KEYS_KEY_MAX];
+    size_t kl = keys_build(key, s->r->conf, ns, id);
     struct flight *f = flight_find(key, kl);
 
     if (f && f->ns->format != ns->format) {
@@ -593,13 +503,13 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
 
 static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)
 {
-    char key[CACHE_KEY_MAX], step[256];
+    char key[KEYS_KEY_MAX], step[256];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(step, sizeof(step), fmt, ap);
     va_end(ap);
-    cache_key(key, c, ns, id);
+    keys_build(key, c, ns, id);
     log_trace(key, "%s", step);
 }
 
@@ -624,7 +534,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
         ns = r->ns;
         id.p = r->argv[1].p + ns->namelen + 1;
         id.len = r->argv[1].len - ns->namelen - 1;
-    } else if (cache_parse_key(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK) {
+    } else if (keys_parse(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK) {
         abort();                /* validated before the read was sent */
     }
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
@@ -685,7 +595,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
 static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_str id)
 {
     struct req *r = s->r;
-    char key[CACHE_KEY_MAX];
+    char key[KEYS_KEY_MAX];
     const char *argv_small[8];
     size_t lens_small[8];
     struct rstore_args a = { argv_small, lens_small, 0 };
@@ -714,7 +624,7 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
     } else {
         rstore_arg(&a, "HMGET", 5);
     }
-    rstore_arg(&a, key, cache_key(key, r->conf, ns, id));
+    rstore_arg(&a, key, keys_build(key, r->conf, ns, id));
     log_trace(key, "parse: %s %.*s (namespace %s)", r->cmd->name, (int)cache_slot_key(s).len, cache_slot_key(s).p,
               ns->name);
     if (r->cmd->rk != RK_HGETALL) {
@@ -757,7 +667,7 @@ void cache_cmd_read(struct req *r)
     struct cs_str id;
     char err[200];
 
-    if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
+    if (keys_parse(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
         resp_error(req_out(r), err);
         cache_outcome(r, SH_REQ_ERROR);
         req_done(r);
@@ -802,7 +712,7 @@ void cache_cmd_mget(struct req *r)
     }
     /* Every key is checked before any is read: all or nothing. */
     for (int i = 1; i < r->argc; i++) {
-        if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
+        if (keys_parse(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
             resp_error(req_out(r), err);
             cache_outcome(r, SH_REQ_ERROR);
             req_done(r);
@@ -832,7 +742,7 @@ void cache_cmd_mget(struct req *r)
     for (int i = 0; i < n; i++) {
         if (m->first[i] != i)
             continue;
-        if (cache_parse_key(r->conf, r->argv[1 + i], &ns, &id, err, sizeof(err)) != CS_OK)
+        if (keys_parse(r->conf, r->argv[1 + i], &ns, &id, err, sizeof(err)) != CS_OK)
             abort();
         cache_lookup(&m->slot[i], ns, id);
     }
@@ -857,16 +767,16 @@ void cache_cmd_ttl(struct req *r)
 {
     const struct cs_ns *ns;
     struct cs_str id;
-    char err[200], key[CACHE_KEY_MAX];
+    char err[200], key[KEYS_KEY_MAX];
     const char *argv[1] = { key };
     size_t lens[1] = { 0 };
 
-    if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
+    if (keys_parse(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
         resp_error(req_out(r), err);
         req_done(r);
         return;
     }
-    lens[0] = cache_key(key, r->conf, ns, id);
+    lens[0] = keys_build(key, r->conf, ns, id);
     if (rstore_eval(RS_TTL, cache_ttl_cb, r, 1, 1, argv, lens) != CS_OK) {
         resp_error(req_out(r), CS_ERR_TRYAGAIN);
         req_done(r);

@@ -32,12 +32,11 @@
  * pipelined cost. */
 #include "core.h"
 #include "multi.h"
-#include "cache.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"
+#include "keys.h"
 #include "resp.h"
-#include "writes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,10 +171,10 @@ static bool multi_keys_ok(const struct req *r, char *err, size_t errsz)
     case CMD_KEYS_NONE:
         return true;
     case CMD_KEYS_NS:
-        return writes_parse_glob(r->conf, r->argv[1], &ns, &id, err, errsz) == CS_OK;
+        return keys_parse_glob(r->conf, r->argv[1], &ns, &id, err, errsz) == CS_OK;
     default:
         for (int i = 1; i <= last; i++)
-            if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, errsz) != CS_OK)
+            if (keys_parse(r->conf, r->argv[i], &ns, &id, err, errsz) != CS_OK)
                 return false;
         return true;
     }

@@ -83,7 +83,7 @@ size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t
     size_t pl = strlen(key_prefix);
 
     if (keylen < pl || pl + 6 + keylen > CS_CHAN_MAX - 1)
-        abort();                /* keys are ours, bounded by CACHE_KEY_MAX */
+        abort();                /* keys are ours, bounded by KEYS_KEY_MAX */
     memcpy(buf, key_prefix, pl);
     memcpy(buf + pl, "fills:", 6);
     memcpy(buf + pl + 6, key + pl, keylen - pl);

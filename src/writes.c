@@ -6,12 +6,12 @@
  * revoke fills"). */
 #include "core.h"
 #include "writes.h"
-#include "cache.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"
 #include "flight.h"
 #include "glob.h"
+#include "keys.h"
 #include "log.h"
 #include "record.h"
 #include "resp.h"
@@ -78,7 +78,7 @@ void writes_cmd_del(struct req *r)
     for (int i = 1; i < r->argc; i++) {
         const struct cs_ns *ns;
         struct cs_str id;
-        if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
+        if (keys_parse(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
             writes_fail(r, err);
             return;
         }
@@ -97,10 +97,10 @@ void writes_cmd_del(struct req *r)
     for (int i = 0; i < nkeys; i++) {
         const struct cs_ns *ns;
         struct cs_str id;
-        if (cache_parse_key(r->conf, r->argv[i + 1], &ns, &id, err, sizeof(err)) != CS_OK)
+        if (keys_parse(r->conf, r->argv[i + 1], &ns, &id, err, sizeof(err)) != CS_OK)
             abort();
         argv[i] = keys + used;
-        lens[i] = cache_key(keys + used, r->conf, ns, id);
+        lens[i] = keys_build(keys + used, r->conf, ns, id);
         used += lens[i] + 1;
         /* Requests from now on start a new fill, not join the old one. */
         flight_detach(argv[i], lens[i]);
@@ -137,7 +137,7 @@ static const char writes_sweep_moving[] =
     "TRYAGAIN failover or slot migration under way during INVALIDATE" WRITES_SWEEP_LEFT;
 
 struct inval {
-    char pattern[CACHE_KEY_MAX];
+    char pattern[KEYS_KEY_MAX];
     uint64_t epoch;             /* rstore_epoch() when this pass began */
     unsigned *servers;          /* this pass's, by id */
     int nservers, at;           /* at: the one being swept */
@@ -278,16 +278,6 @@ static void writes_scan(struct req *r)
         writes_sweep_fail(r, writes_sweep_down);
 }
 
-/* cache_key() as a SCAN pattern: only the client's glob is a glob; the
- * prefix and the namespace are matched literally. */
-static void writes_pattern(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str glob)
-{
-    size_t n = glob_escape(buf, c->key_prefix, strlen(c->key_prefix));
-
-    n += glob_escape(buf + n, ns->name, ns->namelen);
-    snprintf(buf + n, CACHE_KEY_MAX - n, ":{%.*s}", (int)glob.len, glob.p);
-}
-
 struct writes_glob {
     const struct cs_ns *ns;
     struct cs_str glob;
@@ -309,21 +299,6 @@ static void writes_detach_glob(const struct cs_ns *ns, struct cs_str glob)
     flight_detach_if(writes_glob_match, &g);
 }
 
-int writes_parse_glob(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns, struct cs_str *glob,
-                      char *err, size_t errsz)
-{
-    const char *why;
-
-    if (cache_parse_pattern(c, key, ns, glob, err, errsz) != CS_OK)
-        return CS_ERR;
-    if ((why = glob_check(glob->p, glob->len)) != NULL) {
-        int shown = key.len > 80 ? 80 : (int)key.len;
-        snprintf(err, errsz, "ERR bad key '%.*s': %s", shown, key.p, why);
-        return CS_ERR;
-    }
-    return CS_OK;
-}
-
 void writes_cmd_invalidate(struct req *r)
 {
     const struct cs_ns *ns;
@@ -331,7 +306,7 @@ void writes_cmd_invalidate(struct req *r)
     struct inval *iv;
     char err[200];
 
-    if (writes_parse_glob(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
+    if (keys_parse_glob(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
         writes_fail(r, err);
         return;
     }
@@ -340,7 +315,7 @@ void writes_cmd_invalidate(struct req *r)
         return;
     }
     iv = cs_calloc(1, sizeof(*iv));
-    writes_pattern(iv->pattern, r->conf, ns, glob);
+    keys_pattern(iv->pattern, r->conf, ns, glob);
     r->state = iv;
     r->state_free = writes_inval_free;
     writes_detach_glob(ns, glob);
@@ -351,7 +326,7 @@ void writes_cmd_hset(struct req *r)
 {
     const struct cs_ns *ns;
     struct cs_str id;
-    char err[200], key[CACHE_KEY_MAX], chan[CS_CHAN_MAX];
+    char err[200], key[KEYS_KEY_MAX], chan[CS_CHAN_MAX];
     const char **argv;
     size_t *lens;
     int rc;
@@ -360,7 +335,7 @@ void writes_cmd_hset(struct req *r)
         writes_fail(r, "ERR wrong number of arguments for 'hset' command");
         return;
     }
-    if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
+    if (keys_parse(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
         writes_fail(r, err);
         return;
     }
@@ -381,7 +356,7 @@ void writes_cmd_hset(struct req *r)
     argv = cs_malloc(sizeof(*argv) * (size_t)r->argc);
     lens = cs_malloc(sizeof(*lens) * (size_t)r->argc);
     argv[0] = key;
-    lens[0] = cache_key(key, r->conf, ns, id);
+    lens[0] = keys_build(key, r->conf, ns, id);
     argv[1] = chan;
     lens[1] = cs_key_channel(chan, r->conf->key_prefix, key, lens[0]);
     for (int i = 2; i < r->argc; i++) {
