@@ -14,7 +14,6 @@
 #include "log.h"
 #include "multi.h"
 #include "order.h"
-#include "report.h"
 #include "resp.h"
 #include "stats.h"
 #include "writes.h"
@@ -207,6 +206,19 @@ static void cmd_config(struct req *r)
     cmd_reply_done(r);
 }
 
+static void (*cmd_report_fn)(struct evbuffer *b);
+
+void command_set_report(void (*fn)(struct evbuffer *b))
+{
+    cmd_report_fn = fn;
+}
+
+void command_report(struct evbuffer *b)
+{
+    if (cmd_report_fn)
+        cmd_report_fn(b);
+}
+
 static void cmd_stats(struct req *r)
 {
     struct evbuffer *out = req_out(r);
@@ -218,7 +230,7 @@ static void cmd_stats(struct req *r)
         resp_error(out, "ERR unknown STATS subcommand (STATS or STATS RESET)");
     } else {
         struct evbuffer *body = evbuffer_new();
-        report_text(body);
+        command_report(body);
         evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
         evbuffer_add_buffer(out, body);
         evbuffer_add(out, "\r\n", 2);

@@ -62,6 +62,11 @@ const char *command_upper(char *buf, size_t size, const char *s);
 /* The table, for COMMAND and CLIENT LIST: entries 0 to command_count() - 1. */
 int command_count(void);
 const struct cmd_def *command_at(int i);
+/* STATS's body and INFO's cachasided section: the daemon's report is
+ * written by the admin floor above this one, so main sets it here
+ * (report_text). Until then both are empty. */
+void command_set_report(void (*fn)(struct evbuffer *b));
+void command_report(struct evbuffer *b);
 /* Runs r; the command answers through req_out/req_done now or later. */
 void command_dispatch(struct req *r);
 /* Runs r, which passed dispatch's checks (r->cmd set), in its turn among

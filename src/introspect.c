@@ -28,7 +28,6 @@
 #include "config.h"
 #include "conn.h"
 #include "glob.h"
-#include "report.h"
 #include "req.h"
 #include "resp.h"
 #include "stats.h"
@@ -655,7 +654,7 @@ static void introspect_keyspace(struct evbuffer *b, const struct req *r)
 static void introspect_cachasided(struct evbuffer *b, const struct req *r)
 {
     CS_UNUSED(r);
-    report_text(b);
+    command_report(b);
 }
 
 static const struct {
