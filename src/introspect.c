@@ -56,8 +56,8 @@ struct introspect_doc {
     const char *summary;
     const char *kflags;         /* flags of its key spec, when it has keys */
     const struct cmd_sub *subs; /* its subcommands, NULL-name ended */
-    int keys;                   /* enum cmd_keys of a command that names keys the table orders
-                                 * none of, being refused before it touches them (WATCH) */
+    bool keys;                  /* names keys argv[1..] the table orders none of, being
+                                 * refused before it touches them (WATCH) */
 };
 
 extern const struct cmd_sub introspect_subs[];
@@ -113,7 +113,7 @@ static const struct introspect_doc introspect_docs[] = {
     { "discard", "noscript loading stale fast allow_busy", "@fast @transaction", "transactions", "2.0.0",
       "Drop the queued commands.", NULL, NULL, 0 },
     { "watch", "noscript loading stale fast allow_busy", "@fast @transaction", "transactions", "2.2.0",
-      "Refused: optimistic locking cannot be promised over a cache.", "RO", NULL, CMD_KEYS_ALL },
+      "Refused: optimistic locking cannot be promised over a cache.", "RO", NULL, true },
     { "unwatch", "noscript loading stale fast allow_busy", "@fast @transaction", "transactions", "2.2.0",
       "Forget watched keys (there never are any).", NULL, NULL, 0 },
 };
@@ -132,17 +132,13 @@ static const struct cmd_def *introspect_find(const struct cs_str *name)
     return command_lookup(name->p, name->len);
 }
 
-/* Redis's first key, last key and step from the table's key spec: the
- * first argument, or every argument from the first (-1: the last one). */
+/* Redis's first key, last key and step: the table's, or the doc's. */
 static void introspect_keys(const struct cmd_def *d, int *first, int *last, int *step)
 {
     const struct introspect_doc *doc = introspect_doc(d->name);
-    int keys = d->keys == CMD_KEYS_NONE && doc ? doc->keys : d->keys;
 
-    *first = *last = *step = 0;
-    if (keys == CMD_KEYS_ONE || keys == CMD_KEYS_NS)
-        *first = *last = *step = 1;
-    else if (keys == CMD_KEYS_ALL)
+    *first = d->first, *last = d->last, *step = d->step;
+    if (!d->first && doc && doc->keys)
         *first = *step = 1, *last = -1;
 }
 

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* writes.h - the write side: DEL, INVALIDATE, HSET. */
+/* writes.h - the write side: DEL (and UNLINK), INVALIDATE, HSET, on the
+ * request side struct cache_req (cache.h). */
 #ifndef CS_WRITES_H
 #define CS_WRITES_H
 
 #include "core.h"
 
-void writes_cmd_del(struct req *r);
-void writes_cmd_invalidate(struct req *r);
-void writes_cmd_hset(struct req *r);
+struct cache_req;
+
+void writes_del(struct cache_req *q);
+void writes_invalidate(struct cache_req *q);
+void writes_hset(struct cache_req *q);
+
 #endif
