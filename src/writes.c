@@ -35,7 +35,7 @@ static void writes_fail(struct cache_req *q, const char *msg)
 }
 
 /* DEL's and HSET's answer: entries removed, fields updated. */
-static void writes_count_cb(struct cache_req *q, const redisReply *rep, uint64_t *counter)
+static void writes_count(struct cache_req *q, const redisReply *rep, uint64_t *counter)
 {
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         writes_fail(q, writes_tryagain);
@@ -48,12 +48,12 @@ static void writes_count_cb(struct cache_req *q, const redisReply *rep, uint64_t
 
 static void writes_del_cb(void *priv, const redisReply *rep)
 {
-    writes_count_cb(priv, rep, &stats_c.invalidations);
+    writes_count(priv, rep, &stats_c.invalidations);
 }
 
 static void writes_hset_cb(void *priv, const redisReply *rep)
 {
-    writes_count_cb(priv, rep, &stats_c.field_updates);
+    writes_count(priv, rep, &stats_c.field_updates);
 }
 
 /* del.lua with KEYS and the key prefix as its one ARGV (each key's notice
