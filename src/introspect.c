@@ -602,7 +602,7 @@ static void introspect_stats(struct evbuffer *b, const struct req *r)
                         "pubsub_channels:0\r\n"
                         "pubsub_patterns:0\r\n"
                         "pubsubshard_channels:0\r\n",
-                        (unsigned long long)conn_accepted(), (unsigned long long)conn_requests(),
+                        (unsigned long long)req_conn->accepted(), (unsigned long long)req_conn->requests(),
                         (unsigned long long)stats_c.clients_rejected,
                         (unsigned long long)(stats_c.hits + stats_c.stale_hits + stats_c.negative_hits),
                         (unsigned long long)stats_c.misses);

@@ -35,15 +35,19 @@ struct req {
     int64_t t0_us;
 };
 
-/* What a request needs of its connection, which sits above it: conn.c
- * registers these (req_set_conn_ops) before the first request, so the
- * requests, the commands and the cache below never call into conn.c. */
+/* What requests and commands need of their connection, which sits above
+ * them: conn.c registers these (req_set_conn_ops) before the first
+ * request, so nothing else of the client floor, nor the cache below it,
+ * calls into conn.c. */
 struct req_conn_ops {
     struct evbuffer *(*out_get)(struct conn *c);    /* its output buffer, taken from the pool */
     void (*answered)(struct conn *c);               /* replies went into out: write, read on */
     void (*redis_sent)(struct conn *c);             /* a read of c's went to Redis */
     void (*redis_answered)(struct conn *c);         /* ... and was answered */
     void (*drain)(struct conn *c);                  /* QUIT: close once everything is answered */
+    void (*kill)(struct conn *c);                   /* CLIENT KILL (conn_kill) */
+    uint64_t (*accepted)(void);                     /* connections accepted since start (INFO) */
+    uint64_t (*requests)(void);                     /* requests dispatched since start (INFO) */
 };
 extern const struct req_conn_ops *req_conn;
 void req_set_conn_ops(const struct req_conn_ops *ops);
