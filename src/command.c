@@ -274,7 +274,7 @@ static const struct cmd_def cmd_table[] = {
     CMD_CACHE("invalidate", 2, CMD_WRITE | CMD_PATTERN, writes_invalidate, CACHE_NONE, 1, 1),
     CMD_CACHE("hset", -4, CMD_WRITE, writes_hset, CACHE_NONE, 1, 1),
     CMD("multi", 1, CMD_NOQUEUE, multi_cmd_multi),
-    CMD("exec", 1, CMD_NOQUEUE, multi_cmd_exec),
+    CMD("exec", 1, CMD_NOQUEUE | CMD_EXEC, multi_cmd_exec),
     CMD("discard", 1, CMD_NOQUEUE, multi_cmd_discard),
     CMD("watch", -2, CMD_NOQUEUE, multi_cmd_watch),
     CMD("unwatch", 1, 0, multi_cmd_unwatch),

@@ -16,6 +16,7 @@
 #define CMD_NOQUEUE 0x08    /* runs at once inside MULTI, never queued (multi.c) */
 #define CMD_WRITE 0x10      /* changes the cache: waits for every earlier command on its keys */
 #define CMD_PATTERN 0x20    /* its key is NAMESPACE:GLOB: it holds the whole namespace (order.c) */
+#define CMD_EXEC 0x40       /* EXEC: refused, it ends the transaction (multi.c) */
 
 /* A command as data: dispatch checks its arity and flags, order.c and
  * multi.c find its keys from first/last/step, and a cache command is

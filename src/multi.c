@@ -224,7 +224,7 @@ bool multi_refused(struct req *r, const char *msg)
 
     if (!m)
         return false;
-    if (r->cmd && r->cmd->proc == multi_cmd_exec) {
+    if (r->cmd && (r->cmd->flags & CMD_EXEC)) {
         char err[256];
         snprintf(err, sizeof(err), "EXECABORT Transaction discarded because of: %s",
                  strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg);
