@@ -433,17 +433,17 @@ static const redisReply *cache_reply_value(const struct cache_req *q, const redi
 static char *cache_reserve(struct evbuffer *dst, size_t size, struct evbuffer_iovec *v)
 {
     if (evbuffer_reserve_space(dst, (ev_ssize_t)size, v, 1) != 1 || v->iov_len < size)
-        abort();                /* libevent could not allocate */
+        cs_oom(size);           /* libevent could not allocate */
     return v->iov_base;
 }
 
 static void cache_commit(struct evbuffer *dst, struct evbuffer_iovec *v, const char *end, size_t size)
 {
-    if ((size_t)(end - (const char *)v->iov_base) != size)
-        abort();                /* counted and encoded differ: a bug, not a state to go on in */
+    /* Counted and encoded differ: a bug, not a state to go on in. */
+    CS_ASSERT((size_t)(end - (const char *)v->iov_base) == size);
     v->iov_len = size;
     if (evbuffer_commit_space(dst, v, 1) != 0)
-        abort();
+        cs_panic("libevent refused to commit the space it reserved");
 }
 
 static void cache_answer_reply(struct cache_slot *s, const redisReply *rep, bool nf)
@@ -533,7 +533,7 @@ static void cache_read_cb(void *priv, const redisReply *rep)
         id.p = q->argv[1].p + ns->namelen + 1;
         id.len = q->argv[1].len - ns->namelen - 1;
     } else if (keys_parse(q->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK) {
-        abort();                /* validated before the read was sent */
+        cs_panic("a key validated before its read was sent does not parse: %s", err);
     }
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (cs_exiting) {
@@ -741,7 +741,7 @@ void cache_mget(struct cache_req *q)
         if (m->first[i] != i)
             continue;
         if (keys_parse(q->conf, q->argv[1 + i], &ns, &id, err, sizeof(err)) != CS_OK)
-            abort();
+            cs_panic("a key validated at dispatch does not parse: %s", err);
         cache_lookup(&m->slot[i], ns, id);
     }
 }

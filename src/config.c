@@ -84,6 +84,12 @@ static const struct ckey conf_keys[] = {
     NSK("format", T_FORMAT, format, "hash"),
     NSK("id_slashes", T_BOOL, id_slashes, "no"),
 };
+/* keyline[] is indexed by row of this table: one row more than it holds
+ * would write past it. */
+_Static_assert(CS_ARRAY_LEN(conf_keys) <= CS_ARRAY_LEN(((struct cs_config *)0)->keyline),
+               "conf_keys has more rows than cs_config.keyline");
+_Static_assert(CS_ARRAY_LEN(conf_keys) <= CS_ARRAY_LEN(((struct cs_ns *)0)->keyline),
+               "conf_keys has more rows than cs_ns.keyline");
 
 static const char *const sec_names[] = { "server", "redis", "cache", "namespace" };
 
@@ -350,7 +356,7 @@ static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t e
         } else {
             snprintf(host, sizeof(host), "%s", hostport);
         }
-        ns->host = strdup(host);
+        ns->host = cs_strdup(host);
         ns->port = port;
     }
     if (!strstr(path, "{id}")) {
@@ -537,13 +543,13 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
             return CS_ERR;
         }
         free(*(char **)field);
-        *(char **)field = strdup(v);
+        *(char **)field = cs_strdup(v);
         return CS_OK;
     case T_URL:
         if (config_parse_url(base, v, err, errsz) != CS_OK)
             return CS_ERR;
         free(*(char **)field);
-        *(char **)field = strdup(v);
+        *(char **)field = cs_strdup(v);
         return CS_OK;
     }
     return CS_ERR;
@@ -557,7 +563,7 @@ static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int li
         if (strcmp(c->ns[i]->name, name) == 0)
             return c->ns[i];
     ns = cs_calloc(1, sizeof(*ns));
-    ns->name = strdup(name);
+    ns->name = cs_strdup(name);
     ns->namelen = strlen(name);
     ns->line = line;
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
@@ -565,7 +571,7 @@ static struct cs_ns *config_ns_get(struct cs_config *c, const char *name, int li
         char err[256];
         /* upstream has no default: it is required. */
         if (k->sec == S_NS && k->def && config_set(k, ns, k->def, err, sizeof(err)) != CS_OK)
-            abort();            /* a bad default is a bug in the table */
+            cs_panic("the default of %s is refused: %s", k->key, err);
     }
     c->ns = cs_realloc(c->ns, sizeof(*c->ns) * (size_t)(c->nns + 1));
     c->ns[c->nns++] = ns;
@@ -723,7 +729,7 @@ static void config_defaults(struct cs_config *c)
         if (k->sec == S_CACHE)
             c->cache.v[k->off] = strtoll(k->def, NULL, 10);
         else if (k->sec != S_NS && config_set(k, c, k->def, err, sizeof(err)) != CS_OK)
-            abort();            /* a bad default is a bug in the table */
+            cs_panic("the default of [%s] %s is refused: %s", sec_names[k->sec], k->key, err);
     }
 }
 
@@ -763,7 +769,7 @@ static size_t config_redis_row(const char *key)
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++)
         if (conf_keys[i].sec == S_REDIS && strcmp(conf_keys[i].key, key) == 0)
             return i;
-    abort();
+    cs_panic("no key [redis] %s in the table", key);
 }
 
 static size_t config_row(const char *key)
@@ -771,7 +777,7 @@ static size_t config_row(const char *key)
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++)
         if (strcmp(conf_keys[i].key, key) == 0)
             return i;
-    abort();
+    cs_panic("no key %s in the table", key);
 }
 
 /* What would only fail later, at bind or at stop: unix socket paths that do
@@ -895,7 +901,7 @@ struct cs_config *config_load(const char *path, struct config_errors *errs)
     }
     c = cs_calloc(1, sizeof(*c));
     c->refcnt = 1;
-    c->path = strdup(path);
+    c->path = cs_strdup(path);
     config_defaults(c);
     p.conf = c;
     rc = ini_parse_stream(config_reader, &p, config_handler, &p);
@@ -1016,7 +1022,7 @@ void config_keep_restart(const struct cs_config *old, struct cs_config *neu)
         warned = true;
         if (config_is_str(k)) {
             free(*(char **)pb);
-            *(char **)pb = strdup(*(char *const *)pa);
+            *(char **)pb = cs_strdup(*(char *const *)pa);
         } else {
             *(long long *)pb = *(const long long *)pa;
         }

@@ -154,6 +154,21 @@ static size_t conn_out_len(const struct conn *c)
     return c->out ? evbuffer_get_length(c->out) : 0;
 }
 
+/* A pipelined transaction's replies go out in one write, as a pipeline's
+ * do: while the head of the reply order is an EXEC's command still
+ * unanswered, what is answered before it (the +QUEUED replies, the
+ * array's header and first elements) waits for the rest of the array.
+ * Written at once, the +QUEUED replies cost a second write per batch and
+ * forced out this pass's Redis commands early (conn_flush writes them
+ * first), one Redis write per transaction instead of one per pass. Held
+ * up to CONN_WRITE_SLICE: a large transaction streams out as before. */
+static inline bool conn_exec_hold(const struct conn *c)
+{
+    const struct req *h = TAILQ_FIRST(&c->reqs);
+
+    return h && h->exec && !c->closing && conn_out_len(c) < CONN_WRITE_SLICE;
+}
+
 /* c's output is all written: its buffer goes back to the pool. */
 static void conn_out_release(struct conn *c)
 {
@@ -335,7 +350,7 @@ static bool conn_may_read(const struct conn *c)
  * base[ipos..ilen) holds. */
 static void conn_process(struct conn *c, const char *base)
 {
-    int started = 0;
+    int started = 0, execd = 0;
 
     for (;;) {
         bool exec = conn_exec_pending(c);
@@ -350,13 +365,17 @@ static void conn_process(struct conn *c, const char *base)
             conn_pause(c);      /* resumed by req_done */
             break;
         }
-        if (started == CONN_PASS_MAX) {
+        /* An EXEC's commands have a budget of their own: each counted once
+         * already, when parsed and queued, and MULTI, 16 commands and EXEC
+         * counted again as they start (34) would cut a transaction of 16 in
+         * two passes, so two Redis round trips. */
+        if ((exec ? execd : started) == CONN_PASS_MAX) {
             c->more = true;     /* the next pass parses on before reading */
             conn_later(c, CONN_TODO_READ);
             break;
         }
         if (exec) {
-            started++;          /* as if it had just been pipelined */
+            execd++;            /* as if it had just been pipelined */
             multi_start_next(c);
             continue;
         }
@@ -508,6 +527,13 @@ static bool conn_flush(struct conn *c)
         clog_warn(c, "output buffer over max_output_bytes_per_client: disconnecting a slow reader");
         conn_close(c, "output limit");
         return false;
+    }
+    if (conn_out_len(c) && conn_exec_hold(c)) {
+        if (c->wwait) {
+            c->wwait = false;   /* the element that completes the array writes it */
+            conn_arm(c);
+        }
+        return true;
     }
     if (conn_out_len(c)) {
         int n;

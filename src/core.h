@@ -66,12 +66,27 @@ size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix);
 #define CS_CHAN_MAX 1100
 size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t keylen);
 
+/* 64-bit FNV-1a of len bytes, continued from h: CS_FNV_BASIS to start, or
+ * a seed of the caller's to keep its tables apart. */
+#define CS_FNV_BASIS 0xcbf29ce484222325ULL
+uint64_t cs_fnv1a(uint64_t h, const char *p, size_t len);
 /* FNV-1a of a string: the hash of the daemon's own tables. */
 uint64_t cs_hash(const char *p, size_t len);
+
+/* A case that cannot happen: "BUG at FILE:LINE: why" logged as an error,
+ * then abort(), in every build (going on would answer clients wrongly).
+ * CS_ASSERT's why is the condition that failed. */
+#define CS_ASSERT(cond) ((cond) ? (void)0 : cs_panic_at(__FILE__, __LINE__, "%s", "assertion failed: " #cond))
+#define cs_panic(...) cs_panic_at(__FILE__, __LINE__, __VA_ARGS__)
+__attribute__((noreturn, format(printf, 3, 4)))
+void cs_panic_at(const char *file, int line, const char *fmt, ...);
+/* Out of memory: a message, then abort(). */
+__attribute__((noreturn)) void *cs_oom(size_t n);
 
 void *cs_malloc(size_t n);
 void *cs_calloc(size_t n, size_t sz);
 void *cs_realloc(void *p, size_t n);
 char *cs_strndup(const char *s, size_t n);
+char *cs_strdup(const char *s);
 
 #endif

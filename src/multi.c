@@ -17,7 +17,9 @@
  * place of the connection's reply order, and its commands follow it
  * there, each answering one element (an error too, as in Redis). An
  * array is its header followed by its elements, so nothing is gathered
- * or copied: the reply order (req.c) puts the elements in place.
+ * or copied: the reply order (req.c) puts the elements in place, and
+ * conn.c holds what is answered before an unanswered element, so that a
+ * transaction sent in one write is answered in one (conn_exec_hold).
  *
  * Bounds: a queued command has been answered (+QUEUED) and waits outside
  * the reply order, holding its arguments. A transaction queues at most
@@ -25,11 +27,12 @@
  * bounds of a pipeline's unanswered requests; one more is refused and
  * dooms the transaction, whose later commands are then answered +QUEUED
  * and dropped (as Redis does), so it holds no more. EXEC's commands are
- * started by conn.c as it starts pipelined requests (32 a pass, while the
- * client has room in flight and fewer than 64 reads at Redis), before
- * anything sent after EXEC is parsed; their replies count in the output
- * limit as any reply does. A transaction costs what the same commands
- * pipelined cost. */
+ * started by conn.c as it starts pipelined requests (32 a pass, apart
+ * from the 32 it may parse, while the client has room in flight and fewer
+ * than 64 reads at Redis), before anything sent after EXEC is parsed;
+ * their replies count in the output limit as any reply does. A
+ * transaction costs what the same commands pipelined cost, plus its
+ * +QUEUED replies and the key checks made when queued. */
 #include "core.h"
 #include "multi.h"
 #include "command.h"

@@ -69,7 +69,7 @@ struct order_entry {
 
 #define ORDER_MIN_CAP 16
 #define ORDER_KEEP_CAP 1024         /* a bigger table is freed once empty */
-#define ORDER_SEED_KEY 0xcbf29ce484222325ULL
+#define ORDER_SEED_KEY CS_FNV_BASIS
 #define ORDER_SEED_NS 0x84222325cbf29ce4ULL
 
 /* Requests whose turn has come, run from order_run: never from inside
@@ -80,12 +80,8 @@ static bool order_running;
 /* FNV-1a, then a finalizer so that the low bits index the table well. */
 static uint64_t order_hash(const char *p, size_t n, uint64_t seed)
 {
-    uint64_t h = seed;
+    uint64_t h = cs_fnv1a(seed, p, n);
 
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ULL;
-    }
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -350,7 +346,8 @@ void order_done(struct req *r)
         order_each(o, r, order_give);
         break;
     default:
-        abort();                /* a waiting command has not started: nobody answers it */
+        /* A waiting command has not started: nobody answers it. */
+        cs_panic("order state %d at release", (int)r->ord.state);
     }
     r->ord.state = ORDER_NONE;
     if (--o->nkeyed == 0 && o->cap > ORDER_KEEP_CAP) {

@@ -26,7 +26,7 @@ struct outcome *outcome_error(const char *msg)
 {
     struct outcome *o = outcome_new(OC_ERROR);
 
-    o->err = strdup(msg);
+    o->err = cs_strdup(msg);
     return o;
 }
 

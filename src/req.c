@@ -223,6 +223,7 @@ void req_rejoin(struct req *r, int64_t t0_us)
     r->conf = config_ref(cs_conf);      /* a reload since it was queued applies */
     r->resp3 = c->resp3;                /* so does a HELLO queued before it */
     r->t0_us = t0_us;
+    r->exec = true;                     /* only EXEC brings a request back */
     TAILQ_INSERT_TAIL(&c->reqs, r, q);
     c->inflight++;
     c->qbytes += r->bytes;

@@ -27,6 +27,7 @@ struct req {
     size_t bytes;                   /* of that allocation: the client's share */
     bool done;
     bool resp3;                     /* its reply in RESP3 (the connection sent HELLO 3 before it) */
+    bool exec;                      /* an EXEC's command: its reply is an element of EXEC's array */
     /* A cache command's request side (req_cache): its state while it
      * runs, and a read's outcome (enum stats_hist_id, -1 for other
      * commands) and namespace figures, counted by req_done. */

@@ -894,7 +894,7 @@ struct rnode *rnode_new(const char *name, const char *host, int port, const char
     snprintf(l->name, sizeof(l->name), "%s", name);
     snprintf(l->host, sizeof(l->host), "%s", host ? host : "");
     l->port = port;
-    l->path = path && path[0] ? strdup(path) : NULL;
+    l->path = path && path[0] ? cs_strdup(path) : NULL;
     l->flags = flags;
     l->subscriber = (flags & RN_SUBSCRIBER) != 0;
     snprintf(l->chan, sizeof(l->chan), "%s", channel ? channel : "");

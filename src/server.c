@@ -217,7 +217,7 @@ static int server_listen_unix(const char *path, mode_t mode)
         return CS_ERR;
     }
     evconnlistener_set_error_cb(srv_unix, server_accept_error_cb);
-    srv_unix_path = strdup(path);
+    srv_unix_path = cs_strdup(path);
     log_info("listening on unix socket %s (mode %04llo)", path, (long long)mode);
     return CS_OK;
 }

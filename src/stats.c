@@ -139,8 +139,8 @@ uint64_t stats_hist_le(enum stats_hist_id id, const struct stats_hist *h, uint64
         if (stats_bucket_bound(id, i) == bound)
             return cum;
     }
-    log_error("stats: %llu is not a bucket bound", (unsigned long long)bound);
-    abort();                    /* a bound table out of step with the buckets: a bug */
+    /* A bound table out of step with the buckets. */
+    cs_panic("stats: %llu is not a bucket bound", (unsigned long long)bound);
 }
 
 void stats_hist_add(struct stats_hist *s, enum stats_hist_id h, uint64_t v)

@@ -118,7 +118,7 @@ static struct up_pool *upstream_pool(const char *host, int port)
         if (p->port == port && strcmp(p->host, host) == 0)
             return p;
     p = cs_calloc(1, sizeof(*p));
-    p->host = strdup(host);
+    p->host = cs_strdup(host);
     p->port = port;
     snprintf(p->hosthdr, sizeof(p->hosthdr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     TAILQ_INIT(&p->queue);
@@ -135,7 +135,7 @@ static struct up_nsq *upstream_nsq(struct up_pool *p, const char *name)
         if (strcmp(n->name, name) == 0)
             return n;
     n = cs_calloc(1, sizeof(*n));
-    n->name = strdup(name);
+    n->name = cs_strdup(name);
     n->next = p->nsqs;
     p->nsqs = n;
     return n;

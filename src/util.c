@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* util.c - allocation that never returns NULL, and clocks. */
+/* util.c - allocation that never returns NULL, assertions, hashing and clocks. */
 #include "core.h"
+#include "log.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +12,23 @@
 
 /* A daemon that cannot allocate a few bytes cannot answer anybody usefully:
  * like Redis's zmalloc, abort with a message instead of limping on. */
-static void *cs_oom(size_t n)
+void *cs_oom(size_t n)
 {
     fprintf(stderr, "cachasided: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void cs_panic_at(const char *file, int line, const char *fmt, ...)
+{
+    const char *base = strrchr(file, '/');
+    char why[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    /* The file's own name: the build directory says nothing to a reader. */
+    log_error("BUG at %s:%d: %s", base ? base + 1 : file, line, why);
     abort();
 }
 
@@ -42,6 +58,11 @@ char *cs_strndup(const char *s, size_t n)
     return p;
 }
 
+char *cs_strdup(const char *s)
+{
+    return cs_strndup(s, strlen(s));
+}
+
 int64_t cs_now_ms(void)
 {
     struct timespec ts;
@@ -69,21 +90,24 @@ size_t cs_fills_channel(char *buf, size_t size, const char *key_prefix)
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
+uint64_t cs_fnv1a(uint64_t h, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 uint64_t cs_hash(const char *p, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
+    return cs_fnv1a(CS_FNV_BASIS, p, len);
 }
 
 size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t keylen)
 {
     size_t pl = strlen(key_prefix);
 
-    if (keylen < pl || pl + 6 + keylen > CS_CHAN_MAX - 1)
-        abort();                /* keys are ours, bounded by KEYS_KEY_MAX */
+    /* Keys are ours, bounded by KEYS_KEY_MAX. */
+    CS_ASSERT(keylen >= pl && pl + 6 + keylen <= CS_CHAN_MAX - 1);
     memcpy(buf, key_prefix, pl);
     memcpy(buf + pl, "fills:", 6);
     memcpy(buf + pl + 6, key + pl, keylen - pl);

@@ -103,7 +103,7 @@ void writes_del(struct cache_req *q)
         const struct cs_ns *ns;
         struct cs_str id;
         if (keys_parse(q->conf, q->argv[i + 1], &ns, &id, err, sizeof(err)) != CS_OK)
-            abort();
+            cs_panic("a key validated at dispatch does not parse: %s", err);
         argv[i] = keys + used;
         lens[i] = keys_build(keys + used, q->conf, ns, id);
         used += lens[i] + 1;

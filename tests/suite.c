@@ -74,6 +74,18 @@ long long su_qint(int fd, ...)
     return v;
 }
 
+long long su_dbsize(int fd)
+{
+    long long n = su_qint(fd, "DBSIZE", NULL);
+    char *raw = h_cmd(fd, "SCAN", "0", "MATCH", "cache:daemons", "COUNT", "1000000000", NULL);
+
+    ck_assert_msg(raw != NULL && raw[0] == '*', "SCAN: %s", h_repr(raw));
+    if (strstr(raw, "\r\ncache:daemons\r\n"))
+        n--;
+    free(raw);
+    return n;
+}
+
 long long su_stat(int fd, const char *name)
 {
     char *raw = h_cmd(fd, "STATS", NULL);

@@ -40,6 +40,9 @@ char *su_vcmd(int fd, int timeout_ms, va_list ap);
 char *su_rawq(int fd, ...) H_SENTINEL;
 struct h_reply *su_q(int fd, ...) H_SENTINEL;
 long long su_qint(int fd, ...) H_SENTINEL;
+/* DBSIZE of the Redis at FD leaving out the hash every daemon writes its
+ * heartbeat in every 2 s (cache:daemons, docs/admin.md): what the cache holds. */
+long long su_dbsize(int fd);
 /* An integer reply's value; frees raw. */
 long long su_take_int(char *raw);
 /* A counter of STATS ("name:value"), asked on fd or on a new connection to

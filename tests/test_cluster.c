@@ -242,7 +242,7 @@ static long long dbsize_primaries(struct cl *c)
 
     for (int i = 0; i < NNODES; i++)
         if (is_primary(c, i))
-            n += t_int(c->node[i].port, "DBSIZE", NULL);
+            n += t_dbsize(c->node[i].port);
     return n;
 }
 
@@ -295,7 +295,7 @@ START_TEST(test_cluster_reads_writes)
     for (int i = 0; i < NNODES; i++)
         if (is_primary(&c, i)) {
             ck_assert_msg(on[i] > 0, "no test key on primary %d", c.node[i].port);
-            ck_assert_int_eq(t_int(c.node[i].port, "DBSIZE", NULL), on[i]);
+            ck_assert_int_eq(t_dbsize(c.node[i].port), on[i]);
         }
     /* Every command went to the right primary at once. */
     for (int k = 0; k < NDAEMONS; k++)
@@ -1193,7 +1193,7 @@ START_TEST(test_cluster_invalidate_failover)
     populate(&c, INVALIDATE_KEYS);
     victim = c.owner[0];
     heir = replica_of(&c, victim);
-    on_victim = t_int(c.node[victim].port, "DBSIZE", NULL);
+    on_victim = t_dbsize(c.node[victim].port);
     for (int i = 0; i < NNODES; i++)
         if (is_primary(&c, i))
             ck_assert_int_eq(t_int(c.node[i].port, "WAIT", "1", "10000", NULL), 1);
@@ -1201,7 +1201,7 @@ START_TEST(test_cluster_invalidate_failover)
     fd = h_connect(d.port);
     t0 = h_now_ms();
     ck_assert_int_eq(h_send_cmdv(fd, "INVALIDATE", "product:inv-*", NULL), 0);
-    for (long long dl = t0 + 10000; t_int(c.node[victim].port, "DBSIZE", NULL) > on_victim - 1000;) {
+    for (long long dl = t0 + 10000; t_dbsize(c.node[victim].port) > on_victim - 1000;) {
         ck_assert_msg(h_now_ms() < dl, "the sweep never reached %d", c.node[victim].port);
         h_msleep(5);
     }

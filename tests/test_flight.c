@@ -10,6 +10,7 @@
 #include "flight.h"
 #include "outcome.h"
 #include "record.h"
+#include "resp.h"
 
 #include <check.h>
 #include <event2/buffer.h>
@@ -256,6 +257,34 @@ START_TEST(outcome_encodings_are_shared)
 }
 END_TEST
 
+/* HGETALL's shared pairs follow the header of the waiter's protocol: a
+ * RESP3 map of n pairs, or a RESP2 array of 2n bulks (src/cache.c). */
+START_TEST(outcome_pairs_follow_either_header)
+{
+    struct outcome *o = outcome_new(OC_RECORD);
+    struct evbuffer *dst = evbuffer_new();
+    char err[128];
+    static const char pairs[] = "$4\r\nname\r\n$6\r\nWidget\r\n$5\r\nprice\r\n$3\r\n9.5\r\n";
+    size_t n3 = 4 + sizeof(pairs) - 1;
+
+    ck_assert_int_eq(record_from_json(&o->rec, S("{\"name\":\"Widget\",\"price\":\"9.5\"}"), err, sizeof(err)),
+                     CS_OK);
+    ck_assert_int_eq(outcome_npairs(o), 2);
+    assert_blob(outcome_pairs(o), pairs);
+    resp_map(dst, outcome_npairs(o), true);
+    blob_append(dst, outcome_pairs(o));
+    resp_map(dst, outcome_npairs(o), false);
+    blob_append(dst, outcome_pairs(o));
+    ck_assert_uint_eq(evbuffer_get_length(dst), 2 * n3);
+    ck_assert_int_eq(memcmp(evbuffer_pullup(dst, -1), "%2\r\n", 4), 0);
+    ck_assert_int_eq(memcmp(evbuffer_pullup(dst, -1) + 4, pairs, n3 - 4), 0);
+    ck_assert_int_eq(memcmp(evbuffer_pullup(dst, -1) + n3, "*4\r\n", 4), 0);
+    ck_assert_int_eq(memcmp(evbuffer_pullup(dst, -1) + n3 + 4, pairs, n3 - 4), 0);
+    evbuffer_free(dst);
+    outcome_unref(o);
+}
+END_TEST
+
 static Suite *flight_suite(void)
 {
     Suite *s = suite_create("flight");
@@ -268,6 +297,7 @@ static Suite *flight_suite(void)
     tcase_add_test(tc, detach_if_takes_only_the_matching_flights);
     tcase_add_test(tc, free_all_answers_every_flight_with_an_error);
     tcase_add_test(tc, outcome_encodings_are_shared);
+    tcase_add_test(tc, outcome_pairs_follow_either_header);
     suite_add_tcase(s, tc);
     return s;
 }

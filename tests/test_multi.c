@@ -13,6 +13,7 @@
 #include "suite.h"
 
 #include <check.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -541,6 +542,51 @@ START_TEST(t_pipelined)
 }
 END_TEST
 
+/* A transaction pipelined in one write is answered in one piece: the
+ * +QUEUED replies wait for EXEC's array (a cold read here, LATENCY_MS),
+ * then all of it comes in one read. Sent one command at a time, each
+ * +QUEUED still comes at once: the client waits for it before EXEC. */
+START_TEST(t_pipelined_whole)
+{
+    struct su_pipe b = { 0 };
+    struct pollfd pfd;
+    char buf[8192], *p;
+    long long t0;
+    ssize_t n;
+
+    env_start(LATENCY_MS, NULL);
+    su_pipe_cmd(&b, "MULTI", NULL);
+    su_pipe_cmd(&b, "HGETALL", "product:p-005", NULL);
+    su_pipe_cmd(&b, "HGET", "product:p-005", "name", NULL);
+    su_pipe_cmd(&b, "EXEC", NULL);
+    t0 = h_now_ms();
+    su_pipe_send(E.c, &b);
+    pfd.fd = E.c;
+    pfd.events = POLLIN;
+    ck_assert_int_eq(poll(&pfd, 1, LATENCY_MS / 2), 0);     /* not the +QUEUED replies alone */
+    ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+    ck_assert_int_ge(h_now_ms() - t0, LATENCY_MS - 20);
+    n = recv(E.c, buf, sizeof(buf) - 1, 0);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n", 27) == 0, "got %s", h_repr(buf));
+    p = buf + 23;
+    ck_assert_uint_eq(value_len(p), (size_t)n - 23);        /* the whole array, in this one read */
+    su_expect_product((p = elem(buf + 23, 0)), 5);
+    free(p);
+    CK_REPLY(elem(buf + 23, 1), "$9\r\nProduct 5\r\n");
+
+    CK_REPLY(D("MULTI"), "+OK\r\n");
+    t0 = h_now_ms();
+    CK_REPLY(D("HGETALL", "product:p-006"), "+QUEUED\r\n");
+    ck_assert_int_lt(h_now_ms() - t0, LATENCY_MS / 2);
+    p = D("EXEC");
+    expect_array(p, 1);
+    free(p);
+    env_stop_clean();
+}
+END_TEST
+
 /* ------------------------------------------------------------ bounds -- */
 
 /* A transaction queues at most max_inflight_per_client commands, holding
@@ -811,6 +857,7 @@ int main(void)
         { "hello3_inside", t_hello3_inside, 60, 0 },
         { "order_across_exec", t_order_across_exec, 60, 0 },
         { "pipelined", t_pipelined, 120, 0 },
+        { "pipelined_whole", t_pipelined_whole, 60, 0 },
         { "queue_limits", t_queue_limits, 60, 0 },
         { "output_limit", t_output_limit, 60, 0 },
         { "disconnects", t_disconnects, 90, 0 },

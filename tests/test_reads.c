@@ -389,7 +389,7 @@ START_TEST(t_bad_keys)
     EXPECT_RAW("-ERR bad key 'product': expected NAMESPACE:ID\r\n", fd, "PTTL", "product");
 
     ck_assert_int_eq(h_upstream_count(&e.up), 0);
-    ck_assert_int_eq(su_qint(e.rfd, "DBSIZE", NULL), 0);
+    ck_assert_int_eq(su_dbsize(e.rfd), 0);
     ck_assert_int_eq(su_stat(fd, "misses"), 0);
 
     /* The boundary: a 512-byte id is valid (not found upstream here). */

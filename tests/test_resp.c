@@ -970,6 +970,33 @@ START_TEST(test_enc_resp3)
 }
 END_TEST
 
+/* The other RESP3 shapes (COMMAND's flags, INFO, CLIENT LIST): a set is
+ * `~<n>` (RESP2: an array), a text is a verbatim string whose length
+ * counts its "txt:" (RESP2: a bulk); the body moves, and is left empty. */
+START_TEST(test_enc_resp3_set_text)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    resp_set(eb, 3, true);
+    eb_expect(S("~3\r\n"), "RESP3 set");
+    resp_set(eb, 0, true);
+    eb_expect(S("~0\r\n"), "RESP3 empty set");
+    resp_set(eb, 3, false);
+    eb_expect(S("*3\r\n"), "RESP2: an array");
+    evbuffer_add(body, S("a\r\nb"));
+    resp_text_move(eb, body, true);
+    eb_expect(S("=8\r\ntxt:a\r\nb\r\n"), "RESP3 verbatim text");
+    ck_assert_uint_eq(evbuffer_get_length(body), 0);
+    evbuffer_add(body, S("a\r\nb"));
+    resp_text_move(eb, body, false);
+    eb_expect(S("$4\r\na\r\nb\r\n"), "RESP2: a bulk");
+    ck_assert_uint_eq(evbuffer_get_length(body), 0);
+    resp_text_move(eb, body, true);
+    eb_expect(S("=4\r\ntxt:\r\n"), "RESP3 empty text");
+    evbuffer_free(body);
+}
+END_TEST
+
 /* Encoders append: a whole HMGET-style reply is the concatenation. */
 START_TEST(test_enc_sequence)
 {
@@ -1027,6 +1054,7 @@ static Suite *resp_suite(void)
     tcase_add_test(tc, test_enc_bulk_large);
     tcase_add_test(tc, test_enc_nil_array);
     tcase_add_test(tc, test_enc_resp3);
+    tcase_add_test(tc, test_enc_resp3_set_text);
     tcase_add_test(tc, test_enc_sequence);
     suite_add_tcase(s, tc);
     return s;

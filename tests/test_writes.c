@@ -366,7 +366,7 @@ START_TEST(t_invalidate_glob)
     su_set_lock(E.rd, "cache:product:{b00007}", "t", 60000);
     su_set_lock(E.rd, "cache:user:{a00007}", "t", 60000);
     su_set_lock(E.rd, "cache:product:{a99999}", "t", 60000);    /* a fill of an uncached key */
-    ck_assert_int_eq(R_INT("DBSIZE"), 20000 + 600 + 1);
+    ck_assert_int_eq(su_dbsize(E.rd), 20000 + 600 + 1);
     inv = stat_get("invalidations");
 
     c2 = h_connect(E.d.port);
@@ -393,7 +393,7 @@ START_TEST(t_invalidate_glob)
     ck_assert_int_eq(R_INT("EXISTS", "cache:product:{a99999}"), 0);   /* its lock went too */
     ck_assert_int_eq(su_locked(E.rd, "cache:product:{b00007}"), 1);
     ck_assert_int_eq(su_locked(E.rd, "cache:user:{a00007}"), 1);
-    ck_assert_int_eq(R_INT("DBSIZE"), 17000 + 600);
+    ck_assert_int_eq(su_dbsize(E.rd), 17000 + 600);
     ck_assert_int_eq(stat_get("invalidations"), inv + 3000);
     /* Nothing was fetched for all that. */
     ck_assert_int_eq(h_upstream_count(&E.up), 0);
@@ -417,7 +417,7 @@ START_TEST(t_invalidate_errors_and_star)
     CK_REPLY(D("INVALIDATE"), "-ERR wrong number of arguments for 'invalidate' command\r\n");
     CK_REPLY(D("INVALIDATE", "product:*", "user:*"),
              "-ERR wrong number of arguments for 'invalidate' command\r\n");
-    ck_assert_int_eq(R_INT("DBSIZE"), 80);
+    ck_assert_int_eq(su_dbsize(E.rd), 80);
 
     CK_REPLY(D("INVALIDATE", "product:p00?"), ":10\r\n");
     CK_REPLY(D("INVALIDATE", "product:*"), ":40\r\n");
