@@ -8,11 +8,10 @@
  * -ERR reply too large instead of being built. */
 #include "core.h"
 #include "cache.h"
-#include "command.h"
 #include "config.h"
-#include "conn.h"
 #include "fill.h"
 #include "flight.h"
+#include "keys.h"
 #include "log.h"
 #include "outcome.h"
 #include "record.h"
@@ -20,7 +19,6 @@
 #include "rstore.h"
 #include "scripts.h"
 #include "stats.h"
-#include "upstream.h"
 
 #include <hiredis/hiredis.h>
 #include <event2/buffer.h>
@@ -36,25 +34,25 @@ static const char cache_too_large[] = "ERR reply too large (over max_output_byte
 /* A read's outcome for the latency histograms and reads_total: the worst
  * of its keys' (hit < negative < stale < coalesced < miss < error), so an
  * MGET with one miss is a miss. STATS's namespace figures count per key. */
-static void cache_outcome(struct req *r, enum stats_hist_id o)
+static void cache_outcome(struct cache_req *q, enum stats_hist_id o)
 {
     static const int rank[SH_COUNT] = {
         [SH_REQ_HIT] = 1, [SH_REQ_NEGATIVE] = 2, [SH_REQ_STALE] = 3, [SH_REQ_COALESCED] = 4, [SH_REQ_MISS] = 5,
         [SH_REQ_ERROR] = 6,
     };
 
-    if (r->outcome < 0 || rank[o] > rank[r->outcome])
-        r->outcome = (int)o;
+    if (q->outcome < 0 || rank[o] > rank[q->outcome])
+        q->outcome = (int)o;
 }
 
 /* The namespace a read counts in on /metrics: its first key's. */
-static void cache_ns_of(struct req *r, const struct cs_ns *ns)
+static void cache_ns_of(struct cache_req *q, const struct cs_ns *ns)
 {
-    if (!r->nss)
-        r->nss = stats_ns_get(ns->name, ns->namelen);
+    if (!q->nss)
+        q->nss = stats_ns_get(ns->name, ns->namelen);
 }
 
-static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_id o)
+static void cache_count(struct cache_req *q, const struct cs_ns *ns, enum stats_hist_id o)
 {
     struct stats_ns *n = stats_ns_get(ns->name, ns->namelen);
 
@@ -70,9 +68,9 @@ static void cache_count(struct req *r, const struct cs_ns *ns, enum stats_hist_i
         else
             stats_c.negative_hits++;
     }
-    cache_ns_of(r, ns);
+    cache_ns_of(q, ns);
     if (o != SH_REQ_MISS)       /* a miss is a miss or coalesced: cache_join tells */
-        cache_outcome(r, o);
+        cache_outcome(q, o);
 }
 
 /* MGET's state: one slot per key; only the first of equal keys is read. */
@@ -80,7 +78,7 @@ struct cache_mget {
     int n;
     int *first;                 /* per key: the slot that reads it */
     int *uses;                  /* per slot: keys it answers, counted down while the reply is built */
-    struct req_slot slot[];
+    struct cache_slot slot[];
 };
 
 static const struct cs_str *cache_sort_v;
@@ -140,7 +138,7 @@ static int cache_dedupe(const struct cs_str *v, int n, int *first)
  * a channel is for, or NULL. */
 static struct flight *cache_chan_flight(const char *chan, size_t len)
 {
-    char key[CACHE_KEY_MAX];
+    char key[KEYS_KEY_MAX];
     size_t pl = strlen(cs_conf->key_prefix);
 
     if (len < pl + 6 || len - 6 >= sizeof(key) || memcmp(chan + pl, "fills:", 6) != 0)
@@ -201,101 +199,11 @@ void cache_free(void)
     fill_free();
 }
 
-int cache_parse_pattern(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                        struct cs_str *id, char *err, size_t errsz)
-{
-    const char *colon = memchr(key.p, ':', key.len);
-    int shown = key.len > 80 ? 80 : (int)key.len;
-
-    if (!colon || colon == key.p) {
-        snprintf(err, errsz, "ERR bad key '%.*s%s': expected NAMESPACE:ID", shown, key.p, key.len > 80 ? "..." : "");
-        return CS_ERR;
-    }
-    id->p = colon + 1;
-    id->len = key.len - (size_t)(id->p - key.p);
-    if (id->len == 0) {
-        snprintf(err, errsz, "ERR bad key '%.*s': empty id", shown, key.p);
-        return CS_ERR;
-    }
-    if (id->len > CACHE_ID_MAX) {
-        snprintf(err, errsz, "ERR bad key '%.*s...': id longer than %d bytes", shown, key.p, CACHE_ID_MAX);
-        return CS_ERR;
-    }
-    for (size_t i = 0; i < id->len; i++) {
-        unsigned char ch = (unsigned char)id->p[i];
-        if (ch <= ' ' || ch == 0x7f) {
-            snprintf(err, errsz, "ERR bad key: id has whitespace or control characters");
-            return CS_ERR;
-        }
-    }
-    /* The id goes inside a {hash tag}: one that starts with '}' would make
-     * the tag empty, and Redis Cluster would hash the record and its lock
-     * to different slots. */
-    if (id->p[0] == '}') {
-        snprintf(err, errsz, "ERR bad key '%.*s': id may not start with '}'", shown, key.p);
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < ' ' || *p == 0x7f)
-                *p = '?';
-        return CS_ERR;
-    }
-    *ns = config_ns_find(c, key.p, (size_t)(colon - key.p));
-    if (!*ns) {
-        int nl = (int)(colon - key.p) > 80 ? 80 : (int)(colon - key.p);
-        snprintf(err, errsz, "ERR unknown namespace '%.*s'", nl, key.p);
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < ' ' || *p == 0x7f)
-                *p = '?';
-        return CS_ERR;
-    }
-    return CS_OK;
-}
-
-/* The id's own rule comes last, as it depends on the namespace (id_slashes):
- * checked before anything is sent, so a refused id reaches neither Redis
- * nor the upstream, and an entry an older daemon cached under it is never
- * served. */
-int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                    struct cs_str *id, char *err, size_t errsz)
-{
-    const char *why;
-
-    if (cache_parse_pattern(c, key, ns, id, err, errsz) != CS_OK)
-        return CS_ERR;
-    if ((why = upstream_id_check(*ns, id->p, id->len)) != NULL) {
-        /* The id has no whitespace or control bytes: it may be shown. */
-        int shown = key.len > 80 ? 80 : (int)key.len;
-        snprintf(err, errsz, "ERR bad key '%.*s%s': %s", shown, key.p, key.len > 80 ? "..." : "", why);
-        return CS_ERR;
-    }
-    return CS_OK;
-}
-
-size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id)
-{
-    /* Called for every read: copies, not snprintf. The parts are bounded by
-     * config (prefix, namespace) and CACHE_ID_MAX, within CACHE_KEY_MAX. */
-    size_t pl = strlen(c->key_prefix), nl = ns->namelen, n = 0;
-
-    if (pl + nl + id.len + 5 > CACHE_KEY_MAX)
-        return (size_t)snprintf(buf, CACHE_KEY_MAX, "%s%s:{%.*s}", c->key_prefix, ns->name, (int)id.len, id.p);
-    memcpy(buf, c->key_prefix, pl);
-    n = pl;
-    memcpy(buf + n, ns->name, nl);
-    n += nl;
-    buf[n++] = ':';
-    buf[n++] = '{';
-    memcpy(buf + n, id.p, id.len);
-    n += id.len;
-    buf[n++] = '}';
-    buf[n] = '\0';
-    return n;
-}
-
 /* Where a slot's answer goes, and what finishing it means. */
-static struct evbuffer *cache_dst(struct req_slot *s)
+static struct evbuffer *cache_dst(struct cache_slot *s)
 {
     if (s->i < 0)
-        return req_out(s->r);
+        return cache_out(s->q);
     if (!s->el)
         s->el = evbuffer_new();
     return s->el;
@@ -313,24 +221,24 @@ static void cache_copy(struct evbuffer *dst, struct evbuffer *src)
     free(v);
 }
 
-static void cache_slot_done(struct req_slot *s)
+static void cache_slot_done(struct cache_slot *s)
 {
-    struct req *r = s->r;
-    struct cache_mget *m = r->state;
+    struct cache_req *q = s->q;
+    struct cache_mget *m = q->state;
     struct evbuffer *out;
 
     if (s->i < 0) {
-        req_done(r);
+        cache_done(q);
         return;
     }
-    if (--r->pending > 0)
+    if (--q->pending > 0)
         return;
-    if (!r->conn) {             /* the client left: no reply to build */
-        req_done(r);
+    if (q->gone) {              /* the client left: no reply to build */
+        cache_done(q);
         return;
     }
-    out = req_out(r);
-    if (r->count + (long long)resp_array_size(m->n) > r->conf->max_output_bytes_per_client) {
+    out = cache_out(q);
+    if (q->count + (long long)resp_array_size(m->n) > q->conf->max_output_bytes_per_client) {
         resp_error(out, cache_too_large);
     } else {
         resp_array(out, m->n);
@@ -344,36 +252,36 @@ static void cache_slot_done(struct req_slot *s)
                 cache_copy(out, m->slot[f].el);
         }
     }
-    req_done(r);
+    cache_done(q);
 }
 
 /* Whether a reply of size bytes may be built for s. A single-key reply
  * over the limit is answered with the error here; for MGET the sizes of
  * the keys' elements are added up (a repeated key counts each time) and
  * once past the limit no element is kept. */
-static bool cache_fits(struct req_slot *s, size_t size)
+static bool cache_fits(struct cache_slot *s, size_t size)
 {
-    struct req *r = s->r;
-    long long max = r->conf->max_output_bytes_per_client;
+    struct cache_req *q = s->q;
+    long long max = q->conf->max_output_bytes_per_client;
     struct cache_mget *m;
 
     if (s->i < 0) {
         if ((long long)size <= max)
             return true;
-        resp_error(req_out(r), cache_too_large);
-        cache_outcome(r, SH_REQ_ERROR);
+        resp_error(cache_out(q), cache_too_large);
+        cache_outcome(q, SH_REQ_ERROR);
         return false;
     }
-    m = r->state;
-    if (r->count > max)
+    m = q->state;
+    if (q->count > max)
         return false;
-    r->count += (long long)size * m->uses[s->i];
-    if (r->count <= max)
+    q->count += (long long)size * m->uses[s->i];
+    if (q->count <= max)
         return true;
     for (int i = 0; i < m->n; i++)     /* just went over: drop what was kept */
         if (m->slot[i].el)
             evbuffer_drain(m->slot[i].el, evbuffer_get_length(m->slot[i].el));
-    cache_outcome(r, SH_REQ_ERROR);
+    cache_outcome(q, SH_REQ_ERROR);
     return false;
 }
 
@@ -385,9 +293,9 @@ static const struct cs_str *cache_field(const struct record *rec, const struct c
     return NULL;
 }
 
-static const struct cs_str *cache_outcome_field(const struct req *r, const struct outcome *o, int i)
+static const struct cs_str *cache_outcome_field(const struct cache_req *q, const struct outcome *o, int i)
 {
-    const struct cs_str *name = &r->argv[2 + i];
+    const struct cs_str *name = &q->argv[2 + i];
 
     return o->kind == OC_RECORD && !record_field_reserved(name->p, name->len) ? cache_field(&o->rec, name) : NULL;
 }
@@ -395,52 +303,52 @@ static const struct cs_str *cache_outcome_field(const struct req *r, const struc
 /* A waiter's completion: answer its slot from the flight's outcome. */
 static void cache_answer(void *ctx, struct outcome *o)
 {
-    struct req_slot *s = ctx;
-    struct req *r = s->r;
-    int rk = r->cmd->rk;
+    struct cache_slot *s = ctx;
+    struct cache_req *q = s->q;
+    enum cache_shape rk = q->shape;
     struct blob *b;
 
-    if (!r->conn) {             /* the client left; nothing to say */
+    if (q->gone) {              /* the client left; nothing to say */
         cache_slot_done(s);
         return;
     }
     if (o->kind == OC_ERROR) {
         b = outcome_err(o);
-        cache_outcome(r, SH_REQ_ERROR);
+        cache_outcome(q, SH_REQ_ERROR);
         if (cache_fits(s, b->len))
             blob_append(cache_dst(s), b);
-    } else if (rk == RK_HGETALL) {
+    } else if (rk == CACHE_HGETALL) {
         /* The shared pairs after this protocol's map header. */
         long long n = outcome_npairs(o);
         b = outcome_pairs(o);
-        if (cache_fits(s, resp_map_size(n, r->resp3) + b->len)) {
-            resp_map(cache_dst(s), n, r->resp3);
+        if (cache_fits(s, resp_map_size(n, q->resp3) + b->len)) {
+            resp_map(cache_dst(s), n, q->resp3);
             blob_append(cache_dst(s), b);
         }
-    } else if ((rk == RK_GET || rk == RK_MGET) && (b = outcome_body(o)) != NULL) {
+    } else if ((rk == CACHE_GET || rk == CACHE_MGET) && (b = outcome_body(o)) != NULL) {
         if (cache_fits(s, b->len))
             blob_append(cache_dst(s), b);
-    } else if (rk == RK_GET || rk == RK_MGET) {
-        if (cache_fits(s, resp_null_size(r->resp3)))
-            resp_null(cache_dst(s), r->resp3);
+    } else if (rk == CACHE_GET || rk == CACHE_MGET) {
+        if (cache_fits(s, resp_null_size(q->resp3)))
+            resp_null(cache_dst(s), q->resp3);
     } else {
         /* HGET / HMGET pick their own fields, encoded per waiter. */
-        int nf = r->argc - 2;
-        size_t size = rk == RK_HMGET ? resp_array_size(nf) : 0;
+        int nf = q->argc - 2;
+        size_t size = rk == CACHE_HMGET ? resp_array_size(nf) : 0;
         for (int i = 0; i < nf; i++) {
-            const struct cs_str *v = cache_outcome_field(r, o, i);
-            size += v ? resp_bulk_size(v->len) : resp_null_size(r->resp3);
+            const struct cs_str *v = cache_outcome_field(q, o, i);
+            size += v ? resp_bulk_size(v->len) : resp_null_size(q->resp3);
         }
         if (cache_fits(s, size)) {
             struct evbuffer *dst = cache_dst(s);
-            if (rk == RK_HMGET)
+            if (rk == CACHE_HMGET)
                 resp_array(dst, nf);
             for (int i = 0; i < nf; i++) {
-                const struct cs_str *v = cache_outcome_field(r, o, i);
+                const struct cs_str *v = cache_outcome_field(q, o, i);
                 if (v)
                     resp_bulk(dst, v->p, v->len);
                 else
-                    resp_null(dst, r->resp3);
+                    resp_null(dst, q->resp3);
             }
         }
     }
@@ -453,11 +361,11 @@ static void cache_answer(void *ctx, struct outcome *o)
  * since (fill_joinable) is left to the requests already waiting on it:
  * this one starts a new fill, so no read that begins after a write
  * answered, through any daemon, gets data from before it. */
-static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str id, bool refresh, bool read,
+static void cache_join(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id, bool refresh, bool read,
                        struct cs_str lock)
 {
-    char key[CACHE_KEY_MAX];
-    size_t kl = cache_key(key, s->r->conf, ns, id);
+    char key[KEYS_KEY_MAX];
+    size_t kl = keys_build(key, s->q->conf, ns, id);
     struct flight *f = flight_find(key, kl);
 
     if (f && f->ns->format != ns->format) {
@@ -475,14 +383,14 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
         log_trace(key, "join: %s the fill under way", refresh ? "refreshed by" : "waits on");
         if (!refresh) {
             stats_c.coalesced++;
-            cache_outcome(s->r, SH_REQ_COALESCED);
+            cache_outcome(s->q, SH_REQ_COALESCED);
             flight_add_waiter(f, cache_answer, s);
         }
         return;
     }
     if (!refresh)
-        cache_outcome(s->r, SH_REQ_MISS);
-    f = flight_create(s->r->conf, ns, key, kl, id.p, id.len);
+        cache_outcome(s->q, SH_REQ_MISS);
+    f = flight_create(s->q->conf, ns, key, kl, id.p, id.len);
     if (!refresh)
         flight_add_waiter(f, cache_answer, s);
     fill_start(f);
@@ -490,34 +398,34 @@ static void cache_join(struct req_slot *s, const struct cs_ns *ns, struct cs_str
 
 /* A debug trace line for a slot's key (log_trace); the key is built only
  * at debug level. */
-#define CACHE_TRACE(r, ns, id, ...) \
-    do { if (log_min_level <= LOG_DEBUG) cache_trace((r)->conf, (ns), (id), __VA_ARGS__); } while (0)
+#define CACHE_TRACE(q, ns, id, ...) \
+    do { if (log_min_level <= LOG_DEBUG) cache_trace((q)->conf, (ns), (id), __VA_ARGS__); } while (0)
 
 static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Which key a slot reads: argv[1] for single-key commands, argv[1+i] in MGET. */
-static struct cs_str cache_slot_key(const struct req_slot *s)
+static struct cs_str cache_slot_key(const struct cache_slot *s)
 {
-    return s->r->argv[s->i < 0 ? 1 : 1 + s->i];
+    return s->q->argv[s->i < 0 ? 1 : 1 + s->i];
 }
 
 /* Answer a hit from the reply itself: HGETALL's array, or HMGET's
  * elements after __exp and __nf. */
 /* The value for the i-th asked field (GET, MGET: the body) in a read's
- * reply, or NULL. HMGET's repeated fields were asked once: r->state maps
+ * reply, or NULL. HMGET's repeated fields were asked once: q->state maps
  * each field to its element. */
-static const redisReply *cache_reply_value(const struct req *r, const redisReply *rep, int i)
+static const redisReply *cache_reply_value(const struct cache_req *q, const redisReply *rep, int i)
 {
-    const int *at = r->cmd->rk == RK_HMGET ? r->state : NULL;
+    const int *at = q->shape == CACHE_HMGET ? q->state : NULL;
     /* HMGET key __exp __nf __body __lock <fields>: GET's body is element
      * 2, the fields start at 4. */
-    bool raw = r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET;
+    bool raw = q->shape == CACHE_GET || q->shape == CACHE_MGET;
     size_t e = raw ? 2 : 4 + (size_t)(at ? at[i] : i);
     const redisReply *v = e < rep->elements ? rep->element[e] : NULL;
 
-    if (r->cmd->rk == RK_HGET || r->cmd->rk == RK_HMGET)
-        if (record_field_reserved(r->argv[2 + i].p, r->argv[2 + i].len))
+    if (q->shape == CACHE_HGET || q->shape == CACHE_HMGET)
+        if (record_field_reserved(q->argv[2 + i].p, q->argv[2 + i].len))
             return NULL;
     return v && v->type == REDIS_REPLY_STRING ? v : NULL;
 }
@@ -541,14 +449,14 @@ static void cache_commit(struct evbuffer *dst, struct evbuffer_iovec *v, const c
         cs_panic("libevent refused to commit the space it reserved");
 }
 
-static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool nf)
+static void cache_answer_reply(struct cache_slot *s, const redisReply *rep, bool nf)
 {
-    struct req *r = s->r;
+    struct cache_req *q = s->q;
     struct evbuffer *dst;
-    int rk = r->cmd->rk;
+    enum cache_shape rk = q->shape;
     size_t size = 0;
 
-    if (rk == RK_HGETALL) {
+    if (rk == CACHE_HGETALL) {
         long long n = 0;
         for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2) {
             const redisReply *f = rep->element[i], *v = rep->element[i + 1];
@@ -557,11 +465,11 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
                 size += resp_bulk_size((size_t)f->len) + resp_bulk_size((size_t)v->len);
             }
         }
-        size += resp_map_size(n, r->resp3);
+        size += resp_map_size(n, q->resp3);
         if (cache_fits(s, size)) {
             struct evbuffer_iovec v;
             char *p = cache_reserve(dst = cache_dst(s), size, &v);
-            p = resp_put_map(p, n, r->resp3);
+            p = resp_put_map(p, n, q->resp3);
             for (size_t i = 0; !nf && i + 1 < rep->elements; i += 2) {
                 const redisReply *f = rep->element[i], *val = rep->element[i + 1];
                 if (record_field_reserved(f->str, (size_t)f->len))
@@ -572,21 +480,21 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
             cache_commit(dst, &v, p, size);
         }
     } else {
-        int n = rk == RK_HGET || rk == RK_HMGET ? r->argc - 2 : 1;
-        if (rk == RK_HMGET)
+        int n = rk == CACHE_HGET || rk == CACHE_HMGET ? q->argc - 2 : 1;
+        if (rk == CACHE_HMGET)
             size += resp_array_size(n);
         for (int i = 0; i < n; i++) {
-            const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
-            size += v ? resp_bulk_size((size_t)v->len) : resp_null_size(r->resp3);
+            const redisReply *v = nf ? NULL : cache_reply_value(q, rep, i);
+            size += v ? resp_bulk_size((size_t)v->len) : resp_null_size(q->resp3);
         }
         if (cache_fits(s, size)) {
             struct evbuffer_iovec iv;
             char *p = cache_reserve(dst = cache_dst(s), size, &iv);
-            if (rk == RK_HMGET)
+            if (rk == CACHE_HMGET)
                 p = resp_put_array(p, n);
             for (int i = 0; i < n; i++) {
-                const redisReply *v = nf ? NULL : cache_reply_value(r, rep, i);
-                p = v ? resp_put_bulk(p, v->str, (size_t)v->len) : resp_put_null(p, r->resp3);
+                const redisReply *v = nf ? NULL : cache_reply_value(q, rep, i);
+                p = v ? resp_put_bulk(p, v->str, (size_t)v->len) : resp_put_null(p, q->resp3);
             }
             cache_commit(dst, &iv, p, size);
         }
@@ -596,20 +504,20 @@ static void cache_answer_reply(struct req_slot *s, const redisReply *rep, bool n
 
 static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)
 {
-    char key[CACHE_KEY_MAX], step[256];
+    char key[KEYS_KEY_MAX], step[256];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(step, sizeof(step), fmt, ap);
     va_end(ap);
-    cache_key(key, c, ns, id);
+    keys_build(key, c, ns, id);
     log_trace(key, "%s", step);
 }
 
 static void cache_read_cb(void *priv, const redisReply *rep)
 {
-    struct req_slot *s = priv;
-    struct req *r = s->r;
+    struct cache_slot *s = priv;
+    struct cache_req *q = s->q;
     const struct cs_ns *ns;
     struct cs_str id;
     char err[160];
@@ -617,40 +525,40 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     bool found = false;
     int64_t now;
 
-    if (!r->conn) {
+    if (q->gone) {
         cache_slot_done(s);
         return;
     }
-    conn_redis_answered(r->conn);
-    if (s->i < 0 && r->ns) {
+    q->io->redis_answered(q);
+    if (s->i < 0 && q->ns) {
         /* Parsed at dispatch: the id follows "<ns>:". */
-        ns = r->ns;
-        id.p = r->argv[1].p + ns->namelen + 1;
-        id.len = r->argv[1].len - ns->namelen - 1;
-    } else if (cache_parse_key(r->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK) {
+        ns = q->ns;
+        id.p = q->argv[1].p + ns->namelen + 1;
+        id.len = q->argv[1].len - ns->namelen - 1;
+    } else if (keys_parse(q->conf, cache_slot_key(s), &ns, &id, err, sizeof(err)) != CS_OK) {
         cs_panic("a key validated before its read was sent does not parse: %s", err);
     }
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (cs_exiting) {
             resp_error(cache_dst(s), "ERR shutting down");
-            cache_ns_of(r, ns);
-            cache_outcome(r, SH_REQ_ERROR);
+            cache_ns_of(q, ns);
+            cache_outcome(q, SH_REQ_ERROR);
             cache_slot_done(s);
             return;
         }
-        CACHE_TRACE(r, ns, id, "redis read: no answer (Redis down): to the upstream");
-        cache_count(r, ns, SH_REQ_MISS);
+        CACHE_TRACE(q, ns, id, "redis read: no answer (Redis down): to the upstream");
+        cache_count(q, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false, false, m.lock);   /* the fill finds Redis down: straight to the upstream */
         return;
     }
-    if (r->cmd->rk == RK_HGETALL) {
+    if (q->shape == CACHE_HGETALL) {
         found = record_reply_meta(rep, &m);
     } else if (rep->elements >= 4 && rep->element[0]->type == REDIS_REPLY_STRING) {
         found = record_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &m.exp);
         m.nf = rep->element[1]->type == REDIS_REPLY_STRING;
         m.body = rep->element[2]->type == REDIS_REPLY_STRING;
     }
-    if (rep->elements >= 4 && r->cmd->rk != RK_HGETALL && rep->element[3]->type == REDIS_REPLY_STRING) {
+    if (rep->elements >= 4 && q->shape != CACHE_HGETALL && rep->element[3]->type == REDIS_REPLY_STRING) {
         m.lock.p = rep->element[3]->str;
         m.lock.len = (size_t)rep->element[3]->len;
     }
@@ -664,63 +572,63 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     if (found && m.exp + ns->c.v[CK_GRACE] * 1000 <= now)
         found = false;
     if (!found) {
-        CACHE_TRACE(r, ns, id, "redis read: miss");
-        cache_count(r, ns, SH_REQ_MISS);
+        CACHE_TRACE(q, ns, id, "redis read: miss");
+        cache_count(q, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false, true, m.lock);
         return;
     }
     if (ns->c.v[CK_GRACE] > 0 && m.exp <= now) {
         /* Stale within grace: answer now, refresh in the background. */
-        CACHE_TRACE(r, ns, id, "redis read: stale within grace: answered, refreshed in the background");
-        cache_count(r, ns, SH_REQ_STALE);
-        cache_join(s, ns, id, true, true, m.lock);     /* first: answering may free r */
+        CACHE_TRACE(q, ns, id, "redis read: stale within grace: answered, refreshed in the background");
+        cache_count(q, ns, SH_REQ_STALE);
+        cache_join(s, ns, id, true, true, m.lock);     /* first: answering may free q */
         cache_answer_reply(s, rep, m.nf);
         return;
     }
-    CACHE_TRACE(r, ns, id, "redis read: %s", m.nf ? "hit (not found)" : "hit");
-    cache_count(r, ns, m.nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
+    CACHE_TRACE(q, ns, id, "redis read: %s", m.nf ? "hit (not found)" : "hit");
+    cache_count(q, ns, m.nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
     cache_answer_reply(s, rep, m.nf);
 }
 
 /* Send one slot's read: HGETALL, or HMGET __exp __nf __body __lock
  * <fields> so a single round trip tells presence, freshness, the fill
  * under way and the values. */
-static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_str id)
+static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id)
 {
-    struct req *r = s->r;
-    char key[CACHE_KEY_MAX];
+    struct cache_req *q = s->q;
+    char key[KEYS_KEY_MAX];
     const char *argv_small[8];
     size_t lens_small[8];
     struct rstore_args a = { argv_small, lens_small, 0 };
-    int nfields = r->cmd->rk == RK_HGET || r->cmd->rk == RK_HMGET ? r->argc - 2 : 0;
+    int nfields = q->shape == CACHE_HGET || q->shape == CACHE_HMGET ? q->argc - 2 : 0;
     int first_small[8], *first = first_small, nuniq = nfields;
     int rc;
 
     if (nfields > 8)
         first = cs_malloc(sizeof(*first) * (size_t)nfields);
     if (nfields > 1)
-        nuniq = cache_dedupe(r->argv + 2, nfields, first);
+        nuniq = cache_dedupe(q->argv + 2, nfields, first);
     if (nuniq < nfields) {
-        /* Ask Redis for each field once; r->state maps fields to elements. */
+        /* Ask Redis for each field once; q->state maps fields to elements. */
         int *at = cs_malloc(sizeof(*at) * (size_t)nfields), u = 0;
         for (int i = 0; i < nfields; i++)
             at[i] = first[i] == i ? u++ : at[first[i]];
-        r->state = at;
-        r->state_free = free;
+        q->state = at;
+        q->state_free = free;
     }
     if (nfields + 6 > 8) {
         a.argv = cs_malloc(sizeof(*a.argv) * (size_t)(nfields + 6));
         a.lens = cs_malloc(sizeof(*a.lens) * (size_t)(nfields + 6));
     }
-    if (r->cmd->rk == RK_HGETALL) {
+    if (q->shape == CACHE_HGETALL) {
         rstore_arg(&a, "HGETALL", 7);
     } else {
         rstore_arg(&a, "HMGET", 5);
     }
-    rstore_arg(&a, key, cache_key(key, r->conf, ns, id));
-    log_trace(key, "parse: %s %.*s (namespace %s)", r->cmd->name, (int)cache_slot_key(s).len, cache_slot_key(s).p,
+    rstore_arg(&a, key, keys_build(key, q->conf, ns, id));
+    log_trace(key, "parse: %s %.*s (namespace %s)", q->name, (int)cache_slot_key(s).len, cache_slot_key(s).p,
               ns->name);
-    if (r->cmd->rk != RK_HGETALL) {
+    if (q->shape != CACHE_HGETALL) {
         rstore_arg(&a, "__exp", 5);
         rstore_arg(&a, "__nf", 4);
         rstore_arg(&a, "__body", 6);  /* the shape tells raw records from hashes */
@@ -728,7 +636,7 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
     }
     for (int i = 0; i < nfields; i++)
         if (nuniq == nfields || first[i] == i)
-            rstore_arg(&a, r->argv[2 + i].p, r->argv[2 + i].len);
+            rstore_arg(&a, q->argv[2 + i].p, q->argv[2 + i].len);
     if (first != first_small)
         free(first);
     rc = rstore_cmd(cache_read_cb, s, a.argc, a.argv, a.lens);
@@ -736,47 +644,47 @@ static void cache_lookup(struct req_slot *s, const struct cs_ns *ns, struct cs_s
         free(a.argv);
         free(a.lens);
     }
-    if (rc == CS_OK && r->conn)
-        conn_redis_sent(r->conn);
+    if (rc == CS_OK && !q->gone)
+        q->io->redis_sent(q);
     if (rc != CS_OK) {
         struct cs_str none = { NULL, 0 };
-        CACHE_TRACE(r, ns, id, "redis read: not sent (Redis down): to the upstream");
-        cache_count(r, ns, SH_REQ_MISS);
+        CACHE_TRACE(q, ns, id, "redis read: not sent (Redis down): to the upstream");
+        cache_count(q, ns, SH_REQ_MISS);
         cache_join(s, ns, id, false, false, none);
     }
 }
 
-static bool cache_type_ok(const struct req *r, const struct cs_ns *ns)
+static bool cache_type_ok(const struct cache_req *q, const struct cs_ns *ns)
 {
-    bool raw_cmd = r->cmd->rk == RK_GET || r->cmd->rk == RK_MGET;
+    bool raw_cmd = q->shape == CACHE_GET || q->shape == CACHE_MGET;
 
     return raw_cmd == (ns->format == NS_RAW);
 }
 
 
-void cache_cmd_read(struct req *r)
+void cache_read(struct cache_req *q)
 {
     const struct cs_ns *ns;
     struct cs_str id;
     char err[200];
 
-    if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
-        resp_error(req_out(r), err);
-        cache_outcome(r, SH_REQ_ERROR);
-        req_done(r);
+    if (keys_parse(q->conf, q->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
+        resp_error(cache_out(q), err);
+        cache_outcome(q, SH_REQ_ERROR);
+        cache_done(q);
         return;
     }
-    if (!cache_type_ok(r, ns)) {
-        resp_error(req_out(r), CS_ERR_WRONGTYPE);
-        cache_ns_of(r, ns);
-        cache_outcome(r, SH_REQ_ERROR);
-        req_done(r);
+    if (!cache_type_ok(q, ns)) {
+        resp_error(cache_out(q), CS_ERR_WRONGTYPE);
+        cache_ns_of(q, ns);
+        cache_outcome(q, SH_REQ_ERROR);
+        cache_done(q);
         return;
     }
-    r->one.r = r;
-    r->one.i = -1;
-    r->ns = ns;
-    cache_lookup(&r->one, ns, id);
+    q->one.q = q;
+    q->one.i = -1;
+    q->ns = ns;
+    cache_lookup(&q->one, ns, id);
 }
 
 static void cache_mget_free(void *p)
@@ -789,33 +697,33 @@ static void cache_mget_free(void *p)
     free(m);
 }
 
-void cache_cmd_mget(struct req *r)
+void cache_mget(struct cache_req *q)
 {
     const struct cs_ns *ns;
     struct cs_str id;
     struct cache_mget *m;
     char err[200];
-    int n = r->argc - 1;
+    int n = q->argc - 1;
 
     if (n > CACHE_MGET_MAX) {
-        resp_error(req_out(r), "ERR too many keys for MGET (at most " CS_XSTR(CACHE_MGET_MAX) ")");
-        cache_outcome(r, SH_REQ_ERROR);
-        req_done(r);
+        resp_error(cache_out(q), "ERR too many keys for MGET (at most " CS_XSTR(CACHE_MGET_MAX) ")");
+        cache_outcome(q, SH_REQ_ERROR);
+        cache_done(q);
         return;
     }
     /* Every key is checked before any is read: all or nothing. */
-    for (int i = 1; i < r->argc; i++) {
-        if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
-            resp_error(req_out(r), err);
-            cache_outcome(r, SH_REQ_ERROR);
-            req_done(r);
+    for (int i = 1; i < q->argc; i++) {
+        if (keys_parse(q->conf, q->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
+            resp_error(cache_out(q), err);
+            cache_outcome(q, SH_REQ_ERROR);
+            cache_done(q);
             return;
         }
-        if (!cache_type_ok(r, ns)) {
-            resp_error(req_out(r), CS_ERR_WRONGTYPE);
-            cache_ns_of(r, ns);
-            cache_outcome(r, SH_REQ_ERROR);
-            req_done(r);
+        if (!cache_type_ok(q, ns)) {
+            resp_error(cache_out(q), CS_ERR_WRONGTYPE);
+            cache_ns_of(q, ns);
+            cache_outcome(q, SH_REQ_ERROR);
+            cache_done(q);
             return;
         }
     }
@@ -823,55 +731,75 @@ void cache_cmd_mget(struct req *r)
     m->n = n;
     m->first = (int *)(m->slot + n);
     m->uses = m->first + n;
-    r->state = m;
-    r->state_free = cache_mget_free;
-    r->pending = cache_dedupe(r->argv + 1, n, m->first);
-    r->count = 0;               /* reply bytes so far */
+    q->state = m;
+    q->state_free = cache_mget_free;
+    q->pending = cache_dedupe(q->argv + 1, n, m->first);
+    q->count = 0;               /* reply bytes so far */
     for (int i = 0; i < n; i++) {
-        m->slot[i].r = r;
+        m->slot[i].q = q;
         m->slot[i].i = i;
         m->uses[m->first[i]]++;
     }
     for (int i = 0; i < n; i++) {
         if (m->first[i] != i)
             continue;
-        if (cache_parse_key(r->conf, r->argv[1 + i], &ns, &id, err, sizeof(err)) != CS_OK)
+        if (keys_parse(q->conf, q->argv[1 + i], &ns, &id, err, sizeof(err)) != CS_OK)
             cs_panic("a key validated at dispatch does not parse: %s", err);
         cache_lookup(&m->slot[i], ns, id);
     }
 }
 
-static void cache_ttl_cb(void *priv, const redisReply *rep)
+static void cache_ttl_reply(struct cache_req *q, const redisReply *rep, bool ms)
 {
-    struct req *r = priv;
-    struct evbuffer *out = req_out(r);
+    struct evbuffer *out = cache_out(q);
 
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         resp_error(out, CS_ERR_TRYAGAIN);
-    } else if (rep->integer < 0 || r->cmd->variant == CMD_V_PTTL) {
+    } else if (rep->integer < 0 || ms) {
         resp_int(out, rep->integer);
     } else {
         resp_int(out, (rep->integer + 500) / 1000);  /* rounded, as Redis's TTL */
     }
-    req_done(r);
+    cache_done(q);
 }
 
-void cache_cmd_ttl(struct req *r)
+static void cache_ttl_cb(void *priv, const redisReply *rep)
+{
+    cache_ttl_reply(priv, rep, false);
+}
+
+static void cache_pttl_cb(void *priv, const redisReply *rep)
+{
+    cache_ttl_reply(priv, rep, true);
+}
+
+/* ttl.lua answers in milliseconds; TTL rounds them to seconds. */
+static void cache_ttl_ask(struct cache_req *q, rstore_cb cb)
 {
     const struct cs_ns *ns;
     struct cs_str id;
-    char err[200], key[CACHE_KEY_MAX];
+    char err[200], key[KEYS_KEY_MAX];
     const char *argv[1] = { key };
     size_t lens[1] = { 0 };
 
-    if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
-        resp_error(req_out(r), err);
-        req_done(r);
+    if (keys_parse(q->conf, q->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
+        resp_error(cache_out(q), err);
+        cache_done(q);
         return;
     }
-    lens[0] = cache_key(key, r->conf, ns, id);
-    if (scripts_eval(SCRIPT_TTL, cache_ttl_cb, r, 1, 1, argv, lens) != CS_OK) {
-        resp_error(req_out(r), CS_ERR_TRYAGAIN);
-        req_done(r);
+    lens[0] = keys_build(key, q->conf, ns, id);
+    if (scripts_eval(SCRIPT_TTL, cb, q, 1, 1, argv, lens) != CS_OK) {
+        resp_error(cache_out(q), CS_ERR_TRYAGAIN);
+        cache_done(q);
     }
+}
+
+void cache_ttl(struct cache_req *q)
+{
+    cache_ttl_ask(q, cache_ttl_cb);
+}
+
+void cache_pttl(struct cache_req *q)
+{
+    cache_ttl_ask(q, cache_pttl_cb);
 }

@@ -1,38 +1,89 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* cache.h - the read side of cache-aside: key syntax, the hit path, and
- * answering requests from a Redis reply or a fill's outcome. */
+/* cache.h - the read side of cache-aside: the hit path, and answering
+ * requests from a Redis reply or a fill's outcome; and the request side
+ * every cache command (reads here, writes in writes.c) is given. */
 #ifndef CS_CACHE_H
 #define CS_CACHE_H
 
 #include "core.h"
 
-struct outcome;
-struct req_slot;
+struct cache_req;
+struct evbuffer;
+struct stats_ns;
 
-#define CACHE_ID_MAX 512
-#define CACHE_KEY_MAX 1024
+/* A read's reply: what the client asked with which command. */
+enum cache_shape {
+    CACHE_NONE,                 /* not a read */
+    CACHE_HGETALL,              /* the record's fields and values */
+    CACHE_HGET,                 /* argv[2]'s value */
+    CACHE_HMGET,                /* argv[2..]'s values, an array */
+    CACHE_GET,                  /* the raw body */
+    CACHE_MGET,                 /* argv[1..]'s bodies, an array */
+};
 
-enum read_kind { RK_NONE, RK_HGETALL, RK_HGET, RK_HMGET, RK_GET, RK_MGET };
+/* What the cache needs of a request's owner (the client's request and
+ * connection): given with each request, so the cache calls back through
+ * these and never into the floor above it. */
+struct cache_io {
+    struct evbuffer *(*out)(struct cache_req *q);   /* where its reply goes now */
+    void (*done)(struct cache_req *q);              /* its reply is complete: q may be freed */
+    void (*redis_sent)(struct cache_req *q);        /* a read of its went to Redis (not when gone) */
+    void (*redis_answered)(struct cache_req *q);    /* ... and was answered */
+};
+
+/* One key's lookup within a request: MGET has one per key, every other
+ * key command uses the request's own. */
+struct cache_slot {
+    struct cache_req *q;
+    int i;                      /* -1: the request's one key (argv[1]); else argv[1 + i] */
+    struct evbuffer *el;        /* MGET: this key's element of the reply */
+};
+
+/* The request side of a cache command. Its owner fills the first fields
+ * before the command starts and frees state with state_free when done;
+ * the rest is the command's while it runs. */
+struct cache_req {
+    const struct cache_io *io;
+    struct cs_config *conf;     /* the config it runs under (the owner holds the ref) */
+    const char *name;           /* the command's, lower case (traces) */
+    const struct cs_str *argv;  /* argv[0] is the command's name as sent */
+    int argc;
+    enum cache_shape shape;     /* reads: the reply asked for */
+    bool resp3;                 /* reply in RESP3 */
+    bool gone;                  /* the client left: nothing to answer, only finish */
+    const struct cs_ns *ns;     /* of argv[1], for single-key reads */
+    struct cache_slot one;
+    int pending;                /* MGET: keys not yet answered */
+    long long count;            /* reply bytes so far (MGET), entries removed (INVALIDATE) */
+    void *state;
+    void (*state_free)(void *);
+    /* Reads: the latency histogram it counts in (enum stats_hist_id, -1
+     * for other commands) and its namespace's figures, counted by the
+     * owner when it is done. */
+    int outcome;
+    struct stats_ns *nss;
+};
+
+static inline struct evbuffer *cache_out(struct cache_req *q)
+{
+    return q->io->out(q);
+}
+
+static inline void cache_done(struct cache_req *q)
+{
+    q->io->done(q);
+}
 
 void cache_init(void);
 /* Exit, before the Redis link goes: release the fill locks we hold. */
 void cache_shutdown(void);
 void cache_free(void);
 
-/* NAMESPACE:ID -> namespace and id; on CS_ERR, err holds the reply text.
- * Also refuses an id that would leave the upstream path (upstream_id_check). */
-int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                    struct cs_str *id, char *err, size_t errsz) CS_WUR;
-/* The same syntax for INVALIDATE's NAMESPACE:GLOB, without the path rule:
- * a glob never reaches the upstream, and may match what an older daemon
- * cached under such an id. */
-int cache_parse_pattern(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                        struct cs_str *id, char *err, size_t errsz) CS_WUR;
-/* <prefix><ns>:{<id>}: the record, which also holds its fill's lock. */
-size_t cache_key(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str id);
-
-void cache_cmd_read(struct req *r);
-void cache_cmd_mget(struct req *r);
-void cache_cmd_ttl(struct req *r);
+/* The read commands: HGETALL, HGET, HMGET and GET (by q->shape), MGET,
+ * TTL (seconds) and PTTL (milliseconds). */
+void cache_read(struct cache_req *q);
+void cache_mget(struct cache_req *q);
+void cache_ttl(struct cache_req *q);
+void cache_pttl(struct cache_req *q);
 
 #endif

@@ -387,7 +387,7 @@ static void clientcmd_kill(struct req *r)
                 continue;
             self = true;
         } else {
-            conn_kill(c);
+            req_conn->kill(c);
         }
         killed++;
     }
@@ -398,7 +398,7 @@ static void clientcmd_kill(struct req *r)
     else
         resp_error(req_out(r), "ERR No such client");
     if (self)
-        conn_drain(r->conn);
+        req_conn->drain(r->conn);
     req_done(r);
 }
 

@@ -14,7 +14,6 @@
 #include "log.h"
 #include "multi.h"
 #include "order.h"
-#include "report.h"
 #include "resp.h"
 #include "stats.h"
 #include "writes.h"
@@ -48,7 +47,7 @@ static void cmd_quit(struct req *r)
 {
     resp_simple(req_out(r), "OK");
     if (r->conn)
-        conn_drain(r->conn);
+        req_conn->drain(r->conn);
     cmd_reply_done(r);
 }
 
@@ -207,6 +206,19 @@ static void cmd_config(struct req *r)
     cmd_reply_done(r);
 }
 
+static void (*cmd_report_fn)(struct evbuffer *b);
+
+void command_set_report(void (*fn)(struct evbuffer *b))
+{
+    cmd_report_fn = fn;
+}
+
+void command_report(struct evbuffer *b)
+{
+    if (cmd_report_fn)
+        cmd_report_fn(b);
+}
+
 static void cmd_stats(struct req *r)
 {
     struct evbuffer *out = req_out(r);
@@ -218,7 +230,7 @@ static void cmd_stats(struct req *r)
         resp_error(out, "ERR unknown STATS subcommand (STATS or STATS RESET)");
     } else {
         struct evbuffer *body = evbuffer_new();
-        report_text(body);
+        command_report(body);
         evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
         evbuffer_add_buffer(out, body);
         evbuffer_add(out, "\r\n", 2);
@@ -227,38 +239,49 @@ static void cmd_stats(struct req *r)
     cmd_reply_done(r);
 }
 
+/* A cache command: its request side, filled from r as r starts, goes to
+ * the cache floor, which answers through req's cache_io. */
+static void cmd_cache(struct req *r)
+{
+    r->cmd->cache(req_cache(r));
+}
+
+#define CMD(name, arity, flags, proc) { name, arity, flags, proc, NULL, CACHE_NONE, 0, 0, 0 }
+#define CMD_CACHE(name, arity, flags, fn, shape, first, last) \
+    { name, arity, flags, cmd_cache, fn, shape, first, last, 1 }
+
 static const struct cmd_def cmd_table[] = {
-    { "ping", -1, 0, cmd_ping, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "echo", 2, 0, cmd_echo, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "quit", -1, CMD_NOAUTH | CMD_NOQUEUE, cmd_quit, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "auth", -2, CMD_NOAUTH, cmd_auth, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "hello", -1, CMD_NOAUTH, cmd_hello, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "select", 2, 0, cmd_select, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "client", -2, 0, clientcmd_client, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "config", -2, 0, cmd_config, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "command", -1, 0, introspect_command, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "stats", -1, 0, cmd_stats, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "info", -1, 0, introspect_info, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "hgetall", 2, CMD_SHARED, cache_cmd_read, RK_HGETALL, CMD_KEYS_ONE, CMD_V_NONE },
-    { "hget", 3, CMD_SHARED, cache_cmd_read, RK_HGET, CMD_KEYS_ONE, CMD_V_NONE },
-    { "hmget", -3, CMD_SHARED, cache_cmd_read, RK_HMGET, CMD_KEYS_ONE, CMD_V_NONE },
-    { "get", 2, CMD_SHARED, cache_cmd_read, RK_GET, CMD_KEYS_ONE, CMD_V_NONE },
-    { "mget", -2, CMD_SHARED, cache_cmd_mget, RK_MGET, CMD_KEYS_ALL, CMD_V_NONE },
-    { "ttl", 2, 0, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE, CMD_V_NONE },
-    { "pttl", 2, 0, cache_cmd_ttl, RK_NONE, CMD_KEYS_ONE, CMD_V_PTTL },
-    { "del", -2, 0, writes_cmd_del, RK_NONE, CMD_KEYS_ALL, CMD_V_NONE },
-    { "unlink", -2, 0, writes_cmd_del, RK_NONE, CMD_KEYS_ALL, CMD_V_NONE },
-    { "invalidate", 2, 0, writes_cmd_invalidate, RK_NONE, CMD_KEYS_NS, CMD_V_NONE },
-    { "hset", -4, 0, writes_cmd_hset, RK_NONE, CMD_KEYS_ONE, CMD_V_NONE },
-    { "multi", 1, CMD_NOQUEUE, multi_cmd_multi, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "exec", 1, CMD_NOQUEUE, multi_cmd_exec, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "discard", 1, CMD_NOQUEUE, multi_cmd_discard, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "watch", -2, CMD_NOQUEUE, multi_cmd_watch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "unwatch", 1, 0, multi_cmd_unwatch, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "cluster", -2, 0, clusteremu_cluster, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "readonly", 1, 0, clusteremu_readonly, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "readwrite", 1, 0, clusteremu_readwrite, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
-    { "asking", 1, 0, clusteremu_asking, RK_NONE, CMD_KEYS_NONE, CMD_V_NONE },
+    CMD("ping", -1, 0, cmd_ping),
+    CMD("echo", 2, 0, cmd_echo),
+    CMD("quit", -1, CMD_NOAUTH | CMD_NOQUEUE, cmd_quit),
+    CMD("auth", -2, CMD_NOAUTH, cmd_auth),
+    CMD("hello", -1, CMD_NOAUTH, cmd_hello),
+    CMD("select", 2, 0, cmd_select),
+    CMD("client", -2, 0, clientcmd_client),
+    CMD("config", -2, 0, cmd_config),
+    CMD("command", -1, 0, introspect_command),
+    CMD("stats", -1, 0, cmd_stats),
+    CMD("info", -1, 0, introspect_info),
+    CMD_CACHE("hgetall", 2, CMD_READ, cache_read, CACHE_HGETALL, 1, 1),
+    CMD_CACHE("hget", 3, CMD_READ, cache_read, CACHE_HGET, 1, 1),
+    CMD_CACHE("hmget", -3, CMD_READ, cache_read, CACHE_HMGET, 1, 1),
+    CMD_CACHE("get", 2, CMD_READ, cache_read, CACHE_GET, 1, 1),
+    CMD_CACHE("mget", -2, CMD_READ, cache_mget, CACHE_MGET, 1, -1),
+    CMD_CACHE("ttl", 2, 0, cache_ttl, CACHE_NONE, 1, 1),
+    CMD_CACHE("pttl", 2, 0, cache_pttl, CACHE_NONE, 1, 1),
+    CMD_CACHE("del", -2, CMD_WRITE, writes_del, CACHE_NONE, 1, -1),
+    CMD_CACHE("unlink", -2, CMD_WRITE, writes_del, CACHE_NONE, 1, -1),
+    CMD_CACHE("invalidate", 2, CMD_WRITE | CMD_PATTERN, writes_invalidate, CACHE_NONE, 1, 1),
+    CMD_CACHE("hset", -4, CMD_WRITE, writes_hset, CACHE_NONE, 1, 1),
+    CMD("multi", 1, CMD_NOQUEUE, multi_cmd_multi),
+    CMD("exec", 1, CMD_NOQUEUE | CMD_EXEC, multi_cmd_exec),
+    CMD("discard", 1, CMD_NOQUEUE, multi_cmd_discard),
+    CMD("watch", -2, CMD_NOQUEUE, multi_cmd_watch),
+    CMD("unwatch", 1, 0, multi_cmd_unwatch),
+    CMD("cluster", -2, 0, clusteremu_cluster),
+    CMD("readonly", 1, 0, clusteremu_readonly),
+    CMD("readwrite", 1, 0, clusteremu_readwrite),
+    CMD("asking", 1, 0, clusteremu_asking),
 };
 
 /* ASCII only, as command names are: no locale on the hit path. */
@@ -416,7 +439,7 @@ void command_dispatch(struct req *r)
 
 void command_run(struct req *r)
 {
-    if (r->cmd->keys != CMD_KEYS_NONE && !order_admit(r))
+    if (r->cmd->first && !order_admit(r))
         return;                 /* an earlier command on its keys runs: order.c starts it */
     r->cmd->proc(r);
 }

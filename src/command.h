@@ -4,6 +4,7 @@
 #define CS_COMMAND_H
 
 #include "core.h"
+#include "cache.h"
 
 /* The Redis version whose commands and reply formats clients are answered
  * in (INFO's redis_version, HELLO's version): CLIENT SETINFO and the
@@ -11,33 +12,33 @@
 #define CMD_REDIS_VERSION "7.2.0"
 
 #define CMD_NOAUTH 0x01     /* allowed before AUTH */
-#define CMD_SHARED 0x04     /* reads: runs beside earlier reads of its keys (order.c) */
+#define CMD_READ 0x04       /* a read: runs beside earlier reads of its keys (order.c) */
 #define CMD_NOQUEUE 0x08    /* runs at once inside MULTI, never queued (multi.c) */
+#define CMD_WRITE 0x10      /* changes the cache: waits for every earlier command on its keys */
+#define CMD_PATTERN 0x20    /* its key is NAMESPACE:GLOB: it holds the whole namespace (order.c) */
+#define CMD_EXEC 0x40       /* EXEC: refused, it ends the transaction (multi.c) */
 
-/* Which of the commands sharing a handler this is: handlers test this,
- * never the name. */
-enum cmd_variant {
-    CMD_V_NONE,
-    CMD_V_PTTL,             /* PTTL: milliseconds; TTL is CMD_V_NONE */
-};
-
-/* Where a command's keys are, for ordering them per connection (order.c). */
-enum cmd_keys {
-    CMD_KEYS_NONE,          /* touches no cache entry */
-    CMD_KEYS_ONE,           /* argv[1] */
-    CMD_KEYS_ALL,           /* argv[1..] */
-    CMD_KEYS_NS,            /* argv[1] is ns:glob: every key of the namespace */
-};
-
+/* A command as data: dispatch checks its arity and flags, order.c and
+ * multi.c find its keys from first/last/step, and a cache command is
+ * started by handing its request side (struct cache_req) to its cache
+ * entry point with its read shape. */
 struct cmd_def {
     const char *name;
     int arity;              /* like Redis: n exact, -n at least n (with the name) */
-    unsigned flags;
+    unsigned flags;         /* CMD_* */
     void (*proc)(struct req *r);
-    int rk;                 /* enum read_kind of the read commands */
-    int keys;               /* enum cmd_keys */
-    int variant;            /* enum cmd_variant */
+    void (*cache)(struct cache_req *q);    /* the cache floor's entry point (proc then runs it) */
+    enum cache_shape shape; /* reads: the reply asked for */
+    /* Its keys, as Redis's COMMAND tells them: argv[first..last] every
+     * step; last -1 is the final argument; first 0: it names no key. */
+    signed char first, last, step;
 };
+
+/* The index of d's last key in a request of argc arguments. */
+static inline int command_last_key(const struct cmd_def *d, int argc)
+{
+    return d->last < 0 ? argc + d->last : d->last;
+}
 
 /* A subcommand (CLIENT LIST, CLUSTER SLOTS, COMMAND INFO): its module
  * keeps a table of these ended by a row with a NULL name, dispatches
@@ -62,6 +63,11 @@ const char *command_upper(char *buf, size_t size, const char *s);
 /* The table, for COMMAND and CLIENT LIST: entries 0 to command_count() - 1. */
 int command_count(void);
 const struct cmd_def *command_at(int i);
+/* STATS's body and INFO's cachasided section: the daemon's report is
+ * written by the admin floor above this one, so main sets it here
+ * (report_text). Until then both are empty. */
+void command_set_report(void (*fn)(struct evbuffer *b));
+void command_report(struct evbuffer *b);
 /* Runs r; the command answers through req_out/req_done now or later. */
 void command_dispatch(struct req *r);
 /* Runs r, which passed dispatch's checks (r->cmd set), in its turn among

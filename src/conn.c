@@ -609,3 +609,14 @@ void conn_sweep_idle(int64_t now, long long idle_ms)
         }
     }
 }
+
+/* What the requests and commands below call of their connection (req.h). */
+static const struct req_conn_ops conn_req_ops = {
+    conn_out_get, conn_answered, conn_redis_sent, conn_redis_answered, conn_drain, conn_kill, conn_accepted,
+    conn_requests,
+};
+
+void conn_init(void)
+{
+    req_set_conn_ops(&conn_req_ops);
+}

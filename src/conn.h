@@ -65,6 +65,9 @@ TAILQ_HEAD(conn_list, conn);
 extern struct conn_list conn_all;
 extern int conn_count;
 
+/* Before the first connection: gives the requests (req.h) the calls they
+ * make of their connection. */
+void conn_init(void);
 void conn_new(int fd, const char *peer);
 void conn_close(struct conn *c, const char *why);
 /* CLIENT KILL of another client: what it has answered in order goes out

@@ -28,7 +28,6 @@
 #include "config.h"
 #include "conn.h"
 #include "glob.h"
-#include "report.h"
 #include "req.h"
 #include "resp.h"
 #include "stats.h"
@@ -57,8 +56,8 @@ struct introspect_doc {
     const char *summary;
     const char *kflags;         /* flags of its key spec, when it has keys */
     const struct cmd_sub *subs; /* its subcommands, NULL-name ended */
-    int keys;                   /* enum cmd_keys of a command that names keys the table orders
-                                 * none of, being refused before it touches them (WATCH) */
+    bool keys;                  /* names keys argv[1..] the table orders none of, being
+                                 * refused before it touches them (WATCH) */
 };
 
 extern const struct cmd_sub introspect_subs[];
@@ -114,7 +113,7 @@ static const struct introspect_doc introspect_docs[] = {
     { "discard", "noscript loading stale fast allow_busy", "@fast @transaction", "transactions", "2.0.0",
       "Drop the queued commands.", NULL, NULL, 0 },
     { "watch", "noscript loading stale fast allow_busy", "@fast @transaction", "transactions", "2.2.0",
-      "Refused: optimistic locking cannot be promised over a cache.", "RO", NULL, CMD_KEYS_ALL },
+      "Refused: optimistic locking cannot be promised over a cache.", "RO", NULL, true },
     { "unwatch", "noscript loading stale fast allow_busy", "@fast @transaction", "transactions", "2.2.0",
       "Forget watched keys (there never are any).", NULL, NULL, 0 },
 };
@@ -133,17 +132,13 @@ static const struct cmd_def *introspect_find(const struct cs_str *name)
     return command_lookup(name->p, name->len);
 }
 
-/* Redis's first key, last key and step from the table's key spec: the
- * first argument, or every argument from the first (-1: the last one). */
+/* Redis's first key, last key and step: the table's, or the doc's. */
 static void introspect_keys(const struct cmd_def *d, int *first, int *last, int *step)
 {
     const struct introspect_doc *doc = introspect_doc(d->name);
-    int keys = d->keys == CMD_KEYS_NONE && doc ? doc->keys : d->keys;
 
-    *first = *last = *step = 0;
-    if (keys == CMD_KEYS_ONE || keys == CMD_KEYS_NS)
-        *first = *last = *step = 1;
-    else if (keys == CMD_KEYS_ALL)
+    *first = d->first, *last = d->last, *step = d->step;
+    if (!d->first && doc && doc->keys)
         *first = *step = 1, *last = -1;
 }
 
@@ -607,7 +602,7 @@ static void introspect_stats(struct evbuffer *b, const struct req *r)
                         "pubsub_channels:0\r\n"
                         "pubsub_patterns:0\r\n"
                         "pubsubshard_channels:0\r\n",
-                        (unsigned long long)conn_accepted(), (unsigned long long)conn_requests(),
+                        (unsigned long long)req_conn->accepted(), (unsigned long long)req_conn->requests(),
                         (unsigned long long)stats_c.clients_rejected,
                         (unsigned long long)(stats_c.hits + stats_c.stale_hits + stats_c.negative_hits),
                         (unsigned long long)stats_c.misses);
@@ -655,7 +650,7 @@ static void introspect_keyspace(struct evbuffer *b, const struct req *r)
 static void introspect_cachasided(struct evbuffer *b, const struct req *r)
 {
     CS_UNUSED(r);
-    report_text(b);
+    command_report(b);
 }
 
 static const struct {

@@ -7,6 +7,7 @@
 #include "health.h"
 #include "heartbeat.h"
 #include "cache.h"
+#include "command.h"
 #include "log.h"
 #include "mem.h"
 #include "notify.h"
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
     stats_init();
     upstream_reconfigure(cs_conf);
     cache_init();
+    command_set_report(report_text);
     /* The admin endpoint first: once the client port answers, so does it. */
     if (admin_start() != CS_OK || server_start() != CS_OK) {
         main_exit_code = 2;

@@ -35,12 +35,11 @@
  * +QUEUED replies and the key checks made when queued. */
 #include "core.h"
 #include "multi.h"
-#include "cache.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"
+#include "keys.h"
 #include "resp.h"
-#include "writes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,21 +166,17 @@ void multi_cmd_unwatch(struct req *r)
  * EXEC's reply. */
 static bool multi_keys_ok(const struct req *r, char *err, size_t errsz)
 {
+    const struct cmd_def *d = r->cmd;
     const struct cs_ns *ns;
     struct cs_str id;
-    int last = r->cmd->keys == CMD_KEYS_ALL ? r->argc - 1 : 1;
+    int last = command_last_key(d, r->argc);
 
-    switch (r->cmd->keys) {
-    case CMD_KEYS_NONE:
-        return true;
-    case CMD_KEYS_NS:
-        return writes_parse_glob(r->conf, r->argv[1], &ns, &id, err, errsz) == CS_OK;
-    default:
-        for (int i = 1; i <= last; i++)
-            if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, errsz) != CS_OK)
-                return false;
-        return true;
+    for (int i = d->first; d->first && i <= last; i += d->step) {
+        if ((d->flags & CMD_PATTERN) ? keys_parse_glob(r->conf, r->argv[i], &ns, &id, err, errsz) != CS_OK
+                                     : keys_parse(r->conf, r->argv[i], &ns, &id, err, errsz) != CS_OK)
+            return false;
     }
+    return true;
 }
 
 /* A refused command dooms the transaction: what was queued can never run. */
@@ -232,7 +227,7 @@ bool multi_refused(struct req *r, const char *msg)
 
     if (!m)
         return false;
-    if (r->cmd && r->cmd->proc == multi_cmd_exec) {
+    if (r->cmd && (r->cmd->flags & CMD_EXEC)) {
         char err[256];
         snprintf(err, sizeof(err), "EXECABORT Transaction discarded because of: %s",
                  strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg);

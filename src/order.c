@@ -170,16 +170,16 @@ typedef void (*order_fn)(struct order_conn *o, struct req *r, uint64_t h, bool s
 static void order_each(struct order_conn *o, struct req *r, order_fn fn)
 {
     const struct cmd_def *d = r->cmd;
-    bool shared = (d->flags & CMD_SHARED) != 0;
-    int last = d->keys == CMD_KEYS_ALL ? r->argc - 1 : 1;
+    bool shared = (d->flags & CMD_READ) != 0;
+    int last = command_last_key(d, r->argc);
 
     o->pass++;
-    for (int i = 1; i <= last; i++) {
+    for (int i = d->first; d->first && i <= last; i += d->step) {
         const struct cs_str *k = &r->argv[i];
         const char *colon = memchr(k->p, ':', k->len);
         size_t nl = colon ? (size_t)(colon - k->p) : k->len;
 
-        if (d->keys == CMD_KEYS_NS) {
+        if (d->flags & CMD_PATTERN) {
             fn(o, r, order_hash(k->p, nl, ORDER_SEED_NS), false);
             continue;
         }
@@ -188,17 +188,14 @@ static void order_each(struct order_conn *o, struct req *r, order_fn fn)
     }
 }
 
-/* At most this many entries: a key and its namespace per key argument. */
+/* At most this many entries: a key and its namespace per key argument,
+ * a pattern's namespace alone. */
 static int order_max_nodes(const struct req *r)
 {
-    switch (r->cmd->keys) {
-    case CMD_KEYS_ALL:
-        return 2 * (r->argc - 1);
-    case CMD_KEYS_NS:
-        return 1;
-    default:
-        return 2;
-    }
+    const struct cmd_def *d = r->cmd;
+    int nkeys = (command_last_key(d, r->argc) - d->first) / d->step + 1;
+
+    return d->flags & CMD_PATTERN ? nkeys : 2 * nkeys;
 }
 
 /* Takes h for r if nothing earlier is in the way, else queues r on it. */
@@ -292,10 +289,10 @@ bool order_admit(struct req *r)
     struct order_conn *o;
     bool shared;
 
-    if (!r->conn || r->cmd->keys == CMD_KEYS_NONE)
+    if (!r->conn || !r->cmd->first)
         return true;
     o = &r->conn->ord;
-    shared = (r->cmd->flags & CMD_SHARED) != 0;
+    shared = (r->cmd->flags & CMD_READ) != 0;
     if (o->nkeyed == o->nlight && (o->nkeyed == 0 || (shared && !o->light_excl))) {
         /* Nothing unanswered, or reads beside reads: nothing can wait. */
         o->nkeyed++;

@@ -22,18 +22,27 @@
  * the pool keeps at most REQ_PER_CONN blocks per open connection. */
 #include "core.h"
 #include "req.h"
+#include "command.h"
 #include "conn.h"
 #include "config.h"
 #include "resp.h"
 #include "stats.h"
 
 #include <event2/buffer.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define REQ_POOL_MAX 1024           /* spare request blocks kept */
 #define REQ_BLOCK 512               /* requests this small come from the block pool */
 #define REQ_PER_CONN 16             /* spare blocks per open connection: a -P 16 pipeline's worth */
+
+const struct req_conn_ops *req_conn;
+
+void req_set_conn_ops(const struct req_conn_ops *ops)
+{
+    req_conn = ops;
+}
 
 static void *req_pool[REQ_POOL_MAX];
 static int req_spare;
@@ -61,8 +70,8 @@ void req_pool_trim(void)
 
 static void req_free(struct req *r)
 {
-    if (r->state_free)
-        r->state_free(r->state);
+    if (r->cq.state_free)
+        r->cq.state_free(r->cq.state);
     if (r->stash)
         evbuffer_free(r->stash);
     config_unref(r->conf);
@@ -82,7 +91,7 @@ struct req *req_new(struct conn *c, const struct resp_args *a, int64_t t0_us)
     r->conn = c;
     r->resp3 = c->resp3;        /* as it is now: HELLO 3 changes the replies that follow it */
     r->bytes = need;
-    r->outcome = -1;
+    r->cq.outcome = -1;
     r->t0_us = t0_us;
     r->conf = config_ref(cs_conf);
     r->argc = a->argc;
@@ -101,13 +110,61 @@ struct req *req_new(struct conn *c, const struct resp_args *a, int64_t t0_us)
     return r;
 }
 
+/* The connection's output buffer, as conn_out: no call on the hit path
+ * once it exists. */
+static struct evbuffer *req_conn_out(struct conn *c)
+{
+    return c->out ? c->out : req_conn->out_get(c);
+}
+
 struct evbuffer *req_out(struct req *r)
 {
     if (r->conn && TAILQ_FIRST(&r->conn->reqs) == r)
-        return conn_out(r->conn);
+        return req_conn_out(r->conn);
     if (!r->stash)
         r->stash = evbuffer_new();
     return r->stash;
+}
+
+#define REQ_OF(q) ((struct req *)((char *)(q) - offsetof(struct req, cq)))
+
+static struct evbuffer *req_cache_out(struct cache_req *q)
+{
+    return req_out(REQ_OF(q));
+}
+
+static void req_cache_done(struct cache_req *q)
+{
+    req_done(REQ_OF(q));
+}
+
+static void req_cache_sent(struct cache_req *q)
+{
+    req_conn->redis_sent(REQ_OF(q)->conn);
+}
+
+static void req_cache_answered(struct cache_req *q)
+{
+    req_conn->redis_answered(REQ_OF(q)->conn);
+}
+
+static const struct cache_io req_cache_io = {
+    req_cache_out, req_cache_done, req_cache_sent, req_cache_answered,
+};
+
+struct cache_req *req_cache(struct req *r)
+{
+    struct cache_req *q = &r->cq;
+
+    q->io = &req_cache_io;
+    q->conf = r->conf;
+    q->name = r->cmd->name;
+    q->argv = r->argv;
+    q->argc = r->argc;
+    q->shape = r->cmd->shape;
+    q->resp3 = r->resp3;
+    q->gone = !r->conn;
+    return q;
 }
 
 void req_done(struct req *r)
@@ -117,13 +174,13 @@ void req_done(struct req *r)
     int64_t now_us = cs_clock_us();
 
     r->done = true;
-    if (r->outcome >= 0) {
+    if (r->cq.outcome >= 0) {
         /* A read that named no namespace (refused) counts under "". */
-        struct stats_ns *n = r->nss ? r->nss : stats_ns_get("", 0);
-        stats_observe((enum stats_hist_id)r->outcome, (uint64_t)(now_us - r->t0_us));
-        n->reads[r->outcome]++;
-        if (r->outcome == SH_REQ_ERROR && r->nss)
-            r->nss->errors++;
+        struct stats_ns *n = r->cq.nss ? r->cq.nss : stats_ns_get("", 0);
+        stats_observe((enum stats_hist_id)r->cq.outcome, (uint64_t)(now_us - r->t0_us));
+        n->reads[r->cq.outcome]++;
+        if (r->cq.outcome == SH_REQ_ERROR && r->cq.nss)
+            r->cq.nss->errors++;
     }
     if (!c) {
         req_free(r);
@@ -139,11 +196,11 @@ void req_done(struct req *r)
         c->qbytes -= h->bytes;
         if (h->stash) {
             c->stashed -= evbuffer_get_length(h->stash);
-            evbuffer_add_buffer(conn_out(c), h->stash);
+            evbuffer_add_buffer(req_conn_out(c), h->stash);
         }
         req_free(h);
     }
-    conn_answered(c);
+    req_conn->answered(c);
 }
 
 struct req *req_set_aside(struct req *r)
@@ -183,9 +240,11 @@ void req_close_all(struct conn *c)
 
     while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
         TAILQ_REMOVE(&c->reqs, r, q);
-        if (r->done || order_drop(r))
+        if (r->done || order_drop(r)) {
             req_free(r);
-        else
+        } else {
             r->conn = NULL;     /* its owner frees it when the answer comes */
+            r->cq.gone = true;
+        }
     }
 }

@@ -239,6 +239,7 @@ int server_start(void)
     struct timeval tv = { 1, 0 };
 
     server_check_nofile();
+    conn_init();
     if (*cs_conf->listen && server_listen_tcp(cs_conf->listen) != CS_OK)
         return CS_ERR;
     if (*cs_conf->unix_socket &&

@@ -106,7 +106,7 @@ size_t cs_key_channel(char *buf, const char *key_prefix, const char *key, size_t
 {
     size_t pl = strlen(key_prefix);
 
-    /* Keys are ours, bounded by CACHE_KEY_MAX. */
+    /* Keys are ours, bounded by KEYS_KEY_MAX. */
     CS_ASSERT(keylen >= pl && pl + 6 + keylen <= CS_CHAN_MAX - 1);
     memcpy(buf, key_prefix, pl);
     memcpy(buf + pl, "fills:", 6);

@@ -7,11 +7,10 @@
 #include "core.h"
 #include "writes.h"
 #include "cache.h"
-#include "command.h"
 #include "config.h"
-#include "conn.h"
 #include "flight.h"
 #include "glob.h"
+#include "keys.h"
 #include "log.h"
 #include "record.h"
 #include "resp.h"
@@ -30,41 +29,47 @@
 
 static const char writes_tryagain[] = CS_ERR_TRYAGAIN;
 
-static void writes_fail(struct req *r, const char *msg)
+static void writes_fail(struct cache_req *q, const char *msg)
 {
-    resp_error(req_out(r), msg);
-    req_done(r);
+    resp_error(cache_out(q), msg);
+    cache_done(q);
 }
 
-static void writes_int_cb(void *priv, const redisReply *rep)
+/* DEL's and HSET's answer: entries removed, fields updated. */
+static void writes_count(struct cache_req *q, const redisReply *rep, uint64_t *counter)
 {
-    struct req *r = priv;
-
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        writes_fail(r, writes_tryagain);
+        writes_fail(q, writes_tryagain);
         return;
     }
-    if (r->cmd->proc == writes_cmd_del)     /* DEL and UNLINK */
-        stats_c.invalidations += (uint64_t)rep->integer;
-    else
-        stats_c.field_updates += (uint64_t)rep->integer;
-    resp_int(req_out(r), rep->integer);
-    req_done(r);
+    *counter += (uint64_t)rep->integer;
+    resp_int(cache_out(q), rep->integer);
+    cache_done(q);
+}
+
+static void writes_del_cb(void *priv, const redisReply *rep)
+{
+    writes_count(priv, rep, &stats_c.invalidations);
+}
+
+static void writes_hset_cb(void *priv, const redisReply *rep)
+{
+    writes_count(priv, rep, &stats_c.field_updates);
 }
 
 /* del.lua with KEYS and the key prefix as its one ARGV (each key's notice
  * channel is made from it); rc as rstore_eval_each. */
-static int writes_del_keys(struct req *r, rstore_cb cb, int nkeys, const char **argv, size_t *lens)
+static int writes_del_keys(struct cache_req *q, rstore_cb cb, int nkeys, const char **argv, size_t *lens)
 {
-    argv[nkeys] = r->conf->key_prefix;
-    lens[nkeys] = strlen(r->conf->key_prefix);
+    argv[nkeys] = q->conf->key_prefix;
+    lens[nkeys] = strlen(q->conf->key_prefix);
     /* Keys of several slots may be deleted one by one: del.lua's reply is a count. */
-    return scripts_eval_each(SCRIPT_DEL, cb, r, nkeys, nkeys + 1, argv, lens);
+    return scripts_eval_each(SCRIPT_DEL, cb, q, nkeys, nkeys + 1, argv, lens);
 }
 
-void writes_cmd_del(struct req *r)
+void writes_del(struct cache_req *q)
 {
-    int nkeys = r->argc - 1;
+    int nkeys = q->argc - 1;
     const char **argv;
     size_t *lens;
     char *keys, err[200];
@@ -73,46 +78,46 @@ void writes_cmd_del(struct req *r)
 
     /* One script runs the whole DEL: bound how long it holds Redis. */
     if (nkeys > WRITES_DEL_MAX) {
-        writes_fail(r, "ERR too many keys for DEL (at most " CS_XSTR(WRITES_DEL_MAX)
+        writes_fail(q, "ERR too many keys for DEL (at most " CS_XSTR(WRITES_DEL_MAX)
                        "); split it or use INVALIDATE");
         return;
     }
-    for (int i = 1; i < r->argc; i++) {
+    for (int i = 1; i < q->argc; i++) {
         const struct cs_ns *ns;
         struct cs_str id;
-        if (cache_parse_key(r->conf, r->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
-            writes_fail(r, err);
+        if (keys_parse(q->conf, q->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
+            writes_fail(q, err);
             return;
         }
     }
     if (!rstore_ready()) {
-        writes_fail(r, writes_tryagain);
+        writes_fail(q, writes_tryagain);
         return;
     }
     /* Exactly what the keys take: "<prefix><ns>:{<id>}" + NUL. */
-    plen = strlen(r->conf->key_prefix);
-    for (int i = 1; i < r->argc; i++)
-        total += plen + r->argv[i].len + 3;
+    plen = strlen(q->conf->key_prefix);
+    for (int i = 1; i < q->argc; i++)
+        total += plen + q->argv[i].len + 3;
     argv = cs_malloc(sizeof(*argv) * (size_t)(nkeys + 1));
     lens = cs_malloc(sizeof(*lens) * (size_t)(nkeys + 1));
     keys = cs_malloc(total);
     for (int i = 0; i < nkeys; i++) {
         const struct cs_ns *ns;
         struct cs_str id;
-        if (cache_parse_key(r->conf, r->argv[i + 1], &ns, &id, err, sizeof(err)) != CS_OK)
+        if (keys_parse(q->conf, q->argv[i + 1], &ns, &id, err, sizeof(err)) != CS_OK)
             cs_panic("a key validated at dispatch does not parse: %s", err);
         argv[i] = keys + used;
-        lens[i] = cache_key(keys + used, r->conf, ns, id);
+        lens[i] = keys_build(keys + used, q->conf, ns, id);
         used += lens[i] + 1;
         /* Requests from now on start a new fill, not join the old one. */
         flight_detach(argv[i], lens[i]);
     }
-    rc = writes_del_keys(r, writes_int_cb, nkeys, argv, lens);
+    rc = writes_del_keys(q, writes_del_cb, nkeys, argv, lens);
     free(argv);
     free(lens);
     free(keys);
     if (rc != CS_OK)
-        writes_fail(r, writes_tryagain);
+        writes_fail(q, writes_tryagain);
 }
 
 /* INVALIDATE walks SCAN MATCH on every server in batches, each removed by
@@ -139,7 +144,7 @@ static const char writes_sweep_moving[] =
     "TRYAGAIN failover or slot migration under way during INVALIDATE" WRITES_SWEEP_LEFT;
 
 struct inval {
-    char pattern[CACHE_KEY_MAX];
+    char pattern[KEYS_KEY_MAX];
     uint64_t epoch;             /* rstore_epoch() when this pass began */
     unsigned *servers;          /* this pass's, by id */
     int nservers, at;           /* at: the one being swept */
@@ -155,18 +160,18 @@ static void writes_inval_free(void *p)
     free(iv);
 }
 
-static void writes_scan(struct req *r);
+static void writes_scan(struct cache_req *q);
 
 /* The sweep stopped: what it removed is counted all the same. */
-static void writes_sweep_fail(struct req *r, const char *msg)
+static void writes_sweep_fail(struct cache_req *q, const char *msg)
 {
-    stats_c.invalidations += (uint64_t)r->count;
-    writes_fail(r, msg);
+    stats_c.invalidations += (uint64_t)q->count;
+    writes_fail(q, msg);
 }
 
-static void writes_pass(struct req *r)
+static void writes_pass(struct cache_req *q)
 {
-    struct inval *iv = r->state;
+    struct inval *iv = q->state;
     int n = rstore_servers(NULL, 0);
 
     iv->passes++;
@@ -176,56 +181,56 @@ static void writes_pass(struct req *r)
     iv->at = 0;
     strcpy(iv->cursor, "0");
     if (iv->nservers == 0)
-        writes_sweep_fail(r, writes_sweep_down);     /* a map with no primary: nothing can be swept */
+        writes_sweep_fail(q, writes_sweep_down);     /* a map with no primary: nothing can be swept */
     else
-        writes_scan(r);
+        writes_scan(q);
 }
 
 static void writes_settled_cb(void *priv, enum rstore_settle how)
 {
-    struct req *r = priv;
-    struct inval *iv = r->state;
+    struct cache_req *q = priv;
+    struct inval *iv = q->state;
     bool changed = rstore_epoch() != iv->epoch || iv->at < iv->nservers;
 
     if (how == RSET_FAILED) {
-        writes_sweep_fail(r, writes_sweep_down);
+        writes_sweep_fail(q, writes_sweep_down);
     } else if (how == RSET_SAME && !changed) {
-        stats_c.invalidations += (uint64_t)r->count;
-        resp_int(req_out(r), r->count);
-        req_done(r);
+        stats_c.invalidations += (uint64_t)q->count;
+        resp_int(cache_out(q), q->count);
+        cache_done(q);
     } else if (iv->passes >= WRITES_SWEEP_PASSES) {
-        writes_sweep_fail(r, changed ? writes_sweep_changed : writes_sweep_moving);
+        writes_sweep_fail(q, changed ? writes_sweep_changed : writes_sweep_moving);
     } else {
         stats_c.invalidate_restarts++;
         log_info("INVALIDATE %s: %s during pass %d; sweeping again", iv->pattern,
                  changed ? "the slot map or primary changed" : "a failover or slot migration under way", iv->passes);
-        writes_pass(r);
+        writes_pass(q);
     }
 }
 
 /* The pass is over, or the servers changed under it. */
-static void writes_settle(struct req *r)
+static void writes_settle(struct cache_req *q)
 {
-    if (rstore_settle(writes_settled_cb, r) != CS_OK)
-        writes_sweep_fail(r, writes_sweep_down);
+    if (rstore_settle(writes_settled_cb, q) != CS_OK)
+        writes_sweep_fail(q, writes_sweep_down);
 }
 
 static void writes_batch_cb(void *priv, const redisReply *rep)
 {
-    struct req *r = priv;
+    struct cache_req *q = priv;
 
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        writes_sweep_fail(r, writes_sweep_down);
+        writes_sweep_fail(q, writes_sweep_down);
         return;
     }
-    r->count += rep->integer;
-    writes_scan(r);
+    q->count += rep->integer;
+    writes_scan(q);
 }
 
 static void writes_scan_cb(void *priv, const redisReply *rep)
 {
-    struct req *r = priv;
-    struct inval *iv = r->state;
+    struct cache_req *q = priv;
+    struct inval *iv = q->state;
     const redisReply *keys;
     const char **argv;
     size_t *lens;
@@ -234,7 +239,7 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
     /* A server that failed mid-sweep is not swept: never taken for done. */
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
         rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
-        writes_sweep_fail(r, writes_sweep_down);
+        writes_sweep_fail(q, writes_sweep_down);
         return;
     }
     snprintf(iv->cursor, sizeof(iv->cursor), "%s", rep->element[0]->str);
@@ -242,7 +247,7 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
         iv->at++;               /* this server is swept after this batch */
     keys = rep->element[1];
     if (keys->elements == 0) {
-        writes_scan(r);
+        writes_scan(q);
         return;
     }
     argv = cs_malloc(sizeof(*argv) * (keys->elements + 1));
@@ -251,21 +256,21 @@ static void writes_scan_cb(void *priv, const redisReply *rep)
         argv[i] = keys->element[i]->str;
         lens[i] = (size_t)keys->element[i]->len;
     }
-    rc = writes_del_keys(r, writes_batch_cb, (int)keys->elements, argv, lens);
+    rc = writes_del_keys(q, writes_batch_cb, (int)keys->elements, argv, lens);
     free(argv);
     free(lens);
     if (rc != CS_OK)
-        writes_sweep_fail(r, writes_sweep_down);
+        writes_sweep_fail(q, writes_sweep_down);
 }
 
-static void writes_scan(struct req *r)
+static void writes_scan(struct cache_req *q)
 {
-    struct inval *iv = r->state;
+    struct inval *iv = q->state;
     const char *argv[6];
     size_t lens[6];
 
     if (iv->at == iv->nservers || rstore_epoch() != iv->epoch) {
-        writes_settle(r);
+        writes_settle(q);
         return;
     }
     argv[0] = "SCAN";
@@ -276,18 +281,8 @@ static void writes_scan(struct req *r)
     argv[5] = WRITES_SCAN_COUNT;
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
-    if (rstore_cmd_at(iv->servers[iv->at], writes_scan_cb, r, 6, argv, lens) != CS_OK)
-        writes_sweep_fail(r, writes_sweep_down);
-}
-
-/* cache_key() as a SCAN pattern: only the client's glob is a glob; the
- * prefix and the namespace are matched literally. */
-static void writes_pattern(char *buf, const struct cs_config *c, const struct cs_ns *ns, struct cs_str glob)
-{
-    size_t n = glob_escape(buf, c->key_prefix, strlen(c->key_prefix));
-
-    n += glob_escape(buf + n, ns->name, ns->namelen);
-    snprintf(buf + n, CACHE_KEY_MAX - n, ":{%.*s}", (int)glob.len, glob.p);
+    if (rstore_cmd_at(iv->servers[iv->at], writes_scan_cb, q, 6, argv, lens) != CS_OK)
+        writes_sweep_fail(q, writes_sweep_down);
 }
 
 struct writes_glob {
@@ -311,91 +306,76 @@ static void writes_detach_glob(const struct cs_ns *ns, struct cs_str glob)
     flight_detach_if(writes_glob_match, &g);
 }
 
-int writes_parse_glob(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns, struct cs_str *glob,
-                      char *err, size_t errsz)
-{
-    const char *why;
-
-    if (cache_parse_pattern(c, key, ns, glob, err, errsz) != CS_OK)
-        return CS_ERR;
-    if ((why = glob_check(glob->p, glob->len)) != NULL) {
-        int shown = key.len > 80 ? 80 : (int)key.len;
-        snprintf(err, errsz, "ERR bad key '%.*s': %s", shown, key.p, why);
-        return CS_ERR;
-    }
-    return CS_OK;
-}
-
-void writes_cmd_invalidate(struct req *r)
+void writes_invalidate(struct cache_req *q)
 {
     const struct cs_ns *ns;
     struct cs_str glob;
     struct inval *iv;
     char err[200];
 
-    if (writes_parse_glob(r->conf, r->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
-        writes_fail(r, err);
+    if (keys_parse_glob(q->conf, q->argv[1], &ns, &glob, err, sizeof(err)) != CS_OK) {
+        writes_fail(q, err);
         return;
     }
     if (!rstore_ready()) {
-        writes_fail(r, writes_tryagain);
+        writes_fail(q, writes_tryagain);
         return;
     }
     iv = cs_calloc(1, sizeof(*iv));
-    writes_pattern(iv->pattern, r->conf, ns, glob);
-    r->state = iv;
-    r->state_free = writes_inval_free;
+    keys_pattern(iv->pattern, q->conf, ns, glob);
+    q->state = iv;
+    q->state_free = writes_inval_free;
     writes_detach_glob(ns, glob);
-    writes_pass(r);
+    writes_pass(q);
 }
 
-void writes_cmd_hset(struct req *r)
+void writes_hset(struct cache_req *q)
 {
     const struct cs_ns *ns;
     struct cs_str id;
-    char err[200], key[CACHE_KEY_MAX], chan[CS_CHAN_MAX];
+    char err[200], key[KEYS_KEY_MAX], chan[CS_CHAN_MAX];
     const char **argv;
     size_t *lens;
     int rc;
 
-    if ((r->argc - 2) % 2 != 0) {
-        writes_fail(r, "ERR wrong number of arguments for 'hset' command");
+    if ((q->argc - 2) % 2 != 0) {
+        writes_fail(q, "ERR wrong number of arguments for 'hset' command");
         return;
     }
-    if (cache_parse_key(r->conf, r->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
-        writes_fail(r, err);
+    if (keys_parse(q->conf, q->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
+        writes_fail(q, err);
         return;
     }
     if (ns->format != NS_HASH) {
-        writes_fail(r, CS_ERR_WRONGTYPE);
+        writes_fail(q, CS_ERR_WRONGTYPE);
         return;
     }
-    for (int i = 2; i < r->argc; i += 2) {
-        if (record_field_reserved(r->argv[i].p, r->argv[i].len)) {
-            writes_fail(r, "ERR field names starting with '__' are reserved");
+    for (int i = 2; i < q->argc; i += 2) {
+        if (record_field_reserved(q->argv[i].p, q->argv[i].len)) {
+            writes_fail(q, "ERR field names starting with '__' are reserved");
             return;
         }
     }
     if (!rstore_ready()) {
-        writes_fail(r, writes_tryagain);
+        writes_fail(q, writes_tryagain);
         return;
     }
-    argv = cs_malloc(sizeof(*argv) * (size_t)r->argc);
-    lens = cs_malloc(sizeof(*lens) * (size_t)r->argc);
+    argv = cs_malloc(sizeof(*argv) * (size_t)q->argc);
+    lens = cs_malloc(sizeof(*lens) * (size_t)q->argc);
     argv[0] = key;
-    lens[0] = cache_key(key, r->conf, ns, id);
+    lens[0] = keys_build(key, q->conf, ns, id);
     argv[1] = chan;
-    lens[1] = cs_key_channel(chan, r->conf->key_prefix, key, lens[0]);
-    for (int i = 2; i < r->argc; i++) {
-        argv[i] = r->argv[i].p;
-        lens[i] = r->argv[i].len;
+    lens[1] = cs_key_channel(chan, q->conf->key_prefix, key, lens[0]);
+    for (int i = 2; i < q->argc; i++) {
+        argv[i] = q->argv[i].p;
+        lens[i] = q->argv[i].len;
     }
     /* A fill of this key under way here read the upstream before this
      * write: requests from now on start a new one. */
     flight_detach(key, lens[0]);
-    rc = scripts_eval(SCRIPT_HSET, writes_int_cb, r, 1, r->argc, argv, lens);
+    rc = scripts_eval(SCRIPT_HSET, writes_hset_cb, q, 1, q->argc, argv, lens);
     free(argv);
     free(lens);
     if (rc != CS_OK)
-        writes_fail(r, writes_tryagain);
+        writes_fail(q, writes_tryagain);
 }

@@ -7,18 +7,17 @@
  * here: the requests and their reply order (req.c) are an arena whose
  * replies all go to one buffer, the wire, in the order they are made;
  * command_run answers a command with its first argument; the key checks
- * (cache.c, writes.c) accept "product:<id>" and the glob "product:*".
+ * (keys.c) accept "product:<id>" and the glob "product:*".
  * The helpers dispatch and refuse do what command_dispatch and its
  * cmd_refuse do with multi.c's answers (src/command.c). */
 #include "core.h"
-#include "cache.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"
+#include "keys.h"
 #include "multi.h"
 #include "req.h"
 #include "resp.h"
-#include "writes.h"
 
 #include <check.h>
 #include <event2/buffer.h>
@@ -121,14 +120,14 @@ static int fake_key(struct cs_str key, const char *what, char *err, size_t errsz
     return CS_ERR;
 }
 
-int cache_parse_key(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                    struct cs_str *id, char *err, size_t errsz)
+int keys_parse(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns, struct cs_str *id, char *err,
+               size_t errsz)
 {
     return fake_key(key, "key", err, errsz);
 }
 
-int writes_parse_glob(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns,
-                      struct cs_str *glob, char *err, size_t errsz)
+int keys_parse_glob(const struct cs_config *c, struct cs_str key, const struct cs_ns **ns, struct cs_str *glob,
+                    char *err, size_t errsz)
 {
     return fake_key(key, "pattern", err, errsz);
 }
@@ -146,17 +145,20 @@ static void cmd_quit(struct req *r)
     req_done(r);
 }
 
-/* The rows of src/command.c that matter here: its flags and key kinds. */
-static const struct cmd_def C_MULTI = { "multi", 1, CMD_NOQUEUE, multi_cmd_multi, 0, CMD_KEYS_NONE, 0 };
-static const struct cmd_def C_EXEC = { "exec", 1, CMD_NOQUEUE, multi_cmd_exec, 0, CMD_KEYS_NONE, 0 };
-static const struct cmd_def C_DISCARD = { "discard", 1, CMD_NOQUEUE, multi_cmd_discard, 0, CMD_KEYS_NONE, 0 };
-static const struct cmd_def C_WATCH = { "watch", -2, CMD_NOQUEUE, multi_cmd_watch, 0, CMD_KEYS_NONE, 0 };
-static const struct cmd_def C_UNWATCH = { "unwatch", 1, 0, multi_cmd_unwatch, 0, CMD_KEYS_NONE, 0 };
-static const struct cmd_def C_QUIT = { "quit", -1, CMD_NOAUTH | CMD_NOQUEUE, cmd_quit, 0, CMD_KEYS_NONE, 0 };
-static const struct cmd_def C_ECHO = { "echo", 2, 0, cmd_echo, 0, CMD_KEYS_NONE, 0 };
-static const struct cmd_def C_HGET = { "hget", 3, CMD_SHARED, cmd_echo, 0, CMD_KEYS_ONE, 0 };
-static const struct cmd_def C_MGET = { "mget", -2, CMD_SHARED, cmd_echo, 0, CMD_KEYS_ALL, 0 };
-static const struct cmd_def C_INVAL = { "invalidate", 2, 0, cmd_echo, 0, CMD_KEYS_NS, 0 };
+/* The rows of src/command.c that matter here: their flags and keys. */
+#define ROW(n, a, f, p) { .name = n, .arity = a, .flags = f, .proc = p }
+#define KEYED(n, a, f, fk, lk) \
+    { .name = n, .arity = a, .flags = f, .proc = cmd_echo, .first = fk, .last = lk, .step = 1 }
+static const struct cmd_def C_MULTI = ROW("multi", 1, CMD_NOQUEUE, multi_cmd_multi);
+static const struct cmd_def C_EXEC = ROW("exec", 1, CMD_NOQUEUE | CMD_EXEC, multi_cmd_exec);
+static const struct cmd_def C_DISCARD = ROW("discard", 1, CMD_NOQUEUE, multi_cmd_discard);
+static const struct cmd_def C_WATCH = ROW("watch", -2, CMD_NOQUEUE, multi_cmd_watch);
+static const struct cmd_def C_UNWATCH = ROW("unwatch", 1, 0, multi_cmd_unwatch);
+static const struct cmd_def C_QUIT = ROW("quit", -1, CMD_NOAUTH | CMD_NOQUEUE, cmd_quit);
+static const struct cmd_def C_ECHO = ROW("echo", 2, 0, cmd_echo);
+static const struct cmd_def C_HGET = KEYED("hget", 3, CMD_READ, 1, 1);
+static const struct cmd_def C_MGET = KEYED("mget", -2, CMD_READ, 1, -1);
+static const struct cmd_def C_INVAL = KEYED("invalidate", 2, CMD_WRITE | CMD_PATTERN, 1, 1);
 
 /* A request of d (NULL: an unknown command) with the given arguments
  * after the name, NULL-ended. */
