@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* fuzz_config.c - the configuration reader (src/config.c config_load) on
+/* fuzz_config.c - the configuration reader (src/lib/config.c config_load) on
  * arbitrary files.
  *
  * config_load takes a path: the input is written to one memfd made at start

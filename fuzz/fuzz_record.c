@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* fuzz_record.c - an upstream body flattened into hash fields (src/record.c
+/* fuzz_record.c - an upstream body flattened into hash fields (src/cache/record.c
  * record_from_json), stored and read back as HGETALL returns it
  * (record_from_reply), and the raw-format record (record_from_raw).
  *

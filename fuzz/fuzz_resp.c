@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* fuzz_resp.c - the request parser (src/resp.c) fed as a client's packets.
+/* fuzz_resp.c - the request parser (src/lib/resp.c) fed as a client's packets.
  *
  * Input: byte 0 picks max_request_bytes, byte 1 (low 4 bits) how many chunk
  * sizes follow, then those sizes (each 1-256 bytes, used in turn), then the

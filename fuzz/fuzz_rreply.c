@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* fuzz_rreply.c - the Redis reply parser (src/rreply.c) fed as a Redis
+/* fuzz_rreply.c - the Redis reply parser (src/redis/rreply.c) fed as a Redis
  * link's reads.
  *
  * Input: byte 0 (low 4 bits) says how many chunk sizes follow, then those

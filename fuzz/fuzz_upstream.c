@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* fuzz_upstream.c - the upstream client (src/upstream.c upstream_fetch)
+/* fuzz_upstream.c - the upstream client (src/http/upstream.c upstream_fetch)
  * against an upstream that answers with the fuzz input as its raw HTTP
  * response, then a 200 body through record_from_json as a fill does.
  *

@@ -13,24 +13,27 @@ case $0 in
 esac
 src=${1:-${srcdir:-$here/..}}
 
-# The floor of a file, by its path. Today by file name; once src/ has a
-# folder per floor, this becomes one pattern per folder (src/cache/*).
+# The floor of a source file is its folder (src/cache/fill.c: cache); of an
+# included header, the folder that holds it (the build gives each folder an
+# include path of itself and the floors below, docs/architecture.md, so an
+# upward include does not even compile: this names it plainly). Generated
+# headers: lua_scripts.h is the cache's scripts, dashboard.h the admin page.
 floor_of() {
-    case ${1##*/} in
-    core.h | util.c | log.[ch] | mem.[ch] | dns.[ch] | stats.[ch] | prom.[ch] | glob.[ch] | notify.[ch] | \
-    config.[ch] | resp.[ch] | autoconf.h) echo lib ;;
-    rstore.[ch] | rtopo.h | rstandalone.[ch] | rlink.[ch] | rlink_int.h | rdial.c | rio.[ch] | rreply.[ch] | \
-    rsentinel.[ch] | rslot.[ch] | rsub.[ch] | rcluster.[ch] | rscript.[ch]) echo redis ;;
-    upstream.[ch]) echo http ;;
-    keys.[ch] | cache.[ch] | fill.[ch] | scripts.[ch] | lua_scripts.h | flight.[ch] | outcome.[ch] | record.[ch] | \
-    writes.[ch]) echo cache ;;
-    server.[ch] | conn.[ch] | req.[ch] | order.[ch] | command.[ch] | clientcmd.[ch] | clusteremu.[ch] | \
-    introspect.[ch] | multi.[ch]) echo client ;;
-    admin.[ch] | adminconn.[ch] | report.[ch] | demo.[ch] | health.[ch] | procstat.[ch] | heartbeat.[ch] | \
-    daemons.[ch] | dashboard.h) echo admin ;;
-    main.c) echo main ;;
-    *) echo none ;;
+    case $1 in
+    src/main.c) echo main; return ;;
+    src/lib/* | src/redis/* | src/http/* | src/cache/* | src/client/* | src/admin/*)
+        f=${1#src/}; echo "${f%%/*}"; return ;;
+    src/*) echo none; return ;;
     esac
+    case $1 in
+    autoconf.h) echo lib; return ;;
+    lua_scripts.h) echo cache; return ;;
+    dashboard.h) echo admin; return ;;
+    esac
+    for d in lib redis http cache client admin; do
+        [ -f "$src/src/$d/$1" ] && { echo "$d"; return; }
+    done
+    echo none
 }
 
 level() {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* test_config.c - unit tests of cachasided.ini loading (src/config.c) and of
+/* test_config.c - unit tests of cachasided.ini loading (src/lib/config.c) and of
  * `cachasided -t`.
  *
  * What a user sees of the configuration: the shipped example loads and means

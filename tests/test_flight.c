@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* test_flight.c - unit tests of the single-flight table (src/flight.c) and
- * the outcome its waiters share (src/outcome.c).
+/* test_flight.c - unit tests of the single-flight table (src/cache/flight.c) and
+ * the outcome its waiters share (src/cache/outcome.c).
  *
  * What the user sees (docs/design.md section 6): every request coalesced on one fill
  * gets the same outcome, once; a detached flight keeps its own waiters while
@@ -258,7 +258,7 @@ START_TEST(outcome_encodings_are_shared)
 END_TEST
 
 /* HGETALL's shared pairs follow the header of the waiter's protocol: a
- * RESP3 map of n pairs, or a RESP2 array of 2n bulks (src/cache.c). */
+ * RESP3 map of n pairs, or a RESP2 array of 2n bulks (src/cache/cache.c). */
 START_TEST(outcome_pairs_follow_either_header)
 {
     struct outcome *o = outcome_new(OC_RECORD);

@@ -9,7 +9,7 @@
  * Plus unit tests of the glob matcher, checked against redis-server's own. */
 #define _GNU_SOURCE
 #include "suite.h"
-#include "../src/glob.h"
+#include "glob.h"
 
 #include <check.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* test_keys.c - unit tests of the key syntax (src/keys.c): every bad key
+/* test_keys.c - unit tests of the key syntax (src/cache/keys.c): every bad key
  * form docs/protocol.md ("Keys") names is refused with the error it shows,
  * good keys split at the first ':', and the Redis keys and SCAN patterns
  * built from them. The shipped conf/cachasided.ini gives the namespaces:
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* main.c's globals: src/upstream.c (upstream_id_check) refers to them. */
+/* main.c's globals: src/http/upstream.c (upstream_id_check) refers to them. */
 struct event_base *cs_base;
 bool cs_exiting;
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* test_record.c - unit tests of records (src/record.c): an upstream JSON
+/* test_record.c - unit tests of records (src/cache/record.c): an upstream JSON
  * object flattened into hash fields as docs/design.md section 6 says, raw bodies, the
  * not-found record, and records read back from a Redis HGETALL reply.
  *
@@ -19,7 +19,7 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 
-/* main.c's globals: the build links src/upstream.c into this test (for
+/* main.c's globals: the build links src/http/upstream.c into this test (for
  * upstream_target, tested at the end) and it refers to them. */
 struct event_base *cs_base;
 bool cs_exiting;

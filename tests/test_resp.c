@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* test_resp.c - unit tests of the request parser and reply encoder (src/resp.c).
+/* test_resp.c - unit tests of the request parser and reply encoder (src/lib/resp.c).
  *
  * The parser is what every byte a client sends goes through, so these tests
  * check the promises of docs/protocol.md "Framing and limits": inline and

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* test_txn.c - unit tests of the transaction state machine (src/multi.c):
+/* test_txn.c - unit tests of the transaction state machine (src/client/multi.c):
  * its decisions and the replies it writes, every error path, without a
  * daemon (tests/test_multi.c drives the same through a real one).
  *
@@ -9,7 +9,7 @@
  * command_run answers a command with its first argument; the key checks
  * (keys.c) accept "product:<id>" and the glob "product:*".
  * The helpers dispatch and refuse do what command_dispatch and its
- * cmd_refuse do with multi.c's answers (src/command.c). */
+ * cmd_refuse do with multi.c's answers (src/client/command.c). */
 #include "core.h"
 #include "command.h"
 #include "config.h"
@@ -145,7 +145,7 @@ static void cmd_quit(struct req *r)
     req_done(r);
 }
 
-/* The rows of src/command.c that matter here: their flags and keys. */
+/* The rows of src/client/command.c that matter here: their flags and keys. */
 #define ROW(n, a, f, p) { .name = n, .arity = a, .flags = f, .proc = p }
 #define KEYED(n, a, f, fk, lk) \
     { .name = n, .arity = a, .flags = f, .proc = cmd_echo, .first = fk, .last = lk, .step = 1 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* test_upstream.c - integration tests of the upstream client (src/upstream.c):
+/* test_upstream.c - integration tests of the upstream client (src/http/upstream.c):
  * responses that would desynchronise a pooled keep-alive connection, response
  * heads without end, the per-namespace fetch limit and pool share, queue
  * deadlines, and host names looked up without blocking the loop.

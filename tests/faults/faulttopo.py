@@ -16,7 +16,7 @@ from faultproc import Redis, now, wait_ping
 SLOTS = 16384
 
 
-# ---- hash slots: CRC16/XMODEM of the hash tag, as Redis Cluster (src/rslot.c) ----
+# ---- hash slots: CRC16/XMODEM of the hash tag, as Redis Cluster (src/redis/rslot.c) ----
 def _crc16_table():
     table = []
     for i in range(256):
