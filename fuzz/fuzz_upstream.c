@@ -31,10 +31,6 @@
 #define FZ_MAX_BODY 4096
 #define FZ_REQ_MAX 8192
 
-/* main.c's globals, which upstream.c uses. */
-struct event_base *cs_base;
-bool cs_exiting;
-
 static struct cs_ns fz_ns;
 static bool fz_show;            /* FUZZ_SHOW=1: print each input's outcome */
 static int fz_lfd = -1;

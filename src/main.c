@@ -31,8 +31,6 @@
 #define SYSCONFDIR "/etc"
 #endif
 
-struct event_base *cs_base;
-bool cs_exiting;
 static const char *main_conf_path = SYSCONFDIR "/cachasided/cachasided.ini";
 static const char *main_level_override;
 static int main_exit_code;

@@ -20,9 +20,6 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 
-struct event_base *cs_base;
-bool cs_exiting;
-
 /* ---- helpers ---- */
 
 /* What one waiter saw: how often it was called and with what. */

@@ -13,10 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* main.c's globals: src/http/upstream.c (upstream_id_check) refers to them. */
-struct event_base *cs_base;
-bool cs_exiting;
-
 static struct cs_config *conf;
 
 static void setup(void)

@@ -17,8 +17,6 @@
 #define POOLED 1
 #endif
 
-bool cs_exiting;
-
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)

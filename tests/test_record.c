@@ -19,11 +19,6 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 
-/* main.c's globals: the build links src/http/upstream.c into this test (for
- * upstream_target, tested at the end) and it refers to them. */
-struct event_base *cs_base;
-bool cs_exiting;
-
 /* ---- helpers ---- */
 
 /* The value of FIELD in a record, or NULL when absent; fails the test when

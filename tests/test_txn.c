@@ -26,9 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct event_base *cs_base;
-bool cs_exiting;
-
 /* ---- the fake below multi.c ---- */
 
 #define NREQ 200

@@ -42,6 +42,7 @@ struct cs_addr {
 };
 #define CS_ADDRS_MAX 64
 
+/* The event loop (util.c holds both; main.c sets them). */
 extern struct event_base *cs_base;
 /* Set once the loop has ended: callbacks release, they start nothing new. */
 extern bool cs_exiting;

@@ -10,6 +10,12 @@
 #include <sys/time.h>
 #include <time.h>
 
+/* The event loop every module schedules on, and whether it has ended
+ * (core.h): here, in the lowest floor, so that a unit test linking a few
+ * modules has them without defining them itself. main.c sets them. */
+struct event_base *cs_base;
+bool cs_exiting;
+
 /* A daemon that cannot allocate a few bytes cannot answer anybody usefully:
  * like Redis's zmalloc, abort with a message instead of limping on. */
 void *cs_oom(size_t n)
