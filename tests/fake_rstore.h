@@ -12,6 +12,7 @@
 
 #include "core.h"
 #include "rstore.h"
+#include "fake_reply.h"
 
 struct redisReply;
 
@@ -58,15 +59,5 @@ int fake_listening(const char *chan);
 void fake_confirm(const char *chan);
 void fake_notice(const char *chan, const char *msg);
 void fake_resubscribed(void);
-
-/* Replies, built as hiredis builds them; an array takes its elements. */
-struct redisReply *fake_nil(void);
-struct redisReply *fake_int(long long v);
-struct redisReply *fake_str(const char *s);
-struct redisReply *fake_err(const char *s);
-struct redisReply *fake_arr(int n, ...);
-/* An array of strings: N of them, NULL for a nil element. */
-struct redisReply *fake_strs(int n, ...);
-void fake_reply_free(struct redisReply *r);
 
 #endif
