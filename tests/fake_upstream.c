@@ -44,7 +44,7 @@ int fake_fetches(void)
 struct fake_fetch *fake_fetch_find(const char *id)
 {
     for (struct fake_fetch *f = fake_fhead; f; f = f->next)
-        if (strcmp(f->id, id) == 0)
+        if (!id || strcmp(f->id, id) == 0)
             return f;
     return NULL;
 }

@@ -18,7 +18,7 @@ struct fake_fetch {
 
 /* Fetches asked for and not yet completed. */
 int fake_fetches(void);
-/* The oldest fetch of ID, or NULL. */
+/* The oldest fetch of ID (NULL: of any), or NULL. */
 struct fake_fetch *fake_fetch_find(const char *id);
 /* Completes F with KIND (and STATUS, BODY: NULL for none); frees F. */
 void fake_fetch_answer(struct fake_fetch *f, enum up_kind kind, int status, const char *body);
