@@ -549,10 +549,12 @@ static void fill_count_upstream(const struct flight *f, const struct up_reply *u
         [UP_OK] = SU_OK, [UP_NOTFOUND] = SU_NOT_FOUND, [UP_STATUS] = SU_STATUS_OTHER, [UP_TIMEOUT] = SU_TIMEOUT,
         [UP_UNREACHABLE] = SU_CONNECT, [UP_TOOBIG] = SU_TOO_LARGE, [UP_BAD] = SU_BAD_BODY, [UP_HEADERS] = SU_TOO_LARGE,
     };
-    enum stats_up_result r = by_kind[up->kind];
+    enum stats_up_result r;
 
+    _Static_assert(CS_ARRAY_LEN(by_kind) == UP_BUSY, "a result for every kind of fetch that was sent");
     if (up->kind == UP_BUSY)
-        return;
+        return;             /* read before this check, by_kind[UP_BUSY] was past its end */
+    r = by_kind[up->kind];
     if (up->kind == UP_STATUS && up->status >= 500 && up->status <= 599)
         r = SU_STATUS_5XX;
     if (!usable)
