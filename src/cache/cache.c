@@ -662,25 +662,32 @@ static bool cache_type_ok(const struct cache_req *q, const struct cs_ns *ns)
 }
 
 
+/* KEY's namespace and id, checked for the read's shape; false after
+ * answering the read with the error. */
+static bool cache_key_ok(struct cache_req *q, struct cs_str key, const struct cs_ns **ns, struct cs_str *id)
+{
+    char err[200];
+
+    if (keys_parse(q->conf, key, ns, id, err, sizeof(err)) != CS_OK) {
+        resp_error(cache_out(q), err);
+    } else if (!cache_type_ok(q, *ns)) {
+        resp_error(cache_out(q), CS_ERR_WRONGTYPE);
+        cache_ns_of(q, *ns);
+    } else {
+        return true;
+    }
+    cache_outcome(q, SH_REQ_ERROR);
+    cache_done(q);
+    return false;
+}
+
 void cache_read(struct cache_req *q)
 {
     const struct cs_ns *ns;
     struct cs_str id;
-    char err[200];
 
-    if (keys_parse(q->conf, q->argv[1], &ns, &id, err, sizeof(err)) != CS_OK) {
-        resp_error(cache_out(q), err);
-        cache_outcome(q, SH_REQ_ERROR);
-        cache_done(q);
+    if (!cache_key_ok(q, q->argv[1], &ns, &id))
         return;
-    }
-    if (!cache_type_ok(q, ns)) {
-        resp_error(cache_out(q), CS_ERR_WRONGTYPE);
-        cache_ns_of(q, ns);
-        cache_outcome(q, SH_REQ_ERROR);
-        cache_done(q);
-        return;
-    }
     q->one.q = q;
     q->one.i = -1;
     q->ns = ns;
@@ -712,21 +719,9 @@ void cache_mget(struct cache_req *q)
         return;
     }
     /* Every key is checked before any is read: all or nothing. */
-    for (int i = 1; i < q->argc; i++) {
-        if (keys_parse(q->conf, q->argv[i], &ns, &id, err, sizeof(err)) != CS_OK) {
-            resp_error(cache_out(q), err);
-            cache_outcome(q, SH_REQ_ERROR);
-            cache_done(q);
+    for (int i = 1; i < q->argc; i++)
+        if (!cache_key_ok(q, q->argv[i], &ns, &id))
             return;
-        }
-        if (!cache_type_ok(q, ns)) {
-            resp_error(cache_out(q), CS_ERR_WRONGTYPE);
-            cache_ns_of(q, ns);
-            cache_outcome(q, SH_REQ_ERROR);
-            cache_done(q);
-            return;
-        }
-    }
     m = cs_calloc(1, sizeof(*m) + (sizeof(m->slot[0]) + 2 * sizeof(int)) * (size_t)n);
     m->n = n;
     m->first = (int *)(m->slot + n);
