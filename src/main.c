@@ -60,10 +60,16 @@ static struct cs_config *main_load(void)
 {
     struct config_errors errs;
     struct cs_config *c = config_load(main_conf_path, &errs);
+    char err[600];
 
     for (int i = 0; i < errs.n; i++)
         log_error("%s", errs.msg[i]);
     config_errors_free(&errs);
+    if (c && upstream_check(c, err, sizeof(err)) != CS_OK) {
+        log_error("%s: %s", main_conf_path, err);
+        config_unref(c);
+        c = NULL;
+    }
     return c;
 }
 
@@ -203,9 +209,15 @@ int main(int argc, char **argv)
     if (check_only) {
         struct config_errors errs;
         struct cs_config *c = config_load(main_conf_path, &errs);
+        char err[600];
         for (int i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.msg[i]);
         config_errors_free(&errs);
+        if (c && upstream_check(c, err, sizeof(err)) != CS_OK) {
+            fprintf(stderr, "%s: %s\n", main_conf_path, err);
+            config_unref(c);
+            c = NULL;
+        }
         if (!c)
             return 1;
         printf("%s: configuration is valid (%d namespace(s))\n", main_conf_path, c->nns);

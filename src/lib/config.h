@@ -4,6 +4,7 @@
 #define CS_CONFIG_H
 
 #include "core.h"
+#include "confhdr.h"
 
 enum ns_format { NS_HASH, NS_RAW };
 enum redis_mode { RM_STANDALONE, RM_CLUSTER, RM_SENTINEL, RM_COUNT };
@@ -30,6 +31,12 @@ struct cs_ns {
     char *upstream;             /* the template as written */
     char *host;                 /* parsed from the template */
     int port;
+    bool tls;                   /* https:// */
+    /* upstream_ca_file (empty: the system store), upstream_cert_file and
+     * upstream_key_file (empty: no client certificate) */
+    char *ca_file, *cert_file, *key_file;
+    struct cs_hdr *headers;     /* upstream_header lines, in file order */
+    int nheaders;
     char **parts;               /* template split at each {id}: nparts-1 ids */
     int nparts;
     enum ns_format format;
@@ -59,6 +66,7 @@ struct cs_config {
     struct cs_cache_conf cache;
     struct cs_ns **ns;
     int nns;
+    struct cs_ns *nsdef;        /* [cache]'s values of the namespaces' file keys */
     int keyline[64];            /* duplicate detection for global keys */
 };
 
