@@ -110,11 +110,13 @@ struct bufferevent *uptls_bev(struct uptls *t, struct event_base *base, const ch
 const char *uptls_error(struct bufferevent *bev, char *buf, size_t len)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    unsigned long e, last = 0;
+    unsigned long e, first = 0;
     long v;
 
-    while ((e = bufferevent_get_openssl_error(bev)) != 0)
-        last = e;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+        if (!first)
+            first = e;
+    }
     if (!ssl)
         return NULL;
     v = SSL_get_verify_result(ssl);
@@ -122,8 +124,8 @@ const char *uptls_error(struct bufferevent *bev, char *buf, size_t len)
         snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
         return buf;
     }
-    if (!last)
+    if (!first)
         return NULL;
-    snprintf(buf, len, "%s", ERR_reason_error_string(last) ? ERR_reason_error_string(last) : "TLS error");
+    snprintf(buf, len, "%s", ERR_reason_error_string(first) ? ERR_reason_error_string(first) : "TLS error");
     return buf;
 }
