@@ -666,6 +666,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
         if (r.kind == UP_HEADERS && !f->why[0])
             snprintf(f->why, sizeof(f->why), "more than %d bytes", UP_MAX_HEADER_BYTES);
         if (f->pool->tls && f->conn && upstream_tls_failed(f)) {
+            r.kind = UP_UNREACHABLE;
             upstream_finish(f, &r, false);
             return;
         }
