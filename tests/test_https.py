@@ -158,6 +158,11 @@ class Stack:
         os.mkdir(os.path.join(self.tmp, "certs"))
         self.certs = Certs(os.path.join(self.tmp, "certs"))
         self.ports = {k: free_port() for k in ("ok", "expired", "wrongname", "mtls", "plain")}
+        # A listener that accepts (the kernel does) and never says a word.
+        self.silent = socket.socket()
+        self.silent.bind(("127.0.0.1", 0))
+        self.silent.listen(16)
+        self.ports["silent"] = self.silent.getsockname()[1]
         for d in ("products", "secure"):
             os.makedirs(os.path.join(self.tmp, "www", d))
         for i in range(1, 6):
@@ -246,6 +251,7 @@ class Stack:
                     p.wait()
         for f in self.files:
             f.close()
+        self.silent.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -266,6 +272,7 @@ CASES = {
     "mtls": [("upstream", "https://127.0.0.1:%(mtls)d/products/{id}"),
              ("upstream_cert_file", "%(c)s/client.pem"), ("upstream_key_file", "%(c)s/client.key")],
     "nocert": [("upstream", "https://127.0.0.1:%(mtls)d/products/{id}")],
+    "silent": [("upstream", "https://127.0.0.1:%(silent)d/products/{id}"), ("upstream_timeout_ms", "600")],
 }
 
 
@@ -360,6 +367,14 @@ class HttpsTest(unittest.TestCase):
 
     def test_plaintext_server(self):
         self.tls_failure("plain", "wrong version number|packet length too long|record layer failure")
+
+    def test_handshake_within_the_deadline(self):
+        t = time.monotonic()
+        self.assertEqual(self.c.cmd("HGETALL", "silent:p-1"), "-UPSTREAM timeout")
+        took = time.monotonic() - t
+        self.assertGreaterEqual(took, 0.55)
+        self.assertLess(took, 2.5, "upstream_timeout_ms = 600 did not bound the handshake")
+        self.assertFalse(self.cached("silent", "p-1"))
 
     def test_mutual_tls(self):
         self.assertEqual(as_dict(self.c.cmd("HGETALL", "mtls:p-2"))["name"], "widget 2")
