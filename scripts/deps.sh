@@ -4,7 +4,7 @@
 # its demo. Needs root (or sudo); does nothing when everything is there.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libinih-dev
-libjansson-dev check redis-server redis-tools systemd curl python3 python3-redis valgrind
+libjansson-dev libssl-dev openssl check redis-server redis-tools systemd curl python3 python3-redis valgrind
 prometheus chromium"
 # tests/test_client_libs.py runs the node clients: Debian's nodejs and npm when
 # there is no node or npm yet (a node of another origin, such as
