@@ -11,7 +11,8 @@ on the TLS subscriber link between two daemons; and for a wrong CA, a wrong
 name, an expired certificate, a plaintext Redis with tls = yes, a TLS Redis
 with tls = no, and a Redis that wants a client certificate when none is
 given: the reason in /readyz and in the log, and nothing cached (reads go
-to the upstream).  A bad TLS file is refused by -t with FILE:LINE.
+to the upstream).  Sentinel (tls-replication) and a two-node Cluster
+(tls-cluster) over TLS.  A bad TLS file is refused by -t with FILE:LINE.
 """
 import json
 import re
