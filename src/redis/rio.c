@@ -255,7 +255,7 @@ static void rio_read_tls(struct rio_events *e)
             rio_arm_write(e);
             return;
         }
-        rtls_why(e->ssl, n, false, why, sizeof(why));
+        rtls_why(e->ssl, n, false, e->in_total == 0, why, sizeof(why));
         rio_fail(e, why);
         return;
     }
@@ -352,7 +352,7 @@ static void rio_write(struct rio_events *e)
                 return;
             }
             if (want != SSL_ERROR_WANT_WRITE) {
-                rtls_why(e->ssl, (int)n, false, why, sizeof(why));
+                rtls_why(e->ssl, (int)n, false, e->in_total == 0, why, sizeof(why));
                 rio_fail(e, why);
                 return;
             }
@@ -430,7 +430,7 @@ static void rio_handshake(struct rio_events *e)
         rio_arm_write(e);
         return;
     default:
-        rtls_why(e->ssl, rc, true, why, sizeof(why));
+        rtls_why(e->ssl, rc, true, false, why, sizeof(why));
         rio_not_up(e, why);
     }
 }

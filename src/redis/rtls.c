@@ -132,7 +132,12 @@ SSL *rtls_new(int fd, const char *host, char *err, size_t errsize)
     return ssl;
 }
 
-void rtls_why(SSL *ssl, int rc, bool in_handshake, char *why, size_t n)
+/* TLS 1.3: Redis checks the client's certificate after the handshake,
+ * and answers its first command with an alert, or, when the close beats
+ * the alert, with a reset. */
+#define RTLS_CLIENT_CERT " (tls-auth-clients: set tls_cert_file and tls_key_file)"
+
+void rtls_why(SSL *ssl, int rc, bool in_handshake, bool unanswered, char *why, size_t n)
 {
     int e = SSL_get_error(ssl, rc);
     long v = SSL_get_verify_result(ssl);
@@ -151,15 +156,14 @@ void rtls_why(SSL *ssl, int rc, bool in_handshake, char *why, size_t n)
         snprintf(why, n, "%s: %s%s", what, r,
                  in_handshake && (strstr(r, "wrong version") || strstr(r, "packet length") || strstr(r, "record"))
                      ? " (is the port plaintext? tls = yes needs Redis's tls-port)"
-                 /* TLS 1.3: Redis checks the client after the handshake. */
-                 : strstr(r, "certificate required") ? " (tls-auth-clients: set tls_cert_file and tls_key_file)"
-                 : "");
+                 : strstr(r, "certificate required") ? RTLS_CLIENT_CERT : "");
         return;
     }
     ERR_clear_error();
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && (rc == 0 || errno == 0 || errno == ECONNRESET)))
         snprintf(why, n, "%s: the server closed the connection%s", what,
-                 in_handshake ? " (a client certificate needed? a plaintext port?)" : "");
+                 in_handshake ? " (a client certificate needed? a plaintext port?)"
+                 : unanswered ? " before any reply" RTLS_CLIENT_CERT : "");
     else if (e == SSL_ERROR_SYSCALL)
         snprintf(why, n, "%s: %s", what, strerror(errno));
     else

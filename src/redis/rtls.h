@@ -25,7 +25,8 @@ bool rtls_on(void);
 SSL *rtls_new(int fd, const char *host, char *err, size_t errsize);
 /* Why an SSL_connect, SSL_read or SSL_write that returned RC failed,
  * into WHY; OpenSSL's error queue is emptied. IN_HANDSHAKE: the session
- * was not yet up (a plaintext peer shows there). */
-void rtls_why(SSL *ssl, int rc, bool in_handshake, char *why, size_t n);
+ * was not yet up (a plaintext peer shows there); UNANSWERED: up, but
+ * nothing read on it yet (a refused client certificate shows there). */
+void rtls_why(SSL *ssl, int rc, bool in_handshake, bool unanswered, char *why, size_t n);
 
 #endif
