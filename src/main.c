@@ -147,7 +147,13 @@ static int main_redis_start(void)
         .connect_timeout_ms = c->connect_timeout_ms,
         .command_timeout_ms = c->command_timeout_ms,
         .channel = chan,
+        .tls = c->redis_tls != 0,
+        .tls_ca_file = c->redis_tls_ca_file,
+        .tls_cert_file = c->redis_tls_cert_file,
+        .tls_key_file = c->redis_tls_key_file,
+        .tls_server_name = c->redis_tls_server_name,
     };
+    char err[256];
 
     cs_fills_channel(chan, sizeof(chan), c->key_prefix);
     if (rc.nnodes > CS_ADDRS_MAX)
@@ -158,8 +164,8 @@ static int main_redis_start(void)
         rc.nnodes = 0;
     if (rc.nsentinels < 0)
         rc.nsentinels = 0;
-    if (rstore_init(&rc) != CS_OK) {
-        log_error("redis: unknown mode '%s' (known: %s)", rc.mode, rstore_mode_names);
+    if (rstore_init(&rc, err, sizeof(err)) != CS_OK) {
+        log_error("redis: %s", err);
         return CS_ERR;
     }
     return CS_OK;

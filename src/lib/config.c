@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 struct cs_config *cs_conf;
 
@@ -76,6 +77,11 @@ static const struct ckey conf_keys[] = {
     RDS("key_prefix", T_STR, key_prefix, "cache:", 0, 0),
     RDS("connect_timeout_ms", T_INT, connect_timeout_ms, "1000", 1, 3600000),
     RDS("command_timeout_ms", T_INT, command_timeout_ms, "500", 1, 3600000),
+    RDS("tls", T_BOOL, redis_tls, "no", 0, 1),
+    RDS("tls_ca_file", T_STR, redis_tls_ca_file, "", 0, 0),
+    RDS("tls_cert_file", T_STR, redis_tls_cert_file, "", 0, 0),
+    RDS("tls_key_file", T_STR, redis_tls_key_file, "", 0, 0),
+    RDS("tls_server_name", T_STR, redis_tls_server_name, "", 0, 0),
     CCH("ttl_s", CK_TTL, "300", 1, 315360000),
     CCH("ttl_jitter_pct", CK_JITTER, "10", 0, 100),
     CCH("negative_ttl_s", CK_NEG_TTL, "30", 0, 315360000),  /* 0: not-found is not cached */
@@ -877,6 +883,31 @@ static bool config_is_default(const struct cs_config *c, size_t row)
     return false;
 }
 
+/* TLS to Redis: the files named must be there to read now (-t says so
+ * before a start fails), a client certificate comes with its key, and
+ * the tls_* keys without tls = yes are a mistake worth a warning. */
+static void config_check_tls(struct cparse *p)
+{
+    const struct cs_config *c = p->conf;
+    const struct { const char *key; const char *v; } files[] = {
+        { "tls_ca_file", c->redis_tls_ca_file },
+        { "tls_cert_file", c->redis_tls_cert_file },
+        { "tls_key_file", c->redis_tls_key_file },
+    };
+    for (size_t i = 0; i < CS_ARRAY_LEN(files); i++) {
+        int line = c->keyline[config_redis_row(files[i].key)];
+        if (!files[i].v[0])
+            continue;
+        if (!c->redis_tls)
+            log_warn("%s:%d: [redis] %s is ignored without tls = yes", p->path, line, files[i].key);
+        else if (access(files[i].v, R_OK) != 0)
+            config_err(p, line, "[redis] %s '%s': %s", files[i].key, files[i].v, strerror(errno));
+    }
+    if (c->redis_tls && !c->redis_tls_cert_file[0] != !c->redis_tls_key_file[0])
+        config_err(p, c->keyline[config_redis_row(c->redis_tls_cert_file[0] ? "tls_cert_file" : "tls_key_file")],
+                   "[redis] tls_cert_file and tls_key_file go together (a client certificate and its key)");
+}
+
 /* Which [redis] keys each mode needs and which it ignores. */
 static void config_check_redis(struct cparse *p)
 {
@@ -902,6 +933,7 @@ static void config_check_redis(struct cparse *p)
         if (!c->redis_master_name[0])
             config_err(p, mline, "mode = sentinel needs 'master_name' (the name the sentinels monitor)");
     }
+    config_check_tls(p);
     if (p->errs->n)
         return;
     for (size_t i = 0; i < CS_ARRAY_LEN(mode_keys); i++) {

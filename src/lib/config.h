@@ -62,6 +62,8 @@ struct cs_config {
     char *redis_nodes, *redis_sentinels, *redis_master_name;
     long long redis_port, redis_db, connect_timeout_ms, command_timeout_ms;
     long long redis_mode, cluster_refresh_s;
+    long long redis_tls;
+    char *redis_tls_ca_file, *redis_tls_cert_file, *redis_tls_key_file, *redis_tls_server_name;
     /* [cache] and namespaces */
     struct cs_cache_conf cache;
     struct cs_ns **ns;
