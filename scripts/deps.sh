@@ -4,8 +4,10 @@
 # its demo. Needs root (or sudo); does nothing when everything is there.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev libhiredis-dev libinih-dev
-libjansson-dev check redis-server redis-tools systemd curl python3 python3-redis valgrind
-prometheus chromium"
+libssl-dev libjansson-dev check redis-server redis-tools systemd curl python3 python3-redis valgrind
+prometheus chromium nginx-light openssl"
+# tests/test_https.py runs nginx (nginx-light) as an https upstream with
+# certificates it makes with the openssl command.
 # tests/test_client_libs.py runs the node clients: Debian's nodejs and npm when
 # there is no node or npm yet (a node of another origin, such as
 # NodeSource's, which bundles npm, is kept).

@@ -60,10 +60,16 @@ static struct cs_config *main_load(void)
 {
     struct config_errors errs;
     struct cs_config *c = config_load(main_conf_path, &errs);
+    char err[600];
 
     for (int i = 0; i < errs.n; i++)
         log_error("%s", errs.msg[i]);
     config_errors_free(&errs);
+    if (c && upstream_check(c, err, sizeof(err)) != CS_OK) {
+        log_error("%s: %s", main_conf_path, err);
+        config_unref(c);
+        c = NULL;
+    }
     return c;
 }
 
@@ -141,7 +147,13 @@ static int main_redis_start(void)
         .connect_timeout_ms = c->connect_timeout_ms,
         .command_timeout_ms = c->command_timeout_ms,
         .channel = chan,
+        .tls = c->redis_tls != 0,
+        .tls_ca_file = c->redis_tls_ca_file,
+        .tls_cert_file = c->redis_tls_cert_file,
+        .tls_key_file = c->redis_tls_key_file,
+        .tls_server_name = c->redis_tls_server_name,
     };
+    char err[256];
 
     cs_fills_channel(chan, sizeof(chan), c->key_prefix);
     if (rc.nnodes > CS_ADDRS_MAX)
@@ -152,8 +164,8 @@ static int main_redis_start(void)
         rc.nnodes = 0;
     if (rc.nsentinels < 0)
         rc.nsentinels = 0;
-    if (rstore_init(&rc) != CS_OK) {
-        log_error("redis: unknown mode '%s' (known: %s)", rc.mode, rstore_mode_names);
+    if (rstore_init(&rc, err, sizeof(err)) != CS_OK) {
+        log_error("redis: %s", err);
         return CS_ERR;
     }
     return CS_OK;
@@ -203,9 +215,15 @@ int main(int argc, char **argv)
     if (check_only) {
         struct config_errors errs;
         struct cs_config *c = config_load(main_conf_path, &errs);
+        char err[600];
         for (int i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.msg[i]);
         config_errors_free(&errs);
+        if (c && upstream_check(c, err, sizeof(err)) != CS_OK) {
+            fprintf(stderr, "%s: %s\n", main_conf_path, err);
+            config_unref(c);
+            c = NULL;
+        }
         if (!c)
             return 1;
         printf("%s: configuration is valid (%d namespace(s))\n", main_conf_path, c->nns);

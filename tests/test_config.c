@@ -457,6 +457,40 @@ START_TEST(test_cache_after_namespace)
 }
 END_TEST
 
+/* https:// upstreams: port 443 unless given; the TLS files from [cache]
+ * unless the namespace sets its own; upstream_header lines in file order,
+ * a value from a file without its newline. */
+START_TEST(test_https_namespace)
+{
+    char *tok = strdup(write_conf("token", "Bearer t\n"));      /* write_conf's buffer is reused */
+    struct cs_config *c;
+    const struct cs_ns *a, *b;
+    char conf[512];
+
+    ck_assert_int_eq(chmod(tok, 0600), 0);
+    snprintf(conf, sizeof(conf),
+             "[cache]\nupstream_ca_file = %s\n"
+             "[namespace:a]\nupstream = https://h/{id}\nupstream_header = X-A: 1\nupstream_header = Authorization: @%s\n"
+             "[namespace:b]\nupstream = HTTPS://h:8443/{id}\nupstream_ca_file =\n", tok, tok);
+    c = load_ok(write_conf("https.ini", "%s", conf));
+    a = ns_get(c, "a");
+    b = ns_get(c, "b");
+    ck_assert(a->tls && b->tls);
+    ck_assert_int_eq(a->port, 443);
+    ck_assert_int_eq(b->port, 8443);
+    ck_assert_str_eq(a->ca_file, tok);
+    ck_assert_str_eq(b->ca_file, "");
+    ck_assert_int_eq(a->nheaders, 2);
+    ck_assert_str_eq(a->headers[0].name, "X-A");
+    ck_assert_str_eq(a->headers[0].value, "1");
+    ck_assert_str_eq(a->headers[1].name, "Authorization");
+    ck_assert_str_eq(a->headers[1].value, "Bearer t");
+    ck_assert_int_eq(b->nheaders, 0);
+    config_unref(c);
+    free(tok);
+}
+END_TEST
+
 /* Comments, CRLF line endings, indented comments, inline comments and blank
  * lines are accepted; line numbers in errors still count every line. */
 START_TEST(test_syntax_accepted)
@@ -755,7 +789,7 @@ START_TEST(test_err_bad_upstream)
     static const struct { const char *url; const char *word; } cases[] = {
         { "http://h/products/", "{id}" },
         { "http://h/products/{ID}", "{id}" },
-        { "https://h/products/{id}", "https" },
+        { "https//h/products/{id}", "https://" },
         { "ftp://h/products/{id}", "http://" },
         { "h/products/{id}", "http://" },
         { "http://h:99999/products/{id}", "port" },
@@ -1555,6 +1589,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_no_upstream);
     tcase_add_test(tc, test_err_bad_namespace_name);
     tcase_add_test(tc, test_err_bad_upstream);
+    tcase_add_test(tc, test_https_namespace);
     tcase_add_test(tc, test_err_bad_upstream_reported_once);
     tcase_add_test(tc, test_err_long_line);
     tcase_add_test(tc, test_err_continuation_line);

@@ -15,9 +15,16 @@
  * answer, frames by the first of several Content-Lengths and leaves surplus
  * bytes to be read as the next response, so the header callback refuses what
  * is ambiguous and every other outcome retires the connection (freed from
- * the loop, never inside its own callback) for a fresh one. */
+ * the loop, never inside its own callback) for a fresh one.
+ *
+ * An https:// pool is keyed by its TLS files too and its connections are
+ * made by uptls.c; a connection the server closed while idle is replaced
+ * rather than reconnected, as an SSL object serves one session. A failed
+ * handshake is UP_UNREACHABLE (result "connect" on /metrics), logged with
+ * OpenSSL's reason at most once per UP_TLS_LOG_MS per host. */
 #include "core.h"
 #include "upstream.h"
+#include "uptls.h"
 #include "config.h"
 #include "dns.h"
 #include "log.h"
@@ -40,12 +47,14 @@
 /* What one response's head may cost: evhttp holds it all in memory. */
 #define UP_MAX_HEADER_BYTES 65536
 #define UP_MAX_HEADERS 100
+#define UP_TLS_LOG_MS 10000
 
 struct up_fetch;
 
 struct up_conn {
     struct evhttp_connection *evcon;
     struct up_fetch *cur;           /* NULL when idle */
+    bool used;                      /* has carried a request */
 };
 
 /* One namespace's use of one pool (a namespace has one host; keyed by name
@@ -62,6 +71,11 @@ struct up_pool {
     char *host;
     int port;
     char hosthdr[300];
+    bool tls;                       /* https: the files below, and ctx */
+    char *ca_file, *cert_file, *key_file;
+    struct uptls *ctx;
+    int64_t tls_logged_ms;          /* the last TLS failure logged */
+    int tls_quiet;                  /* failures not logged since */
     struct up_conn *conns;
     int nconns;
     int size;                       /* largest upstream_connections among its namespaces */
@@ -79,6 +93,7 @@ struct up_fetch {
     TAILQ_ENTRY(up_fetch) q;
     struct up_pool *pool;
     struct up_nsq *nsq;
+    const struct cs_ns *ns;         /* its request headers; the caller holds the config */
     struct up_conn *conn;
     struct evhttp_request *req;
     struct event *timer;
@@ -110,17 +125,25 @@ static struct event *up_reaper;
 
 static void upstream_kick(struct up_pool *p);
 
-static struct up_pool *upstream_pool(const char *host, int port)
+static struct up_pool *upstream_pool(const struct cs_ns *ns)
 {
     struct up_pool *p;
 
     for (p = up_pools; p; p = p->next)
-        if (p->port == port && strcmp(p->host, host) == 0)
+        if (p->port == ns->port && strcmp(p->host, ns->host) == 0 && p->tls == ns->tls &&
+            (!p->tls || (strcmp(p->ca_file, ns->ca_file) == 0 && strcmp(p->cert_file, ns->cert_file) == 0 &&
+                         strcmp(p->key_file, ns->key_file) == 0)))
             return p;
     p = cs_calloc(1, sizeof(*p));
-    p->host = cs_strdup(host);
-    p->port = port;
-    snprintf(p->hosthdr, sizeof(p->hosthdr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    p->host = cs_strdup(ns->host);
+    p->port = ns->port;
+    p->tls = ns->tls;
+    if (p->tls) {
+        p->ca_file = cs_strdup(ns->ca_file);
+        p->cert_file = cs_strdup(ns->cert_file);
+        p->key_file = cs_strdup(ns->key_file);
+    }
+    snprintf(p->hosthdr, sizeof(p->hosthdr), strchr(p->host, ':') ? "[%s]:%d" : "%s:%d", p->host, p->port);
     TAILQ_INIT(&p->queue);
     p->next = up_pools;
     up_pools = p;
@@ -174,9 +197,34 @@ static bool upstream_may_start(const struct up_fetch *f)
     return cap - p->busy - 1 >= reserve;
 }
 
+/* A TLS context for ns's files, or NULL with why in err. */
+static struct uptls *upstream_tls_new(const struct cs_ns *ns, char *err, size_t errsz)
+{
+    char why[400];
+    struct uptls *t = uptls_new(ns->ca_file, ns->cert_file, ns->key_file, why, sizeof(why));
+
+    if (!t)
+        snprintf(err, errsz, "namespace %s: %s", ns->name, why);
+    return t;
+}
+
+int upstream_check(const struct cs_config *c, char *err, size_t errsz)
+{
+    for (int i = 0; i < c->nns; i++) {
+        struct uptls *t;
+        if (!c->ns[i]->tls)
+            continue;
+        if (!(t = upstream_tls_new(c->ns[i], err, errsz)))
+            return CS_ERR;
+        uptls_free(t);
+    }
+    return CS_OK;
+}
+
 void upstream_reconfigure(const struct cs_config *c)
 {
     struct up_pool *p;
+    char err[512];
 
     for (p = up_pools; p; p = p->next) {
         p->npresent = 0;
@@ -186,8 +234,19 @@ void upstream_reconfigure(const struct cs_config *c)
     for (int i = 0; i < c->nns; i++) {
         const struct cs_ns *ns = c->ns[i];
         struct up_nsq *n;
-        p = upstream_pool(ns->host, ns->port);
+        p = upstream_pool(ns);
         n = upstream_nsq(p, ns->name);
+        if (p->tls && p->npresent == 0) {
+            /* Read again at each reload: renewed files take effect for
+             * the connections made from now on. */
+            struct uptls *t = upstream_tls_new(ns, err, sizeof(err));
+            if (t) {
+                uptls_free(p->ctx);
+                p->ctx = t;
+            } else {
+                log_error("upstream %s: %s%s", p->hosthdr, err, p->ctx ? "; keeping the files read before" : "");
+            }
+        }
         if (!n->present) {
             /* A host no namespace uses any more keeps its size for the
              * fetches of the old configuration still queued on it. */
@@ -330,10 +389,14 @@ static void upstream_reap_cb(evutil_socket_t fd, short what, void *arg)
 
 static struct evhttp_connection *upstream_evcon_new(const struct up_pool *p)
 {
-    /* With a resolver, evhttp looks host names up without blocking. */
-    struct evhttp_connection *evcon =
-        evhttp_connection_base_new(cs_base, dns_base(), p->host, (unsigned short)p->port);
+    struct evhttp_connection *evcon = NULL;
+    struct bufferevent *bev;
 
+    /* With a resolver, evhttp looks host names up without blocking. */
+    if (!p->tls)
+        evcon = evhttp_connection_base_new(cs_base, dns_base(), p->host, (unsigned short)p->port);
+    else if (p->ctx && (bev = uptls_bev(p->ctx, cs_base, p->host)) != NULL)
+        evcon = evhttp_connection_base_bufferevent_new(cs_base, dns_base(), bev, p->host, (unsigned short)p->port);
     if (!evcon) {
         log_error("upstream %s: cannot create a connection (out of memory)", p->hosthdr);
         abort();
@@ -363,7 +426,7 @@ enum up_leftover { UL_CLEAN, UL_CLOSED, UL_SURPLUS };
 /* After a response: is the connection exactly at a message boundary? Bytes
  * already read or waiting in the socket mean the upstream said more than
  * the framing allows. */
-static enum up_leftover upstream_leftover(struct evhttp_connection *evcon)
+static enum up_leftover upstream_leftover(const struct up_pool *p, struct evhttp_connection *evcon)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     evutil_socket_t fd;
@@ -375,6 +438,8 @@ static enum up_leftover upstream_leftover(struct evhttp_connection *evcon)
     fd = bufferevent_getfd(bev);
     if (fd < 0)
         return UL_CLOSED;
+    if (p->tls)
+        return UL_CLEAN;        /* the socket holds records, not bytes of a response */
     n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0)
         return UL_SURPLUS;
@@ -552,6 +617,27 @@ bool upstream_can_serve(char *why, size_t len)
     return false;
 }
 
+/* A handshake that failed: logged with OpenSSL's reason, once per
+ * UP_TLS_LOG_MS per host, the failures in between counted. */
+static bool upstream_tls_failed(struct up_fetch *f)
+{
+    struct up_pool *p = f->pool;
+    char why[256];
+    int64_t now = cs_mono_ms();
+
+    if (!uptls_error(evhttp_connection_get_bufferevent(f->conn->evcon), why, sizeof(why)))
+        return false;
+    if (p->tls_logged_ms && now - p->tls_logged_ms < UP_TLS_LOG_MS) {
+        p->tls_quiet++;
+        return true;
+    }
+    log_warn("upstream https://%s: TLS failed: %s%s", p->hosthdr, why,
+             p->tls_quiet ? " (and earlier failures not logged)" : "");
+    p->tls_logged_ms = now;
+    p->tls_quiet = 0;
+    return true;
+}
+
 static void upstream_done_cb(struct evhttp_request *req, void *arg)
 {
     struct up_fetch *f = arg;
@@ -579,6 +665,11 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
             r.kind = UP_UNREACHABLE;
         if (r.kind == UP_HEADERS && !f->why[0])
             snprintf(f->why, sizeof(f->why), "more than %d bytes", UP_MAX_HEADER_BYTES);
+        if (f->pool->tls && f->conn && upstream_tls_failed(f)) {
+            r.kind = UP_UNREACHABLE;
+            upstream_finish(f, &r, false);
+            return;
+        }
         log_limited(LOG_WARNING, "upstream %s%s: %s%s%s", f->pool->hosthdr, f->target, upstream_kind_text(r.kind),
                  f->why[0] ? ": " : "", f->why);
         upstream_finish(f, &r, false);
@@ -586,7 +677,7 @@ static void upstream_done_cb(struct evhttp_request *req, void *arg)
     }
     r.status = code;
     r.bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-    left = upstream_leftover(f->conn->evcon);
+    left = upstream_leftover(f->pool, f->conn->evcon);
     if (left == UL_SURPLUS) {
         r.kind = UP_BAD;
         log_limited(LOG_WARNING, "upstream %s%s: malformed response: bytes after the end of the response (status %d)",
@@ -633,15 +724,24 @@ static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static struct up_conn *upstream_idle_conn(struct up_pool *p)
 {
-    for (int i = 0; i < p->nconns; i++)
-        if (!p->conns[i].cur)
-            return &p->conns[i];
+    for (int i = 0; i < p->nconns; i++) {
+        struct up_conn *uc = &p->conns[i];
+        if (uc->cur)
+            continue;
+        /* evhttp would connect again with the SSL of the closed session. */
+        if (p->tls && uc->used && bufferevent_getfd(evhttp_connection_get_bufferevent(uc->evcon)) < 0) {
+            upstream_retire(p, uc);
+            uc->used = false;
+        }
+        return uc;
+    }
     p->conns = cs_realloc(p->conns, sizeof(*p->conns) * (size_t)(p->nconns + 1));
     /* Fetches point at their connection: re-point after the move. */
     for (int i = 0; i < p->nconns; i++)
         if (p->conns[i].cur)
             p->conns[i].cur->conn = &p->conns[i];
     p->conns[p->nconns].cur = NULL;
+    p->conns[p->nconns].used = false;
     p->conns[p->nconns].evcon = upstream_evcon_new(p);
     return &p->conns[p->nconns++];
 }
@@ -671,6 +771,7 @@ static void upstream_start(struct up_fetch *f)
     }
     f->conn = uc;
     uc->cur = f;
+    uc->used = true;
     p->busy++;
     f->nsq->active++;
     if (left < 1)
@@ -686,8 +787,14 @@ static void upstream_start(struct up_fetch *f)
     evhttp_request_set_header_cb(req, upstream_header_cb);
     h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", p->hosthdr);
-    evhttp_add_header(h, "Accept", "application/json, */*");
-    evhttp_add_header(h, "User-Agent", "cachasided/" PACKAGE_VERSION);
+    /* The namespace's upstream_header lines; Accept and User-Agent are
+     * ours unless it sets them. */
+    for (int i = 0; i < f->ns->nheaders; i++)
+        evhttp_add_header(h, f->ns->headers[i].name, f->ns->headers[i].value);
+    if (!evhttp_find_header(h, "Accept"))
+        evhttp_add_header(h, "Accept", "application/json, */*");
+    if (!evhttp_find_header(h, "User-Agent"))
+        evhttp_add_header(h, "User-Agent", "cachasided/" PACKAGE_VERSION);
     f->req = req;
     stats_c.upstream_requests++;
     if (evhttp_make_request(uc->evcon, req, EVHTTP_REQ_GET, f->target) != 0) {
@@ -719,7 +826,7 @@ static void upstream_kick(struct up_pool *p)
 
 void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstream_cb cb, void *arg)
 {
-    struct up_pool *p = upstream_pool(ns->host, ns->port);
+    struct up_pool *p = upstream_pool(ns);
     struct up_fetch *f = cs_calloc(1, sizeof(*f));
 
     /* A namespace of an older configuration still counts, on its own terms. */
@@ -727,6 +834,7 @@ void upstream_fetch(const struct cs_ns *ns, const char *id, size_t idlen, upstre
         p->size = (int)ns->c.v[CK_UP_CONNS];
     f->pool = p;
     f->nsq = upstream_nsq(p, ns->name);
+    f->ns = ns;
     f->cb = cb;
     f->arg = arg;
     f->timeout_ms = ns->c.v[CK_UP_TIMEOUT];
@@ -820,6 +928,10 @@ void upstream_free(void)
         }
         free(p->conns);
         free(p->host);
+        free(p->ca_file);
+        free(p->cert_file);
+        free(p->key_file);
+        uptls_free(p->ctx);
         free(p);
     }
     up_pools = NULL;

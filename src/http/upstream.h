@@ -26,6 +26,9 @@ typedef void (*upstream_cb)(void *arg, const struct up_reply *r);
 /* Pool sizes and per-namespace shares follow the running configuration:
  * at start-up and after each reload. */
 void upstream_reconfigure(const struct cs_config *c);
+/* What the configuration's https:// namespaces need that config_load does
+ * not check: their CA, certificate and key files load (CS_ERR, why in err). */
+int upstream_check(const struct cs_config *c, char *err, size_t errsz) CS_WUR;
 void upstream_free(void);
 /* Per host: connections open, busy, fetches queued. */
 struct stats_sink;

@@ -16,10 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 struct cs_config *cs_conf;
 
-enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_ADDR_PATH, T_URL, T_BOOL, T_RMODE, T_ADDRS };
+enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_ADDR_PATH, T_URL, T_BOOL, T_RMODE, T_ADDRS,
+             T_FILE, T_SECRET, T_HEADER };
 /* Keys held as strings (freed with the config, compared on reload). */
 #define CONF_IS_STR(t) ((t) == T_STR || (t) == T_ADDR || (t) == T_ADDR_PATH || (t) == T_ADDRS)
 enum csec { S_SERVER, S_REDIS, S_CACHE, S_NS };
@@ -33,12 +36,14 @@ struct ckey {
     const char *def;
     long long min, max;
     bool reload;                /* SIGHUP applies it */
+    bool in_cache;              /* a namespace key [cache] may set for all */
 };
 
-#define SRV(k, t, f, d, mn, mx, r) { S_SERVER, k, t, offsetof(struct cs_config, f), d, mn, mx, r }
-#define RDS(k, t, f, d, mn, mx) { S_REDIS, k, t, offsetof(struct cs_config, f), d, mn, mx, false }
-#define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true }
-#define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true }
+#define SRV(k, t, f, d, mn, mx, r) { S_SERVER, k, t, offsetof(struct cs_config, f), d, mn, mx, r, false }
+#define RDS(k, t, f, d, mn, mx) { S_REDIS, k, t, offsetof(struct cs_config, f), d, mn, mx, false, false }
+#define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true, false }
+#define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true, false }
+#define NSC(k, t, f) { S_NS, k, t, offsetof(struct cs_ns, f), "", 0, 0, true, true }
 #define CONFIG_PREFIX_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-/"
 
 const char *const config_redis_modes[RM_COUNT] = { "standalone", "cluster", "sentinel" };
@@ -72,6 +77,11 @@ static const struct ckey conf_keys[] = {
     RDS("key_prefix", T_STR, key_prefix, "cache:", 0, 0),
     RDS("connect_timeout_ms", T_INT, connect_timeout_ms, "1000", 1, 3600000),
     RDS("command_timeout_ms", T_INT, command_timeout_ms, "500", 1, 3600000),
+    RDS("tls", T_BOOL, redis_tls, "no", 0, 1),
+    RDS("tls_ca_file", T_STR, redis_tls_ca_file, "", 0, 0),
+    RDS("tls_cert_file", T_STR, redis_tls_cert_file, "", 0, 0),
+    RDS("tls_key_file", T_STR, redis_tls_key_file, "", 0, 0),
+    RDS("tls_server_name", T_STR, redis_tls_server_name, "", 0, 0),
     CCH("ttl_s", CK_TTL, "300", 1, 315360000),
     CCH("ttl_jitter_pct", CK_JITTER, "10", 0, 100),
     CCH("negative_ttl_s", CK_NEG_TTL, "30", 0, 315360000),  /* 0: not-found is not cached */
@@ -85,6 +95,11 @@ static const struct ckey conf_keys[] = {
     NSK("upstream", T_URL, upstream, NULL),
     NSK("format", T_FORMAT, format, "hash"),
     NSK("id_slashes", T_BOOL, id_slashes, "no"),
+    /* Repeatable: each line adds a header (the table's one such key). */
+    NSK("upstream_header", T_HEADER, headers, NULL),
+    NSC("upstream_ca_file", T_FILE, ca_file),
+    NSC("upstream_cert_file", T_FILE, cert_file),
+    NSC("upstream_key_file", T_SECRET, key_file),
 };
 /* keyline[] is indexed by row of this table: one row more than it holds
  * would write past it. */
@@ -317,15 +332,12 @@ static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t e
     char hostport[300];
     size_t hl;
 
-    if (strncasecmp(v, "https://", 8) == 0) {
-        snprintf(err, errsz, "https upstreams are not supported (use http://, e.g. through a local TLS proxy)");
+    ns->tls = strncasecmp(v, "https://", 8) == 0;
+    if (!ns->tls && strncasecmp(v, "http://", 7) != 0) {
+        snprintf(err, errsz, "upstream must start with http:// or https://");
         return CS_ERR;
     }
-    if (strncasecmp(v, "http://", 7) != 0) {
-        snprintf(err, errsz, "upstream must start with http://");
-        return CS_ERR;
-    }
-    p = v + 7;
+    p = v + (ns->tls ? 8 : 7);
     path = strchr(p, '/');
     if (!path) {
         snprintf(err, errsz, "upstream has no path (http://host:port/path/{id})");
@@ -342,7 +354,7 @@ static int config_parse_url(struct cs_ns *ns, const char *v, char *err, size_t e
     ns->host = NULL;
     {
         char host[300];
-        int port = 80;
+        int port = ns->tls ? 443 : 80;
         if (strchr(hostport, ':') && hostport[hl - 1] != ']') {
             if (config_parse_addr(hostport, host, sizeof(host), &port) != CS_OK) {
                 snprintf(err, errsz, "upstream has a bad host:port");
@@ -544,6 +556,24 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
         free(*(char **)field);
         *(char **)field = cs_strdup(v);
         return CS_OK;
+    case T_FILE:
+    case T_SECRET:
+        /* Read by the upstream client; checked here so that a reload with
+         * a missing or exposed file changes nothing. */
+        if (*v && *v != '/') {
+            snprintf(err, errsz, "'%s' takes an absolute path, got '%s'", k->key, v);
+            return CS_ERR;
+        }
+        if (*v) {
+            char fwhy[300];
+            if (confhdr_file_check(v, k->type == T_SECRET, fwhy, sizeof(fwhy)) != CS_OK) {
+                snprintf(err, errsz, "'%s': %s", k->key, fwhy);
+                return CS_ERR;
+            }
+        }
+        goto str;
+    case T_HEADER:
+        return CS_ERR;          /* config_header adds it, with its line */
     case T_URL:
         if (config_parse_url(base, v, err, errsz) != CS_OK)
             return CS_ERR;
@@ -662,6 +692,30 @@ static const char *config_suggest(enum csec sec, const char *name)
     return best ? best : nprefix == 1 ? prefix : NULL;
 }
 
+/* An upstream_header line: one more header for ns, each name once. */
+static void config_header(struct cparse *p, struct cs_ns *ns, const char *value)
+{
+    struct cs_hdr h;
+    char err[600];
+
+    if (confhdr_parse(value, &h, err, sizeof(err)) != CS_OK) {
+        config_err(p, p->line, "%s", err);
+        return;
+    }
+    for (int i = 0; i < ns->nheaders; i++) {
+        if (strcasecmp(ns->headers[i].name, h.name) == 0) {
+            config_err(p, p->line, "'upstream_header' %s is set twice (first at line %d)", h.name,
+                       ns->headers[i].line);
+            free(h.name);
+            free(h.value);
+            return;
+        }
+    }
+    h.line = p->line;
+    ns->headers = cs_realloc(ns->headers, sizeof(*ns->headers) * (size_t)(ns->nheaders + 1));
+    ns->headers[ns->nheaders++] = h;
+}
+
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
     struct cparse *p = user;
@@ -688,8 +742,12 @@ static int config_handler(void *user, const char *section, const char *name, con
 
         if (strcmp(k->key, name) != 0)
             continue;
-        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE)))
+        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE) || (sec == S_CACHE && k->in_cache)))
             continue;
+        if (k->type == T_HEADER) {
+            config_header(p, ns, value);
+            return 1;
+        }
         if (lines[i]) {
             config_err(p, p->line, "duplicate key '%s' (first set at line %d)", name, lines[i]);
             return 1;
@@ -699,14 +757,14 @@ static int config_handler(void *user, const char *section, const char *name, con
             struct cs_cache_conf *cc = ns ? &ns->c : &c->cache;
             base = cc->v;
             if (config_set(&(struct ckey){ k->sec, k->key, T_INT, sizeof(long long) * k->off,
-                                            k->def, k->min, k->max, k->reload },
+                                            k->def, k->min, k->max, k->reload, false },
                            base, value, err, sizeof(err)) != CS_OK)
                 config_err(p, p->line, "%s", err);
             else
                 cc->line[k->off] = p->line;
             return 1;
         }
-        base = ns ? (void *)ns : (void *)c;
+        base = ns ? (void *)ns : k->sec == S_NS ? (void *)c->nsdef : (void *)c;
         if (config_set(k, base, value, err, sizeof(err)) != CS_OK)
             config_err(p, p->line, "%s", err);
         return 1;
@@ -723,6 +781,12 @@ static void config_defaults(struct cs_config *c)
 {
     char err[256];
 
+    c->nsdef = cs_calloc(1, sizeof(*c->nsdef));
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        if (k->in_cache && config_set(k, c->nsdef, k->def, err, sizeof(err)) != CS_OK)
+            cs_panic("the default of [cache] %s is refused: %s", k->key, err);
+    }
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
         if (k->sec == S_CACHE)
@@ -819,6 +883,31 @@ static bool config_is_default(const struct cs_config *c, size_t row)
     return false;
 }
 
+/* TLS to Redis: the files named must be there to read now (-t says so
+ * before a start fails), a client certificate comes with its key, and
+ * the tls_* keys without tls = yes are a mistake worth a warning. */
+static void config_check_tls(struct cparse *p)
+{
+    const struct cs_config *c = p->conf;
+    const struct { const char *key; const char *v; } files[] = {
+        { "tls_ca_file", c->redis_tls_ca_file },
+        { "tls_cert_file", c->redis_tls_cert_file },
+        { "tls_key_file", c->redis_tls_key_file },
+    };
+    for (size_t i = 0; i < CS_ARRAY_LEN(files); i++) {
+        int line = c->keyline[config_redis_row(files[i].key)];
+        if (!files[i].v[0])
+            continue;
+        if (!c->redis_tls)
+            log_warn("%s:%d: [redis] %s is ignored without tls = yes", p->path, line, files[i].key);
+        else if (access(files[i].v, R_OK) != 0)
+            config_err(p, line, "[redis] %s '%s': %s", files[i].key, files[i].v, strerror(errno));
+    }
+    if (c->redis_tls && !c->redis_tls_cert_file[0] != !c->redis_tls_key_file[0])
+        config_err(p, c->keyline[config_redis_row(c->redis_tls_cert_file[0] ? "tls_cert_file" : "tls_key_file")],
+                   "[redis] tls_cert_file and tls_key_file go together (a client certificate and its key)");
+}
+
 /* Which [redis] keys each mode needs and which it ignores. */
 static void config_check_redis(struct cparse *p)
 {
@@ -844,6 +933,7 @@ static void config_check_redis(struct cparse *p)
         if (!c->redis_master_name[0])
             config_err(p, mline, "mode = sentinel needs 'master_name' (the name the sentinels monitor)");
     }
+    config_check_tls(p);
     if (p->errs->n)
         return;
     for (size_t i = 0; i < CS_ARRAY_LEN(mode_keys); i++) {
@@ -852,6 +942,32 @@ static void config_check_redis(struct cparse *p)
             log_warn("%s:%d: [redis] %s is for mode = %s; ignored in mode = %s", p->path, c->keyline[row],
                      mode_keys[i].key, config_redis_modes[mode_keys[i].mode], config_redis_modes[c->redis_mode]);
     }
+}
+
+/* The file keys [cache] sets and ns does not, then the pairing of a
+ * client certificate and its key. */
+static void config_inherit(struct cparse *p, struct cs_ns *ns)
+{
+    const struct cs_config *c = p->conf;
+    size_t crt = config_row("upstream_cert_file"), key = config_row("upstream_key_file");
+    int line;
+
+    for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
+        const struct ckey *k = &conf_keys[i];
+        char **dst = (char **)((char *)ns + k->off);
+        if (!k->in_cache || ns->keyline[i])
+            continue;
+        free(*dst);
+        *dst = cs_strdup(*(char *const *)((const char *)c->nsdef + k->off));
+    }
+    if (!*ns->cert_file == !*ns->key_file)
+        return;
+    line = ns->keyline[crt] > ns->keyline[key] ? ns->keyline[crt] : ns->keyline[key];
+    if (!line)
+        line = c->keyline[crt] > c->keyline[key] ? c->keyline[crt] : c->keyline[key];
+    config_err(p, line, "namespace '%s': upstream_cert_file and upstream_key_file go together (a client "
+               "certificate and its key); only %s is set", ns->name,
+               *ns->cert_file ? "upstream_cert_file" : "upstream_key_file");
 }
 
 static void config_finish(struct cparse *p)
@@ -868,6 +984,7 @@ static void config_finish(struct cparse *p)
                 ns->c.v[k] = c->cache.v[k];
         if (!ns->upstream && !ns->keyline[config_row("upstream")])
             config_err(p, ns->line, "namespace '%s' has no upstream", ns->name);
+        config_inherit(p, ns);
         /* Only blame namespaces for what they override, not [cache] twice. */
         for (int k = 0; k < CK_COUNT; k++) {
             if (ns->c.line[k]) {
@@ -935,6 +1052,10 @@ static void config_ns_free(struct cs_ns *ns)
     free(ns->host);
     free(ns->upstream);
     free(ns->name);
+    free(ns->ca_file);
+    free(ns->cert_file);
+    free(ns->key_file);
+    confhdr_free(ns->headers, ns->nheaders);
     free(ns);
 }
 
@@ -950,6 +1071,8 @@ void config_unref(struct cs_config *c)
     for (int i = 0; i < c->nns; i++)
         config_ns_free(c->ns[i]);
     free(c->ns);
+    if (c->nsdef)
+        config_ns_free(c->nsdef);
     free(c->path);
     free(c);
 }

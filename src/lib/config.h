@@ -4,6 +4,7 @@
 #define CS_CONFIG_H
 
 #include "core.h"
+#include "confhdr.h"
 
 enum ns_format { NS_HASH, NS_RAW };
 enum redis_mode { RM_STANDALONE, RM_CLUSTER, RM_SENTINEL, RM_COUNT };
@@ -30,6 +31,12 @@ struct cs_ns {
     char *upstream;             /* the template as written */
     char *host;                 /* parsed from the template */
     int port;
+    bool tls;                   /* https:// */
+    /* upstream_ca_file (empty: the system store), upstream_cert_file and
+     * upstream_key_file (empty: no client certificate) */
+    char *ca_file, *cert_file, *key_file;
+    struct cs_hdr *headers;     /* upstream_header lines, in file order */
+    int nheaders;
     char **parts;               /* template split at each {id}: nparts-1 ids */
     int nparts;
     enum ns_format format;
@@ -55,10 +62,13 @@ struct cs_config {
     char *redis_nodes, *redis_sentinels, *redis_master_name;
     long long redis_port, redis_db, connect_timeout_ms, command_timeout_ms;
     long long redis_mode, cluster_refresh_s;
+    long long redis_tls;
+    char *redis_tls_ca_file, *redis_tls_cert_file, *redis_tls_key_file, *redis_tls_server_name;
     /* [cache] and namespaces */
     struct cs_cache_conf cache;
     struct cs_ns **ns;
     int nns;
+    struct cs_ns *nsdef;        /* [cache]'s values of the namespaces' file keys */
     int keyline[64];            /* duplicate detection for global keys */
 };
 

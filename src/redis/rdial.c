@@ -8,6 +8,7 @@
 #include "rlink_int.h"
 #include "dns.h"
 #include "log.h"
+#include "rtls.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -42,7 +43,7 @@ static void rdial_lost(void *owner, const char *why)
     struct rlink *l = owner;
 
     log_warn("%s: connection lost: %s", l->name, why);
-    rlink_note(l, "", "connection lost");
+    rlink_note(l, "connection lost: ", why);
     l->state = RLINK_DOWN;
     rlink_forget(l);
     rlink_schedule(l);
@@ -56,7 +57,11 @@ static void rdial_to(struct rlink *l, const char *host)
 {
     char err[160];
 
-    if (rio_open(&l->ev, host, l->port, l->path, RDIAL_KEEPALIVE_S, err, sizeof(err)) != CS_OK) {
+    /* TLS names the host as configured or announced, not the address it
+     * resolved to (rtls.c: unless tls_server_name says otherwise). */
+    const char *tls_name = host && rtls_on() ? l->host : NULL;
+
+    if (rio_open(&l->ev, host, l->port, l->path, tls_name, RDIAL_KEEPALIVE_S, err, sizeof(err)) != CS_OK) {
         log_limited(LOG_WARNING, "%s: cannot connect: %s", l->name, err);
         rlink_note(l, "", err);
         l->state = RLINK_DOWN;

@@ -10,14 +10,23 @@
  * version of its private struct layout.) Commands are appended to our
  * output buffer and written at the end of the pass, replies parsed where
  * they were read (rreply.c) and handed to the link's owner, which keeps
- * its own FIFO of what it sent. */
+ * its own FIFO of what it sent.
+ *
+ * TLS is the same connection with OpenSSL's calls in place of read and
+ * send on the non-blocking socket: the handshake runs after the TCP
+ * connect, inside the connect's deadline, driven by whichever event
+ * (readable, writable) OpenSSL waits for; then one record read at a time
+ * (each fits the buffer, and whatever OpenSSL holds is read before
+ * returning to the loop, since the socket will not wake us for it). */
 #include "core.h"
 #include "rio.h"
+#include "rtls.h"
 
 #include <event2/event.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -38,6 +47,12 @@ static TAILQ_HEAD(, rio_events) rio_due = TAILQ_HEAD_INITIALIZER(rio_due);
 #define RIO_READ (16 * 1024)
 #define RIO_KEEP_IN (64 * 1024)
 #define RIO_KEEP_OUT (64 * 1024)
+
+/* OpenSSL counts in int. */
+static int rio_int(size_t n)
+{
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
 
 /* ---- the events --------------------------------------------------------- */
 
@@ -65,6 +80,14 @@ static void rio_arm_write(struct rio_events *e)
     }
 }
 
+static void rio_del_read(struct rio_events *e)
+{
+    if (e->reading) {
+        e->reading = false;
+        event_del(&e->rev);
+    }
+}
+
 static void rio_del_write(struct rio_events *e)
 {
     rio_undue(e);
@@ -80,6 +103,8 @@ static void rio_want_write(struct rio_events *e)
 {
     if (e->writing || e->due)
         return;
+    if (e->handshaking)
+        return;                 /* written once the handshake is done */
     if (e->flushing || e->connecting) {
         rio_arm_write(e);
         return;
@@ -97,10 +122,12 @@ void rio_close(struct rio_events *e)
     if (e->fd < 0)
         return;
     rio_del_write(e);
-    if (e->reading) {
-        e->reading = false;
-        event_del(&e->rev);
-    }
+    rio_del_read(e);
+    /* No close_notify: it could only be sent best-effort, and Redis does
+     * not wait for one. */
+    SSL_free(e->ssl);
+    e->ssl = NULL;
+    e->handshaking = e->read_wants_write = e->write_wants_read = false;
     close(e->fd);
     e->fd = -1;
     e->connecting = false;
@@ -119,7 +146,7 @@ void rio_close(struct rio_events *e)
 /* The connection failed: closed, and its owner told why. */
 static void rio_fail(struct rio_events *e, const char *why)
 {
-    char copy[160];
+    char copy[200];
 
     snprintf(copy, sizeof(copy), "%s", why);
     rio_close(e);
@@ -198,22 +225,73 @@ static void rio_replies(struct rio_events *e)
     e->in_pos = e->in_len = 0;
 }
 
+/* Reads records until OpenSSL holds nothing more: the socket may have
+ * nothing left to wake us for what it buffered. */
+static void rio_read_tls(struct rio_events *e)
+{
+    unsigned gen = e->gen;
+    char why[200];
+
+    for (;;) {
+        int n, want;
+
+        rio_room(e);
+        n = SSL_read(e->ssl, e->in + e->in_len, rio_int(e->in_cap - e->in_len));
+        if (n > 0) {
+            e->in_len += (size_t)n;
+            e->in_total += (uint64_t)n;
+            rio_replies(e);
+            if (e->gen != gen)
+                return;
+            if (SSL_pending(e->ssl) > 0)
+                continue;
+            break;
+        }
+        want = SSL_get_error(e->ssl, n);
+        if (want == SSL_ERROR_WANT_READ)
+            break;
+        if (want == SSL_ERROR_WANT_WRITE) {
+            e->read_wants_write = true;
+            rio_arm_write(e);
+            return;
+        }
+        rtls_why(e->ssl, n, false, e->in_total == 0, why, sizeof(why));
+        rio_fail(e, why);
+        return;
+    }
+    if (e->write_wants_read) {
+        e->write_wants_read = false;
+        rio_want_write(e);
+    }
+}
+
 static void rio_read(struct rio_events *e)
 {
     ssize_t n;
 
+    if (e->ssl) {
+        rio_read_tls(e);
+        return;
+    }
     rio_room(e);
     n = read(e->fd, e->in + e->in_len, e->in_cap - e->in_len);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
-        rio_fail(e, n < 0 ? strerror(errno) : "Server closed the connection");
+        /* A TLS port drops (or resets) a client that speaks plaintext. */
+        if (e->in_total == 0 && (n == 0 || errno == ECONNRESET))
+            rio_fail(e, n == 0 ? "Server closed the connection before any reply (a TLS port? tls = yes)"
+                               : "Connection reset before any reply (a TLS port? tls = yes)");
+        else
+            rio_fail(e, n < 0 ? strerror(errno) : "Server closed the connection");
         return;
     }
     e->in_len += (size_t)n;
     e->in_total += (uint64_t)n;
     rio_replies(e);
 }
+
+static void rio_handshake(struct rio_events *e);
 
 static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -222,7 +300,10 @@ static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
-    rio_read(e);
+    if (e->handshaking)
+        rio_handshake(e);
+    else
+        rio_read(e);
     cs_pass_end(was);
 }
 
@@ -259,7 +340,26 @@ static void rio_write(struct rio_events *e)
     size_t len = e->out_len - e->out_pos;
     ssize_t n = 0;
 
-    if (len) {
+    if (len && e->ssl) {
+        n = SSL_write(e->ssl, e->out + e->out_pos, rio_int(len));
+        if (n <= 0) {
+            int want = SSL_get_error(e->ssl, (int)n);
+            char why[200];
+            if (want == SSL_ERROR_WANT_READ) {
+                /* The read event (always on) will retry it. */
+                e->write_wants_read = true;
+                rio_del_write(e);
+                return;
+            }
+            if (want != SSL_ERROR_WANT_WRITE) {
+                rtls_why(e->ssl, (int)n, false, e->in_total == 0, why, sizeof(why));
+                rio_fail(e, why);
+                return;
+            }
+        } else {
+            e->out_pos += (size_t)n;
+        }
+    } else if (len) {
         n = send(e->fd, e->out + e->out_pos, len, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             rio_fail(e, strerror(errno));
@@ -281,26 +381,13 @@ static void rio_write(struct rio_events *e)
     rio_del_write(e);
 }
 
-/* The connect is done (writable): its outcome to the owner, then what it
+/* Up (TCP connected, TLS shaken hands): the owner told, then what it
  * queued meanwhile goes out. */
-static void rio_connect_done(struct rio_events *e)
+static void rio_up(struct rio_events *e)
 {
     unsigned gen = e->gen;
-    int err = 0;
-    socklen_t errlen = sizeof(err);
 
-    if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &errlen) != 0)
-        err = errno;
-    if (err == EINPROGRESS)
-        return;
     e->connecting = false;
-    if (err) {
-        char why[160];
-        snprintf(why, sizeof(why), "%s", strerror(err));
-        rio_close(e);
-        e->cb->connected(e->owner, why);
-        return;
-    }
     rio_add_read(e);
     e->flushing = true;
     e->cb->connected(e->owner, NULL);
@@ -310,15 +397,87 @@ static void rio_connect_done(struct rio_events *e)
     e->flushing = false;
 }
 
+/* The connect did not make it: closed, and the owner told why. */
+static void rio_not_up(struct rio_events *e, const char *err)
+{
+    char why[200];
+
+    snprintf(why, sizeof(why), "%s", err);
+    rio_close(e);
+    e->cb->connected(e->owner, why);
+}
+
+/* One step of the handshake; the next when the socket is ready the way
+ * OpenSSL asks, and only that way (the other would wake us in vain). */
+static void rio_handshake(struct rio_events *e)
+{
+    int rc = SSL_connect(e->ssl);
+    char why[200];
+
+    if (rc == 1) {
+        e->handshaking = false;
+        rio_del_write(e);
+        rio_up(e);
+        return;
+    }
+    switch (SSL_get_error(e->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        rio_del_write(e);
+        rio_add_read(e);
+        return;
+    case SSL_ERROR_WANT_WRITE:
+        rio_del_read(e);
+        rio_arm_write(e);
+        return;
+    default:
+        rtls_why(e->ssl, rc, true, false, why, sizeof(why));
+        rio_not_up(e, why);
+    }
+}
+
+/* The connect is done (writable): its outcome to the owner, then what it
+ * queued meanwhile goes out (after the TLS handshake, over TLS). */
+static void rio_connect_done(struct rio_events *e)
+{
+    int err = 0;
+    socklen_t errlen = sizeof(err);
+
+    if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &errlen) != 0)
+        err = errno;
+    if (err == EINPROGRESS)
+        return;
+    if (err) {
+        rio_not_up(e, strerror(err));
+        return;
+    }
+    if (e->ssl) {
+        e->handshaking = true;
+        rio_handshake(e);
+        return;
+    }
+    rio_up(e);
+}
+
 static void rio_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rio_events *e = arg;
 
     CS_UNUSED(fd);
     CS_UNUSED(what);
+    if (e->handshaking) {
+        rio_handshake(e);
+        return;
+    }
     if (e->connecting) {
         rio_connect_done(e);
         return;
+    }
+    if (e->read_wants_write) {
+        unsigned gen = e->gen;
+        e->read_wants_write = false;
+        rio_read(e);
+        if (e->gen != gen)
+            return;
     }
     e->flushing = true;
     rio_write(e);
@@ -414,8 +573,8 @@ static int rio_addr(const char *host, int port, const char *path, struct sockadd
     return CS_ERR;
 }
 
-int rio_open(struct rio_events *e, const char *host, int port, const char *path, int keepalive_s, char *err,
-             size_t errsize)
+int rio_open(struct rio_events *e, const char *host, int port, const char *path, const char *tls_name,
+             int keepalive_s, char *err, size_t errsize)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -438,6 +597,10 @@ int rio_open(struct rio_events *e, const char *host, int port, const char *path,
     }
     if (connect(fd, (struct sockaddr *)&ss, sslen) != 0 && errno != EINPROGRESS) {
         snprintf(err, errsize, "%s", strerror(errno));
+        close(fd);
+        return CS_ERR;
+    }
+    if (tls_name && !(e->ssl = rtls_new(fd, tls_name, err, errsize))) {
         close(fd);
         return CS_ERR;
     }

@@ -3,9 +3,10 @@
  * non-blocking connect, its libevent events, an output buffer its
  * commands are appended to and written at the end of the loop pass, and
  * an input buffer its replies are parsed in (rreply.c) and handed to its
- * owner in order. hiredis is used for nothing here but the shape of a
- * reply (struct redisReply, its public type). rlink.c and rdial.c embed
- * one per link. */
+ * owner in order; over TLS (rtls.h) when the link is opened with a name
+ * to check. hiredis is used for nothing here but the shape of a reply
+ * (struct redisReply, its public type). rlink.c and rdial.c embed one
+ * per link. */
 #ifndef CS_RIO_H
 #define CS_RIO_H
 
@@ -13,6 +14,7 @@
 #include "rreply.h"
 
 #include <event2/event_struct.h>
+#include <openssl/ssl.h>
 
 /* What the owner hears. Each runs from the loop, never inside a call the
  * owner made; each may close the connection (rio_close). */
@@ -50,21 +52,35 @@ struct rio_events {
     bool scanning;              /* in_pos starts a reply only partly read */
     struct rreply_scan scan;
     uint64_t in_total;          /* bytes read since the open */
+    /* TLS: the session, and which way it waits. The handshake is part of
+     * the connect (connecting stays true), so it counts against the same
+     * deadline; a read that needs the socket writable, or a write that
+     * needs it readable, is retried when it is. */
+    SSL *ssl;
+    bool handshaking;
+    bool read_wants_write, write_wants_read;
 };
 
 /* Once per link, before its first open: fd -1, nothing allocated. */
 void rio_init(struct rio_events *e, struct rreply_arena *a, const struct rio_owner *cb, void *owner);
 /* Starts a non-blocking connect to HOST (a numeric address) and PORT, or
- * to the unix socket PATH when HOST is NULL; its end goes to
- * cb->connected. KEEPALIVE_S > 0: TCP keepalive probes after that many
- * idle seconds. CS_ERR: failed at once, ERR (ERRSIZE bytes) says why. */
-int rio_open(struct rio_events *e, const char *host, int port, const char *path, int keepalive_s, char *err,
-             size_t errsize) CS_WUR;
+ * to the unix socket PATH when HOST is NULL; its end (after the TLS
+ * handshake when TLS_NAME is not NULL: the name or address the server's
+ * certificate must show) goes to cb->connected. KEEPALIVE_S > 0: TCP
+ * keepalive probes after that many idle seconds. CS_ERR: failed at once,
+ * ERR (ERRSIZE bytes) says why. */
+int rio_open(struct rio_events *e, const char *host, int port, const char *path, const char *tls_name,
+             int keepalive_s, char *err, size_t errsize) CS_WUR;
 /* Closes the connection, if any; no callback runs, what was queued goes. */
 void rio_close(struct rio_events *e);
 static inline bool rio_live(const struct rio_events *e)
 {
     return e->fd >= 0;
+}
+/* Connected, in the TLS handshake. */
+static inline bool rio_handshaking(const struct rio_events *e)
+{
+    return e->handshaking;
 }
 /* Queues a command (RESP): written at the end of the pass (or once the
  * connect is done). CS_ERR: no connection. */

@@ -747,7 +747,8 @@ static void rlink_check(struct rlink *l, int64_t now)
     if ((l->state == RLINK_RESOLVING || l->state == RLINK_CONNECTING) && now - l->since > rlink_conf->connect_timeout_ms) {
         if (l->state == RLINK_CONNECTING) {
             l->turn++;
-            rlink_drop(l, "connect timed out (connect_timeout_ms)");
+            rlink_drop(l, rio_handshaking(&l->ev) ? "TLS handshake timed out (connect_timeout_ms): is the port plaintext?"
+                                                  : "connect timed out (connect_timeout_ms)");
             return;
         }
         log_warn("%s: cannot resolve %s within connect_timeout_ms; retrying", l->name, l->host);

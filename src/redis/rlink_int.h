@@ -78,7 +78,7 @@ struct rlink {
     long late;                  /* commands failed by their deadline in a row */
     struct evdns_getaddrinfo_request *dns;
     unsigned turn;              /* which resolved address to try */
-    char last_error[160];       /* why it is (or was last) down: /healthz, STATS */
+    char last_error[256];       /* why it is (or was last) down: /healthz, STATS */
     unsigned long connects;     /* attempts since start: 1 + reconnects */
 };
 

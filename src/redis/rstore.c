@@ -14,7 +14,9 @@
 #include "rio.h"
 #include "rscript.h"
 #include "rsub.h"
+#include "rtls.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,14 +80,19 @@ static void rstore_conf_free(void)
     memset(&rs_conf, 0, sizeof(rs_conf));
 }
 
-int rstore_init(const struct rstore_conf *c)
+int rstore_init(const struct rstore_conf *c, char *err, size_t errsize)
 {
     const struct rtopo *t = NULL;
 
     for (size_t i = 0; i < CS_ARRAY_LEN(rstore_topos); i++)
         if (c->mode && strcmp(c->mode, rstore_topos[i]->name) == 0)
             t = rstore_topos[i];
-    if (!t)
+    if (!t) {
+        snprintf(err, errsize, "unknown mode '%s' (known: %s)", c->mode ? c->mode : "", rstore_mode_names);
+        return CS_ERR;
+    }
+    if (c->tls && rtls_init(c->tls_ca_file, c->tls_cert_file, c->tls_key_file, c->tls_server_name, err,
+                            errsize) != CS_OK)
         return CS_ERR;
     rs_topo = t;
     rstore_conf_copy(c);
@@ -102,6 +109,7 @@ void rstore_free(void)
     rlink_shutdown();
     rscript_free();
     rstore_conf_free();
+    rtls_free();
     rs_topo = &rstandalone_topo;
 }
 

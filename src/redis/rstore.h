@@ -36,13 +36,20 @@ struct rstore_conf {
     long long db;                       /* SELECT when not 0 (not in a cluster) */
     long long connect_timeout_ms, command_timeout_ms;
     const char *channel;        /* what every subscriber link subscribes to (its probe) */
+    /* TLS on every TCP link (servers, sentinels, cluster nodes) when tls;
+     * the layer builds its context from these files (empty ca_file: the
+     * system's store; cert and key: a client certificate; server_name:
+     * the name checked in Redis's certificate, else the host dialled). */
+    bool tls;
+    const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;
 };
 
 /* "standalone, sentinel, cluster": the names rstore_conf.mode takes. */
 extern const char rstore_mode_names[];
 
-/* CS_ERR: an unknown mode (nothing started). */
-int rstore_init(const struct rstore_conf *c) CS_WUR;
+/* CS_ERR: an unknown mode, or a TLS file that does not load (nothing
+ * started); ERR says why. */
+int rstore_init(const struct rstore_conf *c, char *err, size_t errsize) CS_WUR;
 void rstore_free(void);
 
 /* A Lua script the links load at set-up (SCRIPT LOAD) and load again after
