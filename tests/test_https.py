@@ -438,19 +438,26 @@ class HeaderReloadTest(unittest.TestCase):
 
 
 class CloseNotifyTest(unittest.TestCase):
-    """An idle keep-alive connection closed at shutdown says so with
-    close_notify: a Python TLS server that tells it from a bare FIN."""
+    """An idle keep-alive connection closed in order says so with
+    close_notify, whichever side closes: a Python TLS server that tells it
+    from a bare close."""
 
-    def test_close_notify_at_shutdown(self):
+    def serve_one(self, closing):
+        """A daemon whose namespace py reads from a Python TLS server that
+        answers one request, then CLOSING(tls socket, stack); how the
+        connection ended, as the server saw it."""
         need_tools()
         lsock = socket.socket()
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(4)
         port = lsock.getsockname()[1]
+        self.addCleanup(lsock.close)
         s = Stack({"py": [("upstream", "https://127.0.0.1:%d/products/{id}" % port)]})
+        self.addCleanup(s.close)
         end = {}
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(s.certs.p("server.pem"), s.certs.p("server.key"))
+        served = threading.Event()
 
         def serve():
             conn, _ = lsock.accept()
@@ -462,8 +469,9 @@ class CloseNotifyTest(unittest.TestCase):
             body = b'{"name": "widget 1"}'
             t.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                       % (len(body), body))
+            served.set()
             try:
-                end["how"] = "close_notify" if t.recv(1) == b"" else "more bytes"
+                end["how"] = closing(t)
             except ssl.SSLEOFError:
                 end["how"] = "closed without close_notify"
             except OSError as e:
@@ -472,16 +480,28 @@ class CloseNotifyTest(unittest.TestCase):
 
         th = threading.Thread(target=serve, daemon=True)
         th.start()
-        try:
-            c = Conn(s.port)
-            self.assertEqual(as_dict(c.cmd("HGETALL", "py:p-1")), {"name": "widget 1"})
-            c.close()
-            self.assertEqual(s.stop_daemon(), 0, s.daemon_log()[-3000:])
-            th.join(20)
-            self.assertEqual(end.get("how"), "close_notify")
-        finally:
-            lsock.close()
-            s.close()
+        c = Conn(s.port)
+        self.assertEqual(as_dict(c.cmd("HGETALL", "py:p-1")), {"name": "widget 1"})
+        c.close()
+        served.wait(5)
+        return s, th, end
+
+    def test_close_notify_at_shutdown(self):
+        s, th, end = self.serve_one(lambda t: "close_notify" if t.recv(1) == b"" else "more bytes")
+        self.assertEqual(s.stop_daemon(), 0, s.daemon_log()[-3000:])
+        th.join(20)
+        self.assertEqual(end.get("how"), "close_notify")
+
+    def test_server_close_notify_answered(self):
+        # unwrap() sends the server's close_notify and waits for the daemon's.
+        def close(t):
+            time.sleep(0.2)
+            t.unwrap()
+            return "answered"
+        s, th, end = self.serve_one(close)
+        th.join(20)
+        self.assertEqual(end.get("how"), "answered")
+        self.assertEqual(s.stop_daemon(), 0, s.daemon_log()[-3000:])
 
 
 class ConfigErrorsTest(unittest.TestCase):

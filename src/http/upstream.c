@@ -388,6 +388,17 @@ static void upstream_reap_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* evhttp closes a connection: when the server ended an idle one with
+ * close_notify, ours answers it before the socket goes. */
+static void upstream_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+    const struct up_pool *p = arg;
+
+    for (int i = 0; i < p->nconns; i++)
+        if (p->conns[i].evcon == evcon && !p->conns[i].cur)
+            uptls_close_notify(evhttp_connection_get_bufferevent(evcon), true);
+}
+
 /* A connection of p's, or NULL (logged) when it cannot be made: an https
  * pool whose files do not load (read again at each try), a host name
  * OpenSSL refuses as a server name. Never fatal: that fetch fails. */
@@ -408,6 +419,8 @@ static struct evhttp_connection *upstream_evcon_new(struct up_pool *p)
         evcon = evhttp_connection_base_bufferevent_new(cs_base, dns_base(), bev, p->host, (unsigned short)p->port);
         if (!evcon)
             bufferevent_free(bev);
+        else
+            evhttp_connection_set_closecb(evcon, upstream_closed_cb, p);
     } else {
         log_limited(LOG_ERROR, "upstream https://%s: cannot start TLS: OpenSSL refuses the server name %s",
                     p->hosthdr, p->host);
@@ -958,7 +971,7 @@ void upstream_free(void)
             if (!p->conns[i].evcon)
                 continue;
             if (p->tls)         /* idle now: an orderly close */
-                uptls_close_notify(evhttp_connection_get_bufferevent(p->conns[i].evcon));
+                uptls_close_notify(evhttp_connection_get_bufferevent(p->conns[i].evcon), false);
             evhttp_connection_free(p->conns[i].evcon);
         }
         for (n = p->nsqs; n; n = nn) {

@@ -143,14 +143,16 @@ bool uptls_handshaking(struct bufferevent *bev)
     return ssl && SSL_in_init(ssl) && SSL_get_state(ssl) != TLS_ST_BEFORE;
 }
 
-void uptls_close_notify(struct bufferevent *bev)
+void uptls_close_notify(struct bufferevent *bev, bool answer)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
     /* Once, without waiting for the server's: the socket is closed next.
-     * Never after a fatal error (OpenSSL forbids it) nor mid-handshake. */
+     * Never after a fatal error (OpenSSL forbids it) nor mid-handshake;
+     * an answer only to the server's own close_notify (a bare close is
+     * such an error). */
     if (!ssl || bufferevent_getfd(bev) < 0 || !SSL_is_init_finished(ssl) ||
-        (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) || (answer && !(SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)))
         return;
     (void)SSL_shutdown(ssl);
     ERR_clear_error();

@@ -28,7 +28,8 @@ const char *uptls_error(struct bufferevent *bev, char *buf, size_t len, enum tls
 /* BEV is connected and its handshake under way (not finished). */
 bool uptls_handshaking(struct bufferevent *bev);
 /* An orderly close: the close_notify alert sent, once, when BEV's session
- * is up and sound; nothing is waited for. */
-void uptls_close_notify(struct bufferevent *bev);
+ * is up and sound; nothing is waited for. ANSWER: only when the server
+ * sent its own (it closed an idle connection in order). */
+void uptls_close_notify(struct bufferevent *bev, bool answer);
 
 #endif
