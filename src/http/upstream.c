@@ -435,8 +435,9 @@ static struct evhttp_connection *upstream_evcon_new(struct up_pool *p)
     return evcon;
 }
 
-/* Swap uc's connection for a fresh one; the old one (and whatever its
- * socket still holds) is freed from the loop, outside evhttp's callbacks. */
+/* Retire uc's connection: it (and whatever its socket still holds) is
+ * freed from the loop, outside evhttp's callbacks; uc gets a fresh one
+ * when a fetch next takes it (upstream_start). */
 static void upstream_retire(struct up_conn *uc)
 {
     struct up_dead *d;

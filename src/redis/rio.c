@@ -117,7 +117,7 @@ static void rio_want_write(struct rio_events *e)
     }
 }
 
-/* ORDERLY: the owner closes a sound connection (shutdown, reload, a
+/* ORDERLY: the owner closes a sound connection (shutdown, a drop, a
  * link moved): TLS says so with close_notify, sent once without waiting
  * for Redis's. After a failure nothing more is written on it. */
 static void rio_shut(struct rio_events *e, bool orderly)
