@@ -85,10 +85,17 @@ static void main_apply_level(void)
 static void main_reload(void)
 {
     struct cs_config *neu;
+    char err[600];
 
     notify_send("RELOADING=1");
     log_notice("SIGHUP: reloading %s", main_conf_path);
     neu = main_load();
+    /* Before anything is swapped: a bad file refuses the whole reload. */
+    if (neu && rstore_reload_tls(err, sizeof(err)) != CS_OK) {
+        log_error("reload: [redis] %s", err);
+        config_unref(neu);
+        neu = NULL;
+    }
     if (!neu) {
         log_error("reload: %s has errors, keeping the running configuration", main_conf_path);
         report_reload(false);

@@ -380,6 +380,7 @@ METRIC_FAMILIES = {
     "cachasided_upstream_requests_total": "counter", "cachasided_upstream_duration_seconds": "histogram",
     "cachasided_upstream_response_bytes_total": "counter", "cachasided_upstream_connections": "gauge",
     "cachasided_upstream_busy": "gauge", "cachasided_upstream_queued": "gauge",
+    "cachasided_tls_errors_total": "counter",
     "cachasided_redis_up": "gauge", "cachasided_degraded": "gauge", "cachasided_redis_duration_seconds": "histogram",
     "cachasided_redis_errors_total": "counter", "cachasided_redis_reconnects_total": "counter",
     "cachasided_redis_pending": "gauge", "cachasided_notice_channels": "gauge",
@@ -394,6 +395,7 @@ LATENCY_LE = ["0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.00
               "10", "+Inf"]
 WAITERS_LE = [str(1 << i) for i in range(11)] + ["+Inf"]
 OUTCOMES = {"hit", "stale", "negative", "miss", "coalesced", "error"}
+TLS_REASONS = {"expired", "name_mismatch", "unknown_ca", "handshake_timeout", "protocol", "other"}
 RESULTS = {"ok", "not_found", "status_5xx", "status_other", "timeout", "connect", "bad_body", "too_large"}
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
@@ -468,6 +470,8 @@ class Metrics(unittest.TestCase):
                          {"notice", "poll", "lock_timeout"})
         self.assertEqual(set(m.by("cachasided_client_disconnects_total", "reason")),
                          {"protocol_error", "output_limit", "idle_timeout", "killed"})
+        for peer in ("redis", "upstream"):
+            self.assertEqual(set(m.by("cachasided_tls_errors_total", "reason", peer=peer)), TLS_REASONS)
         self.assertEqual(m.get("cachasided_upstream_connections", host="127.0.0.1:%d" % s.uport), 1)
         self.assertEqual(list(m.series("cachasided_build_info").values()), [1])
         # Histograms: the 12 bounds and +Inf, cumulative, +Inf = _count.

@@ -11,8 +11,10 @@ daemon run beside it on free loopback ports. Checks what a client and an
 operator see: a record read over HTTPS and cached, keep-alive connections
 reused (and replaced once nginx closes them), the configured header reaching
 the upstream (a wrong token is `-UPSTREAM status 401`, not a record), each
-TLS failure an upstream error with OpenSSL's reason in the log and nothing
-cached, a header file read again on reload, and the configuration errors
+TLS failure an upstream error with OpenSSL's reason in the log (once per
+host and reason within 10 s) and nothing cached, counted on /metrics by
+reason, close_notify on an idle connection at shutdown (a Python TLS server
+tells it from a bare close), a header file read again on reload, and the configuration errors
 of bad header lines and exposed files, each at its FILE:LINE.
 """
 import os
@@ -20,9 +22,11 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -347,26 +351,36 @@ class HttpsTest(unittest.TestCase):
             self.assertEqual(r, "-UPSTREAM status 401", ns)
             self.assertFalse(self.cached(ns, "p-1"), ns)
 
-    def tls_failure(self, ns, reason):
+    def tls_errors(self, reason):
+        m = re.search(r'^cachasided_tls_errors_total\{peer="upstream",reason="%s"\} (\S+)$' % reason,
+                      self.s.metrics(), re.M)
+        self.assertIsNotNone(m, "no cachasided_tls_errors_total for %s" % reason)
+        return float(m.group(1))
+
+    def tls_failure(self, ns, reason, counted):
         r = self.c.cmd("HGETALL", "%s:p-1" % ns)
         self.assertEqual(r, "-UPSTREAM unreachable", ns)
         self.assertFalse(self.cached(ns, "p-1"), ns)
-        self.assert_log(r"upstream https://[^ ]+: TLS failed: [^\n]*%s" % reason)
+        line = r"upstream https://[^ ]+: TLS failed: [^\n]*(%s)" % reason
+        self.assert_log(line)
         self.assertRegex(self.s.metrics(), r'namespace="%s",result="connect"\} 1\b' % ns)
         # and again: not a negative record either
         self.assertEqual(self.c.cmd("HGETALL", "%s:p-1" % ns), "-UPSTREAM unreachable")
+        # Both counted by reason; the second not logged (once per 10 s per host and reason).
+        self.assertEqual(self.tls_errors(counted), 2)
+        self.assertEqual(len(re.findall(line, self.s.daemon_log())), 1, self.s.daemon_log())
 
     def test_wrong_ca(self):
-        self.tls_failure("wrongca", "unable to get local issuer certificate")
+        self.tls_failure("wrongca", "unable to get local issuer certificate", "unknown_ca")
 
     def test_expired_certificate(self):
-        self.tls_failure("expired", "certificate has expired")
+        self.tls_failure("expired", "certificate has expired", "expired")
 
     def test_wrong_name(self):
-        self.tls_failure("wrongname", "hostname mismatch")
+        self.tls_failure("wrongname", "hostname mismatch", "name_mismatch")
 
     def test_plaintext_server(self):
-        self.tls_failure("plain", "wrong version number|packet length too long|record layer failure")
+        self.tls_failure("plain", "wrong version number|packet length too long|record layer failure", "protocol")
 
     def test_handshake_within_the_deadline(self):
         t = time.monotonic()
@@ -375,6 +389,9 @@ class HttpsTest(unittest.TestCase):
         self.assertGreaterEqual(took, 0.55)
         self.assertLess(took, 2.5, "upstream_timeout_ms = 600 did not bound the handshake")
         self.assertFalse(self.cached("silent", "p-1"))
+        self.assertEqual(self.tls_errors("handshake_timeout"), 1)
+        self.assert_log(r"upstream https://127.0.0.1:%d: TLS failed: the handshake did not finish within 600 ms"
+                        % self.s.ports["silent"])
 
     def test_mutual_tls(self):
         self.assertEqual(as_dict(self.c.cmd("HGETALL", "mtls:p-2"))["name"], "widget 2")
@@ -418,6 +435,73 @@ class HeaderReloadTest(unittest.TestCase):
             self.assertEqual(s.stop_daemon(), 0, s.daemon_log()[-3000:])
         finally:
             s.close()
+
+
+class CloseNotifyTest(unittest.TestCase):
+    """An idle keep-alive connection closed in order says so with
+    close_notify, whichever side closes: a Python TLS server that tells it
+    from a bare close."""
+
+    def serve_one(self, closing):
+        """A daemon whose namespace py reads from a Python TLS server that
+        answers one request, then CLOSING(tls socket, stack); how the
+        connection ended, as the server saw it."""
+        need_tools()
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(4)
+        port = lsock.getsockname()[1]
+        self.addCleanup(lsock.close)
+        s = Stack({"py": [("upstream", "https://127.0.0.1:%d/products/{id}" % port)]})
+        self.addCleanup(s.close)
+        end = {}
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(s.certs.p("server.pem"), s.certs.p("server.key"))
+        served = threading.Event()
+
+        def serve():
+            conn, _ = lsock.accept()
+            conn.settimeout(20)
+            t = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+            req = b""
+            while b"\r\n\r\n" not in req:
+                req += t.recv(4096)
+            body = b'{"name": "widget 1"}'
+            t.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            served.set()
+            try:
+                end["how"] = closing(t)
+            except ssl.SSLEOFError:
+                end["how"] = "closed without close_notify"
+            except OSError as e:
+                end["how"] = repr(e)
+            t.close()
+
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        c = Conn(s.port)
+        self.assertEqual(as_dict(c.cmd("HGETALL", "py:p-1")), {"name": "widget 1"})
+        c.close()
+        served.wait(5)
+        return s, th, end
+
+    def test_close_notify_at_shutdown(self):
+        s, th, end = self.serve_one(lambda t: "close_notify" if t.recv(1) == b"" else "more bytes")
+        self.assertEqual(s.stop_daemon(), 0, s.daemon_log()[-3000:])
+        th.join(20)
+        self.assertEqual(end.get("how"), "close_notify")
+
+    def test_server_close_notify_answered(self):
+        # unwrap() sends the server's close_notify and waits for the daemon's.
+        def close(t):
+            time.sleep(0.2)
+            t.unwrap()
+            return "answered"
+        s, th, end = self.serve_one(close)
+        th.join(20)
+        self.assertEqual(end.get("how"), "answered")
+        self.assertEqual(s.stop_daemon(), 0, s.daemon_log()[-3000:])
 
 
 class ConfigErrorsTest(unittest.TestCase):

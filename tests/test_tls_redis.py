@@ -11,13 +11,19 @@ on the TLS subscriber link between two daemons; and for a wrong CA, a wrong
 name, an expired certificate, a plaintext Redis with tls = yes, a TLS Redis
 with tls = no, and a Redis that wants a client certificate when none is
 given: the reason in /readyz and in the log, and nothing cached (reads go
-to the upstream).  Sentinel (tls-replication) and a two-node Cluster
-(tls-cluster) over TLS.  A bad TLS file is refused by -t with FILE:LINE.
+to the upstream); each reason counted on /metrics (an HTTP server on the
+TLS port too: "protocol") and logged once per link within 10 s however
+often the reconnects fail.  Sentinel (tls-replication) and a two-node
+Cluster (tls-cluster) over TLS.  A bad TLS file is refused by -t with
+FILE:LINE.  SIGHUP: a renewed CA file used by the next connection, a bad
+one refusing the reload while the link serves on.  close_notify at
+shutdown, as Redis's verbose log tells.
 """
 import json
 import re
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -63,6 +69,10 @@ def setUpModule():
     cert("wrongname", "ca", "DNS:elsewhere.test")
     cert("expired", "ca", "IP:127.0.0.1", days="0")     # not after = not before: expired a second later
     cert("client", "ca", "DNS:client.test")
+    # A rotation: a new CA, and the server certificate it signs.
+    sh("req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-keyout", "newca.key", "-out", "newca.crt", "-days", "30", "-subj", "/CN=newca")
+    cert("newserver", "newca", "IP:127.0.0.1,DNS:redis.test")
     time.sleep(1.1)
 
 
@@ -98,16 +108,8 @@ class Setup:
         self.tmp = tempfile.mkdtemp(prefix="cachasided-tlsrun-", dir=TMP)
         self.rport, self.uport = free_port(), free_port()
         self.tls_redis = tls_redis
-        args = [REDIS, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--logfile", os.path.join(self.tmp, "redis.log")]
-        if tls_redis:
-            args += ["--port", "0", "--tls-port", str(self.rport), "--tls-cert-file", f(cert + ".crt"),
-                     "--tls-key-file", f(cert + ".key"), "--tls-ca-cert-file", f("ca.crt"),
-                     "--tls-auth-clients", auth_clients]
-        else:
-            args += ["--port", str(self.rport)]
-        self.procs = [subprocess.Popen(args)]
-        wait_port(self.rport, self.procs[0], "redis-server")
+        self.auth_clients = auth_clients
+        self.procs = [self.start_redis(cert)]
         up = subprocess.Popen([UPSTREAM, "-p", str(self.uport), "-g", "100", "-l", str(latency), "-q"],
                               stderr=subprocess.DEVNULL)
         self.procs.append(up)
@@ -134,6 +136,25 @@ class Setup:
         self.daemons.append((port, aport, log))
         return port, aport, log
 
+    def start_redis(self, cert, loglevel="notice"):
+        args = [REDIS, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", loglevel,
+                "--logfile", os.path.join(self.tmp, "redis.log")]
+        if self.tls_redis:
+            args += ["--port", "0", "--tls-port", str(self.rport), "--tls-cert-file", f(cert + ".crt"),
+                     "--tls-key-file", f(cert + ".key"), "--tls-ca-cert-file", f("ca.crt"),
+                     "--tls-auth-clients", self.auth_clients]
+        else:
+            args += ["--port", str(self.rport)]
+        p = subprocess.Popen(args)
+        wait_port(self.rport, p, "redis-server")
+        return p
+
+    def restart_redis(self, cert, loglevel="notice"):
+        """The same port, another certificate: the daemons' links drop and reconnect."""
+        self.procs[0].kill()
+        self.procs[0].wait()
+        self.procs[0] = self.start_redis(cert, loglevel)
+
     def redis(self):
         return TlsConn(self.rport) if self.tls_redis else Conn(self.rport)
 
@@ -155,6 +176,33 @@ def wait_ready(aport, timeout=10.0):
             return
         time.sleep(0.05)
     raise AssertionError("not ready: %r" % (http(aport, "GET", "/readyz")[2],))
+
+
+def tls_errors(aport, peer="redis"):
+    """/metrics' cachasided_tls_errors_total of PEER, by reason."""
+    st, _, body = http(aport, "GET", "/metrics")
+    assert st == 200, st
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r'^cachasided_tls_errors_total\{peer="%s",reason="([a-z_]+)"\} (\S+)$' % peer,
+                        body.decode(), re.M)}
+
+
+def metric(aport, name):
+    st, _, body = http(aport, "GET", "/metrics")
+    m = re.search(r"^%s (\S+)$" % re.escape(name), body.decode(), re.M)
+    assert m, name
+    return float(m.group(1))
+
+
+def wait_log(log, text, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        with open(log) as lf:
+            if text in lf.read():
+                return
+        time.sleep(0.05)
+    with open(log) as lf:
+        raise AssertionError("no %r in the log:\n%s" % (text, lf.read()[-3000:]))
 
 
 def stats(aport):
@@ -213,7 +261,7 @@ class TestTlsReads(unittest.TestCase):
 class TestTlsRefused(unittest.TestCase):
     """Each a clear reason, in /readyz and the log, and nothing cached."""
 
-    def check_refused(self, s, keys, reason):
+    def check_refused(self, s, keys, reason, counted=None):
         port, aport, log = s.daemon(keys)
         end = time.time() + 10
         body = b""
@@ -232,11 +280,27 @@ class TestTlsRefused(unittest.TestCase):
         r = s.redis()
         self.assertEqual(r.cmd("DBSIZE"), 0)
         r.close()
+        if counted:
+            self.check_counted(aport, log, reason, counted)
 
-    def run_case(self, reason, keys, **setup):
+    def check_counted(self, aport, log, reason, counted):
+        """On /metrics by reason; in the log once per link (data and
+        subscriber) however often the reconnects fail within 10 s."""
+        end = time.time() + 15
+        while tls_errors(aport).get(counted, 0) < 5 and time.time() < end:
+            time.sleep(0.1)
+        errs = tls_errors(aport)
+        self.assertGreaterEqual(errs.get(counted, 0), 5, errs)
+        self.assertEqual({k for k, v in errs.items() if v}, {counted})
+        self.assertEqual(set(tls_errors(aport, "upstream").values()), {0})
+        with open(log) as lf:
+            lines = [line for line in lf.read().splitlines() if re.search(reason, line)]
+        self.assertTrue(1 <= len(lines) <= 2, lines)
+
+    def run_case(self, reason, keys, counted=None, **setup):
         s = Setup(**setup)
         try:
-            self.check_refused(s, keys, reason)
+            self.check_refused(s, keys, reason, counted)
         finally:
             s.close()
 
@@ -244,22 +308,35 @@ class TestTlsRefused(unittest.TestCase):
         # Redis sends its CA with its certificate: a root the daemon does not trust.
         self.run_case("TLS handshake failed: certificate verify failed: "
                       "(unable to get local issuer certificate|self-signed certificate in certificate chain)",
-                      tls_keys(tls_ca_file=f("otherca.crt")))
+                      tls_keys(tls_ca_file=f("otherca.crt")), counted="unknown_ca")
 
     def test_wrong_address(self):
-        self.run_case("TLS handshake failed: certificate verify failed: IP address mismatch", tls_keys(), cert="wrongname")
+        self.run_case("TLS handshake failed: certificate verify failed: IP address mismatch", tls_keys(), cert="wrongname",
+                      counted="name_mismatch")
 
     def test_wrong_server_name(self):
-        self.run_case("TLS handshake failed: certificate verify failed: hostname mismatch", tls_keys(tls_server_name="other.test"))
+        self.run_case("TLS handshake failed: certificate verify failed: hostname mismatch",
+                      tls_keys(tls_server_name="other.test"), counted="name_mismatch")
 
     def test_expired(self):
-        self.run_case("TLS handshake failed: certificate verify failed: certificate has expired", tls_keys(), cert="expired")
+        self.run_case("TLS handshake failed: certificate verify failed: certificate has expired", tls_keys(), cert="expired",
+                      counted="expired")
 
     def test_plaintext_redis_with_tls(self):
         # A plaintext Redis waits for the end of a line that a ClientHello
         # never sends: the handshake's deadline says it.
         self.run_case(r"TLS handshake timed out \(connect_timeout_ms\): is the port plaintext\?", tls_keys(),
-                      tls_redis=False)
+                      tls_redis=False, counted="handshake_timeout")
+
+    def test_http_server_on_the_tls_port(self):
+        # The example upstream answers a ClientHello with an HTTP error: no TLS record.
+        s = Setup()
+        try:
+            self.check_refused(s, tls_keys(port=s.uport),
+                               "TLS handshake failed: (wrong version number|packet length too long|record layer)",
+                               "protocol")
+        finally:
+            s.close()
 
     def test_tls_redis_without_tls(self):
         self.run_case(r"connection lost: .* before any reply \(a TLS port\? tls = yes\)", {})
@@ -269,6 +346,94 @@ class TestTlsRefused(unittest.TestCase):
         self.run_case(r"connection lost: TLS: (tlsv13 alert certificate required|the server closed the connection "
                       r"before any reply) \(tls-auth-clients: set tls_cert_file and tls_key_file\)", tls_keys(),
                       auth_clients="yes")
+
+
+class TestTlsReload(unittest.TestCase):
+    """SIGHUP reads the TLS files again: the paths stay, their contents
+    may be renewed; a file that does not load refuses the reload."""
+
+    def setUp(self):
+        self.s = Setup()
+        self.trust = os.path.join(self.s.tmp, "trust.crt")
+        shutil.copy(f("ca.crt"), self.trust)
+        self.port, self.aport, self.log = self.s.daemon(tls_keys(tls_ca_file=self.trust))
+        self.pid = self.s.procs[-1]
+        wait_ready(self.aport)
+
+    def tearDown(self):
+        self.s.close()
+
+    def read(self, rid):
+        c = Conn(self.port)
+        try:
+            v = c.cmd("HGETALL", "product:" + rid)
+        finally:
+            c.close()
+        self.assertIn(rid.encode(), v)
+
+    def cached(self, rid):
+        r = self.s.redis()
+        try:
+            return any(rid.encode() in k for k in r.cmd("KEYS", "cache:*"))
+        finally:
+            r.close()
+
+    def test_rotated_ca_used_after_reload(self):
+        self.read("p-010")
+        # Redis's certificate renewed under a new CA; the daemon's CA file replaced.
+        shutil.copy(f("newca.crt"), self.trust)
+        self.s.restart_redis("newserver")
+        end = time.time() + 10
+        while time.time() < end and "certificate verify failed" not in http(self.aport, "GET", "/readyz")[2].decode():
+            time.sleep(0.05)
+        self.assertIn("certificate verify failed", http(self.aport, "GET", "/readyz")[2].decode(),
+                      "the file's old contents were still in use before the reload")
+        self.pid.send_signal(signal.SIGHUP)
+        wait_log(self.log, "reload: configuration applied")
+        wait_ready(self.aport)
+        self.read("p-011")
+        self.assertTrue(self.cached("p-011"))
+        self.assertEqual(metric(self.aport, "cachasided_config_last_reload_successful"), 1)
+
+    def test_bad_file_refuses_the_reload(self):
+        with open(self.trust, "w") as fp:
+            fp.write("not a certificate\n")
+        self.pid.send_signal(signal.SIGHUP)
+        wait_log(self.log, "reload: [redis] tls_ca_file '%s': " % self.trust)
+        with open(self.log) as lf:
+            self.assertRegex(lf.read(), r"tls_ca_file '%s': no certificate or crl found" % re.escape(self.trust))
+        self.assertEqual(metric(self.aport, "cachasided_config_last_reload_successful"), 0)
+        self.read("p-012")                       # the link that was up serves on
+        self.assertTrue(self.cached("p-012"))
+        # A new connection uses the files read before.
+        self.s.restart_redis("server")
+        time.sleep(0.3)
+        wait_ready(self.aport)
+        self.read("p-013")
+        self.assertTrue(self.cached("p-013"))
+
+
+class TestTlsClose(unittest.TestCase):
+    def test_close_notify_at_shutdown(self):
+        # Redis (verbose) logs each client's end; a close without
+        # close_notify is OpenSSL's "unexpected eof while reading".
+        s = Setup()
+        try:
+            s.restart_redis("server", loglevel="verbose")
+            port, aport, log = s.daemon(tls_keys())
+            wait_ready(aport)
+            d = s.procs[-1]
+            d.send_signal(signal.SIGTERM)
+            self.assertEqual(d.wait(20), 0)
+            time.sleep(0.3)
+            with open(os.path.join(s.tmp, "redis.log")) as lf:
+                text = lf.read()
+            ends = [line for line in text.splitlines() if "Reading from client" in line or "closed connection" in line]
+            self.assertEqual(len(ends), 2, text[-3000:])       # the data link and the subscriber
+            for line in ends:
+                self.assertNotIn("unexpected eof", line)
+        finally:
+            s.close()
 
 
 def tls_server(tmp, port, *extra, conf=None):

@@ -13,6 +13,7 @@
 #include "rsub.h"
 #include "server.h"
 #include "stats.h"
+#include "tlserr.h"
 #include "upstream.h"
 
 #include "autoconf.h"
@@ -158,6 +159,15 @@ static void report_disconnects(struct prom *p)
     prom_sample(p, (double)stats_c.clients_killed, "reason", "killed", NULL, NULL);
 }
 
+/* Every peer and reason, zeros included: an alert needs the series first. */
+static void report_tls_errors(struct prom *p)
+{
+    for (int peer = 0; peer < TLSERR_NPEERS; peer++)
+        for (int r = 0; r < TLSERR_NREASONS; r++)
+            prom_sample(p, (double)tlserr_count((enum tlserr_peer)peer, (enum tlserr_reason)r), "peer",
+                        tlserr_peer_names[peer], "reason", tlserr_reason_names[r]);
+}
+
 static double report_reload_successful(void) { return !report_reload_ms || report_reload_ok; }
 static double report_reload_seconds(void) { return (double)report_reload_ms / 1000; }
 static double report_restart_pending(void) { return config_restart_pending(); }
@@ -219,6 +229,8 @@ static const struct report_row {
     R_MANY("upstream_connections", "gauge", report_up_connections, "Keep-alive connections open per upstream host"),
     R_MANY("upstream_busy", "gauge", report_up_busy, "Upstream connections with a fetch under way, per host"),
     R_MANY("upstream_queued", "gauge", report_up_queued, "Fetches waiting for a connection, per host"),
+    R_MANY("tls_errors_total", "counter", report_tls_errors,
+           "TLS handshakes with Redis or an https upstream that failed, by peer and reason"),
     R_GAUGE("redis_up", report_redis_up, "Every Redis link needed to serve reads is up"),
     R_GAUGE("degraded", report_degraded, "Reads bypass Redis and go straight to the upstream"),
     R_MANY("redis_duration_seconds", "histogram", report_redis_duration, "Redis command round trips"),

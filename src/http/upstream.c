@@ -20,11 +20,15 @@
  * An https:// pool is keyed by its TLS files too and its connections are
  * made by uptls.c; a connection the server closed while idle is replaced
  * rather than reconnected, as an SSL object serves one session. A failed
- * handshake is UP_UNREACHABLE (result "connect" on /metrics), logged with
- * OpenSSL's reason at most once per UP_TLS_LOG_MS per host. */
+ * handshake is UP_UNREACHABLE (result "connect" on /metrics), counted by
+ * reason and logged with OpenSSL's reason at most once per TLSERR_LOG_MS
+ * per host and reason (tlserr.c). A connection is made when a fetch needs
+ * one: when it cannot be (the pool's files no longer load, a name OpenSSL
+ * refuses), that fetch fails as unreachable and the next tries again. */
 #include "core.h"
 #include "upstream.h"
 #include "uptls.h"
+#include "tlserr.h"
 #include "config.h"
 #include "dns.h"
 #include "log.h"
@@ -47,7 +51,6 @@
 /* What one response's head may cost: evhttp holds it all in memory. */
 #define UP_MAX_HEADER_BYTES 65536
 #define UP_MAX_HEADERS 100
-#define UP_TLS_LOG_MS 10000
 
 struct up_fetch;
 
@@ -73,9 +76,7 @@ struct up_pool {
     char hosthdr[300];
     bool tls;                       /* https: the files below, and ctx */
     char *ca_file, *cert_file, *key_file;
-    struct uptls *ctx;
-    int64_t tls_logged_ms;          /* the last TLS failure logged */
-    int tls_quiet;                  /* failures not logged since */
+    struct uptls *ctx;              /* NULL until its files load */
     struct up_conn *conns;
     int nconns;
     int size;                       /* largest upstream_connections among its namespaces */
@@ -387,16 +388,44 @@ static void upstream_reap_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static struct evhttp_connection *upstream_evcon_new(const struct up_pool *p)
+/* evhttp closes a connection: when the server ended an idle one with
+ * close_notify, ours answers it before the socket goes. */
+static void upstream_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+    const struct up_pool *p = arg;
+
+    for (int i = 0; i < p->nconns; i++)
+        if (p->conns[i].evcon == evcon && !p->conns[i].cur)
+            uptls_close_notify(evhttp_connection_get_bufferevent(evcon), true);
+}
+
+/* A connection of p's, or NULL (logged) when it cannot be made: an https
+ * pool whose files do not load (read again at each try), a host name
+ * OpenSSL refuses as a server name. Never fatal: that fetch fails. */
+static struct evhttp_connection *upstream_evcon_new(struct up_pool *p)
 {
     struct evhttp_connection *evcon = NULL;
     struct bufferevent *bev;
+    char why[400];
 
+    if (p->tls && !p->ctx && !(p->ctx = uptls_new(p->ca_file, p->cert_file, p->key_file, why, sizeof(why)))) {
+        log_limited(LOG_ERROR, "upstream https://%s: %s", p->hosthdr, why);
+        return NULL;
+    }
     /* With a resolver, evhttp looks host names up without blocking. */
-    if (!p->tls)
+    if (!p->tls) {
         evcon = evhttp_connection_base_new(cs_base, dns_base(), p->host, (unsigned short)p->port);
-    else if (p->ctx && (bev = uptls_bev(p->ctx, cs_base, p->host)) != NULL)
+    } else if ((bev = uptls_bev(p->ctx, cs_base, p->host)) != NULL) {
         evcon = evhttp_connection_base_bufferevent_new(cs_base, dns_base(), bev, p->host, (unsigned short)p->port);
+        if (!evcon)
+            bufferevent_free(bev);
+        else
+            evhttp_connection_set_closecb(evcon, upstream_closed_cb, p);
+    } else {
+        log_limited(LOG_ERROR, "upstream https://%s: cannot start TLS: OpenSSL refuses the server name %s",
+                    p->hosthdr, p->host);
+        return NULL;
+    }
     if (!evcon) {
         log_error("upstream %s: cannot create a connection (out of memory)", p->hosthdr);
         abort();
@@ -406,19 +435,23 @@ static struct evhttp_connection *upstream_evcon_new(const struct up_pool *p)
     return evcon;
 }
 
-/* Swap uc's connection for a fresh one; the old one (and whatever its
- * socket still holds) is freed from the loop, outside evhttp's callbacks. */
-static void upstream_retire(struct up_pool *p, struct up_conn *uc)
+/* Retire uc's connection: it (and whatever its socket still holds) is
+ * freed from the loop, outside evhttp's callbacks; uc gets a fresh one
+ * when a fetch next takes it (upstream_start). */
+static void upstream_retire(struct up_conn *uc)
 {
-    struct up_dead *d = cs_calloc(1, sizeof(*d));
+    struct up_dead *d;
 
+    if (!uc->evcon)
+        return;
+    d = cs_calloc(1, sizeof(*d));
     d->evcon = uc->evcon;
     d->next = up_dead;
     up_dead = d;
     if (!up_reaper)
         up_reaper = event_new(cs_base, -1, 0, upstream_reap_cb, NULL);
     event_active(up_reaper, EV_TIMEOUT, 1);
-    uc->evcon = upstream_evcon_new(p);
+    uc->evcon = NULL;           /* a fresh one when a fetch needs it */
 }
 
 enum up_leftover { UL_CLEAN, UL_CLOSED, UL_SURPLUS };
@@ -484,7 +517,7 @@ static void upstream_finish(struct up_fetch *f, const struct up_reply *r, bool r
         p->busy--;
         f->nsq->active--;
         if (!reuse && !cs_exiting)
-            upstream_retire(p, uc);
+            upstream_retire(uc);
     }
     if (r->kind != UP_OK && r->kind != UP_NOTFOUND)
         stats_c.upstream_errors++;
@@ -617,24 +650,28 @@ bool upstream_can_serve(char *why, size_t len)
     return false;
 }
 
-/* A handshake that failed: logged with OpenSSL's reason, once per
- * UP_TLS_LOG_MS per host, the failures in between counted. */
+/* A handshake that failed: counted by reason, logged with OpenSSL's
+ * reason at most once per TLSERR_LOG_MS per host and reason. */
+static void upstream_tls_note(const struct up_pool *p, enum tlserr_reason reason, const char *why)
+{
+    unsigned held;
+    char more[64] = "";
+
+    if (!tlserr_note(TLSERR_UPSTREAM, p->hosthdr, reason, &held))
+        return;
+    if (held)
+        snprintf(more, sizeof(more), " (%u more not logged)", held);
+    log_warn("upstream https://%s: TLS failed: %s%s", p->hosthdr, why, more);
+}
+
 static bool upstream_tls_failed(struct up_fetch *f)
 {
-    struct up_pool *p = f->pool;
+    enum tlserr_reason reason = TLSERR_OTHER;
     char why[256];
-    int64_t now = cs_mono_ms();
 
-    if (!uptls_error(evhttp_connection_get_bufferevent(f->conn->evcon), why, sizeof(why)))
+    if (!uptls_error(evhttp_connection_get_bufferevent(f->conn->evcon), why, sizeof(why), &reason))
         return false;
-    if (p->tls_logged_ms && now - p->tls_logged_ms < UP_TLS_LOG_MS) {
-        p->tls_quiet++;
-        return true;
-    }
-    log_warn("upstream https://%s: TLS failed: %s%s", p->hosthdr, why,
-             p->tls_quiet ? " (and earlier failures not logged)" : "");
-    p->tls_logged_ms = now;
-    p->tls_quiet = 0;
+    upstream_tls_note(f->pool, reason, why);
     return true;
 }
 
@@ -709,6 +746,10 @@ static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
         r.kind = UP_BUSY;
         log_limited(LOG_WARNING, "upstream %s%s: no free slot within %lld ms (namespace %s: %d of max_upstream_fetches %lld under way)",
                  f->pool->hosthdr, f->target, f->timeout_ms / 2, f->nsq->name, f->nsq->active, f->max_fetches);
+    } else if (!f->failed && f->pool->tls && uptls_handshaking(evhttp_connection_get_bufferevent(f->conn->evcon))) {
+        char why[96];
+        snprintf(why, sizeof(why), "the handshake did not finish within %lld ms", f->timeout_ms);
+        upstream_tls_note(f->pool, TLSERR_TIMEOUT, why);
     } else if (!f->failed) {
         log_limited(LOG_WARNING, "upstream %s%s: no answer within %lld ms", f->pool->hosthdr, f->target, f->timeout_ms);
     }
@@ -729,8 +770,9 @@ static struct up_conn *upstream_idle_conn(struct up_pool *p)
         if (uc->cur)
             continue;
         /* evhttp would connect again with the SSL of the closed session. */
-        if (p->tls && uc->used && bufferevent_getfd(evhttp_connection_get_bufferevent(uc->evcon)) < 0) {
-            upstream_retire(p, uc);
+        if (p->tls && uc->used && uc->evcon &&
+            bufferevent_getfd(evhttp_connection_get_bufferevent(uc->evcon)) < 0) {
+            upstream_retire(uc);
             uc->used = false;
         }
         return uc;
@@ -742,7 +784,7 @@ static struct up_conn *upstream_idle_conn(struct up_pool *p)
             p->conns[i].cur->conn = &p->conns[i];
     p->conns[p->nconns].cur = NULL;
     p->conns[p->nconns].used = false;
-    p->conns[p->nconns].evcon = upstream_evcon_new(p);
+    p->conns[p->nconns].evcon = NULL;
     return &p->conns[p->nconns++];
 }
 
@@ -777,6 +819,13 @@ static void upstream_start(struct up_fetch *f)
     if (left < 1)
         left = 1;
     upstream_arm(f, left);
+    if (!uc->evcon && !(uc->evcon = upstream_evcon_new(p))) {
+        /* Logged; the fetch fails from the loop, as callers expect. */
+        f->failed = true;
+        f->error = EVREQ_HTTP_EOF;
+        event_active(f->timer, EV_TIMEOUT, 1);
+        return;
+    }
     cs_ms_tv(&tv, left);
     evhttp_connection_set_timeout_tv(uc->evcon, &tv);
     evhttp_connection_set_max_body_size(uc->evcon, (ev_ssize_t)f->max_body);
@@ -919,8 +968,13 @@ void upstream_free(void)
     for (p = up_pools; p; p = next) {
         struct up_nsq *n, *nn;
         next = p->next;
-        for (int i = 0; i < p->nconns; i++)
+        for (int i = 0; i < p->nconns; i++) {
+            if (!p->conns[i].evcon)
+                continue;
+            if (p->tls)         /* idle now: an orderly close */
+                uptls_close_notify(evhttp_connection_get_bufferevent(p->conns[i].evcon), false);
             evhttp_connection_free(p->conns[i].evcon);
+        }
         for (n = p->nsqs; n; n = nn) {
             nn = n->next;
             free(n->name);

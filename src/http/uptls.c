@@ -10,6 +10,7 @@
  * fetch's callback asks for it. */
 #include "core.h"
 #include "uptls.h"
+#include "tlserr.h"
 
 #include <arpa/inet.h>
 #include <event2/bufferevent.h>
@@ -107,10 +108,11 @@ struct bufferevent *uptls_bev(struct uptls *t, struct event_base *base, const ch
     return bev;
 }
 
-const char *uptls_error(struct bufferevent *bev, char *buf, size_t len)
+const char *uptls_error(struct bufferevent *bev, char *buf, size_t len, enum tlserr_reason *reason)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     unsigned long e, first = 0;
+    const char *what;
     long v;
 
     while ((e = bufferevent_get_openssl_error(bev)) != 0) {
@@ -121,11 +123,37 @@ const char *uptls_error(struct bufferevent *bev, char *buf, size_t len)
         return NULL;
     v = SSL_get_verify_result(ssl);
     if (v != X509_V_OK) {
+        *reason = tlserr_classify(v, NULL);
         snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
         return buf;
     }
     if (!first)
         return NULL;
-    snprintf(buf, len, "%s", ERR_reason_error_string(first) ? ERR_reason_error_string(first) : "TLS error");
+    what = ERR_reason_error_string(first);
+    *reason = tlserr_classify(X509_V_OK, what);
+    snprintf(buf, len, "%s", what ? what : "TLS error");
     return buf;
+}
+
+bool uptls_handshaking(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+    /* Past TLS_ST_BEFORE: the ClientHello went out, the TCP connect is done. */
+    return ssl && SSL_in_init(ssl) && SSL_get_state(ssl) != TLS_ST_BEFORE;
+}
+
+void uptls_close_notify(struct bufferevent *bev, bool answer)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+    /* Once, without waiting for the server's: the socket is closed next.
+     * Never after a fatal error (OpenSSL forbids it) nor mid-handshake;
+     * an answer only to the server's own close_notify (a bare close is
+     * such an error). */
+    if (!ssl || bufferevent_getfd(bev) < 0 || !SSL_is_init_finished(ssl) ||
+        (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) || (answer && !(SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)))
+        return;
+    (void)SSL_shutdown(ssl);
+    ERR_clear_error();
 }

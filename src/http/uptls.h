@@ -4,6 +4,7 @@
 #define CS_UPTLS_H
 
 #include "core.h"
+#include "tlserr.h"
 
 struct bufferevent;
 struct event_base;
@@ -20,8 +21,15 @@ void uptls_free(struct uptls *t);
  * hold. Owns its socket and its SSL; NULL when out of memory. */
 struct bufferevent *uptls_bev(struct uptls *t, struct event_base *base, const char *host);
 /* Why TLS failed on BEV, in OpenSSL's words (the certificate check's
- * verdict first, then the error queue), or NULL when it did not: a failure
- * that is not TLS's (refused, reset, timed out). Clears the queue. */
-const char *uptls_error(struct bufferevent *bev, char *buf, size_t len);
+ * verdict first, then the error queue), its kind in REASON, or NULL when
+ * it did not: a failure that is not TLS's (refused, reset, timed out).
+ * Clears the queue. */
+const char *uptls_error(struct bufferevent *bev, char *buf, size_t len, enum tlserr_reason *reason);
+/* BEV is connected and its handshake under way (not finished). */
+bool uptls_handshaking(struct bufferevent *bev);
+/* An orderly close: the close_notify alert sent, once, when BEV's session
+ * is up and sound; nothing is waited for. ANSWER: only when the server
+ * sent its own (it closed an idle connection in order). */
+void uptls_close_notify(struct bufferevent *bev, bool answer);
 
 #endif

@@ -9,6 +9,7 @@
 #include "dns.h"
 #include "log.h"
 #include "rtls.h"
+#include "tlserr.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -20,13 +21,28 @@
 
 #define RDIAL_KEEPALIVE_S 15     /* idle seconds before TCP keepalive probes */
 
+void rdial_tls_log(struct rlink *l, int reason, const char *what, const char *why)
+{
+    unsigned held;
+    char more[64] = "";
+
+    if (!tlserr_note(TLSERR_REDIS, l->name, (enum tlserr_reason)reason, &held))
+        return;
+    if (held)
+        snprintf(more, sizeof(more), " (%u more not logged)", held);
+    log_warn("%s: %s: %s%s", l->name, what, why, more);
+}
+
 /* The connect is done: the set-up starts, or the next attempt is due. */
 static void rdial_connected(void *owner, const char *err)
 {
     struct rlink *l = owner;
 
     if (err) {
-        log_limited(LOG_WARNING, "%s: cannot connect: %s", l->name, err);
+        if (l->ev.tls_failed)
+            rdial_tls_log(l, l->ev.tls_failed - 1, "cannot connect", err);
+        else
+            log_limited(LOG_WARNING, "%s: cannot connect: %s", l->name, err);
         rlink_note(l, "", err);
         l->state = RLINK_DOWN;
         l->turn++;              /* the next attempt tries the next address */
@@ -42,7 +58,10 @@ static void rdial_lost(void *owner, const char *why)
 {
     struct rlink *l = owner;
 
-    log_warn("%s: connection lost: %s", l->name, why);
+    if (l->ev.tls_failed)
+        rdial_tls_log(l, l->ev.tls_failed - 1, "connection lost", why);
+    else
+        log_warn("%s: connection lost: %s", l->name, why);
     rlink_note(l, "connection lost: ", why);
     l->state = RLINK_DOWN;
     rlink_forget(l);

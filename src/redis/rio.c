@@ -117,14 +117,17 @@ static void rio_want_write(struct rio_events *e)
     }
 }
 
-void rio_close(struct rio_events *e)
+/* ORDERLY: the owner closes a sound connection (shutdown, a drop, a
+ * link moved): TLS says so with close_notify, sent once without waiting
+ * for Redis's. After a failure nothing more is written on it. */
+static void rio_shut(struct rio_events *e, bool orderly)
 {
     if (e->fd < 0)
         return;
     rio_del_write(e);
     rio_del_read(e);
-    /* No close_notify: it could only be sent best-effort, and Redis does
-     * not wait for one. */
+    if (orderly)
+        rtls_close_notify(e->ssl);
     SSL_free(e->ssl);
     e->ssl = NULL;
     e->handshaking = e->read_wants_write = e->write_wants_read = false;
@@ -143,13 +146,18 @@ void rio_close(struct rio_events *e)
     rreply_arena_reset(e->arena);
 }
 
+void rio_close(struct rio_events *e)
+{
+    rio_shut(e, true);
+}
+
 /* The connection failed: closed, and its owner told why. */
 static void rio_fail(struct rio_events *e, const char *why)
 {
     char copy[200];
 
     snprintf(copy, sizeof(copy), "%s", why);
-    rio_close(e);
+    rio_shut(e, false);
     e->cb->lost(e->owner, copy);
 }
 
@@ -255,7 +263,7 @@ static void rio_read_tls(struct rio_events *e)
             rio_arm_write(e);
             return;
         }
-        rtls_why(e->ssl, n, false, e->in_total == 0, why, sizeof(why));
+        e->tls_failed = 1 + rtls_why(e->ssl, n, false, e->in_total == 0, why, sizeof(why));
         rio_fail(e, why);
         return;
     }
@@ -352,7 +360,7 @@ static void rio_write(struct rio_events *e)
                 return;
             }
             if (want != SSL_ERROR_WANT_WRITE) {
-                rtls_why(e->ssl, (int)n, false, e->in_total == 0, why, sizeof(why));
+                e->tls_failed = 1 + rtls_why(e->ssl, (int)n, false, e->in_total == 0, why, sizeof(why));
                 rio_fail(e, why);
                 return;
             }
@@ -403,7 +411,7 @@ static void rio_not_up(struct rio_events *e, const char *err)
     char why[200];
 
     snprintf(why, sizeof(why), "%s", err);
-    rio_close(e);
+    rio_shut(e, false);
     e->cb->connected(e->owner, why);
 }
 
@@ -430,7 +438,7 @@ static void rio_handshake(struct rio_events *e)
         rio_arm_write(e);
         return;
     default:
-        rtls_why(e->ssl, rc, true, false, why, sizeof(why));
+        e->tls_failed = 1 + rtls_why(e->ssl, rc, true, false, why, sizeof(why));
         rio_not_up(e, why);
     }
 }
@@ -606,6 +614,7 @@ int rio_open(struct rio_events *e, const char *host, int port, const char *path,
     }
     e->fd = fd;
     e->gen++;
+    e->tls_failed = 0;
     e->connecting = true;
     e->in_total = 0;
     e->in_len = e->in_pos = 0;

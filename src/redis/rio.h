@@ -57,6 +57,7 @@ struct rio_events {
      * deadline; a read that needs the socket writable, or a write that
      * needs it readable, is retried when it is. */
     SSL *ssl;
+    int tls_failed;             /* 1 + the enum tlserr_reason of the TLS failure that closed it, else 0 */
     bool handshaking;
     bool read_wants_write, write_wants_read;
 };
@@ -71,7 +72,8 @@ void rio_init(struct rio_events *e, struct rreply_arena *a, const struct rio_own
  * ERR (ERRSIZE bytes) says why. */
 int rio_open(struct rio_events *e, const char *host, int port, const char *path, const char *tls_name,
              int keepalive_s, char *err, size_t errsize) CS_WUR;
-/* Closes the connection, if any; no callback runs, what was queued goes. */
+/* Closes the connection, if any; no callback runs, what was queued goes.
+ * Over TLS, close_notify is sent first (once, not waited for). */
 void rio_close(struct rio_events *e);
 static inline bool rio_live(const struct rio_events *e)
 {

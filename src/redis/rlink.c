@@ -29,6 +29,7 @@
 #include "core.h"
 #include "rstore.h"
 #include "rlink_int.h"
+#include "tlserr.h"
 #include "rscript.h"
 #include "log.h"
 #include "resp.h"
@@ -178,11 +179,13 @@ void rlink_lost(struct rlink *l)
 }
 
 /* Fail the link now: every pending command with it. */
-void rlink_drop(struct rlink *l, const char *why)
+/* LOGGED: the caller said it already. */
+static void rlink_drop_as(struct rlink *l, const char *why, bool logged)
 {
     if (!rio_live(&l->ev))
         return;
-    log_warn("%s: %s; reconnecting", l->name, why);
+    if (!logged)
+        log_warn("%s: %s; reconnecting", l->name, why);
     if (!l->last_error[0] || l->state == RLINK_UP)
         rlink_note(l, "", why);
     rio_close(&l->ev);
@@ -190,6 +193,11 @@ void rlink_drop(struct rlink *l, const char *why)
     rlink_forget(l);
     rlink_schedule(l);
     rlink_lost(l);
+}
+
+void rlink_drop(struct rlink *l, const char *why)
+{
+    rlink_drop_as(l, why, false);
 }
 
 
@@ -747,8 +755,13 @@ static void rlink_check(struct rlink *l, int64_t now)
     if ((l->state == RLINK_RESOLVING || l->state == RLINK_CONNECTING) && now - l->since > rlink_conf->connect_timeout_ms) {
         if (l->state == RLINK_CONNECTING) {
             l->turn++;
-            rlink_drop(l, rio_handshaking(&l->ev) ? "TLS handshake timed out (connect_timeout_ms): is the port plaintext?"
-                                                  : "connect timed out (connect_timeout_ms)");
+            if (rio_handshaking(&l->ev)) {
+                const char *hs = "TLS handshake timed out (connect_timeout_ms): is the port plaintext?";
+                rdial_tls_log(l, TLSERR_TIMEOUT, "cannot connect", hs);
+                rlink_drop_as(l, hs, true);
+            } else {
+                rlink_drop(l, "connect timed out (connect_timeout_ms)");
+            }
             return;
         }
         log_warn("%s: cannot resolve %s within connect_timeout_ms; retrying", l->name, l->host);

@@ -94,6 +94,9 @@ void rlink_schedule(struct rlink *l);
 void rlink_forget(struct rlink *l);
 void rlink_lost(struct rlink *l);
 void rlink_drop(struct rlink *l, const char *why);
+/* A TLS failure of l's server (REASON an enum tlserr_reason): counted, and
+ * logged as "WHAT: WHY" once per TLSERR_LOG_MS per server and reason. */
+void rdial_tls_log(struct rlink *l, int reason, const char *what, const char *why);
 void rlink_start_handshake(struct rlink *l);
 void rlink_on_reply(void *owner, struct redisReply *r);
 

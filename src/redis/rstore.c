@@ -102,6 +102,11 @@ int rstore_init(const struct rstore_conf *c, char *err, size_t errsize)
     return CS_OK;
 }
 
+int rstore_reload_tls(char *err, size_t errsize)
+{
+    return rtls_reload(err, errsize);
+}
+
 void rstore_free(void)
 {
     rs_topo->free();

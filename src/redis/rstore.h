@@ -51,6 +51,10 @@ extern const char rstore_mode_names[];
  * started); ERR says why. */
 int rstore_init(const struct rstore_conf *c, char *err, size_t errsize) CS_WUR;
 void rstore_free(void);
+/* SIGHUP: the TLS files (the paths given at start) read again, for the
+ * connections made from now on. CS_ERR: one does not load, the running
+ * ones are kept, ERR names it with OpenSSL's reason. */
+int rstore_reload_tls(char *err, size_t errsize) CS_WUR;
 
 /* A Lua script the links load at set-up (SCRIPT LOAD) and load again after
  * NOSCRIPT; registered before rstore_init. Returns its handle for
