@@ -13,6 +13,7 @@
 #include "flight.h"
 #include "keys.h"
 #include "log.h"
+#include "near.h"
 #include "outcome.h"
 #include "record.h"
 #include "resp.h"
@@ -180,6 +181,7 @@ static void cache_on_subscribed(void)
 
 void cache_init(void)
 {
+    near_init(cs_conf->near_cache_entries);
     rstore_on_notice = cache_on_notice;
     rstore_on_listening = cache_on_listening;
     rstore_on_subscribed = cache_on_subscribed;
@@ -195,6 +197,7 @@ void cache_shutdown(void)
 
 void cache_free(void)
 {
+    near_free();
     flight_free_all();
     fill_free();
 }
@@ -502,6 +505,77 @@ static void cache_answer_reply(struct cache_slot *s, const redisReply *rep, bool
     cache_slot_done(s);
 }
 
+/* A near cache entry's reply, as cache_answer_reply builds one from Redis's. */
+static void cache_answer_near(struct cache_slot *s, const struct near_ent *e)
+{
+    struct cache_req *q = s->q;
+    enum cache_shape rk = q->shape;
+    int n = rk == CACHE_HGET || rk == CACHE_HMGET ? q->argc - 2 : 0;
+    size_t size, vl;
+    const char *v;
+
+    if (rk == CACHE_HGETALL)
+        size = resp_map_size(e->nf ? 0 : e->n, q->resp3) + e->vlen;
+    else if (rk == CACHE_GET || rk == CACHE_MGET)
+        size = e->nf ? resp_null_size(q->resp3) : e->vlen;
+    else
+        size = rk == CACHE_HMGET ? resp_array_size(n) : 0;
+    for (int i = 0; i < n; i++)
+        size += !e->nf && near_field(e, q->argv[2 + i].p, q->argv[2 + i].len, &v, &vl) ? resp_bulk_size(vl)
+                                                                                     : resp_null_size(q->resp3);
+    if (cache_fits(s, size)) {
+        struct evbuffer_iovec iv;
+        struct evbuffer *dst = cache_dst(s);
+        char *p = cache_reserve(dst, size, &iv);
+        if (rk == CACHE_HGETALL)
+            p = resp_put_map(p, e->nf ? 0 : e->n, q->resp3);
+        else if (rk == CACHE_HMGET)
+            p = resp_put_array(p, n);
+        if ((rk == CACHE_GET || rk == CACHE_MGET) && e->nf) {
+            p = resp_put_null(p, q->resp3);
+        } else if (n == 0) {
+            memcpy(p, e->data, e->vlen);
+            p += e->vlen;
+        }
+        for (int i = 0; i < n; i++)
+            p = !e->nf && near_field(e, q->argv[2 + i].p, q->argv[2 + i].len, &v, &vl) ? resp_put_bulk(p, v, vl)
+                                                                                     : resp_put_null(p, q->resp3);
+        cache_commit(dst, &iv, p, size);
+    }
+    cache_slot_done(s);
+}
+
+/* A read of a near-cached namespace: answered here when the near cache
+ * has the record; else its ticket is taken before the read is sent. */
+static bool cache_near(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id)
+{
+    char key[KEYS_KEY_MAX];
+    size_t kl = keys_build(key, s->q->conf, ns, id);
+    const struct near_ent *e = near_get(key, kl, ns->format == NS_RAW, fill_redis_now_ms());
+
+    if (!e) {
+        near_begin(&s->near);
+        return false;
+    }
+    log_trace(key, "near cache: %s", e->nf ? "hit (not found)" : "hit");
+    cache_count(s->q, ns, e->nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
+    cache_answer_near(s, e);
+    return true;
+}
+
+/* A fresh record Redis answered (HGETALL, or GET's and MGET's body): kept. */
+static void cache_near_keep(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id, const redisReply *rep,
+                            const struct record_meta *m)
+{
+    char key[KEYS_KEY_MAX];
+    size_t kl;
+
+    if (s->q->shape != CACHE_HGETALL && s->q->shape != CACHE_GET && s->q->shape != CACHE_MGET)
+        return;
+    kl = keys_build(key, s->q->conf, ns, id);
+    near_put(&s->near, key, kl, ns->format == NS_RAW, m->nf, m->exp, rep);
+}
+
 static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)
 {
     char key[KEYS_KEY_MAX], step[256];
@@ -587,6 +661,8 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     }
     CACHE_TRACE(q, ns, id, "redis read: %s", m.nf ? "hit (not found)" : "hit");
     cache_count(q, ns, m.nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
+    if (near_on(ns))
+        cache_near_keep(s, ns, id, rep, &m);
     cache_answer_reply(s, rep, m.nf);
 }
 
@@ -604,6 +680,8 @@ static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs
     int first_small[8], *first = first_small, nuniq = nfields;
     int rc;
 
+    if (near_on(ns) && cache_near(s, ns, id))
+        return;
     if (nfields > 8)
         first = cs_malloc(sizeof(*first) * (size_t)nfields);
     if (nfields > 1)

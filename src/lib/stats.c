@@ -51,6 +51,13 @@ static const struct { const char *name, *help; size_t off; } stats_counters[] = 
     STAT(output_limit_disconnects, "Clients closed at max_output_bytes_per_client"),
     STAT(notices_received, "Fill notices (done, revoked) heard on the channels of keys this daemon waits on"),
     STAT(notice_subscribes, "Key channels subscribed to (SSUBSCRIBE sent)"),
+    STAT(near_hits, "Reads answered from the near cache, without Redis"),
+    STAT(near_misses, "Reads of near-cached namespaces that the near cache could not answer"),
+    STAT(near_invalidations, "Invalidation messages heard from Redis client tracking"),
+    STAT(near_evict_capacity, "Near cache entries evicted for near_cache_entries or near_cache_bytes"),
+    STAT(near_evict_invalidation, "Near cache entries removed by a Redis invalidation"),
+    STAT(near_evict_flush, "Near cache entries removed by a flush (tracking lost or re-established)"),
+    STAT(near_evict_expired, "Near cache entries found past their logical expiry"),
     STAT(fills_overtaken, "Misses that did not join a fill under way here: a write had revoked it"),
     STAT(invalidate_restarts, "INVALIDATE sweeps begun again: the slot map or primary changed under them"),
 };

@@ -7,11 +7,15 @@
 #include "rstandalone.h"
 #include "rlink.h"
 #include "rsub.h"
+#include "rtrack.h"
 #include "stats.h"
 
+#include <hiredis/hiredis.h>
 #include <string.h>
 
 static struct rlink *rsa_cmd, *rsa_sub;
+static struct rtrack rsa_track;         /* the pair's client tracking (rtrack.c) */
+static const struct rlink_hooks *rsa_cmd_owner;     /* the topology's hooks of the command link */
 static uint64_t rsa_epoch;      /* the command link's server may have changed: see rstore_epoch */
 
 /* The server may come back restarted, its keys elsewhere in its table. */
@@ -24,11 +28,69 @@ static void rstandalone_cmd_down(struct rlink *n, void *owner)
 
 static const struct rlink_hooks rstandalone_cmd_hooks = { .down = rstandalone_cmd_down };
 
+/* The pair's links tell tracking first, then their usual owners. */
+static void rstandalone_cmd_up(struct rlink *n, void *owner)
+{
+    rtrack_link_up(&rsa_track);
+    if (rsa_cmd_owner->up)
+        rsa_cmd_owner->up(n, owner);
+}
+
+static void rstandalone_cmd_lost(struct rlink *n, void *owner)
+{
+    rtrack_link_down(&rsa_track);
+    if (rsa_cmd_owner->down)
+        rsa_cmd_owner->down(n, owner);
+}
+
+static void rstandalone_cmd_readonly(struct rlink *n, void *owner)
+{
+    if (rsa_cmd_owner->readonly)
+        rsa_cmd_owner->readonly(n, owner);
+}
+
+static void rstandalone_sub_up(struct rlink *n, void *owner)
+{
+    rsub_hooks.up(n, owner);
+    rtrack_link_up(&rsa_track);
+}
+
+static void rstandalone_sub_down(struct rlink *n, void *owner)
+{
+    rtrack_link_down(&rsa_track);
+    rsub_hooks.down(n, owner);
+}
+
+static void rstandalone_sub_message(struct rlink *n, void *owner, const redisReply *msg)
+{
+    if (strcmp(msg->element[1]->str, RLINK_INVALIDATE_CHAN) == 0)
+        rtrack_message(msg);
+    else
+        rsub_hooks.message(n, owner, msg);
+}
+
+static const struct rlink_hooks rstandalone_track_cmd_hooks = {
+    .up = rstandalone_cmd_up, .down = rstandalone_cmd_lost, .readonly = rstandalone_cmd_readonly,
+};
+static const struct rlink_hooks rstandalone_track_sub_hooks = {
+    .up = rstandalone_sub_up, .down = rstandalone_sub_down, .message = rstandalone_sub_message,
+    .listened = NULL,           /* set from rsub_hooks in rstandalone_open */
+};
+
 void rstandalone_open(const struct rstore_conf *c, const char *host, int port, const char *path,
                       unsigned cmd_flags, const struct rlink_hooks *cmd_hooks)
 {
-    rsa_cmd = rlink_new("redis", host, port, path, RLINK_SCRIPTS | cmd_flags, NULL, cmd_hooks, NULL);
-    rsa_sub = rlink_new("redis subscriber", host, port, path, RLINK_SUBSCRIBER, c->channel, &rsub_hooks, NULL);
+    static struct rlink_hooks sub_hooks;
+    bool track = rtrack_enabled();
+
+    sub_hooks = rstandalone_track_sub_hooks;
+    sub_hooks.listened = rsub_hooks.listened;
+    rsa_cmd_owner = cmd_hooks;
+    rsa_cmd = rlink_new("redis", host, port, path, RLINK_SCRIPTS | cmd_flags, NULL,
+                        track ? &rstandalone_track_cmd_hooks : cmd_hooks, NULL);
+    rsa_sub = rlink_new("redis subscriber", host, port, path, RLINK_SUBSCRIBER | (track ? RLINK_INVALIDATIONS : 0),
+                        c->channel, track ? &sub_hooks : &rsub_hooks, NULL);
+    rsa_track = (struct rtrack){ .cmd = rsa_cmd, .sub = rsa_sub };
 }
 
 void rstandalone_close(void)
@@ -36,6 +98,7 @@ void rstandalone_close(void)
     rlink_free(rsa_cmd);
     rlink_free(rsa_sub);
     rsa_cmd = rsa_sub = NULL;
+    rsa_track = (struct rtrack){ 0 };
 }
 
 struct rlink *rstandalone_cmd_link(void)
