@@ -39,6 +39,7 @@ struct cache_slot {
     int i;                      /* -1: the request's one key (argv[1]); else argv[1 + i] */
     struct evbuffer *el;        /* MGET: this key's element of the reply */
     struct near_ticket near;    /* when its read was sent (near_put) */
+    bool whole;                 /* HGET/HMGET read the whole record (HGETALL) for the near cache */
 };
 
 /* The request side of a cache command. Its owner fills the first fields

@@ -297,8 +297,12 @@ void near_put(const struct near_ticket *t, const char *key, size_t klen, bool ra
     size_t wrote, vlen = near_encode(NULL, rep, raw, nf, &n);
     long long max_bytes = cs_conf->near_cache_bytes;
 
-    if (!near_tab || !t->gen || t->gen != rstore_tracking() || t->gen != near_gen || near_overtaken(t, h))
+    if (!near_tab)
         return;
+    if (!t->gen || t->gen != rstore_tracking() || t->gen != near_gen || near_overtaken(t, h)) {
+        stats_c.near_keeps_cancelled++;
+        return;
+    }
     if (klen > UINT16_MAX || sizeof(*e) + vlen + klen > (size_t)max_bytes || vlen > UINT32_MAX)
         return;
     if (*(pp = near_slot(key, klen, h)))

@@ -57,6 +57,7 @@ static const struct { const char *name, *help; size_t off; } stats_counters[] = 
     STAT(near_evict_capacity, "Near cache entries evicted for near_cache_entries or near_cache_bytes"),
     STAT(near_evict_invalidation, "Near cache entries removed by a Redis invalidation"),
     STAT(near_evict_flush, "Near cache entries removed by a flush (tracking lost or re-established)"),
+    STAT(near_keeps_cancelled, "Reads not kept in the near cache: their key changed (or tracking did) while they were in flight"),
     STAT(near_evict_expired, "Near cache entries found past their logical expiry"),
     STAT(fills_overtaken, "Misses that did not join a fill under way here: a write had revoked it"),
     STAT(invalidate_restarts, "INVALIDATE sweeps begun again: the slot map or primary changed under them"),
