@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Integration tests of the near cache (docs/design.md section 15), run by `make check`.
+"""Integration tests of the near cache (docs/design.md section 13), run by `make check`.
 
 A real redis-server, the example upstream and one or two daemons on loopback
 and free ports. What a user sees: a write by a plain Redis client (HSET, DEL,
