@@ -228,6 +228,42 @@ class Near(unittest.TestCase):
         r.cmd("PEXPIRE", key, "300")
         wait_for(lambda: names() == [b"Product 5", b"Product 5"], 3, "the expiry seen by both daemons")
 
+    def test_writes_through_the_daemon_are_read_back_at_once(self):
+        """HSET, DEL and INVALIDATE through the daemon, each pipelined with
+        the read after it: the read never answers the record from before,
+        whenever Redis's invalidation message comes."""
+        self.s = Stack(cache=ON)
+        c, r = self.s.conn(), self.s.rconn()
+
+        def kept(rid, name):
+            """The record in Redis has NAME, and the near cache keeps it."""
+            c.cmd("HGET", "product:" + rid, "name")         # cached (fetched when not)
+            r.cmd("HSET", rkey("product", rid), "name", name)
+            wait_for(lambda: c.cmd("HGET", "product:" + rid, "name") == name.encode() and
+                     c.cmd("HGET", "product:" + rid, "name") == name.encode() and
+                     self.s.stats()["near_entries"] >= 1, 2, "%s kept" % rid)
+
+        for i in range(30):
+            rid = "p-%03d" % (100 + i % 5)
+            c.cmd("HGET", "product:" + rid, "name")
+            c.cmd("HGET", "product:" + rid, "name")
+            c.send("HSET", "product:" + rid, "name", "mine-%d" % i)
+            c.send("HGET", "product:" + rid, "name")
+            self.assertIsInstance(c.reply(), int)
+            self.assertEqual(c.reply(), b"mine-%d" % i, "HSET, round %d" % i)
+        for i in range(10):
+            kept("p-110", "direct-%d" % i)
+            c.send("DEL", "product:p-110")
+            c.send("HGET", "product:p-110", "name")
+            self.assertEqual(c.reply(), 1)
+            self.assertEqual(c.reply(), b"Product 110", "DEL, round %d" % i)
+        for i in range(5):
+            kept("p-111", "direct-%d" % i)
+            c.send("INVALIDATE", "product:p-11*")
+            c.send("HGET", "product:p-111", "name")
+            self.assertGreaterEqual(c.reply(), 1)
+            self.assertEqual(c.reply(), b"Product 111", "INVALIDATE, round %d" % i)
+
     def test_write_during_a_read_never_leaves_the_old_value(self):
         """Redis is held up (DEBUG SLEEP) while a daemon's read and a plain
         client's HSET of the same key queue behind it: the read may answer

@@ -135,6 +135,12 @@ static void near_on_invalidate(const char *key, size_t klen)
         near_drop(pp, &stats_c.near_evict_invalidation);
 }
 
+void near_forget(const char *key, size_t klen)
+{
+    if (near_tab)
+        near_on_invalidate(key, klen);
+}
+
 static void near_on_tracking(bool on)
 {
     if (on || cs_conf->near_cache_max_stale_ms == 0) {

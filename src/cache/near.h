@@ -47,6 +47,11 @@ void near_begin(struct near_ticket *t);
 void near_put(const struct near_ticket *t, const char *key, size_t klen, bool raw, bool nf, int64_t exp,
               const struct redisReply *rep);
 
+/* This daemon writes KEY (NULL: an INVALIDATE, every key): the entry goes
+ * now and reads in flight keep nothing of it, so a read after the write's
+ * answer never meets the old record, whenever Redis's invalidation comes. */
+void near_forget(const char *key, size_t klen);
+
 /* STATS and /metrics. */
 long long near_entries(void);
 long long near_bytes(void);
