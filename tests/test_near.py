@@ -14,6 +14,7 @@ A Sentinel failover re-establishes tracking on the new primary.
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -339,6 +340,37 @@ class Near(unittest.TestCase):
         self.assertGreater(st["near_evict_capacity"], 300)
         # bytes, not entries, the bound here: ~220 bytes a record
         self.assertLess(st["near_entries"], 50)
+
+    def test_reload(self):
+        """near_cache_bytes applies at a reload; near_cache_entries waits for
+        a restart (logged); a namespace can opt out."""
+        self.s = Stack(cache=ON)
+        c = self.s.conn()
+        for i in range(1, 21):
+            for _ in range(3):
+                c.cmd("HGETALL", "product:p-%03d" % i)
+        self.assertEqual(self.s.stats()["near_entries"], 20)
+        conf = self.s.conf(0)
+        with open(conf) as f:
+            text = f.read()
+        text = text.replace("near_cache_entries = 1000\n", "near_cache_entries = 5\nnear_cache_bytes = 2000\n")
+        with open(conf, "w") as f:
+            f.write(text)
+        self.s.daemons[0][1].send_signal(signal.SIGHUP)
+        wait_for(lambda: "[cache] near_cache_entries changed" in self.s.log(), 5, "the restart-only warning")
+        for _ in range(3):
+            c.cmd("HGETALL", "product:p-050")
+        st = self.s.stats()
+        self.assertLessEqual(st["near_bytes"], 2000)
+        self.assertGreater(st["near_entries"], 5)           # entries: still 1000 until a restart
+        with open(conf, "w") as f:
+            f.write(text.replace("near_cache = yes\n", "near_cache = no\n"))
+        self.s.daemons[0][1].send_signal(signal.SIGHUP)
+        wait_for(lambda: self.s.log().count("reload: configuration applied") >= 2, 5, "the second reload")
+        time.sleep(0.2)
+        hits = self.s.stats()["near_hits"]
+        c.cmd("HGETALL", "product:p-050")
+        self.assertEqual(self.s.stats()["near_hits"], hits)
 
     def test_bad_keys_are_refused(self):
         tmp = tempfile.mkdtemp(prefix="cachasided-near-conf-")
