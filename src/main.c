@@ -147,9 +147,8 @@ static int main_redis_start(void)
         .connect_timeout_ms = c->connect_timeout_ms,
         .command_timeout_ms = c->command_timeout_ms,
         .channel = chan,
-        /* The near cache is kept exact by client tracking; a cluster's
-         * links are not paired for it yet, so there it stays empty. */
-        .tracking = c->near_cache_entries > 0 && c->redis_mode != RM_CLUSTER,
+        /* The near cache is kept exact by client tracking. */
+        .tracking = c->near_cache_entries > 0,
         .tls = c->redis_tls != 0,
         .tls_ca_file = c->redis_tls_ca_file,
         .tls_cert_file = c->redis_tls_cert_file,
@@ -159,8 +158,6 @@ static int main_redis_start(void)
     char err[256];
 
     cs_fills_channel(chan, sizeof(chan), c->key_prefix);
-    if (c->near_cache_entries > 0 && c->redis_mode == RM_CLUSTER)
-        log_warn("[cache] near_cache_entries: the near cache is not kept in mode = cluster (reads go to Redis)");
     if (rc.nnodes > CS_ADDRS_MAX)
         rc.nnodes = CS_ADDRS_MAX;
     if (rc.nsentinels > CS_ADDRS_MAX)

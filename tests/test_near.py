@@ -9,7 +9,8 @@ that lands while a daemon's read is in flight never leaves the old value kept
 (Redis held up with DEBUG SLEEP so the read and the write meet); Redis
 restarting flushes it; bounds hold under a scan of many keys; and with the
 near cache off (the default) Redis is asked for every read, untracked.
-A Sentinel failover re-establishes tracking on the new primary.
+A Sentinel failover re-establishes tracking on the new primary; in a
+cluster each primary tracks its own reads, and one going flushes.
 """
 import os
 import re
@@ -87,7 +88,7 @@ class Stack:
     def start_redis(self):
         self.redis = subprocess.Popen([REDIS, "--port", str(self.rport), "--bind", "127.0.0.1", "--save", "",
                                        "--appendonly", "no", "--logfile", os.path.join(self.tmp, "redis.log"),
-                                       "--enable-debug-command", "local"])
+                                       "--dir", self.tmp, "--enable-debug-command", "local"])
         wait_port(self.rport, self.redis, "redis-server")
 
     def stop_redis(self):
@@ -109,6 +110,18 @@ class Stack:
 
     def rconn(self):
         return Conn(self.rport)
+
+    def add_daemon(self, redis, cache=None, name="extra"):
+        """One more daemon with REDIS as its [redis] keys; its index once it logs tracking on."""
+        port = free_port()
+        conf = daemon_ini(os.path.join(self.tmp, name + ".ini"), port, self.rport, self.uport,
+                          server={"admin_listen": "127.0.0.1:%d" % free_port()}, redis=redis,
+                          cache=dict(ON, ttl_s=60, **(cache or {})))
+        self.patch_ns(conf, NEAR)
+        d = self.spawn([DAEMON, "-c", conf], name + ".log")
+        wait_port(port, d, "cachasided (%s)" % name)
+        self.daemons.append((port, d, os.path.join(self.tmp, name + ".log")))
+        return len(self.daemons) - 1
 
     def stats(self, i=0):
         c = self.conn(i)
@@ -141,7 +154,7 @@ ON = {"near_cache_entries": 1000}
 
 class Near(unittest.TestCase):
     def tearDown(self):
-        if self.s:
+        if getattr(self, "s", None):
             self.s.close()
 
     def test_off_by_default(self):
@@ -391,12 +404,57 @@ class Near(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_cluster_tracks_on_each_primary(self):
+        self.s = Stack(n=0)
+        s = self.s
+        ports, buses, nodes = [free_port(), free_port()], [free_port(), free_port()], []
+        for p, bus in zip(ports, buses):
+            node = s.spawn([REDIS, "--port", str(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                            "--cluster-enabled", "yes", "--cluster-port", str(bus), "--dir", s.tmp,
+                            "--cluster-config-file", os.path.join(s.tmp, "nodes-%d.conf" % p)], "node-%d.log" % p)
+            wait_port(p, node, "cluster node")
+            nodes.append(node)
+        a, b = Conn(ports[0]), Conn(ports[1])
+        self.assertEqual(a.cmd("CLUSTER", "ADDSLOTSRANGE", "0", "8191"), "+OK")
+        self.assertEqual(b.cmd("CLUSTER", "ADDSLOTSRANGE", "8192", "16383"), "+OK")
+        self.assertEqual(a.cmd("CLUSTER", "MEET", "127.0.0.1", str(ports[1]), str(buses[1])), "+OK")
+        wait_for(lambda: all(b"cluster_state:ok" in x.cmd("CLUSTER", "INFO") for x in (a, b)), 15, "cluster ok")
+        # One record on each primary.
+        ids = {}
+        for i in range(1, 60):
+            rid = "p-%03d" % i
+            ids.setdefault(a.cmd("CLUSTER", "KEYSLOT", rkey("product", rid)) >= 8192, rid)
+        self.assertEqual(len(ids), 2)
+        i = s.add_daemon({"mode": "cluster", "nodes": "127.0.0.1:%d" % ports[0]}, name="cluster")
+        wait_for(lambda: s.log(i).count("client tracking on") >= 2, 10, "tracking on both primaries")
+        c = s.conn(i)
+        for rid in ids.values():
+            for _ in range(3):
+                self.assertEqual(c.cmd("HGET", "product:" + rid, "name"), b"Product %d" % int(rid[2:]))
+        wait_for(lambda: s.stats(i)["near_entries"] == 2, 2, "both kept")
+        hits = s.stats(i)["near_hits"]
+        for rid in ids.values():
+            c.cmd("HGET", "product:" + rid, "name")
+        self.assertEqual(s.stats(i)["near_hits"], hits + 2)
+        # A plain client's write on each primary reaches the daemon.
+        for on_b, rid in ids.items():
+            (b if on_b else a).cmd("HSET", rkey("product", rid), "name", "Changed " + rid)
+            wait_for(lambda: c.cmd("HGET", "product:" + rid, "name") == ("Changed " + rid).encode(), 2,
+                     "the HSET on %s's primary" % rid)
+        # A primary gone: nothing is kept past it.
+        for rid in ids.values():
+            c.cmd("HGET", "product:" + rid, "name")
+        wait_for(lambda: s.stats(i)["near_entries"] == 2, 2, "both kept again")
+        nodes[1].kill()
+        wait_for(lambda: s.stats(i)["near_entries"] == 0, 3, "the flush when a primary went")
+        self.assertGreaterEqual(s.stats(i)["near_evict_flush"], 2)
+
     def test_sentinel_failover_reestablishes_tracking(self):
         self.s = Stack(cache=ON)
         s = self.s
         replica_port, sport = free_port(), free_port()
         replica = s.spawn([REDIS, "--port", str(replica_port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                           "no", "--replicaof", "127.0.0.1", str(s.rport)], "replica.log")
+                           "no", "--replicaof", "127.0.0.1", str(s.rport), "--dir", s.tmp], "replica.log")
         wait_port(replica_port, replica, "replica")
         sconf = os.path.join(s.tmp, "sentinel.conf")
         with open(sconf, "w") as f:

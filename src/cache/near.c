@@ -171,6 +171,8 @@ void near_init(long long entries)
 
 void near_free(void)
 {
+    rstore_on_invalidate = NULL;        /* the links may still go after this */
+    rstore_on_tracking = NULL;
     if (near_tab)
         near_flush();
     free(near_tab);

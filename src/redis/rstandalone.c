@@ -10,7 +10,6 @@
 #include "rtrack.h"
 #include "stats.h"
 
-#include <hiredis/hiredis.h>
 #include <string.h>
 
 static struct rlink *rsa_cmd, *rsa_sub;
@@ -49,56 +48,30 @@ static void rstandalone_cmd_readonly(struct rlink *n, void *owner)
         rsa_cmd_owner->readonly(n, owner);
 }
 
-static void rstandalone_sub_up(struct rlink *n, void *owner)
-{
-    rsub_hooks.up(n, owner);
-    rtrack_link_up(&rsa_track);
-}
-
-static void rstandalone_sub_down(struct rlink *n, void *owner)
-{
-    rtrack_link_down(&rsa_track);
-    rsub_hooks.down(n, owner);
-}
-
-static void rstandalone_sub_message(struct rlink *n, void *owner, const redisReply *msg)
-{
-    if (strcmp(msg->element[1]->str, RLINK_INVALIDATE_CHAN) == 0)
-        rtrack_message(msg);
-    else
-        rsub_hooks.message(n, owner, msg);
-}
-
 static const struct rlink_hooks rstandalone_track_cmd_hooks = {
     .up = rstandalone_cmd_up, .down = rstandalone_cmd_lost, .readonly = rstandalone_cmd_readonly,
-};
-static const struct rlink_hooks rstandalone_track_sub_hooks = {
-    .up = rstandalone_sub_up, .down = rstandalone_sub_down, .message = rstandalone_sub_message,
-    .listened = NULL,           /* set from rsub_hooks in rstandalone_open */
 };
 
 void rstandalone_open(const struct rstore_conf *c, const char *host, int port, const char *path,
                       unsigned cmd_flags, const struct rlink_hooks *cmd_hooks)
 {
-    static struct rlink_hooks sub_hooks;
     bool track = rtrack_enabled();
 
-    sub_hooks = rstandalone_track_sub_hooks;
-    sub_hooks.listened = rsub_hooks.listened;
     rsa_cmd_owner = cmd_hooks;
     rsa_cmd = rlink_new("redis", host, port, path, RLINK_SCRIPTS | cmd_flags, NULL,
                         track ? &rstandalone_track_cmd_hooks : cmd_hooks, NULL);
     rsa_sub = rlink_new("redis subscriber", host, port, path, RLINK_SUBSCRIBER | (track ? RLINK_INVALIDATIONS : 0),
-                        c->channel, track ? &sub_hooks : &rsub_hooks, NULL);
-    rsa_track = (struct rtrack){ .cmd = rsa_cmd, .sub = rsa_sub };
+                        c->channel, track ? &rtrack_sub_hooks : &rsub_hooks, track ? &rsa_track : NULL);
+    if (track)
+        rtrack_add(&rsa_track, rsa_cmd, rsa_sub);
 }
 
 void rstandalone_close(void)
 {
+    rtrack_remove(&rsa_track);
     rlink_free(rsa_cmd);
     rlink_free(rsa_sub);
     rsa_cmd = rsa_sub = NULL;
-    rsa_track = (struct rtrack){ 0 };
 }
 
 struct rlink *rstandalone_cmd_link(void)

@@ -42,7 +42,8 @@ struct rstore_conf {
      * the name checked in Redis's certificate, else the host dialled). */
     /* Ask Redis to track the command links' reads (CLIENT TRACKING,
      * redirected to the subscriber links): rstore_on_invalidate hears
-     * every change of a key read. Standalone and sentinel modes. */
+     * every change of a key read. Every mode: in a cluster, each
+     * primary's command link redirects to that primary's subscriber. */
     bool tracking;
     bool tls;
     const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;

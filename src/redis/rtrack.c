@@ -16,6 +16,7 @@
 #include "core.h"
 #include "rtrack.h"
 #include "rlink.h"
+#include "rsub.h"
 #include "log.h"
 #include "stats.h"
 
@@ -25,12 +26,12 @@
 
 static bool rtrack_wanted;
 static uint64_t rtrack_generation = 1;
-static int rtrack_on;           /* pairs with tracking confirmed */
+static int rtrack_pairs, rtrack_on;     /* pairs added; of which with tracking confirmed */
 
 void rtrack_init(bool enabled)
 {
     rtrack_wanted = enabled;
-    rtrack_on = 0;
+    rtrack_pairs = rtrack_on = 0;
     rtrack_generation++;
 }
 
@@ -41,12 +42,12 @@ bool rtrack_enabled(void)
 
 uint64_t rtrack_gen(void)
 {
-    return rtrack_on > 0 ? rtrack_generation : 0;
+    return rtrack_pairs > 0 && rtrack_on == rtrack_pairs ? rtrack_generation : 0;
 }
 
 static void rtrack_set(struct rtrack *t, bool on)
 {
-    if (t->on == on)
+    if (t->on == on || !t->added)
         return;
     t->on = on;
     rtrack_on += on ? 1 : -1;
@@ -81,13 +82,34 @@ static void rtrack_answered(void *priv, const redisReply *r)
                 r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : "no reply");
 }
 
+void rtrack_add(struct rtrack *t, struct rlink *cmd, struct rlink *sub)
+{
+    *t = (struct rtrack){ .cmd = cmd, .sub = sub, .added = true };
+    rtrack_pairs++;
+    rtrack_generation++;        /* one more server whose tracking is not on yet */
+    if (rstore_on_tracking)
+        rstore_on_tracking(false);
+    rtrack_link_up(t);
+}
+
+void rtrack_remove(struct rtrack *t)
+{
+    if (!t->added)
+        return;
+    rtrack_link_down(t);
+    t->added = false;
+    rtrack_pairs--;
+    rtrack_generation++;
+    t->cmd = t->sub = NULL;
+}
+
 void rtrack_link_up(struct rtrack *t)
 {
     char id[24];
     const char *argv[5] = { "CLIENT", "TRACKING", "on", "REDIRECT", id };
     struct rtrack_ask *a;
 
-    if (!rtrack_wanted || !t->cmd || !t->sub)
+    if (!rtrack_wanted || !t->added)
         return;
     /* A new subscriber connection has a new id: tracking starts again. */
     rtrack_link_down(t);
@@ -109,7 +131,7 @@ void rtrack_link_down(struct rtrack *t)
     rtrack_set(t, false);
 }
 
-void rtrack_message(const redisReply *msg)
+static void rtrack_message(const redisReply *msg)
 {
     const redisReply *keys = msg->element[2];
 
@@ -124,3 +146,34 @@ void rtrack_message(const redisReply *msg)
         rstore_on_invalidate(NULL, 0);  /* nil: FLUSHALL, FLUSHDB, or the tracking table full */
     }
 }
+
+/* The subscriber's hooks: rsub.c's (which do not use the owner), and the
+ * pair's tracking; the invalidations are not a channel rsub.c knows. */
+static void rtrack_sub_up(struct rlink *n, void *owner)
+{
+    rsub_hooks.up(n, NULL);
+    rtrack_link_up(owner);
+}
+
+static void rtrack_sub_down(struct rlink *n, void *owner)
+{
+    rtrack_link_down(owner);
+    rsub_hooks.down(n, NULL);
+}
+
+static void rtrack_sub_message(struct rlink *n, void *owner, const redisReply *msg)
+{
+    if (strcmp(msg->element[1]->str, RLINK_INVALIDATE_CHAN) == 0)
+        rtrack_message(msg);
+    else
+        rsub_hooks.message(n, NULL, msg);
+}
+
+static void rtrack_sub_listened(struct rlink *n, void *owner, const char *chan, size_t len, bool on, const char *err)
+{
+    rsub_hooks.listened(n, NULL, chan, len, on, err);
+}
+
+const struct rlink_hooks rtrack_sub_hooks = {
+    .up = rtrack_sub_up, .down = rtrack_sub_down, .message = rtrack_sub_message, .listened = rtrack_sub_listened,
+};
