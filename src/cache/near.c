@@ -313,8 +313,10 @@ void near_put(const struct near_ticket *t, const char *key, size_t klen, bool ra
     }
     if (klen > UINT16_MAX || sizeof(*e) + vlen + klen > (size_t)max_bytes || vlen > UINT32_MAX)
         return;
-    if (*(pp = near_slot(key, klen, h)))
-        near_drop(pp, &stats_c.near_evict_invalidation);       /* replaced: a newer read of it */
+    if (*(pp = near_slot(key, klen, h))) {
+        uint64_t replaced = 0;  /* a newer read of it: no eviction to count */
+        near_drop(pp, &replaced);
+    }
     e = cs_malloc(sizeof(*e) + vlen + klen);
     e->exp = exp;
     e->vlen = (uint32_t)vlen;

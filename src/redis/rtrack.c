@@ -101,6 +101,9 @@ void rtrack_remove(struct rtrack *t)
     rtrack_pairs--;
     rtrack_generation++;
     t->cmd = t->sub = NULL;
+    /* The pairs left may all be on: a new generation, told as such. */
+    if (rtrack_gen() && rstore_on_tracking)
+        rstore_on_tracking(true);
 }
 
 void rtrack_link_up(struct rtrack *t)
