@@ -154,6 +154,8 @@ static int main_redis_start(void)
         .connect_timeout_ms = c->connect_timeout_ms,
         .command_timeout_ms = c->command_timeout_ms,
         .channel = chan,
+        /* The near cache is kept exact by client tracking. */
+        .tracking = c->near_cache_entries > 0,
         .tls = c->redis_tls != 0,
         .tls_ca_file = c->redis_tls_ca_file,
         .tls_cert_file = c->redis_tls_cert_file,

@@ -274,6 +274,16 @@ const char *rlink_name(const struct rlink *n)
     return n->name;
 }
 
+/* Client tracking (rtrack.c) is linked but never enabled here. */
+long long rlink_client_id(const struct rlink *n)
+{
+    CS_UNUSED(n);
+    return 0;
+}
+
+void (*rstore_on_invalidate)(const char *key, size_t len);
+void (*rstore_on_tracking)(bool on);
+
 const char *rlink_status(const struct rlink *n)
 {
     return n->up ? NULL : "down";

@@ -18,6 +18,14 @@ enum rstore_listen fake_listen_answer = RL_PENDING;
 void (*rstore_on_notice)(const char *chan, size_t len, const char *msg, size_t msglen);
 void (*rstore_on_listening)(const char *chan, size_t len);
 void (*rstore_on_subscribed)(void);
+void (*rstore_on_invalidate)(const char *key, size_t len);
+void (*rstore_on_tracking)(bool on);
+
+/* No tracking here: the near cache keeps nothing. */
+uint64_t rstore_tracking(void)
+{
+    return 0;
+}
 
 static struct {
     const char *name;

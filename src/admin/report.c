@@ -7,6 +7,7 @@
 #include "report.h"
 #include "config.h"
 #include "flight.h"
+#include "near.h"
 #include "procstat.h"
 #include "prom.h"
 #include "rstore.h"
@@ -38,6 +39,9 @@ void report_all(struct stats_sink *s)
     s->str(s, "build_version", "cachasided version", PACKAGE_VERSION);
     stats_report(s);
     s->num(s, SK_GAUGE, "flights_in_progress", "Fills under way in this daemon", NULL, flight_in_progress());
+    s->num(s, SK_GAUGE, "near_entries", "Records in the near cache", NULL, (double)near_entries());
+    s->num(s, SK_GAUGE, "near_bytes", "Bytes the near cache holds (entries, keys, replies)", NULL,
+           (double)near_bytes());
     rstore_report(s);
     upstream_report(s);
     s->num(s, SK_GAUGE, "last_reload_unix_s", "When the last SIGHUP reload happened (0: never)", NULL,
@@ -177,6 +181,16 @@ static double report_redis_up(void) { return !rstore_status(); }
 static double report_degraded(void) { return !!rstore_status(); }
 static double report_clients(void) { return (double)stats_c.clients_connected; }
 static double report_notice_channels(void) { return rsub_channels(); }
+static double report_near_entries(void) { return (double)near_entries(); }
+static double report_near_bytes(void) { return (double)near_bytes(); }
+
+static void report_near_evictions(struct prom *p)
+{
+    prom_sample(p, (double)stats_c.near_evict_capacity, "cause", "capacity", NULL, NULL);
+    prom_sample(p, (double)stats_c.near_evict_invalidation, "cause", "invalidation", NULL, NULL);
+    prom_sample(p, (double)stats_c.near_evict_flush, "cause", "flush", NULL, NULL);
+    prom_sample(p, (double)stats_c.near_evict_expired, "cause", "expired", NULL, NULL);
+}
 
 static double report_redis_pending(void)
 {
@@ -241,6 +255,13 @@ static const struct report_row {
     R_GAUGE("notice_channels", report_notice_channels, "Key channels listened on now (waiting fills)"),
     R_CTR("notice_subscribes_total", notice_subscribes, "Key channels subscribed to"),
     R_CTR("notices_received_total", notices_received, "Fill notices heard on the channels of keys waited on"),
+    R_CTR("near_hits_total", near_hits, "Reads answered from the near cache, without Redis"),
+    R_CTR("near_misses_total", near_misses, "Reads of near-cached namespaces the near cache could not answer"),
+    R_GAUGE("near_entries", report_near_entries, "Records in the near cache"),
+    R_GAUGE("near_bytes", report_near_bytes, "Bytes the near cache holds (entries, keys, replies)"),
+    R_MANY("near_evictions_total", "counter", report_near_evictions, "Near cache entries removed, by cause"),
+    R_CTR("near_invalidation_messages_total", near_invalidations,
+          "Invalidation messages heard from Redis client tracking"),
     R_GAUGE("clients_connected", report_clients, "Client connections open now"),
     R_CTR("clients_rejected_total", clients_rejected, "Connections refused at max_clients"),
     R_MANY("client_disconnects_total", "counter", report_disconnects, "Clients closed by the daemon, by reason"),

@@ -13,6 +13,7 @@
 #include "flight.h"
 #include "keys.h"
 #include "log.h"
+#include "near.h"
 #include "outcome.h"
 #include "record.h"
 #include "resp.h"
@@ -180,6 +181,7 @@ static void cache_on_subscribed(void)
 
 void cache_init(void)
 {
+    near_init(cs_conf->near_cache_entries);
     rstore_on_notice = cache_on_notice;
     rstore_on_listening = cache_on_listening;
     rstore_on_subscribed = cache_on_subscribed;
@@ -195,6 +197,7 @@ void cache_shutdown(void)
 
 void cache_free(void)
 {
+    near_free();
     flight_free_all();
     fill_free();
 }
@@ -415,8 +418,9 @@ static struct cs_str cache_slot_key(const struct cache_slot *s)
 /* The value for the i-th asked field (GET, MGET: the body) in a read's
  * reply, or NULL. HMGET's repeated fields were asked once: q->state maps
  * each field to its element. */
-static const redisReply *cache_reply_value(const struct cache_req *q, const redisReply *rep, int i)
+static const redisReply *cache_reply_value(const struct cache_slot *s, const redisReply *rep, int i)
 {
+    const struct cache_req *q = s->q;
     const int *at = q->shape == CACHE_HMGET ? q->state : NULL;
     /* HMGET key __exp __nf __body __lock <fields>: GET's body is element
      * 2, the fields start at 4. */
@@ -427,6 +431,14 @@ static const redisReply *cache_reply_value(const struct cache_req *q, const redi
     if (q->shape == CACHE_HGET || q->shape == CACHE_HMGET)
         if (record_field_reserved(q->argv[2 + i].p, q->argv[2 + i].len))
             return NULL;
+    if (s->whole) {
+        /* HGETALL's pairs: the field by name. */
+        const struct cs_str *name = &q->argv[2 + i];
+        for (size_t k = 0; k + 1 < rep->elements; k += 2)
+            if ((size_t)rep->element[k]->len == name->len && memcmp(rep->element[k]->str, name->p, name->len) == 0)
+                return rep->element[k + 1];
+        return NULL;
+    }
     return v && v->type == REDIS_REPLY_STRING ? v : NULL;
 }
 
@@ -484,7 +496,7 @@ static void cache_answer_reply(struct cache_slot *s, const redisReply *rep, bool
         if (rk == CACHE_HMGET)
             size += resp_array_size(n);
         for (int i = 0; i < n; i++) {
-            const redisReply *v = nf ? NULL : cache_reply_value(q, rep, i);
+            const redisReply *v = nf ? NULL : cache_reply_value(s, rep, i);
             size += v ? resp_bulk_size((size_t)v->len) : resp_null_size(q->resp3);
         }
         if (cache_fits(s, size)) {
@@ -493,13 +505,84 @@ static void cache_answer_reply(struct cache_slot *s, const redisReply *rep, bool
             if (rk == CACHE_HMGET)
                 p = resp_put_array(p, n);
             for (int i = 0; i < n; i++) {
-                const redisReply *v = nf ? NULL : cache_reply_value(q, rep, i);
+                const redisReply *v = nf ? NULL : cache_reply_value(s, rep, i);
                 p = v ? resp_put_bulk(p, v->str, (size_t)v->len) : resp_put_null(p, q->resp3);
             }
             cache_commit(dst, &iv, p, size);
         }
     }
     cache_slot_done(s);
+}
+
+/* A near cache entry's reply, as cache_answer_reply builds one from Redis's. */
+static void cache_answer_near(struct cache_slot *s, const struct near_ent *e)
+{
+    struct cache_req *q = s->q;
+    enum cache_shape rk = q->shape;
+    int n = rk == CACHE_HGET || rk == CACHE_HMGET ? q->argc - 2 : 0;
+    size_t size, vl;
+    const char *v;
+
+    if (rk == CACHE_HGETALL)
+        size = resp_map_size(e->nf ? 0 : e->n, q->resp3) + e->vlen;
+    else if (rk == CACHE_GET || rk == CACHE_MGET)
+        size = e->nf ? resp_null_size(q->resp3) : e->vlen;
+    else
+        size = rk == CACHE_HMGET ? resp_array_size(n) : 0;
+    for (int i = 0; i < n; i++)
+        size += !e->nf && near_field(e, q->argv[2 + i].p, q->argv[2 + i].len, &v, &vl) ? resp_bulk_size(vl)
+                                                                                     : resp_null_size(q->resp3);
+    if (cache_fits(s, size)) {
+        struct evbuffer_iovec iv;
+        struct evbuffer *dst = cache_dst(s);
+        char *p = cache_reserve(dst, size, &iv);
+        if (rk == CACHE_HGETALL)
+            p = resp_put_map(p, e->nf ? 0 : e->n, q->resp3);
+        else if (rk == CACHE_HMGET)
+            p = resp_put_array(p, n);
+        if ((rk == CACHE_GET || rk == CACHE_MGET) && e->nf) {
+            p = resp_put_null(p, q->resp3);
+        } else if (n == 0) {
+            memcpy(p, e->data, e->vlen);
+            p += e->vlen;
+        }
+        for (int i = 0; i < n; i++)
+            p = !e->nf && near_field(e, q->argv[2 + i].p, q->argv[2 + i].len, &v, &vl) ? resp_put_bulk(p, v, vl)
+                                                                                     : resp_put_null(p, q->resp3);
+        cache_commit(dst, &iv, p, size);
+    }
+    cache_slot_done(s);
+}
+
+/* A read of a near-cached namespace: answered here when the near cache
+ * has the record; else its ticket is taken before the read is sent. */
+static bool cache_near(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id)
+{
+    char key[KEYS_KEY_MAX];
+    size_t kl = keys_build(key, s->q->conf, ns, id);
+    const struct near_ent *e = near_get(key, kl, ns->format == NS_RAW, fill_redis_now_ms());
+
+    if (!e) {
+        near_begin(&s->near);
+        return false;
+    }
+    log_trace(key, "near cache: %s", e->nf ? "hit (not found)" : "hit");
+    cache_count(s->q, ns, e->nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
+    cache_answer_near(s, e);
+    return true;
+}
+
+/* A fresh record Redis answered (HGETALL, or GET's and MGET's body): kept. */
+static void cache_near_keep(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id, const redisReply *rep,
+                            const struct record_meta *m)
+{
+    char key[KEYS_KEY_MAX];
+    size_t kl;
+
+    if (s->q->shape != CACHE_HGETALL && s->q->shape != CACHE_GET && s->q->shape != CACHE_MGET && !s->whole)
+        return;
+    kl = keys_build(key, s->q->conf, ns, id);
+    near_put(&s->near, key, kl, ns->format == NS_RAW, m->nf, m->exp, rep);
 }
 
 static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)
@@ -551,14 +634,14 @@ static void cache_read_cb(void *priv, const redisReply *rep)
         cache_join(s, ns, id, false, false, m.lock);   /* the fill finds Redis down: straight to the upstream */
         return;
     }
-    if (q->shape == CACHE_HGETALL) {
+    if (q->shape == CACHE_HGETALL || s->whole) {
         found = record_reply_meta(rep, &m);
     } else if (rep->elements >= 4 && rep->element[0]->type == REDIS_REPLY_STRING) {
         found = record_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &m.exp);
         m.nf = rep->element[1]->type == REDIS_REPLY_STRING;
         m.body = rep->element[2]->type == REDIS_REPLY_STRING;
     }
-    if (rep->elements >= 4 && q->shape != CACHE_HGETALL && rep->element[3]->type == REDIS_REPLY_STRING) {
+    if (rep->elements >= 4 && q->shape != CACHE_HGETALL && !s->whole && rep->element[3]->type == REDIS_REPLY_STRING) {
         m.lock.p = rep->element[3]->str;
         m.lock.len = (size_t)rep->element[3]->len;
     }
@@ -587,6 +670,8 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     }
     CACHE_TRACE(q, ns, id, "redis read: %s", m.nf ? "hit (not found)" : "hit");
     cache_count(q, ns, m.nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
+    if (near_on(ns))
+        cache_near_keep(s, ns, id, rep, &m);
     cache_answer_reply(s, rep, m.nf);
 }
 
@@ -601,9 +686,19 @@ static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs
     size_t lens_small[8];
     struct rstore_args a = { argv_small, lens_small, 0 };
     int nfields = q->shape == CACHE_HGET || q->shape == CACHE_HMGET ? q->argc - 2 : 0;
-    int first_small[8], *first = first_small, nuniq = nfields;
+    int first_small[8], *first = first_small, nuniq;
     int rc;
 
+    s->whole = false;
+    if (near_on(ns)) {
+        if (cache_near(s, ns, id))
+            return;
+        /* A near-cached record is read whole, so a field read keeps it too. */
+        s->whole = nfields > 0;
+        if (s->whole)
+            nfields = 0;
+    }
+    nuniq = nfields;
     if (nfields > 8)
         first = cs_malloc(sizeof(*first) * (size_t)nfields);
     if (nfields > 1)
@@ -620,7 +715,7 @@ static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs
         a.argv = cs_malloc(sizeof(*a.argv) * (size_t)(nfields + 6));
         a.lens = cs_malloc(sizeof(*a.lens) * (size_t)(nfields + 6));
     }
-    if (q->shape == CACHE_HGETALL) {
+    if (q->shape == CACHE_HGETALL || s->whole) {
         rstore_arg(&a, "HGETALL", 7);
     } else {
         rstore_arg(&a, "HMGET", 5);
@@ -628,7 +723,7 @@ static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs
     rstore_arg(&a, key, keys_build(key, q->conf, ns, id));
     log_trace(key, "parse: %s %.*s (namespace %s)", q->name, (int)cache_slot_key(s).len, cache_slot_key(s).p,
               ns->name);
-    if (q->shape != CACHE_HGETALL) {
+    if (q->shape != CACHE_HGETALL && !s->whole) {
         rstore_arg(&a, "__exp", 5);
         rstore_arg(&a, "__nf", 4);
         rstore_arg(&a, "__body", 6);  /* the shape tells raw records from hashes */
@@ -728,7 +823,9 @@ void cache_mget(struct cache_req *q)
     m->uses = m->first + n;
     q->state = m;
     q->state_free = cache_mget_free;
-    q->pending = cache_dedupe(q->argv + 1, n, m->first);
+    /* One more than the keys read while they are sent: a key the near
+     * cache answers at once must not finish (and free) q in this loop. */
+    q->pending = cache_dedupe(q->argv + 1, n, m->first) + 1;
     q->count = 0;               /* reply bytes so far */
     for (int i = 0; i < n; i++) {
         m->slot[i].q = q;
@@ -742,6 +839,7 @@ void cache_mget(struct cache_req *q)
             cs_panic("a key validated at dispatch does not parse: %s", err);
         cache_lookup(&m->slot[i], ns, id);
     }
+    cache_slot_done(&m->slot[0]);
 }
 
 static void cache_ttl_reply(struct cache_req *q, const redisReply *rep, bool ms)

@@ -6,6 +6,7 @@
 #define CS_CACHE_H
 
 #include "core.h"
+#include "near.h"
 
 struct cache_req;
 struct evbuffer;
@@ -37,6 +38,8 @@ struct cache_slot {
     struct cache_req *q;
     int i;                      /* -1: the request's one key (argv[1]); else argv[1 + i] */
     struct evbuffer *el;        /* MGET: this key's element of the reply */
+    struct near_ticket near;    /* when its read was sent (near_put) */
+    bool whole;                 /* HGET/HMGET read the whole record (HGETALL) for the near cache */
 };
 
 /* The request side of a cache command. Its owner fills the first fields

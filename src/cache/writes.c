@@ -12,6 +12,7 @@
 #include "glob.h"
 #include "keys.h"
 #include "log.h"
+#include "near.h"
 #include "record.h"
 #include "resp.h"
 #include "rstore.h"
@@ -111,6 +112,7 @@ void writes_del(struct cache_req *q)
         used += lens[i] + 1;
         /* Requests from now on start a new fill, not join the old one. */
         flight_detach(argv[i], lens[i]);
+        near_forget(argv[i], lens[i]);
     }
     rc = writes_del_keys(q, writes_del_cb, nkeys, argv, lens);
     free(argv);
@@ -165,6 +167,7 @@ static void writes_scan(struct cache_req *q);
 /* The sweep stopped: what it removed is counted all the same. */
 static void writes_sweep_fail(struct cache_req *q, const char *msg)
 {
+    near_forget(NULL, 0);       /* what was swept may still be kept here */
     stats_c.invalidations += (uint64_t)q->count;
     writes_fail(q, msg);
 }
@@ -195,6 +198,8 @@ static void writes_settled_cb(void *priv, enum rstore_settle how)
     if (how == RSET_FAILED) {
         writes_sweep_fail(q, writes_sweep_down);
     } else if (how == RSET_SAME && !changed) {
+        /* Kept again while the sweep ran: gone before the answer. */
+        near_forget(NULL, 0);
         stats_c.invalidations += (uint64_t)q->count;
         resp_int(cache_out(q), q->count);
         cache_done(q);
@@ -326,6 +331,7 @@ void writes_invalidate(struct cache_req *q)
     q->state = iv;
     q->state_free = writes_inval_free;
     writes_detach_glob(ns, glob);
+    near_forget(NULL, 0);
     writes_pass(q);
 }
 
@@ -373,6 +379,7 @@ void writes_hset(struct cache_req *q)
     /* A fill of this key under way here read the upstream before this
      * write: requests from now on start a new one. */
     flight_detach(key, lens[0]);
+    near_forget(key, lens[0]);
     rc = scripts_eval(SCRIPT_HSET, writes_hset_cb, q, 1, q->argc, argv, lens);
     free(argv);
     free(lens);

@@ -25,7 +25,9 @@ enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_ADDR_PATH, T_URL
              T_FILE, T_SECRET, T_HEADER };
 /* Keys held as strings (freed with the config, compared on reload). */
 #define CONF_IS_STR(t) ((t) == T_STR || (t) == T_ADDR || (t) == T_ADDR_PATH || (t) == T_ADDRS)
-enum csec { S_SERVER, S_REDIS, S_CACHE, S_NS };
+/* S_CACHEG: a [cache] key of the daemon as a whole (the near cache's),
+ * which a namespace does not override: its offset is into cs_config. */
+enum csec { S_SERVER, S_REDIS, S_CACHE, S_NS, S_CACHEG };
 
 struct ckey {
     enum csec sec;
@@ -42,6 +44,7 @@ struct ckey {
 #define SRV(k, t, f, d, mn, mx, r) { S_SERVER, k, t, offsetof(struct cs_config, f), d, mn, mx, r, false }
 #define RDS(k, t, f, d, mn, mx) { S_REDIS, k, t, offsetof(struct cs_config, f), d, mn, mx, false, false }
 #define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true, false }
+#define CCG(k, f, d, mn, mx, r) { S_CACHEG, k, T_INT, offsetof(struct cs_config, f), d, mn, mx, r, false }
 #define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true, false }
 #define NSC(k, t, f) { S_NS, k, t, offsetof(struct cs_ns, f), "", 0, 0, true, true }
 #define CONFIG_PREFIX_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-/"
@@ -92,9 +95,15 @@ static const struct ckey conf_keys[] = {
     CCH("upstream_connections", CK_UP_CONNS, "16", 1, 10000),
     CCH("max_body_bytes", CK_MAX_BODY, "1048576", 1, 1LL << 30),
     CCH("max_upstream_fetches", CK_MAX_FETCHES, "64", 1, 100000),
+    /* Restart-only: the daemon asks Redis to track its reads (and sizes
+     * the near cache's table) at start. */
+    CCG("near_cache_entries", near_cache_entries, "0", 0, 100000000, false),
+    CCG("near_cache_bytes", near_cache_bytes, "67108864", 0, 1LL << 40, true),
+    CCG("near_cache_max_stale_ms", near_cache_max_stale_ms, "0", 0, 3600000, true),
     NSK("upstream", T_URL, upstream, NULL),
     NSK("format", T_FORMAT, format, "hash"),
     NSK("id_slashes", T_BOOL, id_slashes, "no"),
+    NSK("near_cache", T_BOOL, near_cache, "no"),
     /* Repeatable: each line adds a header (the table's one such key). */
     NSK("upstream_header", T_HEADER, headers, NULL),
     NSC("upstream_ca_file", T_FILE, ca_file),
@@ -108,7 +117,7 @@ _Static_assert(CS_ARRAY_LEN(conf_keys) <= CS_ARRAY_LEN(((struct cs_config *)0)->
 _Static_assert(CS_ARRAY_LEN(conf_keys) <= CS_ARRAY_LEN(((struct cs_ns *)0)->keyline),
                "conf_keys has more rows than cs_ns.keyline");
 
-static const char *const sec_names[] = { "server", "redis", "cache", "namespace" };
+static const char *const sec_names[] = { "server", "redis", "cache", "namespace", "cache" };
 
 /* Parse state shared by the reader and the handler. */
 struct cparse {
@@ -677,7 +686,7 @@ static const char *config_suggest(enum csec sec, const char *name)
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
         size_t d;
-        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE)))
+        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE) || (sec == S_CACHE && k->sec == S_CACHEG)))
             continue;
         d = config_distance(name, k->key);
         if (d < bestd && d * 3 <= strlen(k->key) + 2) {
@@ -742,7 +751,8 @@ static int config_handler(void *user, const char *section, const char *name, con
 
         if (strcmp(k->key, name) != 0)
             continue;
-        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE) || (sec == S_CACHE && k->in_cache)))
+        if (!(k->sec == sec || (sec == S_NS && k->sec == S_CACHE) || (sec == S_CACHE && k->in_cache) ||
+              (sec == S_CACHE && k->sec == S_CACHEG)))
             continue;
         if (k->type == T_HEADER) {
             config_header(p, ns, value);

@@ -41,6 +41,7 @@ struct cs_ns {
     int nparts;
     enum ns_format format;
     long long id_slashes;       /* an id may hold '/': nested path segments */
+    long long near_cache;       /* its reads use the near cache (when near_cache_entries > 0) */
     struct cs_cache_conf c;
     int keyline[64];            /* duplicate detection, per table row */
 };
@@ -66,6 +67,7 @@ struct cs_config {
     char *redis_tls_ca_file, *redis_tls_cert_file, *redis_tls_key_file, *redis_tls_server_name;
     /* [cache] and namespaces */
     struct cs_cache_conf cache;
+    long long near_cache_entries, near_cache_bytes, near_cache_max_stale_ms;
     struct cs_ns **ns;
     int nns;
     struct cs_ns *nsdef;        /* [cache]'s values of the namespaces' file keys */

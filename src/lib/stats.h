@@ -13,6 +13,8 @@ struct cs_stats {
     /* What an operator needs beyond the list in docs/design.md. */
     uint64_t fills_led, fills_woken_by_notice, fills_woken_by_poll, lock_acquisitions_lost,
         clients_rejected, protocol_errors, output_limit_disconnects, notices_received, notice_subscribes,
+        near_hits, near_misses, near_invalidations, near_evict_capacity, near_evict_invalidation,
+        near_evict_flush, near_evict_expired, near_keeps_cancelled,
         fills_overtaken, invalidate_restarts;
     /* For /metrics: client traffic and why clients were closed (the other
      * reasons are protocol_errors and output_limit_disconnects). */

@@ -31,6 +31,7 @@
 #include "rlink.h"
 #include "rslot.h"
 #include "rsub.h"
+#include "rtrack.h"
 #include "resp.h"
 #include "log.h"
 #include "prom.h"
@@ -59,6 +60,7 @@ struct rcnode {
     char label[300];            /* "node=127_0_0_1_7000" for the report */
     struct rlink *link;
     struct rlink *sub;          /* its subscriber, made when it first serves slots */
+    struct rtrack track;        /* client tracking of the pair, once it has both */
     int slots;                  /* entries of rc_slot naming it; > 0: a primary */
     int64_t named_ms;           /* when it last had slots, or a map or a redirection named it */
 };
@@ -121,15 +123,24 @@ static char rc_error[200];
 
 static void rcluster_node_down(struct rlink *n, void *owner)
 {
-    const struct rcnode *node = owner;
+    struct rcnode *node = owner;
 
     CS_UNUSED(n);
+    rtrack_link_down(&node->track);
     rc_due = true;              /* maybe failed over: look again */
     if (node->slots > 0)
         rc_epoch++;             /* and when it is back, it may hold other keys */
 }
 
-static const struct rlink_hooks rc_node_hooks = { .down = rcluster_node_down };
+static void rcluster_node_up(struct rlink *n, void *owner)
+{
+    struct rcnode *node = owner;
+
+    CS_UNUSED(n);
+    rtrack_link_up(&node->track);
+}
+
+static const struct rlink_hooks rc_node_hooks = { .up = rcluster_node_up, .down = rcluster_node_down };
 
 static int rcluster_node(const char *host, int port)
 {
@@ -198,6 +209,7 @@ static void rcluster_forget(int i)
 
     log_notice("redis cluster: %s:%d is not in the slot map any more: forgotten, its links closed", n->host,
                n->port);
+    rtrack_remove(&n->track);
     if (n->sub) {
         rsub_link_gone(n->sub);     /* no channel stays placed on it */
         rlink_free(n->sub);
@@ -252,7 +264,13 @@ static void rcluster_subs(void)
         struct rcnode *n = rc_node[i];
         if (n->slots > 0 && !n->sub) {
             snprintf(name, sizeof(name), "redis subscriber %s:%d", n->host, n->port);
-            n->sub = rlink_new(name, n->host, n->port, NULL, RLINK_SUBSCRIBER, rc_conf->channel, &rsub_hooks, n);
+            if (rtrack_enabled()) {
+                n->sub = rlink_new(name, n->host, n->port, NULL, RLINK_SUBSCRIBER | RLINK_INVALIDATIONS,
+                                   rc_conf->channel, &rtrack_sub_hooks, &n->track);
+                rtrack_add(&n->track, n->link, n->sub);
+            } else {
+                n->sub = rlink_new(name, n->host, n->port, NULL, RLINK_SUBSCRIBER, rc_conf->channel, &rsub_hooks, n);
+            }
         }
     }
 }
@@ -879,6 +897,7 @@ static void rcluster_free(void)
     rlink_free(rc_seed);
     rc_seed = NULL;
     for (int i = 0; i < rc_n; i++) {
+        rtrack_remove(&rc_node[i]->track);
         rlink_free(rc_node[i]->link);
         rlink_free(rc_node[i]->sub);
         free(rc_node[i]);

@@ -464,6 +464,16 @@ static void rlink_handshake_cb(void *priv, const redisReply *r)
         rlink_set_up(l);
 }
 
+static void rlink_client_id_cb(void *priv, const redisReply *r)
+{
+    struct rlink *l = priv;
+
+    if (rio_live(&l->ev) && r && r->type == REDIS_REPLY_INTEGER)
+        l->client_id = r->integer;
+    else
+        rlink_handshake_cb(l, r);   /* drops the link on an error */
+}
+
 /* The scripts are the last replies of the set-up: which one this is
  * follows from how many replies are still due. */
 static void rlink_script_loaded_cb(void *priv, const redisReply *r)
@@ -627,11 +637,12 @@ void rlink_on_reply(void *owner, redisReply *r)
  * Its confirmation is told apart by its shape (rlink_ps_kind), so it
  * is not on `sent`. Not PING: a subscribed connection answers it with
  * ["pong", ""], an array of two that nothing else looks like. */
-static int rlink_subscribe(struct rlink *l)
+static int rlink_subscribe(struct rlink *l, bool setup)
 {
-    const char *argv[2] = { "SUBSCRIBE", l->chan };
+    const char *argv[3] = { "SUBSCRIBE", l->chan, RLINK_INVALIDATE_CHAN };
+    int argc = setup && (l->flags & RLINK_INVALIDATIONS) ? 3 : 2;
     char small[512], *fmt;
-    int len = resp_command(&fmt, small, sizeof(small), 2, argv, NULL);
+    int len = resp_command(&fmt, small, sizeof(small), argc, argv, NULL);
     int rc;
 
     if (len < 0)
@@ -663,6 +674,15 @@ void rlink_start_handshake(struct rlink *l)
         if (rlink_send(l, rlink_handshake_cb, l, n, argv, lens, -1) != CS_OK)
             goto fail;
     }
+    if (l->subscriber && (l->flags & RLINK_INVALIDATIONS)) {
+        /* Whom CLIENT TRACKING redirects to: answered before SUBSCRIBE's
+         * confirmation, which ends the set-up. */
+        argv[0] = "CLIENT";
+        argv[1] = "ID";
+        l->client_id = 0;
+        if (rlink_send(l, rlink_client_id_cb, l, 2, argv, NULL, -1) != CS_OK)
+            goto fail;
+    }
     if (l->subscriber) {
         /* A timeout marker in the FIFO until the confirmation arrives. */
         struct rcmd *mark = cs_calloc(1, sizeof(*mark));
@@ -672,7 +692,7 @@ void rlink_start_handshake(struct rlink *l)
         mark->marker = true;
         TAILQ_INSERT_TAIL(&l->pending, mark, q);
         rlink_wake_by(l, mark->sent, mark->sent + c->command_timeout_ms + 1);
-        if (rlink_subscribe(l) != CS_OK)
+        if (rlink_subscribe(l, true) != CS_OK)
             goto fail;
         return;
     }
@@ -741,7 +761,7 @@ static void rlink_probe(struct rlink *l)
     const char *argv[1] = { "PING" };
 
     if (l->subscriber) {
-        if (rlink_subscribe(l) == CS_OK)
+        if (rlink_subscribe(l, false) == CS_OK)
             rlink_expect(l);
     } else if (rlink_send(l, rlink_probe_cb, NULL, 1, argv, NULL, -1) != CS_OK) {
         log_debug("%s: cannot send a probe", l->name);
@@ -936,6 +956,11 @@ const char *rlink_host(const struct rlink *l)
 int rlink_port(const struct rlink *l)
 {
     return l->port;
+}
+
+long long rlink_client_id(const struct rlink *l)
+{
+    return l->client_id;
 }
 
 const char *rlink_name(const struct rlink *l)

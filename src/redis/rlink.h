@@ -18,6 +18,7 @@ enum rlink_flags {
     RLINK_ROLE = 4,             /* set-up checks ROLE: only a primary comes up */
     RLINK_NOAUTH = 8,           /* no AUTH (a sentinel) */
     RLINK_ROUTED = 16,          /* its owner follows redirections (rlink_redirection): not failures here */
+    RLINK_INVALIDATIONS = 32,   /* a subscriber that also hears __redis__:invalidate; its CLIENT ID is kept */
 };
 
 /* -MOVED, -ASK, -TRYAGAIN, -CLUSTERDOWN: the command did not run, and a
@@ -51,6 +52,9 @@ bool rlink_idle(const struct rlink *n);
 const char *rlink_host(const struct rlink *n);
 int rlink_port(const struct rlink *n);
 const char *rlink_name(const struct rlink *n);
+/* An RLINK_INVALIDATIONS subscriber's CLIENT ID on its connection now
+ * (valid while it is up), for CLIENT TRACKING ... REDIRECT. */
+long long rlink_client_id(const struct rlink *n);
 /* NULL when up; otherwise why not. */
 const char *rlink_status(const struct rlink *n);
 /* CS_ERR: not sent, cb not called. SCRIPT: a script's handle
@@ -68,6 +72,9 @@ int rlink_eval(struct rlink *n, int s, rstore_cb cb, void *priv, int nkeys, int 
 /* The arguments of EVALSHA sha NKEYS ARGV...: on the stack for a command
  * of up to RLINK_EVAL_STACK arguments, else allocated; rlink_evalsha_done
  * gives them back. */
+/* Where Redis sends the invalidations of CLIENT TRACKING ... REDIRECT. */
+#define RLINK_INVALIDATE_CHAN "__redis__:invalidate"
+
 #define RLINK_EVAL_STACK 16
 struct rlink_evalsha {
     int argc;

@@ -80,6 +80,7 @@ struct rlink {
     unsigned turn;              /* which resolved address to try */
     char last_error[256];       /* why it is (or was last) down: /healthz, STATS */
     unsigned long connects;     /* attempts since start: 1 + reconnects */
+    long long client_id;        /* RLINK_INVALIDATIONS: CLIENT ID of this connection, 0 before */
 };
 
 LIST_HEAD(rlink_list, rlink);

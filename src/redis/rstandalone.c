@@ -7,11 +7,14 @@
 #include "rstandalone.h"
 #include "rlink.h"
 #include "rsub.h"
+#include "rtrack.h"
 #include "stats.h"
 
 #include <string.h>
 
 static struct rlink *rsa_cmd, *rsa_sub;
+static struct rtrack rsa_track;         /* the pair's client tracking (rtrack.c) */
+static const struct rlink_hooks *rsa_cmd_owner;     /* the topology's hooks of the command link */
 static uint64_t rsa_epoch;      /* the command link's server may have changed: see rstore_epoch */
 
 /* The server may come back restarted, its keys elsewhere in its table. */
@@ -24,15 +27,48 @@ static void rstandalone_cmd_down(struct rlink *n, void *owner)
 
 static const struct rlink_hooks rstandalone_cmd_hooks = { .down = rstandalone_cmd_down };
 
+/* The pair's links tell tracking first, then their usual owners. */
+static void rstandalone_cmd_up(struct rlink *n, void *owner)
+{
+    rtrack_link_up(&rsa_track);
+    if (rsa_cmd_owner->up)
+        rsa_cmd_owner->up(n, owner);
+}
+
+static void rstandalone_cmd_lost(struct rlink *n, void *owner)
+{
+    rtrack_link_down(&rsa_track);
+    if (rsa_cmd_owner->down)
+        rsa_cmd_owner->down(n, owner);
+}
+
+static void rstandalone_cmd_readonly(struct rlink *n, void *owner)
+{
+    if (rsa_cmd_owner->readonly)
+        rsa_cmd_owner->readonly(n, owner);
+}
+
+static const struct rlink_hooks rstandalone_track_cmd_hooks = {
+    .up = rstandalone_cmd_up, .down = rstandalone_cmd_lost, .readonly = rstandalone_cmd_readonly,
+};
+
 void rstandalone_open(const struct rstore_conf *c, const char *host, int port, const char *path,
                       unsigned cmd_flags, const struct rlink_hooks *cmd_hooks)
 {
-    rsa_cmd = rlink_new("redis", host, port, path, RLINK_SCRIPTS | cmd_flags, NULL, cmd_hooks, NULL);
-    rsa_sub = rlink_new("redis subscriber", host, port, path, RLINK_SUBSCRIBER, c->channel, &rsub_hooks, NULL);
+    bool track = rtrack_enabled();
+
+    rsa_cmd_owner = cmd_hooks;
+    rsa_cmd = rlink_new("redis", host, port, path, RLINK_SCRIPTS | cmd_flags, NULL,
+                        track ? &rstandalone_track_cmd_hooks : cmd_hooks, NULL);
+    rsa_sub = rlink_new("redis subscriber", host, port, path, RLINK_SUBSCRIBER | (track ? RLINK_INVALIDATIONS : 0),
+                        c->channel, track ? &rtrack_sub_hooks : &rsub_hooks, track ? &rsa_track : NULL);
+    if (track)
+        rtrack_add(&rsa_track, rsa_cmd, rsa_sub);
 }
 
 void rstandalone_close(void)
 {
+    rtrack_remove(&rsa_track);
     rlink_free(rsa_cmd);
     rlink_free(rsa_sub);
     rsa_cmd = rsa_sub = NULL;

@@ -10,6 +10,7 @@
 #include "core.h"
 #include "rstore.h"
 #include "rtopo.h"
+#include "rtrack.h"
 #include "rlink.h"
 #include "rio.h"
 #include "rscript.h"
@@ -33,6 +34,8 @@ static struct cs_addr *rs_nodes_copy, *rs_sentinels_copy;
 void (*rstore_on_notice)(const char *chan, size_t len, const char *msg, size_t msglen);
 void (*rstore_on_listening)(const char *chan, size_t len);
 void (*rstore_on_subscribed)(void);
+void (*rstore_on_invalidate)(const char *key, size_t len);
+void (*rstore_on_tracking)(bool on);
 
 static const char *rstore_dup(const char *s)
 {
@@ -98,6 +101,7 @@ int rstore_init(const struct rstore_conf *c, char *err, size_t errsize)
     rstore_conf_copy(c);
     rlink_init(&rs_conf);
     rsub_init(rs_topo->sub_for, rs_topo->stale);
+    rtrack_init(c->tracking);
     rs_topo->init(&rs_conf);
     return CS_OK;
 }
@@ -116,6 +120,11 @@ void rstore_free(void)
     rstore_conf_free();
     rtls_free();
     rs_topo = &rstandalone_topo;
+}
+
+uint64_t rstore_tracking(void)
+{
+    return rtrack_gen();
 }
 
 bool rstore_ready(void)

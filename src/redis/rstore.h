@@ -40,6 +40,11 @@ struct rstore_conf {
      * the layer builds its context from these files (empty ca_file: the
      * system's store; cert and key: a client certificate; server_name:
      * the name checked in Redis's certificate, else the host dialled). */
+    /* Ask Redis to track the command links' reads (CLIENT TRACKING,
+     * redirected to the subscriber links): rstore_on_invalidate hears
+     * every change of a key read. Every mode: in a cluster, each
+     * primary's command link redirects to that primary's subscriber. */
+    bool tracking;
     bool tls;
     const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;
 };
@@ -155,5 +160,16 @@ extern void (*rstore_on_listening)(const char *chan, size_t len);
 /* Set by the cache: a subscriber link is (again) set up; notices sent
  * while it was away are lost. */
 extern void (*rstore_on_subscribed)(void);
+
+/* Client tracking (rstore_conf.tracking). rstore_tracking is a generation,
+ * 0 while tracking is off: a read sent and answered under the same
+ * nonzero generation was tracked, and its key's every later change is
+ * told to rstore_on_invalidate (KEY NULL: every key). rstore_on_tracking
+ * hears each change of state: whatever was kept under tracking is not
+ * covered by it any more once it goes off, nor once it comes on again
+ * (a new connection: what Redis remembered is gone). */
+uint64_t rstore_tracking(void);
+extern void (*rstore_on_invalidate)(const char *key, size_t len);
+extern void (*rstore_on_tracking)(bool on);
 
 #endif
