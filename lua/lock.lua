@@ -13,7 +13,10 @@
 -- full (fill.lua, which stores the record, is refused then).
 -- KEYS[1] record
 -- ARGV[1] token, ARGV[2] lock ttl (ms), ARGV[3] format (raw or hash),
--- ARGV[4] Redis time (ms) when this fill first found the lock held, or ''
+-- ARGV[4] Redis time (ms) when this fill first found the lock held, or '',
+-- ARGV[5] an early refresh's __exp as its read found it, or '': a fresh
+-- record whose __exp is still that is locked for the refresh (another
+-- daemon's refresh changed it: 2, nothing to do)
 -- Returns {code, Redis time in ms[, holder]}; code 1: lock taken; 0:
 -- another daemon holds it (its token comes third, so waiters see a new
 -- holder); 2: record is fresh; 3: a fill that ended after ARGV[4] found
@@ -28,7 +31,7 @@ if kt == 'hash' then
   exp = v[1] and string.match(v[1], '^%d+$') and tonumber(v[1])
   if exp and exp > now then
     local body = redis.call('HEXISTS', KEYS[1], '__body') == 1
-    if v[2] or body == (ARGV[3] == 'raw') then
+    if (v[2] or body == (ARGV[3] == 'raw')) and ARGV[5] ~= v[1] then
       return {2, now}
     end
   end

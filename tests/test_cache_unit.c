@@ -14,6 +14,8 @@
 #include "cache.h"
 #include "config.h"
 #include "fill.h"
+#include "flight.h"
+#include "stats.h"
 #include "writes.h"
 #include "fake_rstore.h"
 #include "fake_upstream.h"
@@ -37,7 +39,9 @@ static const char test_ini[] =
     "[redis]\nkey_prefix = cache:\n"
     "[cache]\nlock_ttl_ms = " CS_XSTR(LOCK_TTL_MS) "\nlock_poll_ms = " CS_XSTR(LOCK_POLL_MS) "\n"
     "upstream_timeout_ms = 200\nttl_jitter_pct = 0\n"
-    "[namespace:product]\nupstream = http://127.0.0.1:1/products/{id}\nformat = hash\nttl_s = 600\n";
+    "[namespace:product]\nupstream = http://127.0.0.1:1/products/{id}\nformat = hash\nttl_s = 600\n"
+    "[namespace:hot]\nupstream = http://127.0.0.1:1/hot/{id}\nearly_refresh_beta = 100\n"
+    "[namespace:frail]\nupstream = http://127.0.0.1:1/frail/{id}\nbreaker_failures = 2\nbreaker_open_ms = 5000\n";
 
 static struct cs_config *conf;
 
@@ -138,10 +142,10 @@ static char *ms_from_now(char *buf, long long ms)
     return buf;
 }
 
-/* HMGET's answer for a miss: __exp __nf __body __lock name, all nil. */
+/* HMGET's answer for a miss: __exp __nf __body __lock __delta name, all nil. */
 static void answer_miss(void)
 {
-    fake_answer(must("HMGET"), fake_strs(5, NULL, NULL, NULL, NULL, NULL));
+    fake_answer(must("HMGET"), fake_strs(6, NULL, NULL, NULL, NULL, NULL, NULL));
 }
 
 /* The lock script's answer: CODE, Redis's ms now, the holder. */
@@ -177,6 +181,18 @@ static bool loop_until(const char *name, int ms)
         event_base_dispatch(cs_base);
     }
     return fake_find(name) != NULL;
+}
+
+/* A fresh HGET hit of KEY's name "Ball" whose record expires in 1 s and
+ * took delta_ms to fetch; EXP gets its __exp. */
+static struct treq *t_hit(const char *key, char *exp, const char *delta_ms)
+{
+    struct treq *t = t_hget(key);
+
+    fake_answer(must("HMGET"), fake_strs(6, ms_from_now(exp, 1000), NULL, NULL, NULL, delta_ms, "Ball"));
+    ck_assert_int_eq(t->done, 1);
+    ck_assert_str_eq(t_reply(t), "$4\r\nBall\r\n");
+    return t;
 }
 
 /* ---- fixture ---- */
@@ -237,16 +253,16 @@ START_TEST(test_hit)
     struct treq *t = t_new(CACHE_HMGET, "HMGET", "product:p1", "name", "price", NULL);
     struct fake_cmd *c;
     char exp[24];
-    static const char *want[] = { "HMGET", KEY, "__exp", "__nf", "__body", "__lock", "name", "price" };
+    static const char *want[] = { "HMGET", KEY, "__exp", "__nf", "__body", "__lock", "__delta", "name", "price" };
 
     cache_read(&t->q);
     ck_assert_int_eq(fake_pending(), 1);
     c = must("HMGET");
-    ck_assert_int_eq(c->argc, 8);
-    for (int i = 0; i < 8; i++)
+    ck_assert_int_eq(c->argc, 9);
+    for (int i = 0; i < 9; i++)
         ck_assert_str_eq(fake_arg(c, i), want[i]);
     ck_assert_int_eq(t->done, 0);
-    fake_answer(c, fake_strs(6, ms_from_now(exp, 60000), NULL, NULL, NULL, "Ball", "3"));
+    fake_answer(c, fake_strs(7, ms_from_now(exp, 60000), NULL, NULL, NULL, "12", "Ball", "3"));
     ck_assert_int_eq(t->done, 1);
     ck_assert_str_eq(t_reply(t), "*2\r\n$4\r\nBall\r\n$1\r\n3\r\n");
     ck_assert_int_eq(fake_pending(), 0);
@@ -289,9 +305,10 @@ START_TEST(test_miss_fill)
     snprintf(chan, sizeof(chan), "%s", fake_arg(fill, 4));
     ck_assert_str_eq(chan, CHAN);
     ck_assert_str_eq(fake_arg(fill, 5), CS_XSTR(LOCK_TTL_MS));
-    ck_assert_int_eq(fill->argc, 8);
-    ck_assert_str_eq(fake_arg(fill, 6), "name");
-    ck_assert_str_eq(fake_arg(fill, 7), "Ball");
+    ck_assert_int_eq(fill->argc, 10);
+    ck_assert_str_eq(fake_arg(fill, 6), "__delta");   /* the fetch's time, for the early refresh */
+    ck_assert_str_eq(fake_arg(fill, 8), "name");
+    ck_assert_str_eq(fake_arg(fill, 9), "Ball");
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(t[i]->done, 1);
         ck_assert_str_eq(t_reply(t[i]), "$4\r\nBall\r\n");
@@ -588,6 +605,82 @@ START_TEST(test_write_redis_down)
 }
 END_TEST
 
+/* ---- early refresh and the breaker ---- */
+
+/* A hit that draws an early refresh (beta 100, a fetch that took a day:
+ * the draw cannot miss) is answered at once; the refresh locks the record
+ * only while __exp is what the read saw, and ends quietly when Redis says
+ * the record was refreshed meanwhile (2). A namespace without beta never
+ * refreshes early, whatever __delta says. */
+START_TEST(test_early_refresh)
+{
+    char exp[24];
+
+    t_hit("product:p1", exp, "86400000");
+    ck_assert_int_eq(fake_pending(), 0);
+    t_hit("hot:p1", exp, "86400000");
+    ck_assert_int_eq(stats_c.early_refreshes, 1);
+    ck_assert_int_eq(fake_count("lock"), 1);
+    ck_assert_str_eq(fake_arg(must("lock"), 0), "cache:hot:{p1}");
+    ck_assert_str_eq(fake_arg(must("lock"), 5), exp);
+    answer_lock(2, NULL);
+    ck_assert_int_eq(fake_pending(), 0);
+    ck_assert_int_eq(fake_fetches(), 0);
+    ck_assert_int_eq(flight_in_progress(), 0);
+    ck_assert_int_eq(stats_c.early_refresh_failures, 0);
+}
+END_TEST
+
+/* A refresh that took the lock and whose fetch fails releases the lock,
+ * stores nothing (the record stays) and is counted. */
+START_TEST(test_early_refresh_fails)
+{
+    char exp[24];
+
+    t_hit("hot:p1", exp, "86400000");
+    answer_lock(1, NULL);
+    ck_assert_int_eq(fake_fetches(), 1);
+    fake_fetch_answer(fake_fetch_find("p1"), UP_STATUS, 503, NULL);
+    ck_assert_int_eq(fake_count("fill"), 0);
+    ck_assert_int_eq(fake_count("release"), 1);
+    ck_assert_int_eq(stats_c.early_refresh_failures, 1);
+}
+END_TEST
+
+/* With the breaker on, the lock holder asks it before fetching: open
+ * means -UPSTREAM unavailable, no fetch, the lock given back; until the
+ * open period it named is over, the next miss is refused at once, with
+ * no lock and no question to Redis. */
+START_TEST(test_breaker_refuses)
+{
+    struct treq *t = t_hget("frail:p1"), *t2;
+    struct fake_cmd *ask;
+    long long now = cs_now_ms();
+
+    answer_miss();
+    answer_lock(1, NULL);
+    ask = must("breaker");
+    ck_assert_str_eq(fake_arg(ask, 0), "cache:breaker:{frail}:state");
+    ck_assert_str_eq(fake_arg(ask, 1), "ask");
+    ck_assert_str_eq(fake_arg(ask, 2), "2");
+    ck_assert_str_eq(fake_arg(ask, 3), "5000");
+    fake_answer(ask, fake_arr(5, fake_int(1), fake_int(now + 5000), fake_int(now), fake_int(0), fake_int(0)));
+    ck_assert_int_eq(fake_fetches(), 0);
+    ck_assert_int_eq(t->done, 1);
+    ck_assert_str_eq(t_reply(t), "-UPSTREAM unavailable\r\n");
+    ck_assert_int_eq(fake_count("release"), 1);
+    fake_answer(must("release"), fake_int(1));
+    t2 = t_hget("frail:p2");
+    answer_miss();
+    ck_assert_int_eq(t2->done, 1);
+    ck_assert_str_eq(t_reply(t2), "-UPSTREAM unavailable\r\n");
+    ck_assert_int_eq(fake_pending(), 0);
+    ck_assert_int_eq(stats_c.breaker_refused, 2);
+    ck_assert_int_eq(stats_ns_get("frail", 5)->breaker, 1);
+}
+END_TEST
+
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache_unit");
@@ -610,6 +703,9 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_del_detaches);
     tcase_add_test(tc, test_hset_detaches);
     tcase_add_test(tc, test_write_redis_down);
+    tcase_add_test(tc, test_early_refresh);
+    tcase_add_test(tc, test_early_refresh_fails);
+    tcase_add_test(tc, test_breaker_refuses);
     suite_add_tcase(s, tc);
     return s;
 }

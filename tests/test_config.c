@@ -554,6 +554,45 @@ START_TEST(test_err_bad_integer)
 }
 END_TEST
 
+/* early_refresh_beta is a decimal kept in thousandths, in [cache] and per
+ * namespace; a value that is not a plain decimal of at most 3 places, or
+ * past 100, is an error naming the key and the value; the breaker's keys
+ * are whole numbers like the others, off by default. */
+START_TEST(test_early_refresh_and_breaker_keys)
+{
+    struct cs_config *c = load_ok(write_conf("xfb.ini",
+        "[cache]\nearly_refresh_beta = 1.5\nbreaker_failures = 5\n"
+        "[namespace:a]\nupstream = http://h/{id}\nearly_refresh_beta = 0.025\nbreaker_open_ms = 250\n"
+        "[namespace:b]\nupstream = http://h/{id}\nearly_refresh_beta = 100\nbreaker_failures = 0\n"));
+    const struct cs_ns *a = ns_get(c, "a"), *b = ns_get(c, "b");
+
+    ck_assert_int_eq(c->cache.v[CK_BETA], 1500);
+    ck_assert_int_eq(a->c.v[CK_BETA], 25);
+    ck_assert_int_eq(b->c.v[CK_BETA], 100000);
+    ck_assert_int_eq(a->c.v[CK_BRK_FAILS], 5);
+    ck_assert_int_eq(a->c.v[CK_BRK_OPEN], 250);
+    ck_assert_int_eq(b->c.v[CK_BRK_FAILS], 0);
+    ck_assert_int_eq(b->c.v[CK_BRK_OPEN], 5000);
+    config_unref(c);
+    c = load_ok(write_conf("xfb0.ini", "[server]\n"));
+    ck_assert_int_eq(c->cache.v[CK_BETA], 0);
+    ck_assert_int_eq(c->cache.v[CK_BRK_FAILS], 0);
+    ck_assert_int_eq(c->cache.v[CK_BRK_OPEN], 5000);
+    config_unref(c);
+    expect_error(true, 2, "[cache]\nearly_refresh_beta = 100.001\n", "early_refresh_beta", "0 to 100", "100.001");
+    expect_error(true, 2, "[cache]\nearly_refresh_beta = 0.0001\n", "early_refresh_beta", "3 decimals", "0.0001");
+    expect_error(true, 2, "[cache]\nearly_refresh_beta = -1\n", "early_refresh_beta", "-1");
+    expect_error(true, 2, "[cache]\nearly_refresh_beta = .5\n", "early_refresh_beta", ".5");
+    expect_error(true, 2, "[cache]\nearly_refresh_beta = 1.\n", "early_refresh_beta", "1.");
+    expect_error(true, 2, "[cache]\nearly_refresh_beta = 1e2\n", "early_refresh_beta", "1e2");
+    expect_error(true, 2, "[cache]\nearly_refresh_beta = one\n", "early_refresh_beta", "one");
+    expect_error(true, 3, "[namespace:p]\nupstream = http://h/{id}\nearly_refresh_beta = 1,5\n",
+                 "early_refresh_beta", "1,5");
+    expect_error(true, 2, "[cache]\nbreaker_failures = -1\n", "breaker_failures", "-1");
+    expect_error(true, 2, "[cache]\nbreaker_open_ms = 0\n", "breaker_open_ms", "between 1 and 3600000", "0");
+}
+END_TEST
+
 START_TEST(test_err_out_of_range)
 {
     expect_error(true, 2, "[server]\nmax_clients = 0\n", "max_clients", "between 1 and 1000000", "0");
@@ -1573,6 +1612,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_unknown_key);
     tcase_add_test(tc, test_err_bad_integer);
     tcase_add_test(tc, test_err_out_of_range);
+    tcase_add_test(tc, test_early_refresh_and_breaker_keys);
     tcase_add_test(tc, test_err_bad_enum);
     tcase_add_test(tc, test_err_bad_address);
     tcase_add_test(tc, test_err_value_mistakes);

@@ -517,7 +517,7 @@ START_TEST(t_repeats_read_once)
     ASSERT_RAW(h_cmd(fd, "HMGET", "product:r1", "a", "b", "a", "zz", "b", "a", NULL),
                "*6\r\n$1\r\n1\r\n$2\r\n22\r\n$1\r\n1\r\n$-1\r\n$2\r\n22\r\n$1\r\n1\r\n");
     raw = monitor_next(mon, "cache:product:{r1}");
-    ck_assert_msg(strstr(raw, "\"HMGET\" \"cache:product:{r1}\" \"__exp\" \"__nf\" \"__body\" \"__lock\" \"a\" \"b\" \"zz\"\r\n"),
+    ck_assert_msg(strstr(raw, "\"HMGET\" \"cache:product:{r1}\" \"__exp\" \"__nf\" \"__body\" \"__lock\" \"__delta\" \"a\" \"b\" \"zz\"\r\n"),
                   "Redis was asked %s", h_repr(raw));
     free(raw);
 

@@ -113,6 +113,12 @@ static void report_fills_led(struct prom *p)
         prom_sample(p, (double)stats_ns_at(i)->fills_led, "namespace", stats_ns_at(i)->name, NULL, NULL);
 }
 
+static void report_breaker(struct prom *p)
+{
+    REPORT_NS(i)
+        prom_sample(p, (double)stats_ns_at(i)->breaker, "namespace", stats_ns_at(i)->name, NULL, NULL);
+}
+
 static void report_fill_waits(struct prom *p)
 {
     REPORT_NS(i)
@@ -236,6 +242,15 @@ static const struct report_row {
     R_CTR("fills_overtaken_total", fills_overtaken,
           "Misses that did not join a fill under way here: a write had revoked it"),
     R_MANY("fill_waiters", "histogram", report_fill_waiters, "Requests answered by one fill"),
+    R_CTR("early_refreshes_total", early_refreshes,
+          "Background refreshes a hit started before its record expired (early_refresh_beta)"),
+    R_CTR("early_refresh_failures_total", early_refresh_failures,
+          "Early refreshes whose fetch failed or was refused: the record was left as it was"),
+    R_MANY("breaker_state", "gauge", report_breaker,
+           "Circuit breaker state as this daemon last learned it: 0 closed, 1 open, 2 half-open"),
+    R_CTR("breaker_changes_total", breaker_changes, "Circuit breaker state changes this daemon's reports made"),
+    R_CTR("breaker_refused_total", breaker_refused,
+          "Misses answered -UPSTREAM unavailable at once: their namespace's breaker was open"),
     R_MANY("upstream_requests_total", "counter", report_upstream_results, "Upstream fetches sent, by result"),
     R_MANY("upstream_duration_seconds", "histogram", report_upstream_duration,
            "Upstream fetch latency, queueing for a connection included"),

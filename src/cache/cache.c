@@ -20,6 +20,7 @@
 #include "rstore.h"
 #include "scripts.h"
 #include "stats.h"
+#include "xfetch.h"
 
 #include <hiredis/hiredis.h>
 #include <event2/buffer.h>
@@ -399,6 +400,22 @@ static void cache_join(struct cache_slot *s, const struct cs_ns *ns, struct cs_s
     fill_start(f);
 }
 
+/* A hit drew an early refresh (xfetch.c): one background fill, unless one
+ * of the key is under way here already. No waiter: the hit is answered. */
+static void cache_refresh_early(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id, int64_t exp)
+{
+    char key[KEYS_KEY_MAX];
+    size_t kl = keys_build(key, s->q->conf, ns, id);
+    struct flight *f;
+
+    if (flight_find(key, kl))
+        return;
+    log_trace(key, "early refresh: started in the background");
+    stats_c.early_refreshes++;
+    f = flight_create(s->q->conf, ns, key, kl, id.p, id.len);
+    fill_start_early(f, exp);
+}
+
 /* A debug trace line for a slot's key (log_trace); the key is built only
  * at debug level. */
 #define CACHE_TRACE(q, ns, id, ...) \
@@ -422,10 +439,10 @@ static const redisReply *cache_reply_value(const struct cache_slot *s, const red
 {
     const struct cache_req *q = s->q;
     const int *at = q->shape == CACHE_HMGET ? q->state : NULL;
-    /* HMGET key __exp __nf __body __lock <fields>: GET's body is element
-     * 2, the fields start at 4. */
+    /* HMGET key __exp __nf __body __lock __delta <fields>: GET's body is
+     * element 2, the fields start at 5. */
     bool raw = q->shape == CACHE_GET || q->shape == CACHE_MGET;
-    size_t e = raw ? 2 : 4 + (size_t)(at ? at[i] : i);
+    size_t e = raw ? 2 : 5 + (size_t)(at ? at[i] : i);
     const redisReply *v = e < rep->elements ? rep->element[e] : NULL;
 
     if (q->shape == CACHE_HGET || q->shape == CACHE_HMGET)
@@ -636,10 +653,13 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     }
     if (q->shape == CACHE_HGETALL || s->whole) {
         found = record_reply_meta(rep, &m);
-    } else if (rep->elements >= 4 && rep->element[0]->type == REDIS_REPLY_STRING) {
+    } else if (rep->elements >= 5 && rep->element[0]->type == REDIS_REPLY_STRING) {
         found = record_exp_parse(rep->element[0]->str, (size_t)rep->element[0]->len, &m.exp);
         m.nf = rep->element[1]->type == REDIS_REPLY_STRING;
         m.body = rep->element[2]->type == REDIS_REPLY_STRING;
+        if (rep->element[4]->type != REDIS_REPLY_STRING ||
+            !record_exp_parse(rep->element[4]->str, (size_t)rep->element[4]->len, &m.delta))
+            m.delta = 0;
     }
     if (rep->elements >= 4 && q->shape != CACHE_HGETALL && !s->whole && rep->element[3]->type == REDIS_REPLY_STRING) {
         m.lock.p = rep->element[3]->str;
@@ -672,10 +692,12 @@ static void cache_read_cb(void *priv, const redisReply *rep)
     cache_count(q, ns, m.nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
     if (near_on(ns))
         cache_near_keep(s, ns, id, rep, &m);
+    if (!m.nf && xfetch_due(ns, now, m.exp, m.delta))
+        cache_refresh_early(s, ns, id, m.exp);         /* first: answering may free q */
     cache_answer_reply(s, rep, m.nf);
 }
 
-/* Send one slot's read: HGETALL, or HMGET __exp __nf __body __lock
+/* Send one slot's read: HGETALL, or HMGET __exp __nf __body __lock __delta
  * <fields> so a single round trip tells presence, freshness, the fill
  * under way and the values. */
 static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs_str id)
@@ -711,9 +733,9 @@ static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs
         q->state = at;
         q->state_free = free;
     }
-    if (nfields + 6 > 8) {
-        a.argv = cs_malloc(sizeof(*a.argv) * (size_t)(nfields + 6));
-        a.lens = cs_malloc(sizeof(*a.lens) * (size_t)(nfields + 6));
+    if (nfields + 7 > 8) {
+        a.argv = cs_malloc(sizeof(*a.argv) * (size_t)(nfields + 7));
+        a.lens = cs_malloc(sizeof(*a.lens) * (size_t)(nfields + 7));
     }
     if (q->shape == CACHE_HGETALL || s->whole) {
         rstore_arg(&a, "HGETALL", 7);
@@ -728,6 +750,7 @@ static void cache_lookup(struct cache_slot *s, const struct cs_ns *ns, struct cs
         rstore_arg(&a, "__nf", 4);
         rstore_arg(&a, "__body", 6);  /* the shape tells raw records from hashes */
         rstore_arg(&a, "__lock", 6);
+        rstore_arg(&a, "__delta", 7);
     }
     for (int i = 0; i < nfields; i++)
         if (nuniq == nfields || first[i] == i)

@@ -18,9 +18,14 @@
  * Redis unreachable at any step: fetch from the upstream and store nothing.
  * A flight never depends on the client that started it. Freshness is
  * judged by Redis's clock (TIME in the scripts, and an offset kept here for
- * the read path). */
+ * the read path).
+ * Two hooks of their own: an early refresh (xfetch.c) locks a record that
+ * is still fresh, only while its __exp is the one its read saw, and drops
+ * when it cannot lock; the circuit breaker (breaker.c) is asked before
+ * each fetch and told its result. */
 #include "core.h"
 #include "fill.h"
+#include "breaker.h"
 #include "config.h"
 #include "flight.h"
 #include "log.h"
@@ -60,10 +65,16 @@ struct fill {
     bool woken_by_poll;                 /* the poll, not a notice, found the record */
     bool listening;                     /* on the key's notice channel */
     int64_t lock_now;                   /* Redis's ms in the last lock reply (0: none yet) */
+    char early[24];                     /* an early refresh: the __exp its read saw ('': none) */
+    int64_t delta_ms;                   /* the fetch's time, stored as __delta */
 };
 
 #define FILL_CLOCK_TICK_MS 500
 #define FILL_CLOCK_EVERY_MS 10000
+
+/* What a miss gets while its namespace's breaker is open: the style of
+ * the other upstream errors. */
+#define FILL_BREAKER_ERR "UPSTREAM unavailable"
 
 static char fill_daemon_id[17];
 static uint64_t fill_seq;
@@ -80,6 +91,8 @@ static void fill_lock(struct flight *f, bool poll);
 static void fill_reread(struct flight *f, bool notice);
 static void fill_fetch(struct flight *f, enum store_mode mode);
 static void fill_release(struct flight *f);
+struct up_reply;
+static enum breaker_result fill_breaker_result(const struct up_reply *up);
 
 int64_t fill_redis_now_ms(void)
 {
@@ -219,23 +232,49 @@ static void fill_on_free(struct flight *f)
     config_unref(f->conf);
 }
 
+static void fill_finish(struct flight *f, struct outcome *o);
+
 /* A miss is not the hot path: one allocation per fill. */
-void fill_start(struct flight *f)
+static void fill_begin(struct flight *f, int64_t early_exp)
 {
     (void)config_ref(f->conf);
     f->fill = cs_calloc(1, sizeof(*f->fill));
     snprintf(f->fill->token, sizeof(f->fill->token), "%s-%llu", fill_daemon_id, (unsigned long long)++fill_seq);
+    if (early_exp)
+        snprintf(f->fill->early, sizeof(f->fill->early), "%lld", (long long)early_exp);
     f->fill->timer = evtimer_new(cs_base, fill_timer_cb, f);
     f->on_finish = fill_on_finish;
     f->on_free = fill_on_free;
+    if (breaker_open_here(f->ns)) {
+        /* The open period this daemon learned is not over: no Redis round trip. */
+        log_trace(f->key, "fill: the namespace's breaker is open: refused");
+        if (early_exp)
+            stats_c.early_refresh_failures++;
+        fill_finish(f, outcome_error(FILL_BREAKER_ERR));
+        flight_put(f);
+        return;
+    }
     fill_lock(f, false);
+}
+
+void fill_start(struct flight *f)
+{
+    fill_begin(f, 0);
+}
+
+void fill_start_early(struct flight *f, int64_t exp)
+{
+    fill_begin(f, exp);
 }
 
 /* Answers f's waiters; the number answered goes into the waiters histogram. */
 static void fill_finish(struct flight *f, struct outcome *o)
 {
+    bool refused = o->kind == OC_ERROR && o->err && strcmp(o->err, FILL_BREAKER_ERR) == 0;
     int n = flight_finish(f, o);
 
+    if (refused)
+        stats_c.breaker_refused += (uint64_t)n;
     if (n)
         stats_observe(SH_WAITERS, (uint64_t)n);
 }
@@ -345,6 +384,13 @@ static void fill_lock_cb(void *priv, const redisReply *rep)
         flight_put(f);
         return;
     }
+    if (f->fill->early[0] && code != 1 && !f->waiters && !poll) {
+        /* Refreshed meanwhile, or another daemon's refresh holds the lock. */
+        log_trace(f->key, "lock: early refresh not needed here (code %lld)", code);
+        fill_finish(f, outcome_error("TRYAGAIN early refresh dropped"));
+        flight_put(f);
+        return;
+    }
     log_trace(f->key, "lock: %s", code == 1 ? "taken" : code == 2 ? "just filled: re-reading"
               : code == 3 ? "not found, by a fill that stored no sentinel" : code == 0 ? "held by another fill: waiting"
               : "no answer from Redis: fetching, storing nothing");
@@ -403,8 +449,8 @@ static void fill_lock(struct flight *f, bool poll)
 {
     char ttl[24];
     const char *fmt = f->ns->format == NS_RAW ? "raw" : "hash";
-    const char *argv[5] = { f->key, f->fill->token, ttl, fmt, f->fill->since };
-    size_t lens[5];
+    const char *argv[6] = { f->key, f->fill->token, ttl, fmt, f->fill->since, f->fill->early };
+    size_t lens[6];
 
     if (cs_exiting) {
         fill_finish(f, outcome_error("ERR shutting down"));
@@ -416,13 +462,13 @@ static void fill_lock(struct flight *f, bool poll)
     if (!poll)
         f->fill->attempts++;
     snprintf(ttl, sizeof(ttl), "%lld", f->ns->c.v[CK_LOCK_TTL]);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
     lens[0] = f->keylen;
     if (!poll)
         f->fill->state = FS_LOCKING;
     f->fill->lock_sent_ms = cs_now_ms();
-    if (scripts_eval(SCRIPT_LOCK, fill_lock_cb, f, 1, 5, argv, lens) != CS_OK) {
+    if (scripts_eval(SCRIPT_LOCK, fill_lock_cb, f, 1, 6, argv, lens) != CS_OK) {
         fill_fetch(f, SM_NONE);
         return;
     }
@@ -612,9 +658,9 @@ static void fill_store(struct flight *f, struct outcome *o)
 {
     const struct cs_cache_conf *c = &f->ns->c;
     struct record *rec = &o->rec;
-    int n = 6 + 2 * rec->n + 4;
+    int n = 6 + 2 * rec->n + 6;
     struct rstore_args a = { cs_malloc(sizeof(*a.argv) * (size_t)n), cs_malloc(sizeof(*a.lens) * (size_t)n), 0 };
-    char fresh[24], pttl[24], mark[24], chan[CS_CHAN_MAX];
+    char fresh[24], pttl[24], mark[24], delta[24], chan[CS_CHAN_MAX];
     size_t chanlen;
     long long ttl_ms, keep_ms;
 
@@ -645,6 +691,12 @@ static void fill_store(struct flight *f, struct outcome *o)
     } else if (rec->has_body) {
         rstore_arg(&a, "__body", 6);
         rstore_arg(&a, rec->body.p, rec->body.len);
+    }
+    if (o->kind != OC_NOTFOUND) {
+        /* For the early refresh's draw (xfetch.c). */
+        snprintf(delta, sizeof(delta), "%lld", (long long)f->fill->delta_ms);
+        rstore_arg(&a, "__delta", 7);
+        rstore_arg(&a, delta, strlen(delta));
     }
     for (int i = 0; i < rec->n; i++) {
         rstore_arg(&a, rec->f[i].p, rec->f[i].len);
@@ -703,7 +755,12 @@ static void fill_fetched_cb(void *arg, const struct up_reply *up)
     struct outcome *o;
 
     f->ops--;
+    f->fill->delta_ms = up->us >= 1000 ? (int64_t)(up->us / 1000) : 1;
+    if (breaker_on(f->ns) && up->kind != UP_BUSY && !cs_exiting)
+        breaker_report(f->conf, f->ns, fill_breaker_result(up));
     o = fill_outcome(f, up);
+    if (f->fill->early[0] && o->kind == OC_ERROR)
+        stats_c.early_refresh_failures++;
     log_trace(f->key, "fill: the upstream's answer is %s; %s",
               o->kind == OC_RECORD ? "a record" : o->kind == OC_NOTFOUND ? "not found" : "an error",
               cs_exiting || f->fill->store_mode != SM_OWN ? "storing nothing"
@@ -720,6 +777,50 @@ static void fill_fetched_cb(void *arg, const struct up_reply *up)
     flight_put(f);
 }
 
+/* 5xx, a timeout, no connection: the upstream is failing. Anything else
+ * it answered (a 404, a 4xx, a body we cannot use) shows it is up. */
+static enum breaker_result fill_breaker_result(const struct up_reply *up)
+{
+    if (up->kind == UP_TIMEOUT || up->kind == UP_UNREACHABLE ||
+        (up->kind == UP_STATUS && up->status >= 500 && up->status <= 599))
+        return BR_FAIL;
+    return BR_OK;
+}
+
+static void fill_send(struct flight *f)
+{
+    f->ops++;
+    stats_c.fills_led++;
+    stats_ns_get(f->ns->name, f->ns->namelen)->fills_led++;
+    log_trace(f->key, "fetch: from the upstream, %s",
+              f->fill->store_mode == SM_OWN ? "to store under our lock" : "storing nothing");
+    upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
+}
+
+/* The breaker's word on our fetch: send it, or refuse it (the lock given
+ * back, the record left as it is). */
+static void fill_gate_cb(void *priv, bool go)
+{
+    struct flight *f = priv;
+
+    f->ops--;
+    if (f->finished) {
+        flight_put(f);
+        return;
+    }
+    if (cs_exiting || !go) {
+        log_trace(f->key, "fetch: %s", cs_exiting ? "shutting down" : "the namespace's breaker is open: refused");
+        if (f->fill->store_mode == SM_OWN && !cs_exiting)
+            fill_release(f);
+        if (f->fill->early[0] && !cs_exiting)
+            stats_c.early_refresh_failures++;
+        fill_finish(f, outcome_error(cs_exiting ? "ERR shutting down" : FILL_BREAKER_ERR));
+        flight_put(f);
+        return;
+    }
+    fill_send(f);
+}
+
 static void fill_fetch(struct flight *f, enum store_mode mode)
 {
     if (cs_exiting) {
@@ -731,11 +832,12 @@ static void fill_fetch(struct flight *f, enum store_mode mode)
     fill_listen(f, false);      /* from now on no notice changes what it does */
     f->fill->state = FS_FETCHING;
     f->fill->store_mode = mode;
+    if (!breaker_on(f->ns)) {
+        fill_send(f);
+        return;
+    }
     f->ops++;
-    stats_c.fills_led++;
-    stats_ns_get(f->ns->name, f->ns->namelen)->fills_led++;
-    log_trace(f->key, "fetch: from the upstream, %s", mode == SM_OWN ? "to store under our lock" : "storing nothing");
-    upstream_fetch(f->ns, f->id, f->idlen, fill_fetched_cb, f);
+    breaker_ask(f->conf, f->ns, fill_gate_cb, f);
 }
 
 /* Shutdown: a fill lock we hold would make every other daemon wait up to

@@ -17,6 +17,10 @@ void fill_shutdown(int timeout_ms);
  * on the read path. */
 int64_t fill_redis_now_ms(void);
 void fill_start(struct flight *f);
+/* An early refresh of a record still fresh, whose __exp its read found to
+ * be exp: locks only while __exp is still that, and drops (no waiter is
+ * answered) when it cannot (xfetch.c). */
+void fill_start_early(struct flight *f, int64_t exp);
 /* A notice for f's key (a fill done, or revoked by a write), or the
  * key's channel is listened on now: f looks again if it waits. */
 void fill_notice(struct flight *f);

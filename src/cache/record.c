@@ -299,6 +299,9 @@ bool record_reply_meta(const redisReply *rep, struct record_meta *m)
             m->nf = true;
         } else if (k->len == 6 && memcmp(k->str, "__body", 6) == 0) {
             m->body = true;
+        } else if (k->len == 7 && memcmp(k->str, "__delta", 7) == 0) {
+            if (!record_exp_parse(v->str, (size_t)v->len, &m->delta))
+                m->delta = 0;
         } else if (k->len == 6 && memcmp(k->str, "__lock", 6) == 0) {
             m->lock.p = v->str;
             m->lock.len = (size_t)v->len;

@@ -33,6 +33,7 @@ struct record_meta {
     int64_t exp;                /* __exp, when valid */
     bool nf, body;              /* __nf, __body present */
     struct cs_str lock;         /* __lock: the token of the fill under way (p NULL: none) */
+    int64_t delta;              /* __delta: how long its fetch took, ms (0: not known) */
 };
 bool record_reply_meta(const struct redisReply *rep, struct record_meta *m) CS_WUR;
 void record_free(struct record *rec);

@@ -19,6 +19,7 @@ static const struct {
     [SCRIPT_HSET] = { "hset", LUA_HSET, NULL },
     [SCRIPT_DEL] = { "del", LUA_DEL, NULL },
     [SCRIPT_TTL] = { "ttl", LUA_TTL, NULL },
+    [SCRIPT_BREAKER] = { "breaker", LUA_BREAKER, NULL },
 };
 
 static int scripts_handle[SCRIPT_COUNT];

@@ -7,7 +7,7 @@
 #include "core.h"
 #include "rstore.h"
 
-enum script { SCRIPT_LOCK, SCRIPT_FILL, SCRIPT_RELEASE, SCRIPT_HSET, SCRIPT_DEL, SCRIPT_TTL, SCRIPT_COUNT };
+enum script { SCRIPT_LOCK, SCRIPT_FILL, SCRIPT_RELEASE, SCRIPT_HSET, SCRIPT_DEL, SCRIPT_TTL, SCRIPT_BREAKER, SCRIPT_COUNT };
 
 /* Before rstore_init: the links load them as they come up. */
 int scripts_init(void) CS_WUR;

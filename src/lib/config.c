@@ -22,7 +22,7 @@
 struct cs_config *cs_conf;
 
 enum ctype { T_INT, T_STR, T_LEVEL, T_FORMAT, T_MODE, T_ADDR, T_ADDR_PATH, T_URL, T_BOOL, T_RMODE, T_ADDRS,
-             T_FILE, T_SECRET, T_HEADER };
+             T_FILE, T_SECRET, T_HEADER, T_MILLI };
 /* Keys held as strings (freed with the config, compared on reload). */
 #define CONF_IS_STR(t) ((t) == T_STR || (t) == T_ADDR || (t) == T_ADDR_PATH || (t) == T_ADDRS)
 /* S_CACHEG: a [cache] key of the daemon as a whole (the near cache's),
@@ -45,6 +45,8 @@ struct ckey {
 #define RDS(k, t, f, d, mn, mx) { S_REDIS, k, t, offsetof(struct cs_config, f), d, mn, mx, false, false }
 #define CCH(k, i, d, mn, mx) { S_CACHE, k, T_INT, i, d, mn, mx, true, false }
 #define CCG(k, f, d, mn, mx, r) { S_CACHEG, k, T_INT, offsetof(struct cs_config, f), d, mn, mx, r, false }
+/* A decimal number kept in thousandths: min and max are thousandths too. */
+#define CCHM(k, i, d, mn, mx) { S_CACHE, k, T_MILLI, i, d, mn, mx, true, false }
 #define NSK(k, t, f, d) { S_NS, k, t, offsetof(struct cs_ns, f), d, 0, 0, true, false }
 #define NSC(k, t, f) { S_NS, k, t, offsetof(struct cs_ns, f), "", 0, 0, true, true }
 #define CONFIG_PREFIX_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-/"
@@ -100,6 +102,9 @@ static const struct ckey conf_keys[] = {
     CCG("near_cache_entries", near_cache_entries, "0", 0, 100000000, false),
     CCG("near_cache_bytes", near_cache_bytes, "67108864", 0, 1LL << 40, true),
     CCG("near_cache_max_stale_ms", near_cache_max_stale_ms, "0", 0, 3600000, true),
+    CCHM("early_refresh_beta", CK_BETA, "0", 0, 100000),           /* 0: no early refresh */
+    CCH("breaker_failures", CK_BRK_FAILS, "0", 0, 1000000),        /* 0: no circuit breaker */
+    CCH("breaker_open_ms", CK_BRK_OPEN, "5000", 1, 3600000),
     NSK("upstream", T_URL, upstream, NULL),
     NSK("format", T_FORMAT, format, "hash"),
     NSK("id_slashes", T_BOOL, id_slashes, "no"),
@@ -455,6 +460,29 @@ static const char *config_value_problem(const struct ckey *k, const char *v)
     return NULL;
 }
 
+/* "1", "0.25", "2.5": digits, then at most 3 after a point, as thousandths. */
+static int config_milli(const char *v, long long *out)
+{
+    size_t whole = strspn(v, "0123456789"), frac = 0;
+    long long n = 0;
+
+    if (whole == 0 || whole > 9)
+        return CS_ERR;
+    if (v[whole] == '.') {
+        frac = strspn(v + whole + 1, "0123456789");
+        if (frac == 0 || frac > 3 || v[whole + 1 + frac])
+            return CS_ERR;
+    } else if (v[whole]) {
+        return CS_ERR;
+    }
+    for (size_t i = 0; i < whole; i++)
+        n = n * 10 + (v[i] - '0');
+    for (size_t i = 0; i < 3; i++)
+        n = n * 10 + (i < frac ? v[whole + 1 + i] - '0' : 0);
+    *out = n;
+    return CS_OK;
+}
+
 static int config_set(const struct ckey *k, void *base, const char *v, char *err, size_t errsz)
 {
     void *field = (char *)base + k->off;
@@ -484,6 +512,14 @@ static int config_set(const struct ckey *k, void *base, const char *v, char *err
                 snprintf(err, errsz, "'%s' must be an octal mode up to 0777, got '%s'", k->key, v);
             else
                 snprintf(err, errsz, "'%s' must be between %lld and %lld, got %s", k->key, k->min, k->max, v);
+            return CS_ERR;
+        }
+        *(long long *)field = n;
+        return CS_OK;
+    case T_MILLI:
+        if (config_milli(v, &n) != CS_OK || n < k->min || n > k->max) {
+            snprintf(err, errsz, "'%s' must be a decimal number from %g to %g (at most 3 decimals, e.g. 1 or 0.5), "
+                     "got '%s'", k->key, (double)k->min / 1000, (double)k->max / 1000, v);
             return CS_ERR;
         }
         *(long long *)field = n;
@@ -766,7 +802,7 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (k->sec == S_CACHE) {
             struct cs_cache_conf *cc = ns ? &ns->c : &c->cache;
             base = cc->v;
-            if (config_set(&(struct ckey){ k->sec, k->key, T_INT, sizeof(long long) * k->off,
+            if (config_set(&(struct ckey){ k->sec, k->key, k->type, sizeof(long long) * k->off,
                                             k->def, k->min, k->max, k->reload, false },
                            base, value, err, sizeof(err)) != CS_OK)
                 config_err(p, p->line, "%s", err);
@@ -800,7 +836,7 @@ static void config_defaults(struct cs_config *c)
     for (size_t i = 0; i < CS_ARRAY_LEN(conf_keys); i++) {
         const struct ckey *k = &conf_keys[i];
         if (k->sec == S_CACHE)
-            c->cache.v[k->off] = strtoll(k->def, NULL, 10);
+            c->cache.v[k->off] = strtoll(k->def, NULL, 10) * (k->type == T_MILLI ? 1000 : 1);
         else if (k->sec != S_NS && config_set(k, c, k->def, err, sizeof(err)) != CS_OK)
             cs_panic("the default of [%s] %s is refused: %s", sec_names[k->sec], k->key, err);
     }

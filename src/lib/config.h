@@ -16,7 +16,9 @@ extern const char *const config_redis_modes[RM_COUNT];
 /* Keys of [cache] that every namespace inherits and may override. */
 enum cache_key {
     CK_TTL, CK_JITTER, CK_NEG_TTL, CK_GRACE, CK_LOCK_TTL, CK_LOCK_POLL,
-    CK_UP_TIMEOUT, CK_UP_CONNS, CK_MAX_BODY, CK_MAX_FETCHES, CK_COUNT
+    CK_UP_TIMEOUT, CK_UP_CONNS, CK_MAX_BODY, CK_MAX_FETCHES,
+    CK_BETA,                    /* early_refresh_beta in thousandths (0: off) */
+    CK_BRK_FAILS, CK_BRK_OPEN, CK_COUNT
 };
 
 struct cs_cache_conf {

@@ -61,6 +61,10 @@ static const struct { const char *name, *help; size_t off; } stats_counters[] = 
     STAT(near_evict_expired, "Near cache entries found past their logical expiry"),
     STAT(fills_overtaken, "Misses that did not join a fill under way here: a write had revoked it"),
     STAT(invalidate_restarts, "INVALIDATE sweeps begun again: the slot map or primary changed under them"),
+    STAT(early_refreshes, "Background refreshes a hit started before its record expired (early_refresh_beta)"),
+    STAT(early_refresh_failures, "Early refreshes whose fetch failed or was refused: the record was left as it was"),
+    STAT(breaker_changes, "Circuit breaker state changes this daemon's reports made (closed, open, half-open)"),
+    STAT(breaker_refused, "Misses answered -UPSTREAM unavailable at once: their namespace's breaker was open"),
 };
 
 static const struct { const char *name, *label, *help; } stats_hists[SH_COUNT] = {
@@ -111,9 +115,11 @@ void stats_reset(void)
     for (int i = 0; i < stats_nns; i++) {
         struct stats_ns *n = &stats_nss[i];
         char name[sizeof(n->name)];
+        int breaker = n->breaker;       /* a gauge, as clients_connected */
         memcpy(name, n->name, sizeof(name));
         memset(n, 0, sizeof(*n));
         memcpy(n->name, name, sizeof(name));
+        n->breaker = breaker;
     }
     stats_c.clients_connected = clients;
 }
@@ -248,6 +254,13 @@ void stats_report(struct stats_sink *s)
     NS_FAMILY(misses, "Reads that missed the cache, per namespace")
     NS_FAMILY(errors, "Reads answered with an error, per namespace")
 #undef NS_FAMILY
+    for (int i = 0; i < stats_nns; i++) {
+        if (!stats_nss[i].name[0])
+            continue;
+        snprintf(label, sizeof(label), "namespace=%.63s", stats_nss[i].name);
+        s->num(s, SK_GAUGE, "namespace_breaker", "Circuit breaker state: 0 closed, 1 open, 2 half-open", label,
+               (double)stats_nss[i].breaker);
+    }
     for (int i = 0; i < SH_COUNT; i++)
         s->hist(s, (enum stats_hist_id)i, stats_hists[i].name, stats_hists[i].help, stats_hists[i].label,
                 &stats_h[i]);

@@ -16,6 +16,8 @@ struct cs_stats {
         near_hits, near_misses, near_invalidations, near_evict_capacity, near_evict_invalidation,
         near_evict_flush, near_evict_expired, near_keeps_cancelled,
         fills_overtaken, invalidate_restarts;
+    /* Early refresh (xfetch.c) and the circuit breaker (breaker.c). */
+    uint64_t early_refreshes, early_refresh_failures, breaker_changes, breaker_refused;
     /* For /metrics: client traffic and why clients were closed (the other
      * reasons are protocol_errors and output_limit_disconnects). */
     uint64_t client_bytes_in, client_bytes_out, idle_disconnects, clients_killed;
@@ -70,6 +72,7 @@ struct stats_ns {
     uint64_t reads[SH_REQ_N];           /* per client read, by its final outcome */
     uint64_t upstream[SU_COUNT], waits[SW_COUNT], fills_led, upstream_bytes;
     struct stats_hist upstream_h;       /* an SH_UPSTREAM histogram */
+    int breaker;                        /* a gauge: 0 closed, 1 open, 2 half-open */
 };
 struct stats_ns *stats_ns_get(const char *name, size_t len);
 /* The namespaces seen so far, in order of first use. */
