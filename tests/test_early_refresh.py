@@ -54,7 +54,7 @@ def stats(c):
 
 
 class EarlyRefresh(unittest.TestCase):
-    def start(self, beta):
+    def start(self, beta, near=False):
         self.tmp = tempfile.mkdtemp(prefix="cachasided-xfetch-")
         self.rport, self.uport, self.port = free_port(), free_port(), free_port()
         self.procs, self.c = [], None
@@ -68,8 +68,11 @@ class EarlyRefresh(unittest.TestCase):
         wait_port(self.uport, up, "example upstream")
         conf = daemon_ini(os.path.join(self.tmp, "cachasided.ini"), self.port, self.rport, self.uport,
                           server={"admin_listen": "127.0.0.1:%d" % free_port()},
-                          cache={"ttl_s": TTL_S, "ttl_jitter_pct": 0, "negative_ttl_s": 1,
-                                 "early_refresh_beta": beta})
+                          cache=dict({"ttl_s": TTL_S, "ttl_jitter_pct": 0, "negative_ttl_s": 1,
+                                      "early_refresh_beta": beta}, **({"near_cache_entries": 1000} if near else {})),
+                          namespaces={"hot": {"upstream": "http://127.0.0.1:%d/products/{id}" % self.uport,
+                                              "near_cache": "yes"}})
+        self.ns = "hot:" if near else "product:"
         with open(os.path.join(self.tmp, "daemon.log"), "w") as log:
             d = subprocess.Popen([DAEMON, "-c", conf], stderr=log)
         self.procs.append(d)
@@ -97,14 +100,14 @@ class EarlyRefresh(unittest.TestCase):
         """Warm up, then read every key about every 10 ms for LOAD_S seconds.
         Returns (STATS after the load, upstream reads per key, slowest read in s)."""
         for k in KEYS:
-            self.assertEqual(self.c.cmd("HGET", "product:" + k, "id"), k.encode())
+            self.assertEqual(self.c.cmd("HGET", self.ns + k, "id"), k.encode())
         self.assertEqual(self.c.cmd("STATS", "RESET"), "+OK")
         before = {k: int(upstream_get(self.uport, "/_count/" + k)) for k in KEYS}
         slowest, end = 0.0, time.time() + LOAD_S
         while time.time() < end:
             for k in KEYS:
                 t = time.time()
-                self.assertEqual(self.c.cmd("HGET", "product:" + k, "id"), k.encode())
+                self.assertEqual(self.c.cmd("HGET", self.ns + k, "id"), k.encode())
                 slowest = max(slowest, time.time() - t)
             time.sleep(0.01)
         reads = {k: int(upstream_get(self.uport, "/_count/" + k)) - before[k] for k in KEYS}
@@ -129,6 +132,22 @@ class EarlyRefresh(unittest.TestCase):
             self.assertGreaterEqual(reads[k], LOAD_S // TTL_S - 1, k)
             self.assertLessEqual(reads[k], 2 * LOAD_S // TTL_S, k)
         self.assertEqual(int(st["early_refreshes"]), sum(reads.values()))
+
+    def test_near_cached_hot_keys_are_refreshed_before_they_expire(self):
+        # With the near cache on, a hot record's reads are answered from the
+        # daemon's memory, not from Redis: the refresh must be drawn there too.
+        self.start("3", near=True)
+        st, reads, slowest = self.load()
+        sys.stderr.write("early refresh, near cache: upstream reads per key %s, slowest read %.1f ms, "
+                         "near_hits %s, early_refreshes %s\n"
+                         % (reads, slowest * 1000, st["near_hits"], st["early_refreshes"]))
+        self.assertGreater(int(st["near_hits"]), 0)
+        self.assertEqual(st["misses"], "0")
+        self.assertEqual(st["coalesced"], "0")
+        self.assertEqual(st["stale_hits"], "0")
+        for k in KEYS:
+            self.assertGreaterEqual(reads[k], LOAD_S // TTL_S - 1, k)
+            self.assertLessEqual(reads[k], 2 * LOAD_S // TTL_S, k)
 
     def test_beta_zero_changes_nothing(self):
         self.start("0")

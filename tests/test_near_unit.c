@@ -68,7 +68,7 @@ static bool keep(const char *key, const char *value)
     uint64_t before = stats_c.near_keeps_cancelled;
 
     near_begin(&t);
-    near_put(&t, key, strlen(key), false, false, 100000, r);
+    near_put(&t, key, strlen(key), false, false, 100000, 0, r);
     fake_reply_free(r);
     return stats_c.near_keeps_cancelled == before;
 }
@@ -108,7 +108,7 @@ START_TEST(test_kept_reply)
     ck_assert(!near_field(e, "price", 5, &v, &vl));
     /* The raw shape: GET's body as one bulk; asked as a hash, a miss. */
     near_begin(&t);
-    near_put(&t, "cache:page:{1}", 14, true, false, 100000, raw);
+    near_put(&t, "cache:page:{1}", 14, true, false, 100000, 0, raw);
     fake_reply_free(raw);
     e = near_get("cache:page:{1}", 14, true, 1000);
     ck_assert_ptr_nonnull(e);
@@ -164,13 +164,13 @@ START_TEST(test_invalidate_race)
      * reply may be the old value, not kept. */
     near_begin(&t);
     rstore_on_invalidate("k", 1);
-    near_put(&t, "k", 1, false, false, 100000, r);
+    near_put(&t, "k", 1, false, false, 100000, 0, r);
     ck_assert_ptr_null(name_of("k"));
     ck_assert_uint_eq(stats_c.near_keeps_cancelled, 1);
     /* Another key's: kept. */
     near_begin(&t);
     rstore_on_invalidate("j", 1);
-    near_put(&t, "k", 1, false, false, 100000, r);
+    near_put(&t, "k", 1, false, false, 100000, 0, r);
     ck_assert_str_eq(name_of("k"), "old");
     /* After the reply: the entry goes. */
     rstore_on_invalidate("k", 1);
@@ -182,21 +182,21 @@ START_TEST(test_invalidate_race)
         snprintf(other, sizeof(other), "o%d", i);
         rstore_on_invalidate(other, strlen(other));
     }
-    near_put(&t, "k", 1, false, false, 100000, r);
+    near_put(&t, "k", 1, false, false, 100000, 0, r);
     ck_assert_ptr_null(name_of("k"));
     /* A nil message (FLUSHALL): everything goes, reads in flight keep nothing. */
     ck_assert(keep("a", "1"));
     near_begin(&t);
     rstore_on_invalidate(NULL, 0);
     ck_assert_int_eq(near_entries(), 0);
-    near_put(&t, "k", 1, false, false, 100000, r);
+    near_put(&t, "k", 1, false, false, 100000, 0, r);
     ck_assert_int_eq(near_entries(), 0);
     /* This daemon's own write: the same. */
     ck_assert(keep("a", "1"));
     near_begin(&t);
     near_forget("a", 1);
     ck_assert_int_eq(near_entries(), 0);
-    near_put(&t, "a", 1, false, false, 100000, r);
+    near_put(&t, "a", 1, false, false, 100000, 0, r);
     ck_assert_int_eq(near_entries(), 0);
     fake_reply_free(r);
     near_free();
@@ -216,7 +216,7 @@ START_TEST(test_tracking_lost)
     ck_assert_int_eq(near_entries(), 0);       /* lost: flushed at once */
     ck_assert_uint_eq(stats_c.near_evict_flush, 1);
     tracking(8);
-    near_put(&t, "b", 1, false, false, 100000, r);
+    near_put(&t, "b", 1, false, false, 100000, 0, r);
     ck_assert_int_eq(near_entries(), 0);
     /* Nothing is kept while tracking is off. */
     tracking(0);

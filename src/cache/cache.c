@@ -585,6 +585,12 @@ static bool cache_near(struct cache_slot *s, const struct cs_ns *ns, struct cs_s
     }
     log_trace(key, "near cache: %s", e->nf ? "hit (not found)" : "hit");
     cache_count(s->q, ns, e->nf ? SH_REQ_NEGATIVE : SH_REQ_HIT);
+    /* A hot record lives here, not in Redis's reads: the early refresh's
+     * draw is made on the near hit too, or it would never be. The refresh's
+     * write comes back as an invalidation, and the next read keeps the new
+     * record. First: answering may free q. */
+    if (!e->nf && xfetch_due(ns, fill_redis_now_ms(), e->exp, e->delta))
+        cache_refresh_early(s, ns, id, e->exp);
     cache_answer_near(s, e);
     return true;
 }
@@ -599,7 +605,7 @@ static void cache_near_keep(struct cache_slot *s, const struct cs_ns *ns, struct
     if (s->q->shape != CACHE_HGETALL && s->q->shape != CACHE_GET && s->q->shape != CACHE_MGET && !s->whole)
         return;
     kl = keys_build(key, s->q->conf, ns, id);
-    near_put(&s->near, key, kl, ns->format == NS_RAW, m->nf, m->exp, rep);
+    near_put(&s->near, key, kl, ns->format == NS_RAW, m->nf, m->exp, m->delta, rep);
 }
 
 static void cache_trace(const struct cs_config *c, const struct cs_ns *ns, struct cs_str id, const char *fmt, ...)

@@ -45,6 +45,12 @@
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define NEAR_DELTA_MAX ((1 << 19) - 1)          /* the delta bit-field's largest */
+#define NEAR_EXP_MAX ((INT64_C(1) << 43) - 1)   /* the expiry bit-field's largest */
+
+/* What near.h promises about an entry's size (docs/design.md). */
+_Static_assert(sizeof(struct near_ent) == 48, "a near cache entry is 48 bytes");
 #include <time.h>
 #include <unistd.h>
 
@@ -297,7 +303,7 @@ static size_t near_encode(char *p, const redisReply *rep, bool raw, bool nf, int
 }
 
 void near_put(const struct near_ticket *t, const char *key, size_t klen, bool raw, bool nf, int64_t exp,
-              const redisReply *rep)
+              int64_t delta, const redisReply *rep)
 {
     uint32_t h = near_hash(key, klen);
     struct near_ent **pp, *e;
@@ -311,7 +317,8 @@ void near_put(const struct near_ticket *t, const char *key, size_t klen, bool ra
         stats_c.near_keeps_cancelled++;
         return;
     }
-    if (klen > UINT16_MAX || sizeof(*e) + vlen + klen > (size_t)max_bytes || vlen > UINT32_MAX)
+    if (klen > UINT16_MAX || sizeof(*e) + vlen + klen > (size_t)max_bytes || vlen > UINT32_MAX || exp < 0 ||
+        exp > NEAR_EXP_MAX)
         return;
     if (*(pp = near_slot(key, klen, h))) {
         uint64_t replaced = 0;  /* a newer read of it: no eviction to count */
@@ -319,6 +326,7 @@ void near_put(const struct near_ticket *t, const char *key, size_t klen, bool ra
     }
     e = cs_malloc(sizeof(*e) + vlen + klen);
     e->exp = exp;
+    e->delta = delta < 0 ? 0 : delta > NEAR_DELTA_MAX ? NEAR_DELTA_MAX : delta;
     e->vlen = (uint32_t)vlen;
     e->klen = (uint16_t)klen;
     e->hash = h;

@@ -15,7 +15,11 @@ struct redisReply;
 struct near_ent {
     struct near_ent *hnext;     /* the bucket's chain */
     struct near_ent *prev, *next;   /* LRU: most recently used first */
-    int64_t exp;                /* the record's logical expiry, Redis's clock (ms) */
+    /* Bit-fields keep the entry at 48 bytes: an expiry in ms fits 43 bits
+     * until the year 2248, and a fetch time past 8 minutes only makes an
+     * early refresh a little later. */
+    int64_t exp : 44;           /* the record's logical expiry, Redis's clock (ms) */
+    int64_t delta : 20;         /* how long its fetch took, ms (early refresh) */
     uint32_t vlen;
     int32_t n;                  /* a hash's pairs; -1: the null of a raw not-found */
     uint32_t hash;
@@ -42,10 +46,10 @@ struct near_ticket {
 };
 void near_begin(struct near_ticket *t);
 /* Keep what a read found (REP: HGETALL's reply, or GET's HMGET with the
- * body at element 2), unless an invalidation of KEY, a flush or a change
+ * body at element 2; DELTA: its fetch's ms), unless an invalidation of KEY, a flush or a change
  * of tracking came between T and now. NF: the record says not-found. */
 void near_put(const struct near_ticket *t, const char *key, size_t klen, bool raw, bool nf, int64_t exp,
-              const struct redisReply *rep);
+              int64_t delta, const struct redisReply *rep);
 
 /* This daemon writes KEY (NULL: an INVALIDATE, every key): the entry goes
  * now and reads in flight keep nothing of it, so a read after the write's
