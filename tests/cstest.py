@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """What the Python test tools share: a small RESP client, free ports, waiting
-for a listener, and a daemon's ini file.  Used by tests/test_admin.py,
-tests/hostile/ and tests/faults/ (and bench/soak.py through hostile.py).
+for a listener, a test CA for Redis over TLS, and a daemon's ini file.  Used
+by tests/test_admin.py, tests/hostile/ and tests/faults/ (and bench/soak.py
+through hostile.py, bench/tls for its CA).
 
 Each importer finds this file relative to its own (sys.path), never through
 the current directory, so it works from a VPATH build and `make distcheck`.
@@ -134,8 +135,9 @@ class Conn:
 # ---- TLS to Redis, for the TLS runs of the fault and hostile suites -------
 
 # Port -> ssl.SSLContext: a Conn to one of these ports speaks TLS.  A suite
-# whose Redis listens on TLS ports only registers them (TestCA.register), so
-# its every helper reaches Redis, and still the daemons in plaintext.
+# whose Redis listens on TLS ports only registers them (TestCA.register):
+# every helper that opens a Conn then reaches Redis over TLS, while the
+# daemons' own ports stay plaintext.
 TLS_PORTS = {}
 
 
