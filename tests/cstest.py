@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """What the Python test tools share: a small RESP client, free ports, waiting
-for a listener, and a daemon's ini file.  Used by tests/test_admin.py,
-tests/hostile/ and tests/faults/ (and bench/soak.py through hostile.py).
+for a listener, a test CA for Redis over TLS, and a daemon's ini file.  Used
+by tests/test_admin.py, tests/hostile/ and tests/faults/ (and bench/soak.py
+through hostile.py, bench/tls for its CA).
 
 Each importer finds this file relative to its own (sys.path), never through
 the current directory, so it works from a VPATH build and `make distcheck`.
-Standard library only.
+Standard library only (and the openssl command for a test CA).
 """
+import os
 import socket
+import ssl
+import subprocess
 import time
 
 
@@ -59,6 +63,9 @@ class Conn:
     def __init__(self, port, timeout=10.0):
         self.s = socket.create_connection(("127.0.0.1", port), timeout)
         self.s.settimeout(timeout)
+        ctx = TLS_PORTS.get(port)
+        if ctx is not None:
+            self.s = ctx.wrap_socket(self.s, server_hostname="127.0.0.1")
         self.buf = b""
 
     def close(self):
@@ -123,6 +130,59 @@ class Conn:
             except OSError:
                 return True
         return False
+
+
+# ---- TLS to Redis, for the TLS runs of the fault and hostile suites -------
+
+# Port -> ssl.SSLContext: a Conn to one of these ports speaks TLS.  A suite
+# whose Redis listens on TLS ports only registers them (TestCA.register):
+# every helper that opens a Conn then reaches Redis over TLS, while the
+# daemons' own ports stay plaintext.
+TLS_PORTS = {}
+
+
+class TestCA:
+    """A CA and a certificate for 127.0.0.1 made in DIR with the openssl
+    command: redis_args() for redis-server and sentinels, conf_lines() for
+    sentinel.conf, daemon_keys() for a daemon's [redis] section."""
+
+    def __init__(self, dirpath):
+        self.dir = dirpath
+        self.ca, self.crt, self.key = (os.path.join(dirpath, n) for n in ("ca.crt", "redis.crt", "redis.key"))
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        self._ssl("req", "-x509", "-new", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
+                  "-subj", "/CN=cachasided test CA")
+        self._ssl("req", "-new", *ec, "-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=redis")
+        with open(os.path.join(dirpath, "redis.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        self._ssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                  "-out", "redis.crt", "-days", "30", "-extfile", "redis.ext")
+        self.ctx = ssl.create_default_context(cafile=self.ca)
+
+    def _ssl(self, *args):
+        r = subprocess.run(["openssl"] + list(args), cwd=self.dir, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s: %s" % (args[0], r.stderr.strip()))
+
+    def settings(self):
+        return [("tls-cert-file", self.crt), ("tls-key-file", self.key), ("tls-ca-cert-file", self.ca),
+                ("tls-auth-clients", "no"), ("tls-replication", "yes")]
+
+    def redis_args(self, port, cluster=False):
+        """redis-server's arguments for TLS on PORT and no plaintext port."""
+        args = ["--port", "0", "--tls-port", str(port)]
+        for k, v in self.settings() + ([("tls-cluster", "yes")] if cluster else []):
+            args += ["--" + k, v]
+        return args
+
+    def conf_lines(self, port):
+        return "port 0\ntls-port %d\n" % port + "".join("%s %s\n" % kv for kv in self.settings())
+
+    def daemon_keys(self):
+        return {"tls": "yes", "tls_ca_file": self.ca}
+
+    def register(self, port):
+        TLS_PORTS[port] = self.ctx
 
 
 # ---- a daemon's configuration ---------------------------------------------

@@ -204,7 +204,11 @@ class Proxy:
 class Redis:
     """A redis-server; NAME names its log, EXTRA are more arguments (a
     node of a Sentinel or Cluster set-up), replicaof (host, port) makes the
-    next start a replica."""
+    next start a replica.  With Redis.tls (a cstest.TestCA, faults.py --tls)
+    every server listens on a TLS port only, replicates and, in a cluster,
+    talks on its bus over TLS."""
+    tls = None
+
     def __init__(self, binary, workdir, name="redis", extra=()):
         self.bin = binary
         self.port = free_port()
@@ -212,11 +216,17 @@ class Redis:
         self.extra = list(extra)
         self.replicaof = None
         self.proc = None
+        self.cluster = False
 
     def start(self):
         logf = open(self.logpath, "a")
-        args = [self.bin, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--enable-debug-command", "yes"] + self.extra
+        if self.tls:
+            self.tls.register(self.port)
+            ports = self.tls.redis_args(self.port, self.cluster)
+        else:
+            ports = ["--port", str(self.port)]
+        args = [self.bin] + ports + ["--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no", "--enable-debug-command", "yes"] + self.extra
         if self.replicaof:
             args += ["--replicaof", self.replicaof[0], str(self.replicaof[1])]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)

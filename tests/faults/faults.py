@@ -8,7 +8,7 @@ proxy are in faultproc.py, the Sentinel and Cluster set-ups in
 faulttopo.py, the invariants in faultcheck.py, the reshard measurement in
 faultreshard.py.
 
-Usage: faults.py [--topology standalone|sentinel|cluster] [--reshard-keys N]
+Usage: faults.py [--topology standalone|sentinel|cluster] [--tls] [--reshard-keys N]
 Environment: CACHASIDED_BIN, CACHASIDED_UPSTREAM_BIN, REDIS_SERVER (or
 REDIS_SERVER_BIN).  Exit 0 when every invariant held, 1 otherwise.
 
@@ -30,7 +30,7 @@ import time
 sys.dont_write_bytecode = True     # keep the source tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]       # faultproc.py, and tests/cstest.py
-from cstest import Conn, free_port  # noqa: E402
+from cstest import Conn, TestCA, free_port  # noqa: E402
 from faultproc import Proxy, Redis, Upstream, now, wait_ping  # noqa: E402
 from faultcheck import (B, BASE_LATENCY_MS, CLIENTS_PER_DAEMON, COMMAND_TIMEOUT_MS, FORMATS, IDS,  # noqa: E402
                         LOCK_TTL_MS, LOSS_LAG_S, MAX_FETCHES, NAMESPACES, NDAEMONS, NKEYS,
@@ -54,6 +54,8 @@ class Daemon:
         self.logpath = os.path.join(workdir, "d%d.log" % idx)
         self.rport, self.pport = rport, pport
         self.redis_lines = redis_lines or ["host = 127.0.0.1", "port = %d" % rport]
+        if Redis.tls:
+            self.redis_lines = self.redis_lines + ["%s = %s" % kv for kv in Redis.tls.daemon_keys().items()]
         self.proc = None
         self.down = True            # killed or restarting on purpose
         self.gen = 0
@@ -540,6 +542,8 @@ def main():
     ap.add_argument("--topology", choices=("standalone", "sentinel", "cluster"), default="standalone",
                     help="one redis-server (the default), a primary with a replica and 3 sentinels, "
                     "or 3 primaries with a replica each")
+    ap.add_argument("--tls", action="store_true",
+                    help="Redis (and the sentinels) on TLS ports only, the daemons with tls = yes")
     ap.add_argument("--reshard-keys", type=int, default=0, metavar="N",
                     help="cluster: at the end, measure a reshard of slots holding N cached records")
     args = ap.parse_args()
@@ -555,8 +559,8 @@ def main():
     random.seed(seed)
     workdir = tempfile.mkdtemp(prefix="cachasided-faults.")
     log("seed %d (FAULTS_SEED to repeat); logs in %s" % (seed, workdir))
-    if args.topology != "standalone":
-        log("topology %s" % args.topology)
+    if args.topology != "standalone" or args.tls:
+        log("topology %s%s" % (args.topology, ", over TLS" if args.tls else ""))
     redis = topo = None
     if args.topology == "standalone":
         redis = Redis(rbin, workdir)
@@ -571,6 +575,8 @@ def main():
     stop_watch = threading.Event()
     threads = []
     try:
+        if args.tls:
+            Redis.tls = TestCA(workdir)
         (redis or topo).start()
         upstream = Upstream(ubin, workdir, NKEYS)
         upstream.control("PUT", "/_latency", str(BASE_LATENCY_MS))

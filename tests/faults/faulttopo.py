@@ -217,12 +217,17 @@ class SentinelSet:
         port = free_port()
         conf = os.path.join(self.workdir, "sentinel-%d.conf" % i)
         with open(conf, "w") as f:
-            f.write("port %d\nbind 127.0.0.1\ndir %s\n"
+            if Redis.tls:
+                Redis.tls.register(port)
+                f.write(Redis.tls.conf_lines(port))
+            else:
+                f.write("port %d\n" % port)
+            f.write("bind 127.0.0.1\ndir %s\n"
                     "sentinel monitor %s 127.0.0.1 %d 2\n"
                     "sentinel down-after-milliseconds %s 1000\n"
                     "sentinel failover-timeout %s 6000\n"
                     "sentinel parallel-syncs %s 1\n"
-                    % (port, self.workdir, self.MASTER, self.nodes[0].port, self.MASTER, self.MASTER, self.MASTER))
+                    % (self.workdir, self.MASTER, self.nodes[0].port, self.MASTER, self.MASTER, self.MASTER))
         logf = open(os.path.join(self.workdir, "sentinel-%d.log" % i), "a")
         proc = subprocess.Popen([self.bin, conf, "--sentinel"], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         logf.close()

@@ -13,8 +13,11 @@ daemon while a probe client keeps reading a cached key, and checks:
     moves a 0.1 ms p99 by more than that),
   - the daemon is alive and serving at the end.
 Prints one line per scenario and exits non-zero on any violation.
+With --tls, Redis listens on a TLS port only (a test CA made with the
+openssl command) and the daemon has tls = yes: the same scenarios over TLS.
 Standard library only; every loop is bounded in count and time.
 """
+import argparse
 import os
 import re
 import resource
@@ -31,7 +34,7 @@ import time
 sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # bench/soak.py imports these from here too.
-from cstest import Conn, daemon_ini, enc, free_port, wait_port  # noqa: E402
+from cstest import Conn, TestCA, daemon_ini, enc, free_port, wait_port  # noqa: E402
 
 RSS_BOUND_KB = 256 * 1024       # the bound for this configuration (docs/configuration.md)
 PROBE_SLACK_MS = 10.0
@@ -573,6 +576,9 @@ class Env:
 
 
 def main():
+    ap = argparse.ArgumentParser(description="hostile clients and upstreams (tests/hostile/README.md)")
+    ap.add_argument("--tls", action="store_true", help="Redis on a TLS port only, the daemon with tls = yes")
+    args = ap.parse_args()
     daemon_bin = os.environ.get("CACHASIDED_BIN", "src/cachasided")
     up_bin = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
     redis_bin = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis-server"
@@ -595,7 +601,9 @@ def main():
     env = Env()
     try:
         rport, uport, dport = free_port(), free_port(), free_port()
-        procs.append(subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+        ca = TestCA(tmp) if args.tls else None
+        listen = ca.redis_args(rport) if ca else ["--port", str(rport)]
+        procs.append(subprocess.Popen([redis_bin] + listen + ["--bind", "127.0.0.1", "--save", "",
                                        "--appendonly", "no", "--logfile", os.path.join(tmp, "redis.log")]))
         wait_port(rport, procs[-1], "redis-server")
         ulog = open(os.path.join(tmp, "upstream.log"), "w")
@@ -618,6 +626,7 @@ def main():
             os.path.join(tmp, "cachasided.ini"), dport, rport, uport,
             server={"max_clients": 20000, "max_output_bytes_per_client": 8388608, "client_idle_timeout_s": 0,
                     "log_level": "warning"},
+            redis=ca.daemon_keys() if ca else None,
             cache={"ttl_s": 600, "lock_ttl_ms": 3000, "upstream_timeout_ms": 2000, "max_body_bytes": 2097152},
             namespaces={"evilh": {"upstream": "http://127.0.0.1:%d/headers/{id}" % evil.port},
                         "evilw": {"upstream": "http://127.0.0.1:%d/hang/{id}" % evil.port},
@@ -664,7 +673,8 @@ def main():
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     note("")
-    note("hostile: %d scenarios, %d violations" % (len(results), len(failures)))
+    note("hostile%s: %d scenarios, %d violations" % (" (TLS to Redis)" if args.tls else "", len(results),
+                                                     len(failures)))
     for f in failures:
         note("  - " + f)
     return 1 if failures else 0
