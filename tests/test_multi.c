@@ -217,6 +217,41 @@ START_TEST(t_error_elements)
 }
 END_TEST
 
+/* A reload between queueing and EXEC applies to the queued commands: the
+ * keys were checked when queued, and a read run under the configuration
+ * they were checked under is not checked again, but one run after a reload
+ * is, under the new namespaces (docs/protocol.md, "Transactions"). */
+START_TEST(t_reload_between)
+{
+    char *raw;
+    long from;
+
+    env_start(LATENCY_MS, NULL);
+    CK_REPLY(D("MULTI"), "+OK\r\n");
+    CK_REPLY(D("HGET", "product:p-001", "name"), "+QUEUED\r\n");
+    CK_REPLY(D("GET", "page:p-003"), "+QUEUED\r\n");
+    CK_REPLY(D("HGET", "page:p-002", "name"), "+QUEUED\r\n");
+    /* product is gone, and page is a hash namespace now. */
+    h_daemon_rewrite_conf(&E.d,
+                          "[server]\nlisten = 127.0.0.1:%d\nadmin_listen =\nlog_level = debug\n"
+                          "\n[redis]\nhost = 127.0.0.1\nport = %d\n"
+                          "\n[cache]\nttl_s = 300\nttl_jitter_pct = 0\nupstream_timeout_ms = 3000\n"
+                          "lock_ttl_ms = 5000\nupstream_connections = 64\n"
+                          "\n[namespace:page]\nupstream = http://127.0.0.1:%d/products/{id}\n",
+                          E.d.port, E.redis.port, E.up.port);
+    from = h_log_size(E.d.log);
+    h_kill(E.d.pid, SIGHUP);
+    ck_assert_int_eq(h_wait_log_after(E.d.log, from, "reload", 5000), 0);
+    raw = D("EXEC");
+    expect_array(raw, 3);
+    CK_REPLY(elem(raw, 0), "-ERR unknown namespace 'product'\r\n");
+    CK_REPLY(elem(raw, 1), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    CK_REPLY(elem(raw, 2), "$9\r\nProduct 2\r\n");
+    free(raw);
+    env_stop_clean();
+}
+END_TEST
+
 /* ------------------------------------------------------------ errors -- */
 
 /* Each command refused at queue time (unknown, wrong arity, a bad key or
@@ -849,6 +884,7 @@ int main(void)
     const struct su_case cases[] = {
         { "exec_array", t_exec_array, 60, 0 },
         { "error_elements", t_error_elements, 60, 0 },
+        { "reload_between", t_reload_between, 60, 0 },
         { "execabort", t_execabort, 60, 0 },
         { "out_of_place", t_out_of_place, 60, 0 },
         { "discard", t_discard, 60, 0 },

@@ -787,27 +787,35 @@ static bool cache_type_ok(const struct cache_req *q, const struct cs_ns *ns)
 
 
 /* KEY's namespace and id, checked for the read's shape; false after
- * answering the read with the error. */
+ * answering the read with the error. *ns already set: KEY was parsed
+ * under q->conf by the request's owner (a transaction's queue-time check,
+ * q->ns), so only the shape is left to check. */
 static bool cache_key_ok(struct cache_req *q, struct cs_str key, const struct cs_ns **ns, struct cs_str *id)
 {
     char err[200];
 
-    if (keys_parse(q->conf, key, ns, id, err, sizeof(err)) != CS_OK) {
+    if (*ns) {
+        id->p = key.p + (*ns)->namelen + 1;     /* "<ns>:<id>" */
+        id->len = key.len - (*ns)->namelen - 1;
+    } else if (keys_parse(q->conf, key, ns, id, err, sizeof(err)) != CS_OK) {
         resp_error(cache_out(q), err);
-    } else if (!cache_type_ok(q, *ns)) {
+        cache_outcome(q, SH_REQ_ERROR);
+        cache_done(q);
+        return false;
+    }
+    if (!cache_type_ok(q, *ns)) {
         resp_error(cache_out(q), CS_ERR_WRONGTYPE);
         cache_ns_of(q, *ns);
-    } else {
-        return true;
+        cache_outcome(q, SH_REQ_ERROR);
+        cache_done(q);
+        return false;
     }
-    cache_outcome(q, SH_REQ_ERROR);
-    cache_done(q);
-    return false;
+    return true;
 }
 
 void cache_read(struct cache_req *q)
 {
-    const struct cs_ns *ns;
+    const struct cs_ns *ns = q->ns;
     struct cs_str id;
 
     if (!cache_key_ok(q, q->argv[1], &ns, &id))
@@ -843,9 +851,11 @@ void cache_mget(struct cache_req *q)
         return;
     }
     /* Every key is checked before any is read: all or nothing. */
-    for (int i = 1; i < q->argc; i++)
+    for (int i = 1; i < q->argc; i++) {
+        ns = NULL;
         if (!cache_key_ok(q, q->argv[i], &ns, &id))
             return;
+    }
     m = cs_calloc(1, sizeof(*m) + (sizeof(m->slot[0]) + 2 * sizeof(int)) * (size_t)n);
     m->n = n;
     m->first = (int *)(m->slot + n);

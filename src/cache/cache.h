@@ -54,7 +54,10 @@ struct cache_req {
     enum cache_shape shape;     /* reads: the reply asked for */
     bool resp3;                 /* reply in RESP3 */
     bool gone;                  /* the client left: nothing to answer, only finish */
-    const struct cs_ns *ns;     /* of argv[1], for single-key reads */
+    /* Of argv[1], for single-key reads. Its owner may set it before the
+     * read starts when it parsed argv[1] under conf (keys_parse), and the
+     * read then checks only the namespace's format. */
+    const struct cs_ns *ns;
     struct cache_slot one;
     int pending;                /* MGET: keys not yet answered */
     long long count;            /* reply bytes so far (MGET), entries removed (INVALIDATE) */

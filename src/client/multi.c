@@ -32,7 +32,9 @@
  * than 64 reads at Redis), before anything sent after EXEC is parsed;
  * their replies count in the output limit as any reply does. A
  * transaction costs what the same commands pipelined cost, plus its
- * +QUEUED replies and the key checks made when queued. */
+ * +QUEUED replies (written straight out, req_set_aside) and the key checks
+ * made when queued, which a read run under the same configuration does
+ * not repeat. */
 #include "core.h"
 #include "multi.h"
 #include "command.h"
@@ -163,11 +165,13 @@ void multi_cmd_unwatch(struct req *r)
  * key or an unknown namespace. Refused at queue time, like an unknown
  * command; what depends on more than the command's text (WRONGTYPE, as
  * in Redis, and every error of Redis or the upstream) is an element of
- * EXEC's reply. */
-static bool multi_keys_ok(const struct req *r, char *err, size_t errsz)
+ * EXEC's reply. A single key's namespace is kept for the read (cq.ns):
+ * when EXEC runs it under the same configuration, the key is not parsed
+ * again (req_rejoin drops it after a reload). */
+static bool multi_keys_ok(struct req *r, char *err, size_t errsz)
 {
     const struct cmd_def *d = r->cmd;
-    const struct cs_ns *ns;
+    const struct cs_ns *ns = NULL;
     struct cs_str id;
     int last = command_last_key(d, r->argc);
 
@@ -176,6 +180,8 @@ static bool multi_keys_ok(const struct req *r, char *err, size_t errsz)
                                      : keys_parse(r->conf, r->argv[i], &ns, &id, err, errsz) != CS_OK)
             return false;
     }
+    if (d->first == 1 && last == 1 && !(d->flags & CMD_PATTERN))
+        r->cq.ns = ns;
     return true;
 }
 
@@ -192,7 +198,6 @@ bool multi_queue(struct req *r)
     struct conn *c = r->conn;
     struct multi *m = c ? c->multi : NULL;
     char err[200];
-    struct req *ack;
 
     if (!m || (r->cmd->flags & CMD_NOQUEUE))
         return false;
@@ -212,11 +217,10 @@ bool multi_queue(struct req *r)
         multi_refuse(r, m, "ERR transaction too large (over 64 x max_request_bytes of commands)");
         return true;
     }
-    ack = req_set_aside(r);
+    req_set_aside(r, "QUEUED");
     TAILQ_INSERT_TAIL(&m->q, r, q);
     m->n++;
     m->bytes += r->bytes;
-    multi_reply(ack, "QUEUED", NULL);
     return true;
 }
 

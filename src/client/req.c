@@ -14,8 +14,8 @@
  * Ownership: the queue owns its requests. A client that goes away first
  * leaves the requests someone else holds (a Redis callback, a flight) with
  * conn set to NULL; that holder's req_done frees them (req_close_all).
- * A command queued by MULTI is set aside, answered by a stand-in, and
- * owned by the transaction (multi.c) until EXEC brings it back.
+ * A command queued by MULTI is set aside, answered +QUEUED in its place,
+ * and owned by the transaction (multi.c) until EXEC brings it back.
  *
  * Small requests, which are nearly all of them, come from a pool of
  * blocks of one size, so a hit allocates nothing once the daemon is warm;
@@ -203,24 +203,47 @@ void req_done(struct req *r)
     req_conn->answered(c);
 }
 
-struct req *req_set_aside(struct req *r)
+/* The reply in r's place: when r heads the reply order, nothing before it
+ * is unanswered and the reply goes straight to the output; otherwise a
+ * stand-in request holds r's place, and answers when its turn comes. A
+ * pipelined transaction's commands all head the order as they are queued
+ * (MULTI was answered at once), so they cost no stand-in. */
+void req_set_aside(struct req *r, const char *status)
 {
     struct conn *c = r->conn;
-    struct resp_args none = { 0 };
-    struct req *in_place = req_new(c, &none, r->t0_us);     /* last, right after r */
+    bool head = TAILQ_FIRST(&c->reqs) == r;
+    struct req *in_place = NULL;
 
+    if (!head) {
+        struct resp_args none = { 0 };
+        in_place = req_new(c, &none, r->t0_us);     /* last, right after r */
+    }
     TAILQ_REMOVE(&c->reqs, r, q);
     c->inflight--;
     c->qbytes -= r->bytes;
-    return in_place;
+    if (in_place) {
+        resp_simple(req_out(in_place), status);
+        req_done(in_place);
+        return;
+    }
+    resp_simple(req_conn_out(c), status);
+    c->last_active = cs_clock_us() / 1000;      /* as req_done */
+    req_conn->answered(c);
 }
 
 void req_rejoin(struct req *r, int64_t t0_us)
 {
     struct conn *c = r->conn;
 
-    config_unref(r->conf);
-    r->conf = config_ref(cs_conf);      /* a reload since it was queued applies */
+    /* A reload since it was queued applies: the namespace its key was
+     * checked under (multi.c) may be gone. r's reference keeps the old
+     * configuration alive, so a new one can never share its address: the
+     * same pointer is the same configuration. */
+    if (r->conf != cs_conf) {
+        config_unref(r->conf);
+        r->conf = config_ref(cs_conf);
+        r->cq.ns = NULL;
+    }
     r->resp3 = c->resp3;                /* so does a HELLO queued before it */
     r->t0_us = t0_us;
     r->exec = true;                     /* only EXEC brings a request back */

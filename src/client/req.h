@@ -65,9 +65,9 @@ struct cache_req *req_cache(struct req *r);
 void req_done(struct req *r);
 /* A transaction's command (multi.c): r, the newest request of its
  * connection, leaves the reply order, and no longer counts as in flight,
- * until req_rejoin or req_discard; returns the request that took its
- * place, for the caller to answer (+QUEUED). */
-struct req *req_set_aside(struct req *r);
+ * until req_rejoin or req_discard; status (+QUEUED) is answered in its
+ * place. */
+void req_set_aside(struct req *r, const char *status);
 /* r, set aside, becomes its connection's newest request again, under the
  * configuration of now; t0_us as req_new's. */
 void req_rejoin(struct req *r, int64_t t0_us);
