@@ -187,6 +187,31 @@ class TestCA:
 
 # ---- a daemon's configuration ---------------------------------------------
 
+def upstream_req(port, method, path, body=b""):
+    """One request to the example upstream's control API (/_status/ID,
+    /_count, ...) on its own connection: the reply's body as text."""
+    s = socket.create_connection(("127.0.0.1", port), 5)
+    s.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+              % (method.encode(), path.encode(), len(body), body))
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    return data.partition(b"\r\n\r\n")[2].decode()
+
+
+def stats(c):
+    """A daemon's STATS over Conn C, as {name: text}."""
+    out = {}
+    for line in c.cmd("STATS").decode().splitlines():
+        k, _, v = line.partition(":")
+        out[k] = v
+    return out
+
+
 def daemon_ini(path, port, rport, uport, server=None, redis=None, cache=None, namespaces=None):
     """Writes PATH for a daemon on 127.0.0.1:PORT with Redis on RPORT and
     the example upstream on UPORT as [namespace:product] (hashes) and

@@ -14,7 +14,6 @@ default) every miss still goes to the failing upstream.
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import unittest
 
 sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cstest import Conn, RespError, daemon_ini, free_port, wait_port  # noqa: E402
+from cstest import Conn, RespError, daemon_ini, free_port, stats, upstream_req, wait_port  # noqa: E402
 
 DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
 UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
@@ -32,28 +31,6 @@ REDIS = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis
 FAILURES = 3
 OPEN_MS = 1500
 IDS = ["p-%03d" % i for i in range(1, 101)]
-
-
-def upstream_req(port, method, path, body=b""):
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-              % (method.encode(), path.encode(), len(body), body))
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    return data.partition(b"\r\n\r\n")[2].decode()
-
-
-def stats(c):
-    out = {}
-    for line in c.cmd("STATS").decode().splitlines():
-        k, _, v = line.partition(":")
-        out[k] = v
-    return out
 
 
 class Breaker(unittest.TestCase):

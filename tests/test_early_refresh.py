@@ -12,7 +12,6 @@ expire and reads miss as before.
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import unittest
 
 sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cstest import Conn, daemon_ini, free_port, wait_port  # noqa: E402
+from cstest import Conn, daemon_ini, free_port, stats, upstream_req, wait_port  # noqa: E402
 
 DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
 UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
@@ -30,27 +29,6 @@ REDIS = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis
 KEYS = ["p-001", "p-002", "p-003", "p-004"]
 TTL_S = 2
 LOAD_S = 4 * TTL_S
-
-
-def upstream_get(port, path):
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    return data.partition(b"\r\n\r\n")[2].decode()
-
-
-def stats(c):
-    out = {}
-    for line in c.cmd("STATS").decode().splitlines():
-        k, _, v = line.partition(":")
-        out[k] = v
-    return out
 
 
 class EarlyRefresh(unittest.TestCase):
@@ -102,7 +80,7 @@ class EarlyRefresh(unittest.TestCase):
         for k in KEYS:
             self.assertEqual(self.c.cmd("HGET", self.ns + k, "id"), k.encode())
         self.assertEqual(self.c.cmd("STATS", "RESET"), "+OK")
-        before = {k: int(upstream_get(self.uport, "/_count/" + k)) for k in KEYS}
+        before = {k: int(upstream_req(self.uport, "GET", "/_count/" + k)) for k in KEYS}
         slowest, end = 0.0, time.time() + LOAD_S
         while time.time() < end:
             for k in KEYS:
@@ -110,7 +88,7 @@ class EarlyRefresh(unittest.TestCase):
                 self.assertEqual(self.c.cmd("HGET", self.ns + k, "id"), k.encode())
                 slowest = max(slowest, time.time() - t)
             time.sleep(0.01)
-        reads = {k: int(upstream_get(self.uport, "/_count/" + k)) - before[k] for k in KEYS}
+        reads = {k: int(upstream_req(self.uport, "GET", "/_count/" + k)) - before[k] for k in KEYS}
         return stats(self.c), reads, slowest
 
     def test_hot_keys_are_refreshed_before_they_expire(self):
