@@ -9,9 +9,11 @@ the current directory, so it works from a VPATH build and `make distcheck`.
 Standard library only (and the openssl command for a test CA).
 """
 import os
+import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 
@@ -187,9 +189,8 @@ class TestCA:
 
 # ---- a daemon's configuration ---------------------------------------------
 
-def upstream_req(port, method, path, body=b""):
-    """One request to the example upstream's control API (/_status/ID,
-    /_count, ...) on its own connection: the reply's body as text."""
+def http_raw(port, method, path, body=b""):
+    """One HTTP/1.1 request on its own connection: the whole reply, bytes."""
     s = socket.create_connection(("127.0.0.1", port), 5)
     s.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
               % (method.encode(), path.encode(), len(body), body))
@@ -200,7 +201,32 @@ def upstream_req(port, method, path, body=b""):
             break
         data += d
     s.close()
-    return data.partition(b"\r\n\r\n")[2].decode()
+    return data
+
+
+def upstream_req(port, method, path, body=b""):
+    """One request to the example upstream's control API (/_status/ID,
+    /_count, ...): the reply's body as text."""
+    return http_raw(port, method, path, body).partition(b"\r\n\r\n")[2].decode()
+
+
+def stop_all(procs, tmp, daemon):
+    """Stops PROCS (last started first) and removes TMP: the names of those
+    that did not exit cleanly. A daemon must exit 0 (a sanitizer build
+    reports leaks in its status); the others may die of the SIGTERM. When
+    one did not, the logs in TMP (other than Redis's) go to stderr."""
+    bad = []
+    for p in reversed(procs):
+        p.terminate()
+        if p.wait(10) not in (0, -15) or (p.args[0] == daemon and p.returncode != 0):
+            bad.append("%s exited %s" % (p.args[0], p.returncode))
+    if bad:
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith(".log") and not name.startswith("redis"):
+                with open(os.path.join(tmp, name)) as f:
+                    sys.stderr.write("---- %s\n%s" % (name, f.read()[-4000:]))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return bad
 
 
 def stats(c):

@@ -20,7 +20,7 @@ import unittest
 
 sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cstest import Conn, daemon_ini, free_port, stats, upstream_req, wait_port  # noqa: E402
+from cstest import Conn, daemon_ini, free_port, stats, stop_all, upstream_req, wait_port  # noqa: E402
 
 DAEMON = os.environ.get("CACHASIDED_BIN", "src/cachasided")
 UPSTREAM = os.environ.get("CACHASIDED_UPSTREAM_BIN", "tests/cachasided-example-upstream")
@@ -60,19 +60,7 @@ class EarlyRefresh(unittest.TestCase):
     def stop(self):
         if self.c:
             self.c.close()
-        bad = []
-        for p in reversed(self.procs):
-            p.terminate()
-            # The daemon stops cleanly (a sanitizer build reports leaks in its status).
-            if p.wait(10) not in (0, -15) or (p.args[0] == DAEMON and p.returncode != 0):
-                bad.append("%s exited %s" % (p.args[0], p.returncode))
-        if bad:
-            for name in sorted(os.listdir(self.tmp)):
-                if name.endswith(".log") and not name.startswith("redis"):
-                    with open(os.path.join(self.tmp, name)) as f:
-                        sys.stderr.write("---- %s\n%s" % (name, f.read()[-4000:]))
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertEqual(bad, [])
+        self.assertEqual(stop_all(self.procs, self.tmp, DAEMON), [])
 
     def load(self):
         """Warm up, then read every key about every 10 ms for LOAD_S seconds.

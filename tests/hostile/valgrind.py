@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,21 +22,7 @@ import time
 
 sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from cstest import Conn, daemon_ini, enc, free_port, wait_port  # noqa: E402
-
-
-def http(port, method, path, body=b""):
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-              % (method.encode(), path.encode(), len(body), body))
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    return data
+from cstest import Conn, daemon_ini, enc, free_port, http_raw as http, wait_port  # noqa: E402
 
 
 def expect(cond, what):
