@@ -577,7 +577,8 @@ static bool cache_near(struct cache_slot *s, const struct cs_ns *ns, struct cs_s
 {
     char key[KEYS_KEY_MAX];
     size_t kl = keys_build(key, s->q->conf, ns, id);
-    const struct near_ent *e = near_get(key, kl, ns->format == NS_RAW, fill_redis_now_ms());
+    int64_t now = fill_redis_now_ms();
+    const struct near_ent *e = near_get(key, kl, ns->format == NS_RAW, now);
 
     if (!e) {
         near_begin(&s->near);
@@ -589,7 +590,7 @@ static bool cache_near(struct cache_slot *s, const struct cs_ns *ns, struct cs_s
      * draw is made on the near hit too, or it would never be. The refresh's
      * write comes back as an invalidation, and the next read keeps the new
      * record. First: answering may free q. */
-    if (!e->nf && xfetch_due(ns, fill_redis_now_ms(), e->exp, e->delta))
+    if (!e->nf && xfetch_due(ns, now, e->exp, e->delta))
         cache_refresh_early(s, ns, id, e->exp);
     cache_answer_near(s, e);
     return true;
